@@ -1,0 +1,281 @@
+import Foundation
+import CPSKernels
+
+/// One configuration key: its dotted name, type, default and meaning.
+public struct ConfigField {
+    public enum Kind { case string, integer, float, bool, layers }
+    public let key: String
+    public let kind: Kind
+    public let defaultValue: TOMLValue
+    public let doc: String
+}
+
+/// The resolved configuration of a run: every key of the schema has a value
+/// (the file's, a command-line override's, or the default). Unknown keys and
+/// wrong types are errors that name the key.
+public struct Config: Equatable {
+    public private(set) var values: [String: TOMLValue]
+    /// Where the configuration came from, for error messages.
+    public var source: String
+
+    public static let schema: [ConfigField] = [
+        .init(key: "model.input", kind: .integer, defaultValue: .integer(784), doc: "features per sample (28x28 images: 784)"),
+        .init(key: "model.layers", kind: .layers, defaultValue: .array([
+            layer("dense", 256), layer("relu"), layer("dense", 128), layer("relu"), layer("dense", 10),
+        ]), doc: "the network, in order: {type = \"dense\", units = N} or {type = \"relu\"}"),
+        .init(key: "data.kind", kind: .string, defaultValue: .string("fashion-mnist"), doc: "\"fashion-mnist\" (gzipped IDX files in data.dir) or \"synthetic\""),
+        .init(key: "data.dir", kind: .string, defaultValue: .string("/usr/share/datasets/fashion-mnist"), doc: "folder with train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-*"),
+        .init(key: "data.synthetic_train", kind: .integer, defaultValue: .integer(4096), doc: "training samples of the synthetic data set"),
+        .init(key: "data.synthetic_test", kind: .integer, defaultValue: .integer(1024), doc: "test samples of the synthetic data set"),
+        .init(key: "train.epochs", kind: .integer, defaultValue: .integer(10), doc: "passes over the training set"),
+        .init(key: "train.max_steps", kind: .integer, defaultValue: .integer(0), doc: "stop after this many steps (0: no limit)"),
+        .init(key: "train.batch_size", kind: .integer, defaultValue: .integer(128), doc: "global batch, split over the workers"),
+        .init(key: "train.lr", kind: .float, defaultValue: .float(0.05), doc: "learning rate (SGD)"),
+        .init(key: "train.momentum", kind: .float, defaultValue: .float(0.9), doc: "SGD momentum"),
+        .init(key: "train.weight_decay", kind: .float, defaultValue: .float(0.0001), doc: "L2 weight decay, added to the gradient"),
+        .init(key: "train.seed", kind: .integer, defaultValue: .integer(1), doc: "seeds initialisation and the per-epoch shuffle"),
+        .init(key: "run.timeout_seconds", kind: .float, defaultValue: .float(120), doc: "longest wait for any message before a rank gives up"),
+        .init(key: "run.blas_threads", kind: .integer, defaultValue: .integer(1), doc: "OpenBLAS threads per worker"),
+        .init(key: "run.progress_seconds", kind: .float, defaultValue: .float(10), doc: "seconds between progress lines within an epoch"),
+        .init(key: "run.workers", kind: .integer, defaultValue: .integer(0), doc: "expected workers (0: whatever MPI starts); the launcher sets it"),
+        .init(key: "run.servers", kind: .integer, defaultValue: .integer(0), doc: "expected servers (0: whatever MPI starts); the launcher sets it"),
+    ]
+
+    static func layer(_ type: String, _ units: Int? = nil) -> TOMLValue {
+        var t = TOMLTable()
+        t["type"] = .string(type)
+        if let u = units { t["units"] = .integer(u) }
+        return .table(t)
+    }
+
+    static let fields: [String: ConfigField] = Dictionary(uniqueKeysWithValues: schema.map { ($0.key, $0) })
+
+    /// The defaults alone.
+    public init() {
+        values = Dictionary(uniqueKeysWithValues: Config.schema.map { ($0.key, $0.defaultValue) })
+        source = "defaults"
+    }
+
+    public static func load(path: String) throws -> Config {
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw PSError("configuration file not found: \(path)")
+        }
+        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+            throw PSError("cannot read configuration file \(path) (not readable UTF-8 text)")
+        }
+        return try parse(text, source: path)
+    }
+
+    public static func parse(_ text: String, source: String) throws -> Config {
+        let table = try TOML.parse(text, source: source)
+        var c = Config()
+        c.source = source
+        try c.merge(table, prefix: "")
+        try c.validate()
+        return c
+    }
+
+    mutating func merge(_ table: TOMLTable, prefix: String) throws {
+        for k in table.keys {
+            let key = prefix.isEmpty ? k : prefix + "." + k
+            let v = table[k]!
+            if Config.fields[key] == nil, case .table(let sub) = v,
+               Config.schema.contains(where: { $0.key.hasPrefix(key + ".") }) {
+                try merge(sub, prefix: key)
+                continue
+            }
+            try set(key, v)
+        }
+    }
+
+    /// Sets one key, checking that it exists and that the value has its type.
+    public mutating func set(_ key: String, _ value: TOMLValue) throws {
+        guard let f = Config.fields[key] else {
+            throw PSError("\(source): unknown configuration key '\(key)'\(Config.suggestion(for: key))")
+        }
+        values[key] = try Config.coerce(value, to: f, source: source)
+    }
+
+    /// Applies a command-line override written as `key=value` (TOML value
+    /// syntax; a bare word is taken as a string).
+    public mutating func apply(override text: String) throws {
+        guard let eq = text.firstIndex(of: "=") else {
+            throw PSError("override '\(text)' is not of the form key=value (for example train.lr=0.1)")
+        }
+        let key = text[..<eq].trimmingCharacters(in: .whitespaces)
+        let raw = text[text.index(after: eq)...].trimmingCharacters(in: .whitespaces)
+        let saved = source
+        source = "command line"
+        defer { source = saved }
+        var value: TOMLValue
+        do {
+            let t = try TOML.parse("v = \(raw)", source: "override \(key)")
+            value = t["v"]!
+        } catch {
+            value = .string(raw)
+        }
+        try set(key, value)
+        try validate()
+    }
+
+    static func coerce(_ v: TOMLValue, to f: ConfigField, source: String) throws -> TOMLValue {
+        func wrong() -> PSError {
+            PSError("\(source): key '\(f.key)' must be \(kindName(f.kind)), not \(v.typeName) \(v)")
+        }
+        switch (f.kind, v) {
+        case (.string, .string), (.integer, .integer), (.float, .float), (.bool, .bool): return v
+        case (.float, .integer(let i)): return .float(Double(i))
+        case (.layers, .array(let items)):
+            for (n, item) in items.enumerated() {
+                guard case .table(let t) = item else {
+                    throw PSError("\(source): model.layers[\(n)] must be an inline table such as {type = \"relu\"}, not \(item.typeName)")
+                }
+                guard case .string(let type)? = t["type"] else {
+                    throw PSError("\(source): model.layers[\(n)] needs a string key 'type' (\"dense\" or \"relu\")")
+                }
+                switch type {
+                case "dense":
+                    guard case .integer(let u)? = t["units"], u > 0 else {
+                        throw PSError("\(source): model.layers[\(n)] (dense) needs a positive integer 'units'")
+                    }
+                    for k in t.keys where k != "type" && k != "units" {
+                        throw PSError("\(source): unknown key '\(k)' in model.layers[\(n)] (dense takes 'units')")
+                    }
+                case "relu":
+                    for k in t.keys where k != "type" {
+                        throw PSError("\(source): unknown key '\(k)' in model.layers[\(n)] (relu takes no options)")
+                    }
+                default:
+                    throw PSError("\(source): model.layers[\(n)] has unknown type '\(type)' (known: dense, relu)")
+                }
+            }
+            return v
+        default: throw wrong()
+        }
+    }
+
+    static func kindName(_ k: ConfigField.Kind) -> String {
+        switch k {
+        case .string: return "a string"
+        case .integer: return "an integer"
+        case .float: return "a number"
+        case .bool: return "true or false"
+        case .layers: return "an array of layer tables"
+        }
+    }
+
+    static func suggestion(for key: String) -> String {
+        let best = schema.map { ($0.key, editDistance($0.key, key)) }.min { $0.1 < $1.1 }
+        if let b = best, b.1 <= 3 { return "; did you mean '\(b.0)'?" }
+        let section = key.split(separator: ".").first.map(String.init) ?? ""
+        let known = schema.filter { $0.key.hasPrefix(section + ".") }.map { $0.key }
+        return known.isEmpty ? "; known sections: model, data, train, run" : "; known keys: " + known.joined(separator: ", ")
+    }
+
+    static func editDistance(_ a: String, _ b: String) -> Int {
+        let a = Array(a), b = Array(b)
+        var prev = Array(0...b.count)
+        for i in 1...max(a.count, 1) where !a.isEmpty {
+            var cur = [i] + Array(repeating: 0, count: b.count)
+            for j in 1...max(b.count, 1) where !b.isEmpty {
+                cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+            }
+            prev = cur
+        }
+        return prev[b.count]
+    }
+
+    /// Checks ranges; the messages name the key.
+    public func validate() throws {
+        func bad(_ key: String, _ why: String) -> PSError { PSError("\(source): \(key) \(why)") }
+        if epochs < 1 { throw bad("train.epochs", "must be at least 1 (is \(epochs))") }
+        if batchSize < 1 { throw bad("train.batch_size", "must be at least 1 (is \(batchSize))") }
+        if maxSteps < 0 { throw bad("train.max_steps", "must be 0 (no limit) or positive") }
+        if !(lr > 0) || !lr.isFinite { throw bad("train.lr", "must be a positive number (is \(lr))") }
+        if !(momentum >= 0 && momentum < 1) { throw bad("train.momentum", "must be in [0, 1) (is \(momentum))") }
+        if !(weightDecay >= 0) { throw bad("train.weight_decay", "must be 0 or positive") }
+        if !(timeoutSeconds > 0) { throw bad("run.timeout_seconds", "must be positive") }
+        if blasThreads < 1 { throw bad("run.blas_threads", "must be at least 1") }
+        if inputSize < 1 { throw bad("model.input", "must be positive") }
+        if !["fashion-mnist", "synthetic"].contains(dataKind) {
+            throw bad("data.kind", "must be \"fashion-mnist\" or \"synthetic\" (is \"\(dataKind)\")")
+        }
+        if syntheticTrain < 1 || syntheticTest < 1 { throw bad("data.synthetic_train/test", "must be positive") }
+        if expectedWorkers < 0 || expectedServers < 0 { throw bad("run.workers/servers", "must be 0 or positive") }
+        _ = try layerSpecs()
+    }
+
+    // MARK: typed access
+
+    func int(_ k: String) -> Int { if case .integer(let v)? = values[k] { return v }; fatalError("config key \(k)") }
+    func double(_ k: String) -> Double { if case .float(let v)? = values[k] { return v }; fatalError("config key \(k)") }
+    func string(_ k: String) -> String { if case .string(let v)? = values[k] { return v }; fatalError("config key \(k)") }
+
+    public var inputSize: Int { int("model.input") }
+    public var dataKind: String { string("data.kind") }
+    public var dataDir: String { string("data.dir") }
+    public var syntheticTrain: Int { int("data.synthetic_train") }
+    public var syntheticTest: Int { int("data.synthetic_test") }
+    public var epochs: Int { int("train.epochs") }
+    public var maxSteps: Int { int("train.max_steps") }
+    public var batchSize: Int { int("train.batch_size") }
+    public var lr: Double { double("train.lr") }
+    public var momentum: Double { double("train.momentum") }
+    public var weightDecay: Double { double("train.weight_decay") }
+    public var seed: UInt64 { UInt64(bitPattern: Int64(int("train.seed"))) }
+    public var timeoutSeconds: Double { double("run.timeout_seconds") }
+    public var blasThreads: Int { int("run.blas_threads") }
+    public var progressSeconds: Double { double("run.progress_seconds") }
+    public var expectedWorkers: Int { int("run.workers") }
+    public var expectedServers: Int { int("run.servers") }
+
+    public enum LayerSpec: Equatable { case dense(units: Int), relu }
+
+    public func layerSpecs() throws -> [LayerSpec] {
+        guard case .array(let items)? = values["model.layers"] else { return [] }
+        if items.isEmpty { throw PSError("\(source): model.layers is empty; the network needs at least one dense layer") }
+        return items.map { item in
+            guard case .table(let t) = item, case .string(let type)? = t["type"] else { return .relu }
+            if type == "dense", case .integer(let u)? = t["units"] { return .dense(units: u) }
+            return .relu
+        }
+    }
+
+    // MARK: canonical form
+
+    /// The whole resolved configuration as TOML, in schema order. This is
+    /// what run.toml holds and what the configuration hash is taken over.
+    public var canonicalTOML: String {
+        var out = ""
+        var section = ""
+        for f in Config.schema {
+            let parts = f.key.split(separator: ".", maxSplits: 1).map(String.init)
+            if parts[0] != section {
+                section = parts[0]
+                out += (out.isEmpty ? "" : "\n") + "[\(section)]\n"
+            }
+            let v = values[f.key]!
+            if f.kind == .layers, case .array(let items) = v {
+                out += "\(parts[1]) = [\n" + items.map { "  \($0.description),\n" }.joined() + "]\n"
+            } else {
+                out += "\(parts[1]) = \(v.description)\n"
+            }
+        }
+        return out
+    }
+
+    /// XXH64 of the canonical form: ranks compare it at start-up.
+    public var hash: UInt64 {
+        let bytes = Array(canonicalTOML.utf8)
+        return bytes.withUnsafeBytes { pst_xxh64($0.baseAddress, $0.count, 0) }
+    }
+
+    /// The keys whose values differ, with both values: for the message that
+    /// tells a person why two ranks disagree.
+    public func differences(from other: Config) -> [(key: String, mine: String, theirs: String)] {
+        Config.schema.compactMap { f in
+            let a = values[f.key]!, b = other.values[f.key]!
+            return a == b ? nil : (f.key, a.description, b.description)
+        }
+    }
+}

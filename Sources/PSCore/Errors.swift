@@ -1,0 +1,6 @@
+/// An error a person can act on: it says what is wrong, where, and what to do.
+public struct PSError: Error, CustomStringConvertible, Equatable {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}

@@ -1,0 +1,163 @@
+/// Where one parameter tensor lives in the model's flat parameter vector.
+public struct TensorSlot: Equatable {
+    public let index: Int
+    public let spec: ParamSpec
+    public let offset: Int
+    public var count: Int { spec.count }
+    public var name: String { spec.name }
+}
+
+/// The layout of a model's parameters, shared by servers (which own slices of
+/// it) and workers (which hold all of it). Tensors are laid end to end in
+/// layer order; names follow PyTorch's nn.Sequential ("layers.0.weight").
+public struct ModelLayout: Equatable {
+    public let tensors: [TensorSlot]
+    public let totalCount: Int
+
+    public init(specs: [ParamSpec]) {
+        var off = 0
+        var slots: [TensorSlot] = []
+        for (i, s) in specs.enumerated() {
+            slots.append(TensorSlot(index: i, spec: s, offset: off))
+            off += s.count
+        }
+        tensors = slots
+        totalCount = off
+    }
+
+    /// Writes the initial values of global elements [lo, hi) into `out`.
+    /// Each element depends on (seed, tensor index, element index) alone.
+    public func initialize(seed: UInt64, range lo: Int, _ hi: Int, into out: UnsafeMutablePointer<Float>) {
+        for t in tensors {
+            let a = max(lo, t.offset), b = min(hi, t.offset + t.count)
+            if a >= b { continue }
+            switch t.spec.initializer {
+            case .zeros:
+                (out + (a - lo)).update(repeating: 0, count: b - a)
+            case .uniform(let bound):
+                for g in a..<b {
+                    let u = CounterRNG.uniform(seed: seed, stream: UInt64(t.index), index: UInt64(g - t.offset))
+                    out[g - lo] = (2 * u - 1) * bound
+                }
+            }
+        }
+    }
+}
+
+/// A sequential network with its activation buffers for up to `capacity`
+/// samples. One instance per worker: not shared between threads.
+public final class Model {
+    public let layers: [Layer]
+    public let layout: ModelLayout
+    public let inputSize: Int
+    public let classes: Int
+    public let capacity: Int
+    /// Where each layer's parameters start in the flat vector.
+    let paramOffsets: [Int]
+    /// acts[0] is the input; acts[i+1] is layer i's output. (capacity, size)
+    let acts: [FloatBuffer]
+    /// Gradients of the activations, same shapes as acts[1...].
+    let dActs: [FloatBuffer]
+
+    public init(inputSize: Int, specs: [Config.LayerSpec], capacity: Int) throws {
+        var layers: [Layer] = []
+        var size = inputSize
+        for (i, s) in specs.enumerated() {
+            switch s {
+            case .dense(let units):
+                layers.append(Dense(name: "layers.\(i)", inputs: size, outputs: units))
+                size = units
+            case .relu:
+                layers.append(ReLU(size: size))
+            }
+        }
+        guard layers.contains(where: { !$0.parameters.isEmpty }) else {
+            throw PSError("model.layers has no dense layer: nothing to train")
+        }
+        self.layers = layers
+        self.inputSize = inputSize
+        self.classes = size
+        self.capacity = capacity
+        layout = ModelLayout(specs: layers.flatMap { $0.parameters })
+        var offs: [Int] = []
+        var off = 0
+        for l in layers { offs.append(off); off += l.parameters.reduce(0) { $0 + $1.count } }
+        paramOffsets = offs
+        acts = [FloatBuffer(count: capacity * inputSize)] + layers.map { FloatBuffer(count: capacity * $0.outputSize) }
+        dActs = layers.map { FloatBuffer(count: capacity * $0.outputSize) }
+    }
+
+    public convenience init(config: Config, capacity: Int) throws {
+        try self.init(inputSize: config.inputSize, specs: config.layerSpecs(), capacity: capacity)
+    }
+
+    /// The input buffer: fill (batch, inputSize) before forward.
+    public var input: UnsafeMutablePointer<Float> { acts[0].pointer }
+    public var logits: UnsafeMutablePointer<Float> { acts[layers.count].pointer }
+
+    public func forward(batch: Int, params: UnsafePointer<Float>) {
+        precondition(batch <= capacity)
+        for (i, l) in layers.enumerated() {
+            l.forward(x: acts[i].pointer, y: acts[i + 1].pointer, batch: batch, params: params + paramOffsets[i])
+        }
+    }
+
+    /// Forward, loss and backward for one microbatch whose input is already in
+    /// `input`. Gradients of sum(loss) * gradScale go to `grads` (all of it is
+    /// overwritten). Returns the summed loss and the correct count.
+    public func trainStep(batch: Int, labels: UnsafePointer<UInt8>, gradScale: Float,
+                          params: UnsafePointer<Float>, grads: UnsafeMutablePointer<Float>) -> (lossSum: Double, correct: Int) {
+        forward(batch: batch, params: params)
+        let last = layers.count - 1
+        let r = SoftmaxCrossEntropy.evaluate(logits: logits, labels: labels, batch: batch, classes: classes,
+                                             dlogits: dActs[last].pointer, gradScale: gradScale)
+        backward(batch: batch, params: params, grads: grads)
+        return r
+    }
+
+    /// Backward from dActs[last] (already holding dLoss/dlogits).
+    public func backward(batch: Int, params: UnsafePointer<Float>, grads: UnsafeMutablePointer<Float>) {
+        var i = layers.count - 1
+        while i >= 0 {
+            let l = layers[i]
+            // The first layer's input gradient is never needed.
+            let dx: UnsafeMutablePointer<Float>? = i > 0 ? dActs[i - 1].pointer : nil
+            l.backward(x: acts[i].pointer, y: acts[i + 1].pointer, dy: dActs[i].pointer, dx: dx, batch: batch,
+                       params: params + paramOffsets[i], grads: grads + paramOffsets[i])
+            i -= 1
+        }
+    }
+
+    /// Loss sum and correct count of a batch, forward only.
+    public func evaluate(batch: Int, labels: UnsafePointer<UInt8>, params: UnsafePointer<Float>) -> (lossSum: Double, correct: Int) {
+        forward(batch: batch, params: params)
+        return SoftmaxCrossEntropy.evaluate(logits: logits, labels: labels, batch: batch, classes: classes,
+                                            dlogits: nil, gradScale: 0)
+    }
+
+    /// Gradient of the loss w.r.t. the logits, for tests: dActs of the last layer.
+    public var dLogits: UnsafeMutablePointer<Float> { dActs[layers.count - 1].pointer }
+}
+
+/// SGD with momentum and weight decay (PyTorch's semantics), in FP32 on a
+/// server's slice: g += wd * w; v = mu * v + g; w -= lr * v.
+public struct SGD {
+    public var lr: Float
+    public var momentum: Float
+    public var weightDecay: Float
+
+    public init(lr: Float, momentum: Float, weightDecay: Float) {
+        self.lr = lr; self.momentum = momentum; self.weightDecay = weightDecay
+    }
+
+    public func apply(weights w: UnsafeMutablePointer<Float>, velocity v: UnsafeMutablePointer<Float>,
+                      grads g: UnsafePointer<Float>, count n: Int) {
+        let lr = self.lr, mu = momentum, wd = weightDecay
+        for i in 0..<n {
+            let gi = g[i] + wd * w[i]
+            let vi = mu * v[i] + gi
+            v[i] = vi
+            w[i] -= lr * vi
+        }
+    }
+}

@@ -1,0 +1,101 @@
+import Foundation
+
+/// A JSON value for run-log records.
+public enum JSONValue {
+    case int(Int)
+    case double(Double)
+    case string(String)
+    case bool(Bool)
+    case null
+    case array([JSONValue])
+
+    func write(into s: inout String) {
+        switch self {
+        case .int(let i): s += String(i)
+        case .double(let d):
+            if d.isFinite {
+                // Shortest round-tripping form; integers keep a ".0".
+                var t = "\(d)"
+                if t.contains("e") == false && t.contains(".") == false { t += ".0" }
+                s += t
+            } else { s += "null" }
+        case .string(let v): s += jsonQuote(v)
+        case .bool(let b): s += b ? "true" : "false"
+        case .null: s += "null"
+        case .array(let a):
+            s += "["
+            for (i, v) in a.enumerated() { if i > 0 { s += "," }; v.write(into: &s) }
+            s += "]"
+        }
+    }
+}
+
+func jsonQuote(_ v: String) -> String {
+    var s = "\""
+    for u in v.unicodeScalars {
+        switch u {
+        case "\"": s += "\\\""
+        case "\\": s += "\\\\"
+        case "\n": s += "\\n"
+        case "\r": s += "\\r"
+        case "\t": s += "\\t"
+        default:
+            if u.value < 0x20 { s += String(format: "\\u%04x", u.value) } else { s.unicodeScalars.append(u) }
+        }
+    }
+    return s + "\""
+}
+
+/// Appends one JSON object per line to a rank's log file (docs/run-log.md).
+/// Lines are buffered and written at `flush()` (once per step), so a crash
+/// loses at most the lines of the step in progress and can truncate only the
+/// last line.
+public final class RunLog {
+    public static let schemaVersion = 1
+    let fd: Int32
+    public let path: String
+    var buffer: [UInt8] = []
+    let fixed: String
+
+    /// Opens (creating folders) `path` for appending. `fixed` fields (run id,
+    /// rank, role) go into every record.
+    public init(path: String, fixed: [(String, JSONValue)]) throws {
+        let dir = (path as NSString).deletingLastPathComponent
+        do {
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        } catch {
+            throw PSError("cannot create log folder \(dir): \(error.localizedDescription)")
+        }
+        fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        if fd < 0 { throw PSError("cannot open log file \(path): \(String(cString: strerror(errno)))") }
+        self.path = path
+        var f = ""
+        for (k, v) in fixed { f += ",\(jsonQuote(k)):"; v.write(into: &f) }
+        self.fixed = f
+    }
+
+    deinit { flush(); close(fd) }
+
+    /// Adds a record: {"v":1,"event":..., "t": unix seconds, fixed..., fields...}.
+    public func write(_ event: String, _ fields: [(String, JSONValue)]) {
+        var s = "{\"v\":\(RunLog.schemaVersion),\"event\":\(jsonQuote(event)),\"t\":"
+        JSONValue.double((Date().timeIntervalSince1970 * 1e6).rounded() / 1e6).write(into: &s)
+        s += fixed
+        for (k, v) in fields { s += ",\(jsonQuote(k)):"; v.write(into: &s) }
+        s += "}\n"
+        buffer.append(contentsOf: s.utf8)
+    }
+
+    public func flush() {
+        guard !buffer.isEmpty else { return }
+        buffer.withUnsafeBytes { b in
+            var off = 0
+            while off < b.count {
+                let n = Foundation.write(fd, b.baseAddress! + off, b.count - off)
+                if n <= 0 { if errno == EINTR { continue }; break }
+                off += n
+            }
+        }
+        buffer.removeAll(keepingCapacity: true)
+    }
+}

@@ -1,0 +1,136 @@
+import CMPI
+import CPSKernels
+import Foundation
+import PSCore
+
+/// An Open MPI call that failed: the function and Open MPI's own words.
+public struct MPIError: Error, CustomStringConvertible {
+    public let function: String
+    public let code: Int32
+    public var description: String {
+        var buf = [CChar](repeating: 0, count: Int(pst_mpi_max_error_string()) + 1)
+        var len: Int32 = 0
+        MPI_Error_string(code, &buf, &len)
+        return "\(function) failed (code \(code)): \(String(cString: buf))"
+    }
+}
+
+@inline(__always)
+func check(_ rc: Int32, _ function: String) throws {
+    if rc != MPI_SUCCESS { throw MPIError(function: function, code: rc) }
+}
+
+/// The Transport over Open MPI point-to-point messages on MPI_COMM_WORLD.
+///
+/// Waiting polls MPI_Test: it spins for a short while (a reply is often
+/// microseconds away), then sleeps in short naps so that a waiting rank
+/// leaves the core to the ranks that compute (servers and workers share
+/// cores on small machines).
+public final class MPITransport: Transport {
+    public let rank: Int
+    public let size: Int
+    let comm: MPI_Comm?
+    var requests: [Int: MPI_Request?] = [:]
+    var nextID = 0
+    /// Seconds of spinning before napping, and the nap length.
+    public var spinSeconds = 50e-6
+    public var napNanoseconds = 20_000
+
+    /// Initialises MPI (once per process). Never call this inside a test
+    /// runner: MPI_Init forks daemons that can hang it (MACHINE-FACTS.md).
+    public static func initialize() throws -> MPITransport {
+        var provided: Int32 = 0
+        var argc: Int32 = 0
+        var argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = nil
+        try check(MPI_Init_thread(&argc, &argv, Int32(MPI_THREAD_FUNNELED), &provided), "MPI_Init_thread")
+        let comm = pst_mpi_comm_world()
+        try check(MPI_Comm_set_errhandler(comm, pst_mpi_errors_return()), "MPI_Comm_set_errhandler")
+        var r: Int32 = 0, s: Int32 = 0
+        try check(MPI_Comm_rank(comm, &r), "MPI_Comm_rank")
+        try check(MPI_Comm_size(comm, &s), "MPI_Comm_size")
+        _ = pst_set_timer_slack_ns(1000)
+        return MPITransport(rank: Int(r), size: Int(s), comm: comm)
+    }
+
+    init(rank: Int, size: Int, comm: MPI_Comm?) {
+        self.rank = rank; self.size = size; self.comm = comm
+    }
+
+    public func finalize() { MPI_Finalize() }
+
+    public func isend(_ buffer: UnsafeRawBufferPointer, to peer: Int, tag: Int32) throws -> TransportRequest {
+        var req: MPI_Request? = pst_mpi_request_null()
+        try check(MPI_Isend(buffer.baseAddress, Int32(buffer.count), pst_mpi_byte(), Int32(peer), tag, comm, &req), "MPI_Isend")
+        nextID += 1
+        requests[nextID] = req
+        return TransportRequest(id: nextID, peer: peer, isReceive: false)
+    }
+
+    public func irecv(_ buffer: UnsafeMutableRawBufferPointer, from peer: Int, tag: Int32) throws -> TransportRequest {
+        var req: MPI_Request? = pst_mpi_request_null()
+        try check(MPI_Irecv(buffer.baseAddress, Int32(buffer.count), pst_mpi_byte(), Int32(peer), tag, comm, &req), "MPI_Irecv")
+        nextID += 1
+        requests[nextID] = req
+        return TransportRequest(id: nextID, peer: peer, isReceive: true)
+    }
+
+    public func waitAll(_ reqs: [TransportRequest], timeout: Double) throws -> [Int] {
+        var counts = [Int](repeating: 0, count: reqs.count)
+        var open = Array(reqs.indices)
+        let start = Self.clock()
+        var napping = false
+        while !open.isEmpty {
+            var still: [Int] = []
+            for i in open {
+                let id = reqs[i].id
+                guard var req = requests[id] else { continue }
+                var flag: Int32 = 0
+                var status = MPI_Status()
+                try check(MPI_Test(&req, &flag, &status), "MPI_Test")
+                if flag != 0 {
+                    requests[id] = nil
+                    if reqs[i].isReceive {
+                        if status.MPI_ERROR != MPI_SUCCESS && status.MPI_ERROR != 0 {
+                            throw MPIError(function: "MPI_Irecv from rank \(reqs[i].peer)", code: status.MPI_ERROR)
+                        }
+                        var n: Int32 = 0
+                        try check(MPI_Get_count(&status, pst_mpi_byte(), &n), "MPI_Get_count")
+                        counts[i] = Int(n)
+                    }
+                } else {
+                    requests[id] = req
+                    still.append(i)
+                }
+            }
+            open = still
+            if open.isEmpty { break }
+            let elapsed = Self.clock() - start
+            if elapsed > timeout {
+                throw TransportTimeout(peer: reqs[open[0]].peer, seconds: timeout)
+            }
+            if napping || elapsed > spinSeconds {
+                napping = true
+                var ts = timespec(tv_sec: 0, tv_nsec: napNanoseconds)
+                nanosleep(&ts, nil)
+            }
+        }
+        return counts
+    }
+
+    public func allgather(_ mine: [UInt8]) throws -> [[UInt8]] {
+        var all = [UInt8](repeating: 0, count: mine.count * size)
+        try mine.withUnsafeBytes { m in
+            try all.withUnsafeMutableBytes { a in
+                try check(MPI_Allgather(m.baseAddress, Int32(mine.count), pst_mpi_byte(),
+                                        a.baseAddress, Int32(mine.count), pst_mpi_byte(), comm), "MPI_Allgather")
+            }
+        }
+        return (0..<size).map { Array(all[($0 * mine.count)..<(($0 + 1) * mine.count)]) }
+    }
+
+    static func clock() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+    }
+}

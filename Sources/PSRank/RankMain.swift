@@ -1,0 +1,162 @@
+import CBLAS
+import CPSKernels
+import Foundation
+import PSCore
+import PSMPI
+
+/// What `pstrain-server` and `pstrain-worker` do: read the arguments, start
+/// MPI, announce this rank, check the world, run the role, report.
+///
+///     pstrain-server|pstrain-worker --config FILE [--run-dir DIR] [--set key=value]...
+public enum RankMain {
+    struct Arguments {
+        var config: String?
+        var runDir: String?
+        var overrides: [String] = []
+    }
+
+    static let usage = "usage: pstrain-server|pstrain-worker --config FILE [--run-dir DIR] [--set key=value]..."
+
+    static func parse(_ args: [String]) throws -> Arguments {
+        var a = Arguments()
+        var i = 0
+        func value(_ flag: String) throws -> String {
+            i += 1
+            guard i < args.count else { throw PSError("\(flag) needs a value; \(usage)") }
+            return args[i]
+        }
+        while i < args.count {
+            switch args[i] {
+            case "--config": a.config = try value("--config")
+            case "--run-dir": a.runDir = try value("--run-dir")
+            case "--set": a.overrides.append(try value("--set"))
+            default: throw PSError("unknown argument '\(args[i])'; \(usage)")
+            }
+            i += 1
+        }
+        return a
+    }
+
+    /// XXH64 over the two rank executables next to this one: ranks started
+    /// from different builds disagree on it.
+    static func buildHash() -> UInt64 {
+        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        let dir = (exe as NSString).deletingLastPathComponent
+        var h: UInt64 = 0x5053_5452_4149_4E00
+        for name in ["pstrain-server", "pstrain-worker"] {
+            let bytes = FileManager.default.contents(atPath: dir + "/" + name) ?? Data(name.utf8)
+            h = bytes.withUnsafeBytes { pst_xxh64($0.baseAddress, $0.count, h) }
+        }
+        return h
+    }
+
+    static func stderrLine(_ s: String) {
+        FileHandle.standardError.write((s + "\n").data(using: .utf8)!)
+    }
+
+    public static func main(role: Role) -> Never {
+        setvbuf(stdout, nil, _IOLBF, 0)
+        let exeName = "pstrain-\(role.name)"
+        if CommandLine.arguments.contains("--help") || CommandLine.arguments.contains("-h") {
+            print(usage)
+            print("Run under mpirun, servers first; see `pstrain launch --help`.")
+            exit(0)
+        }
+        let transport: MPITransport
+        do { transport = try MPITransport.initialize() } catch {
+            stderrLine("\(exeName): error: cannot start MPI: \(error). Start the ranks with mpirun or `pstrain launch`.")
+            exit(1)
+        }
+        let rank = transport.rank
+
+        // Everything that can fail locally is done before the hello exchange,
+        // so that all ranks learn of it together and stop with one message.
+        var startError = ""
+        var config = Config()
+        var data: DataSplit?
+        var runDirProposal = ""
+        do {
+            let args = try parse(Array(CommandLine.arguments.dropFirst()))
+            guard let path = args.config else { throw PSError("--config FILE is required; \(usage)") }
+            config = try Config.load(path: path)
+            for o in args.overrides { try config.apply(override: o) }
+            runDirProposal = args.runDir ?? "runs/mpirun-\(Int(Date().timeIntervalSince1970))"
+            if role == .worker {
+                openblas_set_num_threads(Int32(config.blasThreads))
+                data = try DataSplit.load(config: config)
+            }
+        } catch {
+            startError = "\(error)"
+        }
+        var host = [CChar](repeating: 0, count: 256)
+        gethostname(&host, 255)
+        let hello = RankHello(role: role, configHash: config.hash, buildHash: buildHash(), pid: getpid(),
+                              configLength: config.canonicalTOML.utf8.count, host: String(cString: host),
+                              runDir: runDirProposal, error: startError, trainCount: data?.train.count ?? 0)
+        let world: World
+        do {
+            let all = try transport.allgather(hello.encode())
+            world = World(hellos: all.map { RankHello.decode($0)! })
+            var configs: [Config]?
+            if Set(world.hellos.map { $0.configHash }).count > 1 && world.hellos.allSatisfy({ $0.error.isEmpty }) {
+                let len = world.hellos.map { $0.configLength }.max()!
+                var mine = Array(config.canonicalTOML.utf8)
+                mine += [UInt8](repeating: 0, count: len - mine.count)
+                let texts = try transport.allgather(mine)
+                configs = try texts.enumerated().map { (r, t) in
+                    let s = String(decoding: t.prefix { $0 != 0 }, as: UTF8.self)
+                    return try Config.parse(s, source: "rank \(r)")
+                }
+            }
+            var problem = world.problem(configs: configs, expectWorkers: config.expectedWorkers, expectServers: config.expectedServers)
+            if problem == nil {
+                let counts = Set(world.workerRanks.map { world.hellos[$0].trainCount })
+                if counts.count > 1 { problem = "workers loaded training sets of different sizes: \(counts.sorted())" }
+            }
+            if let problem {
+                if rank == 0 { stderrLine("pstrain: error: the job cannot start:\n" + problem) }
+                transport.finalize()
+                exit(2)
+            }
+        } catch {
+            stderrLine("\(exeName) (rank \(rank)): error: start-up exchange failed: \(error)")
+            exit(1)
+        }
+
+        let index = world.index(ofRank: rank)
+        let me = world.describe(rank)
+        let runDir = world.hellos[0].runDir
+        var log: RunLog?
+        do {
+            log = try RunLog(path: "\(runDir)/logs/\(role.name)-\(index).jsonl",
+                             fixed: [("run", .string((runDir as NSString).lastPathComponent)), ("rank", .int(rank)),
+                                     ("role", .string(role.name)), ("index", .int(index))])
+        } catch {
+            stderrLine("\(exeName)[\(me)]: error: \(error)")
+            exit(1)
+        }
+        log?.write("hello", [("config_hash", .string(String(config.hash, radix: 16))),
+                             ("build", .string(String(hello.buildHash, radix: 16))),
+                             ("host", .string(hello.host)), ("pid", .int(Int(hello.pid))),
+                             ("servers", .int(world.servers)), ("workers", .int(world.workers))])
+        let ctx = RankContext(config: config, world: world, transport: transport, log: log, say: { print($0) })
+        do {
+            switch role {
+            case .server:
+                let layout = try Model(config: config, capacity: 1).layout
+                let trainCount = world.hellos[world.workerRanks[0]].trainCount
+                try ServerRole(context: ctx, layout: layout, trainCount: trainCount).run()
+            case .worker:
+                try WorkerRole(context: ctx, data: data!).run()
+            }
+        } catch {
+            log?.write("error", [("message", .string("\(error)"))])
+            log?.flush()
+            stderrLine("\(exeName)[\(me)]: error: \(error)")
+            exit(1)
+        }
+        log?.flush()
+        transport.finalize()
+        exit(0)
+    }
+}

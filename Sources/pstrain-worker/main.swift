@@ -1,0 +1,2 @@
+import PSRank
+RankMain.main(role: .worker)
