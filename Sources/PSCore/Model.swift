@@ -55,7 +55,7 @@ public final class Model {
     /// Where each layer's parameters start in the flat vector.
     let paramOffsets: [Int]
     /// acts[0] is the input; acts[i+1] is layer i's output. (capacity, size)
-    let acts: [FloatBuffer]
+    public let acts: [FloatBuffer]
     /// Gradients of the activations, same shapes as acts[1...].
     let dActs: [FloatBuffer]
 

@@ -1,1 +1,15 @@
-print("todo")
+import ArgumentParser
+
+/// pstrain: launch distributed training, resume it, inspect it.
+struct PSTrain: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pstrain",
+        abstract: "Parameter-server training over MPI: launch a run and read its results.",
+        discussion: """
+        A run is one directory (runs/<name>/) with its configuration (run.toml), \
+        the launcher's events (events.jsonl) and one JSON-lines log per rank (logs/).
+        """,
+        subcommands: [Launch.self])
+}
+
+PSTrain.main()

@@ -1,0 +1,54 @@
+// pstrain-bench: micro-benchmarks of the hot paths, run by scripts/bench.
+//   pstrain-bench compute [--batch N] [--iters N]   forward+backward of the default MLP
+import CBLAS
+import Foundation
+import PSCore
+
+func seconds(_ body: () -> Void) -> Double {
+    let t0 = DispatchTime.now().uptimeNanoseconds
+    body()
+    return Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9
+}
+
+func median(_ xs: [Double]) -> Double { let s = xs.sorted(); return s[s.count / 2] }
+
+func benchCompute(batch: Int, iters: Int) throws {
+    openblas_set_num_threads(1)
+    let cfg = Config()
+    let m = try Model(config: cfg, capacity: batch)
+    let n = m.layout.totalCount
+    let params = FloatBuffer(count: n), grads = FloatBuffer(count: n)
+    m.layout.initialize(seed: 1, range: 0, n, into: params.pointer)
+    let data = DataSplit.synthetic(train: 4096, test: 16, features: 784, classes: 10, seed: 1)
+    let labels = UnsafeMutablePointer<UInt8>.allocate(capacity: batch)
+    var gather: [Double] = [], step: [Double] = []
+    for it in 0..<iters {
+        let rows = ((it * batch)..<((it + 1) * batch)).map { $0 % data.train.count }
+        gather.append(seconds { data.train.gather(rows, into: m.input, labels: labels) })
+        step.append(seconds { _ = m.trainStep(batch: batch, labels: labels, gradScale: 1 / Float(batch), params: params.pointer, grads: grads.pointer) })
+    }
+    let flops = 2.0 * Double(batch) * (784 * 256 + 256 * 128 + 128 * 10) * 3 - 2.0 * Double(batch) * 784 * 256
+    print(String(format: "compute  batch %d: gather %.3f ms, forward+backward %.3f ms (%.1f GFLOP/s sgemm-equivalent), %.0f samples/s per core",
+                 batch, median(gather) * 1e3, median(step) * 1e3, flops / median(step) / 1e9, Double(batch) / (median(step) + median(gather))))
+    // Pieces: each layer alone
+    for (i, l) in m.layers.enumerated() {
+        let off = 0
+        _ = off
+        var f: [Double] = []
+        for _ in 0..<iters { f.append(seconds { l.forward(x: m.acts[i].pointer, y: m.acts[i + 1].pointer, batch: batch, params: params.pointer) }) }
+        print(String(format: "  layer %d %@ forward %.3f ms", i, l.kind, median(f) * 1e3))
+    }
+}
+
+let args = Array(CommandLine.arguments.dropFirst())
+func opt(_ name: String, _ d: Int) -> Int {
+    if let i = args.firstIndex(of: name), i + 1 < args.count, let v = Int(args[i + 1]) { return v }
+    return d
+}
+switch args.first {
+case "compute":
+    try benchCompute(batch: opt("--batch", 64), iters: opt("--iters", 200))
+default:
+    print("usage: pstrain-bench compute [--batch N] [--iters N]")
+    exit(2)
+}
