@@ -31,6 +31,7 @@ public struct Config: Equatable {
         .init(key: "train.max_steps", kind: .integer, defaultValue: .integer(0), doc: "stop after this many steps (0: no limit)"),
         .init(key: "train.batch_size", kind: .integer, defaultValue: .integer(128), doc: "global batch, split over the workers"),
         .init(key: "train.lr", kind: .float, defaultValue: .float(0.05), doc: "learning rate (SGD)"),
+        .init(key: "train.lr_schedule", kind: .string, defaultValue: .string("cosine"), doc: "\"constant\", or \"cosine\" (decay from train.lr to 0 over the run)"),
         .init(key: "train.momentum", kind: .float, defaultValue: .float(0.9), doc: "SGD momentum"),
         .init(key: "train.weight_decay", kind: .float, defaultValue: .float(0.0001), doc: "L2 weight decay, added to the gradient"),
         .init(key: "train.seed", kind: .integer, defaultValue: .integer(1), doc: "seeds initialisation and the per-epoch shuffle"),
@@ -79,8 +80,7 @@ public struct Config: Equatable {
         for k in table.keys {
             let key = prefix.isEmpty ? k : prefix + "." + k
             let v = table[k]!
-            if Config.fields[key] == nil, case .table(let sub) = v,
-               Config.schema.contains(where: { $0.key.hasPrefix(key + ".") }) {
+            if Config.fields[key] == nil, case .table(let sub) = v {
                 try merge(sub, prefix: key)
                 continue
             }
@@ -192,6 +192,9 @@ public struct Config: Equatable {
         if batchSize < 1 { throw bad("train.batch_size", "must be at least 1 (is \(batchSize))") }
         if maxSteps < 0 { throw bad("train.max_steps", "must be 0 (no limit) or positive") }
         if !(lr > 0) || !lr.isFinite { throw bad("train.lr", "must be a positive number (is \(lr))") }
+        if !["constant", "cosine"].contains(lrSchedule) {
+            throw bad("train.lr_schedule", "must be \"constant\" or \"cosine\" (is \"\(lrSchedule)\")")
+        }
         if !(momentum >= 0 && momentum < 1) { throw bad("train.momentum", "must be in [0, 1) (is \(momentum))") }
         if !(weightDecay >= 0) { throw bad("train.weight_decay", "must be 0 or positive") }
         if !(timeoutSeconds > 0) { throw bad("run.timeout_seconds", "must be positive") }
@@ -221,6 +224,15 @@ public struct Config: Equatable {
     public var batchSize: Int { int("train.batch_size") }
     public var lr: Double { double("train.lr") }
     public var momentum: Double { double("train.momentum") }
+    public var lrSchedule: String { string("train.lr_schedule") }
+
+    /// The learning rate of step `step` of a run of `total` steps.
+    public func learningRate(step: Int, total: Int) -> Double {
+        switch lrSchedule {
+        case "cosine": return lr * 0.5 * (1 + cos(Double.pi * Double(step) / Double(max(total, 1))))
+        default: return lr
+        }
+    }
     public var weightDecay: Double { double("train.weight_decay") }
     public var seed: UInt64 { UInt64(bitPattern: Int64(int("train.seed"))) }
     public var timeoutSeconds: Double { double("run.timeout_seconds") }

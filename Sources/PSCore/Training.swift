@@ -99,7 +99,7 @@ public final class ServerRole {
         let (perEpoch, total) = try ctx.schedule(trainCount: trainCount)
         let n = range.count
         let W = world.workers
-        let sgd = SGD(lr: Float(cfg.lr), momentum: Float(cfg.momentum), weightDecay: Float(cfg.weightDecay))
+        var sgd = SGD(lr: Float(cfg.lr), momentum: Float(cfg.momentum), weightDecay: Float(cfg.weightDecay))
         let paramFrame = FrameBuffer(payloadCapacity: n * 4)
         let gradFrames = (0..<W).map { _ in FrameBuffer(payloadCapacity: n * 4) }
         let evalFrames = (0..<W).map { _ in FrameBuffer(payloadCapacity: 24) }
@@ -154,6 +154,7 @@ public final class ServerRole {
                     for i in 0..<n { s[i] += g[i] }
                 }
             }
+            sgd.lr = Float(cfg.learningRate(step: step, total: total))
             sgd.apply(weights: weights.pointer, velocity: velocity.pointer, grads: gradSum.pointer, count: n)
             let applied = now() - applyStart
             try sendParams(version: step + 1)
@@ -161,6 +162,7 @@ public final class ServerRole {
             let end = now()
             let loss = lossSum / max(samples, 1)
             ctx.log?.write("step", [("step", .int(step)), ("epoch", .int(step / perEpoch)), ("loss", .double(loss)),
+                                    ("lr", .double(Double(sgd.lr))),
                                     ("samples", .int(Int(samples))), ("step_s", .double(end - stepStart)),
                                     ("wait_s", .double(waited)), ("apply_s", .double(applied)),
                                     ("bytes_recv", .int(bytesIn)), ("bytes_sent", .int(paramFrame.length * W)),

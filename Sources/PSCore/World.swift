@@ -120,7 +120,7 @@ public struct World {
         let builds = Set(hellos.map { $0.buildHash })
         if builds.count > 1 {
             let groups = Dictionary(grouping: hellos.indices, by: { hellos[$0].buildHash })
-            let lines = groups.keys.sorted().map { "  build \(String($0, radix: 16)): \(describeGroup(groups[$0]!.sorted()))" }
+            let lines = groups.keys.sorted().map { "build \(String($0, radix: 16)): \(describeGroup(groups[$0]!.sorted()))" }
             return "ranks run different pstrain builds; start every rank from the same build:\n" + lines.joined(separator: "\n")
         }
         // 4. different configurations
@@ -132,12 +132,12 @@ public struct World {
                 if let configs {
                     let diffs = configs[r].differences(from: configs[ref])
                     let what = diffs.prefix(4).map { "\($0.key) = \($0.mine) (\(describe(ref)) has \($0.theirs))" }
-                    lines.append("  \(describe(r)): " + (what.isEmpty ? "config hash differs" : what.joined(separator: "; ")))
+                    lines.append("\(describe(r)): " + (what.isEmpty ? "config hash differs" : what.joined(separator: "; ")))
                 } else {
-                    lines.append("  \(describe(r)) has config hash \(String(hellos[r].configHash, radix: 16)), \(describe(ref)) has \(String(hellos[ref].configHash, radix: 16))")
+                    lines.append("\(describe(r)) has config hash \(String(hellos[r].configHash, radix: 16)), \(describe(ref)) has \(String(hellos[ref].configHash, radix: 16))")
                 }
             }
-            lines.append("  give every rank the same --config file and --set overrides")
+            lines.append("give every rank the same --config file and --set overrides")
             return lines.joined(separator: "\n")
         }
         // 5. the world the configuration asks for

@@ -50,8 +50,12 @@ public enum RankMain {
         return h
     }
 
+    /// One message to standard error; continuation lines are indented so
+    /// that the launcher keeps them with the first.
     static func stderrLine(_ s: String) {
-        FileHandle.standardError.write((s + "\n").data(using: .utf8)!)
+        let text = s.split(separator: "\n", omittingEmptySubsequences: false).enumerated()
+            .map { $0.offset == 0 ? String($0.element) : "  " + $0.element }.joined(separator: "\n")
+        FileHandle.standardError.write((text + "\n").data(using: .utf8)!)
     }
 
     public static func main(role: Role) -> Never {

@@ -20,7 +20,12 @@ final class IDXTests: XCTestCase {
     }
 
     static func header(_ dims: [Int]) -> [UInt8] {
-        [0, 0, 8, UInt8(dims.count)] + dims.flatMap { d in [UInt8(d >> 24 & 255), UInt8(d >> 16 & 255), UInt8(d >> 8 & 255), UInt8(d & 255)] }
+        var h: [UInt8] = [0, 0, 8, UInt8(dims.count)]
+        for d in dims {
+            let big = UInt32(d).bigEndian
+            withUnsafeBytes(of: big) { h.append(contentsOf: $0) }
+        }
+        return h
     }
 
     func testReadsAValidPair() throws {

@@ -1,0 +1,131 @@
+import Foundation
+import XCTest
+
+/// Runs real executables (the launcher, mpirun, the ranks) as child
+/// processes. MPI never starts inside the test runner (it forks daemons that
+/// can hang the suite): every child gets its own process group, writes to
+/// files rather than pipes, and is killed with its whole group at a deadline.
+struct ProcessResult {
+    let status: Int32
+    let signal: Int32
+    let stdout: String
+    let stderr: String
+    let timedOut: Bool
+    let seconds: Double
+    var output: String { stdout + stderr }
+}
+
+struct HarnessError: Error, CustomStringConvertible { let message: String; var description: String { message } }
+
+enum Harness {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+
+    /// Where the built executables are: $PSTRAIN_BIN_DIR or .build/debug.
+    static var binDir: String {
+        ProcessInfo.processInfo.environment["PSTRAIN_BIN_DIR"] ?? root + "/.build/debug"
+    }
+
+    static func executable(_ name: String) throws -> String {
+        let p = binDir + "/" + name
+        guard FileManager.default.isExecutableFile(atPath: p) else {
+            throw HarnessError(message: "\(p) is not built; run `swift build` first (scripts/test does)")
+        }
+        return p
+    }
+
+    static func tempDir(_ tag: String) -> String {
+        let d = NSTemporaryDirectory() + "pstrain-it-\(tag)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        try! FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
+        return d
+    }
+
+    static func which(_ cmd: String) -> String? {
+        for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":") {
+            let p = "\(dir)/\(cmd)"
+            if FileManager.default.isExecutableFile(atPath: p) { return p }
+        }
+        return nil
+    }
+
+    /// Runs `exe args` in `cwd` with a deadline of `timeout` seconds.
+    static func run(_ exe: String, _ args: [String], cwd: String, timeout: Double = 120) -> ProcessResult {
+        let outPath = cwd + "/.stdout-\(UUID().uuidString)", errPath = cwd + "/.stderr-\(UUID().uuidString)"
+        var fa = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&fa)
+        posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&fa, 1, outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_addopen(&fa, 2, errPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        var attr = posix_spawnattr_t()
+        posix_spawnattr_init(&attr)
+        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETPGROUP))
+        posix_spawnattr_setpgroup(&attr, 0)
+        // env -C: start in `cwd` (exec'd in place, so the pid and group stay).
+        let argv = (["/usr/bin/env", "-C", cwd, exe] + args).map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid: pid_t = 0
+        let start = Date()
+        let rc = posix_spawn(&pid, "/usr/bin/env", &fa, &attr, argv, environ)
+        posix_spawn_file_actions_destroy(&fa)
+        posix_spawnattr_destroy(&attr)
+        guard rc == 0 else {
+            return ProcessResult(status: -1, signal: 0, stdout: "", stderr: "spawn failed: \(rc)", timedOut: false, seconds: 0)
+        }
+        var status: Int32 = 0
+        var timedOut = false
+        while true {
+            let w = waitpid(pid, &status, WNOHANG)
+            if w == pid { break }
+            if Date().timeIntervalSince(start) > timeout {
+                timedOut = true
+                kill(-pid, SIGTERM)
+                usleep(2_000_000)
+                kill(-pid, SIGKILL)
+                waitpid(pid, &status, 0)
+                break
+            }
+            usleep(20_000)
+        }
+        // Anything left in the group (ranks of a killed mpirun) goes too.
+        kill(-pid, SIGKILL)
+        let out = (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? ""
+        let err = (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? ""
+        try? FileManager.default.removeItem(atPath: outPath)
+        try? FileManager.default.removeItem(atPath: errPath)
+        let exited = status & 0x7f == 0
+        return ProcessResult(status: exited ? (status >> 8) & 0xff : -1, signal: exited ? 0 : status & 0x7f,
+                             stdout: out, stderr: err, timedOut: timedOut, seconds: Date().timeIntervalSince(start))
+    }
+
+    /// `pstrain launch ...` in `cwd`.
+    static func launch(_ args: [String], cwd: String, timeout: Double = 180) throws -> ProcessResult {
+        run(try executable("pstrain"), ["launch"] + args, cwd: cwd, timeout: timeout)
+    }
+
+    /// The flags a user needs for mpirun on this machine (root, 2 cores).
+    static func mpirunFlags(ranks: Int) -> [String] {
+        var f: [String] = []
+        if geteuid() == 0 { f.append("--allow-run-as-root") }
+        if ranks > ProcessInfo.processInfo.activeProcessorCount { f.append("--oversubscribe") }
+        return f + ["--mca", "pml", "ob1", "--mca", "btl", "self,vader"]
+    }
+
+    /// JSON-lines records of a log file.
+    static func records(_ path: String) -> [[String: Any]] {
+        let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+        return text.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+    }
+
+    static func events(_ path: String, _ event: String) -> [[String: Any]] {
+        records(path).filter { $0["event"] as? String == event }
+    }
+}
+
+/// Fails the test with everything the process printed when it did not end as expected.
+func assertEnded(_ r: ProcessResult, status expected: Int32?, _ what: String, file: StaticString = #filePath, line: UInt = #line) {
+    XCTAssertFalse(r.timedOut, "\(what) hung (killed at the deadline after \(Int(r.seconds)) s)\n\(r.output)", file: file, line: line)
+    if let expected {
+        XCTAssertEqual(r.status, expected, "\(what): exit status\n--- stdout\n\(r.stdout)\n--- stderr\n\(r.stderr)", file: file, line: line)
+    } else {
+        XCTAssertNotEqual(r.status, 0, "\(what) should have failed\n\(r.output)", file: file, line: line)
+    }
+}

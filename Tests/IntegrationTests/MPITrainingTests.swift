@@ -1,0 +1,155 @@
+import Foundation
+import XCTest
+
+/// Real jobs: the launcher, mpirun and the rank executables, on this machine.
+/// Each test bounds every process with a deadline (Harness.run).
+final class MPITrainingTests: XCTestCase {
+    let synthetic = ["--set", "data.kind=synthetic", "--set", "data.synthetic_train=2048", "--set", "data.synthetic_test=512"]
+
+    func testLaunchTrainsWritesTheRunDirectoryAndReports() throws {
+        let dir = Harness.tempDir("launch")
+        let r = try Harness.launch(["--workers", "2", "--servers", "1", "--epochs", "2", "--run-dir", "run"] + synthetic, cwd: dir)
+        assertEnded(r, status: 0, "pstrain launch")
+        XCTAssertTrue(r.stdout.contains("pstrain: running: mpirun"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("-np 1 ") && r.stdout.contains("pstrain-server") && r.stdout.contains(": "), "MPMD command shown")
+        XCTAssertTrue(r.stdout.contains("epoch 2/2"), "progress lines\n\(r.stdout)")
+        XCTAssertTrue(r.stdout.contains("final test accuracy"), r.stdout)
+        let run = dir + "/run"
+        XCTAssertTrue(FileManager.default.fileExists(atPath: run + "/run.toml"))
+        XCTAssertEqual(Harness.events(run + "/events.jsonl", "launch").count, 1)
+        XCTAssertEqual(Harness.events(run + "/events.jsonl", "exit").first?["code"] as? Int, 0)
+        for name in ["server-0", "worker-0", "worker-1"] {
+            let steps = Harness.events("\(run)/logs/\(name).jsonl", "step")
+            XCTAssertEqual(steps.count, 32, name)   // 2048 / 128 = 16 steps per epoch, 2 epochs
+            for key in ["step", "epoch", "loss", "samples_per_s", "wait_s", "bytes_sent", "bytes_recv", "run", "rank", "role"] {
+                XCTAssertNotNil(steps.first?[key], "\(name) step record lacks \(key)")
+            }
+        }
+        XCTAssertNotNil(Harness.events(run + "/logs/worker-0.jsonl", "step").first?["compute_s"])
+        let evals = Harness.events(run + "/logs/server-0.jsonl", "eval")
+        XCTAssertEqual(evals.count, 2)
+        XCTAssertGreaterThan(evals.last?["test_accuracy"] as? Double ?? 0, 0.5)
+    }
+
+    func losses(_ run: String) -> [Double] {
+        Harness.events(run + "/logs/server-0.jsonl", "step").map { $0["loss"] as! Double }
+    }
+
+    /// W=2 S=2 and W=1 S=1 on Fashion-MNIST, same seed and global batch: the
+    /// same losses for the first 50 steps within 1e-4 relative.
+    func testDataParallelIsTheSingleProcessComputation() throws {
+        let dir = Harness.tempDir("equiv")
+        let common = ["--set", "train.max_steps=50", "--epochs", "1"]
+        let a = try Harness.launch(["--workers", "1", "--servers", "1", "--run-dir", "a"] + common, cwd: dir)
+        assertEnded(a, status: 0, "W=1 S=1")
+        let b = try Harness.launch(["--workers", "2", "--servers", "2", "--run-dir", "b"] + common, cwd: dir)
+        assertEnded(b, status: 0, "W=2 S=2")
+        let la = losses(dir + "/a"), lb = losses(dir + "/b")
+        XCTAssertEqual(la.count, 50)
+        XCTAssertEqual(lb.count, 50)
+        for (i, (x, y)) in zip(la, lb).enumerated() {
+            XCTAssertLessThanOrEqual(abs(x - y), 1e-4 * abs(x), "step \(i): W=1 \(x) vs W=2 \(y)")
+        }
+        XCTAssertLessThan(la.last!, la.first!, "the loss falls")
+    }
+
+    func testTwoIdenticalRunsEndWithBitIdenticalParameters() throws {
+        let dir = Harness.tempDir("bits")
+        var digests: [[String]] = []
+        for name in ["a", "b"] {
+            let r = try Harness.launch(["--workers", "2", "--servers", "2", "--epochs", "1", "--run-dir", name] + synthetic, cwd: dir)
+            assertEnded(r, status: 0, "run \(name)")
+            digests.append(["server-0", "server-1", "worker-0", "worker-1"].map {
+                Harness.events("\(dir)/\(name)/logs/\($0).jsonl", "done").first?["params_digest"] as? String ?? "missing"
+            })
+        }
+        XCTAssertFalse(digests[0].contains("missing"))
+        XCTAssertEqual(digests[0], digests[1])
+        XCTAssertEqual(digests[0][2], digests[0][3], "both workers hold the same final parameters")
+    }
+
+    func testPlainMpirunWorksTheSameWay() throws {
+        let dir = Harness.tempDir("plain")
+        let cfg = dir + "/job.toml"
+        try "[data]\nkind = \"synthetic\"\nsynthetic_train = 1024\n[train]\nepochs = 1\n".write(toFile: cfg, atomically: true, encoding: .utf8)
+        let args = Harness.mpirunFlags(ranks: 3) + ["-np", "1", try Harness.executable("pstrain-server"), "--config", cfg, "--run-dir", "r",
+                                                    ":", "-np", "2", try Harness.executable("pstrain-worker"), "--config", cfg, "--run-dir", "r"]
+        let r = Harness.run(Harness.which("mpirun")!, args, cwd: dir)
+        assertEnded(r, status: 0, "plain mpirun")
+        XCTAssertTrue(r.stdout.contains("test accuracy"), r.output)
+        XCTAssertEqual(Harness.events(dir + "/r/logs/worker-1.jsonl", "done").count, 1)
+        let hello = Harness.events(dir + "/r/logs/server-0.jsonl", "hello").first
+        XCTAssertEqual(hello?["workers"] as? Int, 2)
+    }
+}
+
+/// Bad input ends with a clear message and a non-zero exit, never a hang.
+final class BadInputTests: XCTestCase {
+    func testMissingDataSet() throws {
+        let dir = Harness.tempDir("nodata")
+        let r = try Harness.launch(["--workers", "2", "--servers", "1", "--run-dir", "r", "--set", "data.dir=/nonexistent/fm"], cwd: dir, timeout: 60)
+        assertEnded(r, status: nil, "missing data set")
+        XCTAssertTrue(r.stderr.contains("data set file not found: /nonexistent/fm/train-images-idx3-ubyte.gz"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("worker 0 (rank 1), worker 1 (rank 2)"), "one message for both workers\n\(r.stderr)")
+        XCTAssertEqual(r.stderr.components(separatedBy: "data set file not found").count, 2, "said once\n\(r.stderr)")
+    }
+
+    func testCorruptIDXHeader() throws {
+        let dir = Harness.tempDir("badidx")
+        let data = dir + "/data"
+        try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
+        let real = "/usr/share/datasets/fashion-mnist"
+        for f in ["train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"] {
+            try FileManager.default.copyItem(atPath: real + "/" + f, toPath: data + "/" + f)
+        }
+        // An uncompressed file whose magic number is wrong (zlib reads plain files too).
+        try Data([0x12, 0x34, 0x08, 0x03] + [UInt8](repeating: 0, count: 64)).write(to: URL(fileURLWithPath: data + "/train-images-idx3-ubyte.gz"))
+        let r = try Harness.launch(["--workers", "1", "--servers", "1", "--run-dir", "r", "--set", "data.dir=\(data)"], cwd: dir, timeout: 60)
+        assertEnded(r, status: nil, "corrupt IDX")
+        XCTAssertTrue(r.stderr.contains("\(data)/train-images-idx3-ubyte.gz: bad IDX magic number"), r.stderr)
+    }
+
+    func testUnknownConfigKey() throws {
+        let dir = Harness.tempDir("badkey")
+        let cfg = dir + "/bad.toml"
+        try "[train]\nlrr = 0.1\n".write(toFile: cfg, atomically: true, encoding: .utf8)
+        let r = try Harness.launch(["--config", cfg, "--run-dir", "r"], cwd: dir, timeout: 30)
+        assertEnded(r, status: nil, "unknown key via launch")
+        XCTAssertTrue(r.stderr.contains("unknown configuration key 'train.lrr'") && r.stderr.contains("did you mean 'train.lr'"), r.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/r"), "nothing written for a bad config")
+        // The ranks say the same under a plain mpirun.
+        let args = Harness.mpirunFlags(ranks: 2) + ["-np", "1", try Harness.executable("pstrain-server"), "--config", cfg,
+                                                    ":", "-np", "1", try Harness.executable("pstrain-worker"), "--config", cfg]
+        let m = Harness.run(Harness.which("mpirun")!, args, cwd: dir, timeout: 60)
+        assertEnded(m, status: nil, "unknown key via mpirun")
+        XCTAssertTrue(m.stderr.contains("unknown configuration key 'train.lrr'"), m.stderr)
+    }
+
+    func testEmptyRoles() throws {
+        let dir = Harness.tempDir("empty")
+        for (flag, word) in [("--workers", "worker"), ("--servers", "server")] {
+            let r = try Harness.launch([flag, "0"], cwd: dir, timeout: 30)
+            assertEnded(r, status: nil, "\(flag) 0")
+            XCTAssertTrue(r.stderr.contains("\(flag) must be at least 1") && r.stderr.contains("needs a \(word)"), r.stderr)
+        }
+        let cfg = dir + "/c.toml"
+        try "[data]\nkind = \"synthetic\"\n".write(toFile: cfg, atomically: true, encoding: .utf8)
+        let m = Harness.run(Harness.which("mpirun")!, Harness.mpirunFlags(ranks: 2) + ["-np", "2", try Harness.executable("pstrain-worker"), "--config", cfg],
+                            cwd: dir, timeout: 60)
+        assertEnded(m, status: nil, "workers without a server")
+        XCTAssertTrue(m.stderr.contains("the world has no server"), m.stderr)
+    }
+
+    func testRanksWithDifferentConfigs() throws {
+        let dir = Harness.tempDir("diffcfg")
+        let cfg = dir + "/c.toml"
+        try "[data]\nkind = \"synthetic\"\n".write(toFile: cfg, atomically: true, encoding: .utf8)
+        let args = Harness.mpirunFlags(ranks: 3) + [
+            "-np", "1", try Harness.executable("pstrain-server"), "--config", cfg, "--set", "train.lr=0.1",
+            ":", "-np", "2", try Harness.executable("pstrain-worker"), "--config", cfg]
+        let m = Harness.run(Harness.which("mpirun")!, args, cwd: dir, timeout: 60)
+        assertEnded(m, status: nil, "different configs")
+        XCTAssertTrue(m.stderr.contains("different configurations"), m.stderr)
+        XCTAssertTrue(m.stderr.contains("worker 0 (rank 1): train.lr = 0.05 (server 0 (rank 0) has 0.1)"), m.stderr)
+    }
+}

@@ -1,0 +1,148 @@
+import XCTest
+@testable import PSCore
+
+/// Runs a whole world (S servers, W workers) on threads over the in-process
+/// transport and returns each rank's log records.
+func runInProcess(config: Config, servers: Int, workers: Int, data: DataSplit) throws -> [[String: Any]] {
+    let size = servers + workers
+    let hub = InProcessHub(size: size)
+    let dir = NSTemporaryDirectory() + "pstrain-inproc-\(UUID().uuidString)"
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let hellos = (0..<size).map {
+        RankHello(role: $0 < servers ? .server : .worker, configHash: config.hash, buildHash: 0, pid: 0, configLength: 0,
+                  host: "test", runDir: dir, error: "", trainCount: data.train.count)
+    }
+    let world = World(hellos: hellos)
+    let layout = try Model(config: config, capacity: 1).layout
+    final class Errors: @unchecked Sendable { var list = [String?](); let lock = NSLock() }
+    let errors = Errors()
+    errors.list = Array(repeating: nil, count: size)
+    let threads = (0..<size).map { r in
+        Thread {
+            do {
+                let log = try RunLog(path: "\(dir)/logs/rank-\(r).jsonl", fixed: [("rank", .int(r))])
+                let ctx = RankContext(config: config, world: world, transport: hub.transport(rank: r), log: log, say: { _ in })
+                if r < servers {
+                    try ServerRole(context: ctx, layout: layout, trainCount: data.train.count).run()
+                } else {
+                    try WorkerRole(context: ctx, data: data).run()
+                }
+                log.flush()
+            } catch {
+                errors.lock.lock(); errors.list[r] = "\(error)"; errors.lock.unlock()
+            }
+        }
+    }
+    for t in threads { t.stackSize = 8 << 20; t.start() }
+    while threads.contains(where: { !$0.isFinished }) { usleep(2000) }
+    if let e = errors.list.compactMap({ $0 }).first { throw PSError("in-process run failed: \(e)") }
+    return (0..<size).flatMap { r -> [[String: Any]] in
+        let text = (try? String(contentsOfFile: "\(dir)/logs/rank-\(r).jsonl", encoding: .utf8)) ?? ""
+        return text.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+    }
+}
+
+func records(_ recs: [[String: Any]], rank: Int, event: String) -> [[String: Any]] {
+    recs.filter { $0["rank"] as? Int == rank && $0["event"] as? String == event }
+}
+
+final class InProcessTrainingTests: XCTestCase {
+    func smallConfig() throws -> Config {
+        var c = Config()
+        for o in ["data.kind=synthetic", "data.synthetic_train=512", "data.synthetic_test=256", "model.input=64",
+                  "model.layers=[{type=\"dense\",units=32},{type=\"relu\"},{type=\"dense\",units=10}]",
+                  "train.batch_size=32", "train.epochs=2", "train.lr=0.05"] {
+            try c.apply(override: o)
+        }
+        return c
+    }
+
+    func data(_ c: Config) -> DataSplit {
+        DataSplit.synthetic(train: c.syntheticTrain, test: c.syntheticTest, features: c.inputSize, classes: 10, seed: 7)
+    }
+
+    /// Synchronous data parallelism is the computation of one process on the
+    /// global batch: W=2 S=2 and W=1 S=1 give the same losses.
+    /// Tolerance: 1e-4 relative (only the order of float sums differs).
+    func testDataParallelEqualsSingleProcess() throws {
+        let c = try smallConfig()
+        let d = data(c)
+        let one = try runInProcess(config: c, servers: 1, workers: 1, data: d)
+        let two = try runInProcess(config: c, servers: 2, workers: 2, data: d)
+        let l1 = records(one, rank: 0, event: "step").map { $0["loss"] as! Double }
+        let l2 = records(two, rank: 0, event: "step").map { $0["loss"] as! Double }
+        XCTAssertEqual(l1.count, 32)
+        XCTAssertEqual(l1.count, l2.count)
+        for (i, (a, b)) in zip(l1, l2).enumerated() {
+            XCTAssertLessThanOrEqual(abs(a - b), 1e-4 * abs(a), "step \(i): \(a) vs \(b)")
+        }
+        XCTAssertLessThan(l1.last!, l1.first! * 0.5, "the loss should fall on the synthetic set")
+        let acc = records(one, rank: 0, event: "eval").last!["test_accuracy"] as! Double
+        XCTAssertGreaterThan(acc, 0.9)
+    }
+
+    func testIdenticalRunsGiveIdenticalBits() throws {
+        let c = try smallConfig()
+        let d = data(c)
+        let a = try runInProcess(config: c, servers: 2, workers: 3, data: d)
+        let b = try runInProcess(config: c, servers: 2, workers: 3, data: d)
+        for r in 0..<5 {
+            let da = records(a, rank: r, event: "done").first?["params_digest"] as? String
+            XCTAssertNotNil(da)
+            XCTAssertEqual(da, records(b, rank: r, event: "done").first?["params_digest"] as? String, "rank \(r)")
+        }
+        // Every worker ends with the same full parameters.
+        let w = (2..<5).map { records(a, rank: $0, event: "done").first!["params_digest"] as! String }
+        XCTAssertEqual(Set(w).count, 1)
+        // A different seed changes them.
+        var c2 = c
+        try c2.apply(override: "train.seed=2")
+        let e = try runInProcess(config: c2, servers: 2, workers: 3, data: d)
+        XCTAssertNotEqual(records(e, rank: 2, event: "done").first!["params_digest"] as? String, w[0])
+    }
+
+    func testASilentRankIsNamedAtTheDeadline() throws {
+        var c = try smallConfig()
+        try c.apply(override: "run.timeout_seconds=0.5")
+        let hub = InProcessHub(size: 2)
+        let hellos = [RankHello(role: .server, configHash: 0, buildHash: 0, pid: 0, configLength: 0, host: "", runDir: "", error: "", trainCount: 512),
+                      RankHello(role: .worker, configHash: 0, buildHash: 0, pid: 0, configLength: 0, host: "", runDir: "", error: "", trainCount: 512)]
+        let ctx = RankContext(config: c, world: World(hellos: hellos), transport: hub.transport(rank: 0), log: nil, say: { _ in })
+        let layout = try Model(config: c, capacity: 1).layout
+        // Nobody runs rank 1: the server must give up and say who was silent.
+        XCTAssertThrowsError(try ServerRole(context: ctx, layout: layout, trainCount: 512).run()) { e in
+            XCTAssertTrue("\(e)".contains("worker 0 (rank 1) sent nothing"), "\(e)")
+            XCTAssertTrue("\(e)".contains("gradients of step 0"), "\(e)")
+        }
+    }
+}
+
+final class WorldTests: XCTestCase {
+    func hello(_ role: Role, hash: UInt64 = 1, error: String = "") -> RankHello {
+        RankHello(role: role, configHash: hash, buildHash: 9, pid: 1, configLength: 0, host: "h", runDir: "r", error: error)
+    }
+
+    func testProblemsAreNamed() throws {
+        XCTAssertNil(World(hellos: [hello(.server), hello(.worker)]).problem(configs: nil, expectWorkers: 0, expectServers: 0))
+        XCTAssertTrue(World(hellos: [hello(.worker), hello(.worker)]).problem(configs: nil, expectWorkers: 0, expectServers: 0)!.contains("no server"))
+        XCTAssertTrue(World(hellos: [hello(.server)]).problem(configs: nil, expectWorkers: 0, expectServers: 0)!.contains("no worker"))
+        let failed = World(hellos: [hello(.server), hello(.worker, error: "data set file not found: /x"), hello(.worker, error: "data set file not found: /x")])
+        XCTAssertEqual(failed.problem(configs: nil, expectWorkers: 0, expectServers: 0),
+                       "worker 0 (rank 1), worker 1 (rank 2): data set file not found: /x")
+        var other = Config()
+        try other.apply(override: "train.lr=0.5")
+        let w = World(hellos: [hello(.server, hash: Config().hash), hello(.worker, hash: other.hash)])
+        let m = w.problem(configs: [Config(), other], expectWorkers: 0, expectServers: 0)!
+        XCTAssertTrue(m.contains("worker 0 (rank 1): train.lr = 0.5 (server 0 (rank 0) has 0.05)"), m)
+        let sizes = World(hellos: [hello(.server), hello(.worker)]).problem(configs: nil, expectWorkers: 2, expectServers: 1)!
+        XCTAssertTrue(sizes.contains("expects 1 server(s) and 2 worker(s)"), sizes)
+    }
+
+    func testHelloRoundTrip() {
+        let h = RankHello(role: .worker, configHash: 0xdead_beef, buildHash: 42, pid: 77, configLength: 900, host: "node-1",
+                          runDir: "/runs/a", error: String(repeating: "e", count: 1000), trainCount: 60000)
+        let d = RankHello.decode(h.encode())!
+        XCTAssertEqual(d.configHash, 0xdead_beef); XCTAssertEqual(d.host, "node-1"); XCTAssertEqual(d.trainCount, 60000)
+        XCTAssertEqual(d.error.count, 478, "long errors are cut, not overflowing")
+    }
+}
