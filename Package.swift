@@ -47,7 +47,7 @@ let package = Package(
                           dependencies: ["PSCore",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           swiftSettings: release),
-        .executableTarget(name: "pstrain-bench", dependencies: ["PSCore"], swiftSettings: release),
+        .executableTarget(name: "pstrain-bench", dependencies: ["PSCore", "CPSKernels"], swiftSettings: release),
         .testTarget(name: "PSCoreTests", dependencies: ["PSCore"]),
         .testTarget(name: "IntegrationTests", dependencies: ["PSCore"]),
     ],

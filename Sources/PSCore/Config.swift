@@ -37,6 +37,9 @@ public struct Config: Equatable {
         .init(key: "train.seed", kind: .integer, defaultValue: .integer(1), doc: "seeds initialisation and the per-epoch shuffle"),
         .init(key: "run.timeout_seconds", kind: .float, defaultValue: .float(120), doc: "longest wait for any message before a rank gives up"),
         .init(key: "run.blas_threads", kind: .integer, defaultValue: .integer(1), doc: "OpenBLAS threads per worker"),
+        .init(key: "run.chunk_elements", kind: .integer, defaultValue: .integer(65536), doc: "largest message, in elements: tensors are cut into pieces so that servers and transfers overlap"),
+        .init(key: "run.poll", kind: .string, defaultValue: .string("yield"), doc: "how a waiting rank polls MPI: \"yield\" (sched_yield between polls), \"spin\", or \"sleep\" (20 us naps)"),
+        .init(key: "run.pin_workers", kind: .bool, defaultValue: .bool(true), doc: "pin each worker to a core when mpirun did not bind it (oversubscribed)"),
         .init(key: "run.progress_seconds", kind: .float, defaultValue: .float(10), doc: "seconds between progress lines within an epoch"),
         .init(key: "run.workers", kind: .integer, defaultValue: .integer(0), doc: "expected workers (0: whatever MPI starts); the launcher sets it"),
         .init(key: "run.servers", kind: .integer, defaultValue: .integer(0), doc: "expected servers (0: whatever MPI starts); the launcher sets it"),
@@ -198,6 +201,8 @@ public struct Config: Equatable {
         if !(momentum >= 0 && momentum < 1) { throw bad("train.momentum", "must be in [0, 1) (is \(momentum))") }
         if !(weightDecay >= 0) { throw bad("train.weight_decay", "must be 0 or positive") }
         if !(timeoutSeconds > 0) { throw bad("run.timeout_seconds", "must be positive") }
+        if chunkElements < 256 { throw bad("run.chunk_elements", "must be at least 256") }
+        if !["yield", "spin", "sleep"].contains(poll) { throw bad("run.poll", "must be \"yield\", \"spin\" or \"sleep\" (is \"\(poll)\")") }
         if blasThreads < 1 { throw bad("run.blas_threads", "must be at least 1") }
         if inputSize < 1 { throw bad("model.input", "must be positive") }
         if !["fashion-mnist", "synthetic"].contains(dataKind) {
@@ -237,6 +242,9 @@ public struct Config: Equatable {
     public var seed: UInt64 { UInt64(bitPattern: Int64(int("train.seed"))) }
     public var timeoutSeconds: Double { double("run.timeout_seconds") }
     public var blasThreads: Int { int("run.blas_threads") }
+    public var poll: String { string("run.poll") }
+    public var pinWorkers: Bool { if case .bool(let b)? = values["run.pin_workers"] { return b }; return true }
+    public var chunkElements: Int { int("run.chunk_elements") }
     public var progressSeconds: Double { double("run.progress_seconds") }
     public var expectedWorkers: Int { int("run.workers") }
     public var expectedServers: Int { int("run.servers") }

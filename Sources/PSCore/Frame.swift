@@ -25,7 +25,7 @@ public enum ElementType: UInt8 {
 ///    21  flags (u8)            22 reserved (u16, zero)
 ///    24  raw length (u64)      32 encoded length (u64)
 ///    40  aux0 (f64)            48 aux1 (f64)
-///    56  checksum (u64): XXH64 of the payload, seeded with XXH64 of bytes 0..<56
+///    56  checksum (u64): pst_checksum64 of the payload, seeded with XXH64 of bytes 0..<56
 public struct FrameHeader: Equatable {
     public static let size = 64
     public static let magic: UInt32 = 0x4654_5350   // "PSTF" read little-endian
@@ -87,7 +87,7 @@ public enum Frame {
 
     static func checksum(buffer: UnsafeRawPointer, payloadLength: Int) -> UInt64 {
         let headerSum = pst_xxh64(buffer, 56, 0)
-        return pst_xxh64(buffer + FrameHeader.size, payloadLength, headerSum)
+        return pst_checksum64(buffer + FrameHeader.size, payloadLength, headerSum)
     }
 
     /// Checks every field of a received frame of `length` bytes against what

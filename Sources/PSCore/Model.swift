@@ -105,18 +105,22 @@ public final class Model {
     /// Forward, loss and backward for one microbatch whose input is already in
     /// `input`. Gradients of sum(loss) * gradScale go to `grads` (all of it is
     /// overwritten). Returns the summed loss and the correct count.
+    /// `layerDone(i)` is called as soon as layer i's gradients are final
+    /// (last layer first), so they can be sent while backward goes on.
     public func trainStep(batch: Int, labels: UnsafePointer<UInt8>, gradScale: Float,
-                          params: UnsafePointer<Float>, grads: UnsafeMutablePointer<Float>) -> (lossSum: Double, correct: Int) {
+                          params: UnsafePointer<Float>, grads: UnsafeMutablePointer<Float>,
+                          layerDone: ((Int) -> Void)? = nil) -> (lossSum: Double, correct: Int) {
         forward(batch: batch, params: params)
         let last = layers.count - 1
         let r = SoftmaxCrossEntropy.evaluate(logits: logits, labels: labels, batch: batch, classes: classes,
                                              dlogits: dActs[last].pointer, gradScale: gradScale)
-        backward(batch: batch, params: params, grads: grads)
+        backward(batch: batch, params: params, grads: grads, layerDone: layerDone)
         return r
     }
 
     /// Backward from dActs[last] (already holding dLoss/dlogits).
-    public func backward(batch: Int, params: UnsafePointer<Float>, grads: UnsafeMutablePointer<Float>) {
+    public func backward(batch: Int, params: UnsafePointer<Float>, grads: UnsafeMutablePointer<Float>,
+                         layerDone: ((Int) -> Void)? = nil) {
         var i = layers.count - 1
         while i >= 0 {
             let l = layers[i]
@@ -124,6 +128,7 @@ public final class Model {
             let dx: UnsafeMutablePointer<Float>? = i > 0 ? dActs[i - 1].pointer : nil
             l.backward(x: acts[i].pointer, y: acts[i + 1].pointer, dy: dActs[i].pointer, dx: dx, batch: batch,
                        params: params + paramOffsets[i], grads: grads + paramOffsets[i])
+            if !l.parameters.isEmpty { layerDone?(i) }
             i -= 1
         }
     }
@@ -158,6 +163,21 @@ public struct SGD {
             let vi = mu * v[i] + gi
             v[i] = vi
             w[i] -= lr * vi
+        }
+    }
+
+    /// The same update, with the new weights also written to `copy` (the
+    /// outgoing message) in the same pass.
+    public func apply(weights w: UnsafeMutablePointer<Float>, velocity v: UnsafeMutablePointer<Float>,
+                      grads g: UnsafePointer<Float>, count n: Int, copyTo out: UnsafeMutablePointer<Float>) {
+        let lr = self.lr, mu = momentum, wd = weightDecay
+        for i in 0..<n {
+            let gi = g[i] + wd * w[i]
+            let vi = mu * v[i] + gi
+            v[i] = vi
+            let wi = w[i] - lr * vi
+            w[i] = wi
+            out[i] = wi
         }
     }
 }

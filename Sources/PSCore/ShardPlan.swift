@@ -39,4 +39,26 @@ public struct ShardPlan: Equatable {
         }
         return out
     }
+
+    /// The messages of one step: every tensor-on-server chunk, cut further
+    /// into pieces of at most `maxElements`, in the order backward produces
+    /// them (last tensor first). A piece's position in this list is its
+    /// chunk id on the wire; each server handles its pieces in this order.
+    public func pieces(_ layout: ModelLayout, maxElements: Int) -> [Chunk] {
+        precondition(maxElements > 0)
+        var out: [Chunk] = []
+        for t in layout.tensors.reversed() {
+            for s in 0..<servers {
+                let r = range(s)
+                var lo = max(r.lowerBound, t.offset)
+                let hi = min(r.upperBound, t.offset + t.count)
+                while lo < hi {
+                    let end = min(hi, lo + maxElements)
+                    out.append(Chunk(server: s, tensor: t.index, range: lo..<end))
+                    lo = end
+                }
+            }
+        }
+        return out
+    }
 }

@@ -50,6 +50,13 @@ public final class RankContext {
     }
 }
 
+/// Peak resident memory of this process, in bytes (getrusage).
+public func peakRSSBytes() -> Int {
+    var u = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &u)
+    return u.ru_maxrss * 1024
+}
+
 func hex64(_ v: UInt64) -> String {
     let s = String(v, radix: 16)
     return String(repeating: "0", count: 16 - s.count) + s
@@ -97,67 +104,93 @@ public final class ServerRole {
     public func run() throws {
         let cfg = ctx.config, world = ctx.world, t = ctx.transport
         let (perEpoch, total) = try ctx.schedule(trainCount: trainCount)
-        let n = range.count
         let W = world.workers
         var sgd = SGD(lr: Float(cfg.lr), momentum: Float(cfg.momentum), weightDecay: Float(cfg.weightDecay))
-        let paramFrame = FrameBuffer(payloadCapacity: n * 4)
-        let gradFrames = (0..<W).map { _ in FrameBuffer(payloadCapacity: n * 4) }
+        // This server's pieces, in the order the workers send them.
+        let all = plan.pieces(layout, maxElements: cfg.chunkElements)
+        let mine = all.indices.filter { all[$0].server == index }
+        let paramFrames = mine.map { FrameBuffer(payloadCapacity: all[$0].range.count * 4) }
+        let gradFrames = (0..<W).map { _ in mine.map { FrameBuffer(payloadCapacity: all[$0].range.count * 4) } }
         let evalFrames = (0..<W).map { _ in FrameBuffer(payloadCapacity: 24) }
         let isLead = index == 0
         ctx.log?.write("start", [("servers", .int(world.servers)), ("workers", .int(W)), ("shard_lo", .int(range.lowerBound)),
-                                 ("shard_hi", .int(range.upperBound)), ("steps", .int(total)), ("steps_per_epoch", .int(perEpoch))])
+                                 ("shard_hi", .int(range.upperBound)), ("pieces", .int(mine.count)),
+                                 ("steps", .int(total)), ("steps_per_epoch", .int(perEpoch))])
         ctx.log?.flush()
 
-        var sends: [TransportRequest] = []
-        func sendParams(version: Int) throws {
-            _ = try ctx.wait(sends, for: "parameter sends", step: version)
-            weights.pointer.withMemoryRebound(to: UInt8.self, capacity: n * 4) {
-                paramFrame.payload.copyMemory(from: $0, byteCount: n * 4)
-            }
-            paramFrame.length = Frame.seal(FrameHeader(kind: .params, step: UInt64(version), chunk: UInt32(index), elementType: .f32,
-                                                       rawLength: UInt64(n * 4), encodedLength: UInt64(n * 4)), buffer: paramFrame.raw)
-            sends = try world.workerRanks.map { try t.isend(paramFrame.sealed, to: $0, tag: FrameKind.params.tag) }
+        var sends = [[TransportRequest]](repeating: [], count: mine.count)
+        var bytesOut = 0
+        /// Seals piece k of parameters `version` (already in its frame) and sends it to every worker.
+        func sendPiece(_ k: Int, version: Int) throws {
+            let c = all[mine[k]]
+            paramFrames[k].length = Frame.seal(FrameHeader(kind: .params, step: UInt64(version), chunk: UInt32(mine[k]), elementType: .f32,
+                                                           rawLength: UInt64(c.range.count * 4), encodedLength: UInt64(c.range.count * 4)),
+                                               buffer: paramFrames[k].raw)
+            sends[k] = try world.workerRanks.map { try t.isend(paramFrames[k].sealed, to: $0, tag: FrameKind.params.tag) }
+            bytesOut += paramFrames[k].length * W
         }
-        func postGradRecvs() throws -> [TransportRequest] {
-            try world.workerRanks.enumerated().map { (w, r) in try t.irecv(gradFrames[w].whole, from: r, tag: FrameKind.grads.tag) }
+        func postGradRecvs() throws -> [[TransportRequest]] {
+            // recvs[k][w]: MPI keeps messages of one sender and tag in order,
+            // so posting in piece order matches the pieces.
+            var r = [[TransportRequest]](repeating: [], count: mine.count)
+            for (w, rank) in world.workerRanks.enumerated() {
+                for k in mine.indices { r[k].append(try t.irecv(gradFrames[w][k].whole, from: rank, tag: FrameKind.grads.tag)) }
+            }
+            return r
         }
 
-        try sendParams(version: 0)
+        for k in mine.indices {
+            let c = all[mine[k]]
+            paramFrames[k].floats.update(from: weights.pointer + (c.range.lowerBound - range.lowerBound), count: c.range.count)
+            try sendPiece(k, version: 0)
+        }
         var recvs = try postGradRecvs()
         let started = now()
         var progress = Progress(lead: isLead, say: ctx.say, every: cfg.progressSeconds, total: total, perEpoch: perEpoch,
                                 epochs: cfg.epochs, batch: cfg.batchSize, start: started)
         var stepStart = started
         for step in 0..<total {
-            // Wait for every worker's gradient of this step.
-            let waitStart = now()
-            let counts = try ctx.wait(recvs, for: "gradients", step: step)
-            let waited = now() - waitStart
-            let applyStart = now()
-            var lossSum = 0.0
-            var samples = 0.0
-            var bytesIn = 0
-            // Sum in worker-rank order (never arrival order): reproducible bits.
-            for w in 0..<W {
-                let h = try Frame.open(buffer: gradFrames[w].raw, length: counts[w],
-                                       expect: FrameExpectation(kind: .grads, step: UInt64(step), chunk: UInt32(index),
-                                                                elementType: .f32, rawLength: n * 4),
-                                       sender: world.describe(world.workerRanks[w]))
-                lossSum += h.aux0
-                samples += h.aux1
-                bytesIn += counts[w]
-                let g = gradFrames[w].floats
-                if w == 0 {
-                    gradSum.pointer.update(from: g, count: n)
-                } else {
-                    let s = gradSum.pointer
-                    for i in 0..<n { s[i] += g[i] }
-                }
-            }
             sgd.lr = Float(cfg.learningRate(step: step, total: total))
-            sgd.apply(weights: weights.pointer, velocity: velocity.pointer, grads: gradSum.pointer, count: n)
-            let applied = now() - applyStart
-            try sendParams(version: step + 1)
+            var waited = 0.0, applied = 0.0
+            var lossSum = 0.0, samples = 0.0
+            var bytesIn = 0
+            bytesOut = 0
+            // Piece by piece, as the workers' backward produces them: wait for
+            // all W contributions, sum in worker-rank order (never arrival
+            // order: reproducible bits), apply SGD, send the new values.
+            for k in mine.indices {
+                let c = all[mine[k]]
+                let n = c.range.count
+                let waitStart = now()
+                let counts = try ctx.wait(recvs[k], for: "gradients", step: step)
+                _ = try ctx.wait(sends[k], for: "parameter sends", step: step)
+                let applyStart = now()
+                waited += applyStart - waitStart
+                let expect = FrameExpectation(kind: .grads, step: UInt64(step), chunk: UInt32(mine[k]), elementType: .f32, rawLength: n * 4)
+                for w in 0..<W {
+                    let h = try Frame.open(buffer: gradFrames[w][k].raw, length: counts[w], expect: expect,
+                                           sender: world.describe(world.workerRanks[w]))
+                    if k == 0 { lossSum += h.aux0; samples += h.aux1 }
+                    bytesIn += counts[w]
+                }
+                let g: UnsafePointer<Float>
+                if W == 1 {
+                    g = UnsafePointer(gradFrames[0][k].floats)
+                } else {
+                    let sum = gradSum.pointer
+                    sum.update(from: gradFrames[0][k].floats, count: n)
+                    for w in 1..<W {
+                        let gw = gradFrames[w][k].floats
+                        for i in 0..<n { sum[i] += gw[i] }
+                    }
+                    g = UnsafePointer(sum)
+                }
+                let off = c.range.lowerBound - range.lowerBound
+                sgd.apply(weights: weights.pointer + off, velocity: velocity.pointer + off, grads: g, count: n,
+                          copyTo: paramFrames[k].floats)
+                try sendPiece(k, version: step + 1)
+                applied += now() - applyStart
+            }
             if step + 1 < total { recvs = try postGradRecvs() }
             let end = now()
             let loss = lossSum / max(samples, 1)
@@ -165,40 +198,38 @@ public final class ServerRole {
                                     ("lr", .double(Double(sgd.lr))),
                                     ("samples", .int(Int(samples))), ("step_s", .double(end - stepStart)),
                                     ("wait_s", .double(waited)), ("apply_s", .double(applied)),
-                                    ("bytes_recv", .int(bytesIn)), ("bytes_sent", .int(paramFrame.length * W)),
+                                    ("bytes_recv", .int(bytesIn)), ("bytes_sent", .int(bytesOut)),
                                     ("samples_per_s", .double(samples / max(end - stepStart, 1e-9)))])
             stepStart = end
             progress.step(step, loss: loss, at: end)
 
             // Epoch end: the workers evaluate the new parameters.
-            if (step + 1) % perEpoch == 0 || step + 1 == total {
-                if isLead {
-                    let reqs = try world.workerRanks.enumerated().map { (w, r) in
-                        try t.irecv(evalFrames[w].whole, from: r, tag: FrameKind.eval.tag)
-                    }
-                    let c = try ctx.wait(reqs, for: "test results", step: step)
-                    var loss = 0.0, correct = 0.0, count = 0.0
-                    for w in 0..<W {
-                        _ = try Frame.open(buffer: evalFrames[w].raw, length: c[w],
-                                           expect: FrameExpectation(kind: .eval, step: UInt64(step + 1), chunk: 0,
-                                                                    elementType: .f64, rawLength: 24),
-                                           sender: world.describe(world.workerRanks[w]))
-                        let v = evalFrames[w].payload.assumingMemoryBound(to: Double.self)
-                        loss += v[0]; correct += v[1]; count += v[2]
-                    }
-                    let acc = correct / max(count, 1)
-                    ctx.log?.write("eval", [("step", .int(step + 1)), ("epoch", .int(step / perEpoch + 1)),
-                                            ("test_accuracy", .double(acc)), ("test_loss", .double(loss / max(count, 1))),
-                                            ("test_samples", .int(Int(count)))])
-                    progress.epochEnd(step, accuracy: acc, at: now())
+            if isLead && ((step + 1) % perEpoch == 0 || step + 1 == total) {
+                let reqs = try world.workerRanks.enumerated().map { (w, r) in
+                    try t.irecv(evalFrames[w].whole, from: r, tag: FrameKind.eval.tag)
                 }
+                let c = try ctx.wait(reqs, for: "test results", step: step)
+                var loss = 0.0, correct = 0.0, count = 0.0
+                for w in 0..<W {
+                    _ = try Frame.open(buffer: evalFrames[w].raw, length: c[w],
+                                       expect: FrameExpectation(kind: .eval, step: UInt64(step + 1), chunk: 0,
+                                                                elementType: .f64, rawLength: 24),
+                                       sender: world.describe(world.workerRanks[w]))
+                    let v = evalFrames[w].payload.assumingMemoryBound(to: Double.self)
+                    loss += v[0]; correct += v[1]; count += v[2]
+                }
+                let acc = correct / max(count, 1)
+                ctx.log?.write("eval", [("step", .int(step + 1)), ("epoch", .int(step / perEpoch + 1)),
+                                        ("test_accuracy", .double(acc)), ("test_loss", .double(loss / max(count, 1))),
+                                        ("test_samples", .int(Int(count)))])
+                progress.epochEnd(step, accuracy: acc, at: now())
             }
             ctx.log?.flush()
         }
-        _ = try ctx.wait(sends, for: "parameter sends", step: total)
+        for k in mine.indices { _ = try ctx.wait(sends[k], for: "parameter sends", step: total) }
         let wall = now() - started
-        ctx.log?.write("done", [("steps", .int(total)), ("wall_s", .double(wall)),
-                                ("params_digest", .string(digest(weights.pointer, count: n)))])
+        ctx.log?.write("done", [("steps", .int(total)), ("wall_s", .double(wall)), ("peak_rss_bytes", .int(peakRSSBytes())),
+                                ("params_digest", .string(digest(weights.pointer, count: range.count)))])
         ctx.log?.flush()
     }
 }
@@ -284,32 +315,42 @@ public final class WorkerRole {
         let sampler = Sampler(count: data.train.count, batchSize: B, seed: cfg.seed)
         let (perEpoch, total) = try ctx.schedule(trainCount: data.train.count)
         let mine = Sampler.slice(batch: B, worker: index, of: W)
-        let paramFrames = (0..<S).map { FrameBuffer(payloadCapacity: plan.range($0).count * 4) }
-        let gradFrames = (0..<S).map { FrameBuffer(payloadCapacity: plan.range($0).count * 4) }
+        let pieces = plan.pieces(model.layout, maxElements: cfg.chunkElements)
+        let paramFrames = pieces.map { FrameBuffer(payloadCapacity: $0.range.count * 4) }
+        let gradFrames = pieces.map { FrameBuffer(payloadCapacity: $0.range.count * 4) }
+        // Which pieces each layer's gradients fill, in send order.
+        var piecesOfTensor = [[Int]](repeating: [], count: model.layout.tensors.count)
+        for (i, p) in pieces.enumerated() { piecesOfTensor[p.tensor].append(i) }
+        var tensorsOfLayer = [[Int]](repeating: [], count: model.layers.count)
+        do {
+            var ti = 0
+            for (li, l) in model.layers.enumerated() {
+                for _ in l.parameters { tensorsOfLayer[li].append(ti); ti += 1 }
+            }
+        }
         let evalFrame = FrameBuffer(payloadCapacity: 24)
         let labels = UnsafeMutablePointer<UInt8>.allocate(capacity: model.capacity)
         defer { labels.deallocate() }
         let gradScale = 1 / Float(B)
         ctx.log?.write("start", [("servers", .int(S)), ("workers", .int(W)), ("microbatch", .int(mine.count)),
                                  ("train_samples", .int(data.train.count)), ("test_samples", .int(data.test.count)),
-                                 ("steps", .int(total)), ("steps_per_epoch", .int(perEpoch))])
+                                 ("pieces", .int(pieces.count)), ("steps", .int(total)), ("steps_per_epoch", .int(perEpoch))])
         ctx.log?.flush()
 
         /// Receives parameters of `version` from every server into `params`.
         func receiveParams(version: Int, also: [TransportRequest]) throws -> Int {
-            let reqs = try world.serverRanks.enumerated().map { (s, r) in
-                try t.irecv(paramFrames[s].whole, from: r, tag: FrameKind.params.tag)
+            let reqs = try pieces.indices.map { i in
+                try t.irecv(paramFrames[i].whole, from: world.serverRanks[pieces[i].server], tag: FrameKind.params.tag)
             }
             let counts = try ctx.wait(reqs + also, for: "parameters", step: version)
             var bytes = 0
-            for s in 0..<S {
-                let r = plan.range(s)
-                _ = try Frame.open(buffer: paramFrames[s].raw, length: counts[s],
-                                   expect: FrameExpectation(kind: .params, step: UInt64(version), chunk: UInt32(s),
-                                                            elementType: .f32, rawLength: r.count * 4),
-                                   sender: world.describe(world.serverRanks[s]))
-                (params.pointer + r.lowerBound).update(from: paramFrames[s].floats, count: r.count)
-                bytes += counts[s]
+            for (i, p) in pieces.enumerated() {
+                _ = try Frame.open(buffer: paramFrames[i].raw, length: counts[i],
+                                   expect: FrameExpectation(kind: .params, step: UInt64(version), chunk: UInt32(i),
+                                                            elementType: .f32, rawLength: p.range.count * 4),
+                                   sender: world.describe(world.serverRanks[p.server]))
+                (params.pointer + p.range.lowerBound).update(from: paramFrames[i].floats, count: p.range.count)
+                bytes += counts[i]
             }
             return bytes
         }
@@ -324,21 +365,33 @@ public final class WorkerRole {
             let base = within * B
             let rows = perm[(base + mine.lowerBound)..<(base + mine.upperBound)].lazy.map { Int($0) }
             data.train.gather(rows, into: model.input, labels: labels)
-            let r = model.trainStep(batch: mine.count, labels: labels, gradScale: gradScale,
-                                    params: params.pointer, grads: grads.pointer)
-            // One frame per server holding its range of the gradient.
+            // The loss is known after forward; it rides on every piece's header.
             var sends: [TransportRequest] = []
             var bytesOut = 0
-            for s in 0..<S {
-                let rg = plan.range(s)
-                gradFrames[s].floats.update(from: grads.pointer + rg.lowerBound, count: rg.count)
-                gradFrames[s].length = Frame.seal(FrameHeader(kind: .grads, step: UInt64(step), chunk: UInt32(s), elementType: .f32,
-                                                              rawLength: UInt64(rg.count * 4), encodedLength: UInt64(rg.count * 4),
-                                                              aux0: r.lossSum, aux1: Double(mine.count)),
-                                                  buffer: gradFrames[s].raw)
-                sends.append(try t.isend(gradFrames[s].sealed, to: world.serverRanks[s], tag: FrameKind.grads.tag))
-                bytesOut += gradFrames[s].length
+            var lossSum = 0.0
+            var sendError: Error?
+            func push(layer: Int) {
+                for tensor in tensorsOfLayer[layer].reversed() {
+                    for i in piecesOfTensor[tensor] {
+                        let p = pieces[i]
+                        gradFrames[i].floats.update(from: grads.pointer + p.range.lowerBound, count: p.range.count)
+                        gradFrames[i].length = Frame.seal(FrameHeader(kind: .grads, step: UInt64(step), chunk: UInt32(i), elementType: .f32,
+                                                                      rawLength: UInt64(p.range.count * 4), encodedLength: UInt64(p.range.count * 4),
+                                                                      aux0: lossSum, aux1: Double(mine.count)),
+                                                          buffer: gradFrames[i].raw)
+                        do {
+                            sends.append(try t.isend(gradFrames[i].sealed, to: world.serverRanks[p.server], tag: FrameKind.grads.tag))
+                        } catch { sendError = error }
+                        bytesOut += gradFrames[i].length
+                    }
+                }
             }
+            model.forward(batch: mine.count, params: params.pointer)
+            let r = SoftmaxCrossEntropy.evaluate(logits: model.logits, labels: labels, batch: mine.count, classes: model.classes,
+                                                 dlogits: model.dLogits, gradScale: gradScale)
+            lossSum = r.lossSum
+            model.backward(batch: mine.count, params: params.pointer, grads: grads.pointer, layerDone: push)
+            if let sendError { throw sendError }
             let computed = now() - computeStart
             let waitStart = now()
             let bytesIn = try receiveParams(version: step + 1, also: sends)
@@ -364,7 +417,7 @@ public final class WorkerRole {
             }
             ctx.log?.flush()
         }
-        ctx.log?.write("done", [("steps", .int(total)), ("params_digest", .string(digest(params.pointer, count: params.count)))])
+        ctx.log?.write("done", [("steps", .int(total)), ("peak_rss_bytes", .int(peakRSSBytes())), ("params_digest", .string(digest(params.pointer, count: params.count)))])
         ctx.log?.flush()
     }
 

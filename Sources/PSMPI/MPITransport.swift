@@ -22,18 +22,20 @@ func check(_ rc: Int32, _ function: String) throws {
 
 /// The Transport over Open MPI point-to-point messages on MPI_COMM_WORLD.
 ///
-/// Waiting polls MPI_Test: it spins for a short while (a reply is often
-/// microseconds away), then sleeps in short naps so that a waiting rank
-/// leaves the core to the ranks that compute (servers and workers share
-/// cores on small machines).
+/// Waiting polls MPI_Test. Between polls a waiting rank by default calls
+/// sched_yield, so that on a machine where servers and workers share cores
+/// the ranks that compute get the core while a reply is microseconds away
+/// (`run.poll`; docs/benchmarks.md has the measurements behind the default).
 public final class MPITransport: Transport {
     public let rank: Int
     public let size: Int
     let comm: MPI_Comm?
     var requests: [Int: MPI_Request?] = [:]
     var nextID = 0
-    /// Seconds of spinning before napping, and the nap length.
-    public var spinSeconds = 50e-6
+    /// How to wait between polls.
+    public enum Poll: String { case yield, spin, sleep }
+    public var poll = Poll.yield
+    /// The nap of `.sleep`.
     public var napNanoseconds = 20_000
 
     /// Initialises MPI (once per process). Never call this inside a test
@@ -78,7 +80,6 @@ public final class MPITransport: Transport {
         var counts = [Int](repeating: 0, count: reqs.count)
         var open = Array(reqs.indices)
         let start = Self.clock()
-        var napping = false
         while !open.isEmpty {
             var still: [Int] = []
             for i in open {
@@ -108,8 +109,10 @@ public final class MPITransport: Transport {
             if elapsed > timeout {
                 throw TransportTimeout(peer: reqs[open[0]].peer, seconds: timeout)
             }
-            if napping || elapsed > spinSeconds {
-                napping = true
+            switch poll {
+            case .yield: sched_yield()
+            case .spin: break
+            case .sleep:
                 var ts = timespec(tv_sec: 0, tv_nsec: napNanoseconds)
                 nanosleep(&ts, nil)
             }

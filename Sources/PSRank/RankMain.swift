@@ -58,6 +58,15 @@ public enum RankMain {
         FileHandle.standardError.write((text + "\n").data(using: .utf8)!)
     }
 
+    /// The core to pin this worker to: its node-local rank modulo the cores,
+    /// but only when mpirun left it free to run anywhere (oversubscribed).
+    static func pinnableCore() -> Int? {
+        let cores = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+        guard cores > 1, pst_allowed_cores() >= cores,
+              let local = ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_LOCAL_RANK"].flatMap(Int.init) else { return nil }
+        return local % cores
+    }
+
     public static func main(role: Role) -> Never {
         setvbuf(stdout, nil, _IOLBF, 0)
         let exeName = "pstrain-\(role.name)"
@@ -148,6 +157,11 @@ public enum RankMain {
                              ("build", .string(String(hello.buildHash, radix: 16))),
                              ("host", .string(hello.host)), ("pid", .int(Int(hello.pid))),
                              ("servers", .int(world.servers)), ("workers", .int(world.workers))])
+        transport.poll = MPITransport.Poll(rawValue: config.poll) ?? .yield
+        if role == .worker && config.pinWorkers, let core = pinnableCore() {
+            _ = pst_pin_to_core(Int32(core))
+            log?.write("pinned", [("core", .int(core))])
+        }
         let ctx = RankContext(config: config, world: world, transport: transport, log: log, say: { print($0) })
         do {
             switch role {

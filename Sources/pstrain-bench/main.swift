@@ -3,6 +3,7 @@
 import CBLAS
 import Foundation
 import PSCore
+import CPSKernels
 
 func seconds(_ body: () -> Void) -> Double {
     let t0 = DispatchTime.now().uptimeNanoseconds
@@ -40,12 +41,26 @@ func benchCompute(batch: Int, iters: Int) throws {
     }
 }
 
+func benchMemory(bytes: Int, iters: Int) {
+    let a = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+    let b = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+    memset(a, 1, bytes); memset(b, 2, bytes)
+    var h: UInt64 = 0
+    let x = median((0..<iters).map { _ in seconds { h &+= pst_xxh64(a, bytes, h) } })
+    let c = median((0..<iters).map { _ in seconds { h &+= pst_checksum64(a, bytes, h) } })
+    let m = median((0..<iters).map { _ in seconds { memcpy(b, a, bytes) } })
+    print(String(format: "memory   %d bytes: frame checksum (%@) %.1f GB/s, xxh64 %.1f GB/s, memcpy %.1f GB/s (%llu)", bytes,
+                 String(cString: pst_checksum64_variant()), Double(bytes) / c / 1e9, Double(bytes) / x / 1e9, Double(bytes) / m / 1e9, h & 1))
+}
+
 let args = Array(CommandLine.arguments.dropFirst())
 func opt(_ name: String, _ d: Int) -> Int {
     if let i = args.firstIndex(of: name), i + 1 < args.count, let v = Int(args[i + 1]) { return v }
     return d
 }
 switch args.first {
+case "memory":
+    benchMemory(bytes: opt("--bytes", 940_584), iters: opt("--iters", 200))
 case "compute":
     try benchCompute(batch: opt("--batch", 64), iters: opt("--iters", 200))
 default:

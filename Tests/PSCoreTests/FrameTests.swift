@@ -50,3 +50,25 @@ final class FrameTests: XCTestCase {
         }
     }
 }
+
+final class ChecksumTests: XCTestCase {
+    /// The vector variant and the plain C one agree on every length, and a
+    /// single flipped bit anywhere changes the value.
+    func testVariantsAgreeAndBitFlipsShow() {
+        var bytes = [UInt8](repeating: 0, count: 5000)
+        for i in bytes.indices { bytes[i] = UInt8(truncatingIfNeeded: CounterRNG.bits(seed: 3, stream: 4, index: UInt64(i))) }
+        bytes.withUnsafeMutableBytes { b in
+            for len in Array(0...300) + [1023, 1024, 1025, 4096, 5000] {
+                XCTAssertEqual(pst_checksum64(b.baseAddress, len, 9), pst_checksum64_generic(b.baseAddress, len, 9), "length \(len)")
+            }
+            let base = pst_checksum64(b.baseAddress, 5000, 0)
+            for pos in stride(from: 0, to: 5000 * 8, by: 37) {
+                b[pos / 8] ^= UInt8(1 << (pos % 8))
+                XCTAssertNotEqual(pst_checksum64(b.baseAddress, 5000, 0), base, "bit \(pos)")
+                b[pos / 8] ^= UInt8(1 << (pos % 8))
+            }
+            XCTAssertNotEqual(pst_checksum64(b.baseAddress, 5000, 1), base, "the seed matters")
+        }
+        XCTAssertTrue(["avx512", "avx2", "generic"].contains(String(cString: pst_checksum64_variant())))
+    }
+}
