@@ -30,6 +30,7 @@ public enum JSONValue {
     }
 }
 
+/// A string as a quoted JSON (and TOML basic) string literal.
 func jsonQuote(_ v: String) -> String {
     var s = "\""
     for u in v.unicodeScalars {

@@ -61,26 +61,8 @@ public struct TOMLTable: Equatable {
     }
 }
 
-func tomlQuote(_ s: String) -> String {
-    var out = "\""
-    for ch in s.unicodeScalars {
-        switch ch {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\t": out += "\\t"
-        case "\r": out += "\\r"
-        default:
-            if ch.value < 0x20 { out += unicodeEscape(ch.value) } else { out.unicodeScalars.append(ch) }
-        }
-    }
-    return out + "\""
-}
-
-func unicodeEscape(_ v: UInt32) -> String {
-    let hex = String(v, radix: 16, uppercase: true)
-    return "\\u" + String(repeating: "0", count: max(0, 4 - hex.count)) + hex
-}
+/// TOML basic strings escape exactly as JSON strings do.
+func tomlQuote(_ s: String) -> String { jsonQuote(s) }
 
 func tomlKey(_ k: String) -> String {
     let bare = !k.isEmpty && k.unicodeScalars.allSatisfy {

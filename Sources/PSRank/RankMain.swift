@@ -137,6 +137,11 @@ public enum RankMain {
             exit(1)
         }
 
+        if rank == 0 {
+            let hosts = Set(world.hellos.map { $0.host }).sorted()
+            print("pstrain: world of \(world.hellos.count) ranks: \(world.servers) server(s), \(world.workers) worker(s) on \(hosts.joined(separator: ", ")); "
+                + "config \(String(hello.configHash, radix: 16)), build \(String(hello.buildHash, radix: 16))")
+        }
         let index = world.index(ofRank: rank)
         let me = world.describe(rank)
         let runDir = world.hellos[0].runDir

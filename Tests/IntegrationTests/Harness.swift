@@ -109,6 +109,18 @@ enum Harness {
         return f + ["--mca", "pml", "ob1", "--mca", "btl", "self,vader"]
     }
 
+    /// A plain MPMD `mpirun` as a user would type it: `servers` ranks of
+    /// pstrain-server with `serverArgs`, then `workers` ranks of
+    /// pstrain-worker with `workerArgs` (either count may be 0).
+    static func mpirun(servers: Int, _ serverArgs: [String], workers: Int, _ workerArgs: [String],
+                       cwd: String, timeout: Double = 60) throws -> ProcessResult {
+        var args = mpirunFlags(ranks: servers + workers)
+        if servers > 0 { args += ["-np", String(servers), try executable("pstrain-server")] + serverArgs }
+        if servers > 0 && workers > 0 { args.append(":") }
+        if workers > 0 { args += ["-np", String(workers), try executable("pstrain-worker")] + workerArgs }
+        return run(which("mpirun")!, args, cwd: cwd, timeout: timeout)
+    }
+
     /// JSON-lines records of a log file.
     static func records(_ path: String) -> [[String: Any]] {
         let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""

@@ -72,9 +72,8 @@ final class MPITrainingTests: XCTestCase {
         let dir = Harness.tempDir("plain")
         let cfg = dir + "/job.toml"
         try "[data]\nkind = \"synthetic\"\nsynthetic_train = 1024\n[train]\nepochs = 1\n".write(toFile: cfg, atomically: true, encoding: .utf8)
-        let args = Harness.mpirunFlags(ranks: 3) + ["-np", "1", try Harness.executable("pstrain-server"), "--config", cfg, "--run-dir", "r",
-                                                    ":", "-np", "2", try Harness.executable("pstrain-worker"), "--config", cfg, "--run-dir", "r"]
-        let r = Harness.run(Harness.which("mpirun")!, args, cwd: dir)
+        let rankArgs = ["--config", cfg, "--run-dir", "r"]
+        let r = try Harness.mpirun(servers: 1, rankArgs, workers: 2, rankArgs, cwd: dir, timeout: 120)
         assertEnded(r, status: 0, "plain mpirun")
         XCTAssertTrue(r.stdout.contains("test accuracy"), r.output)
         XCTAssertEqual(Harness.events(dir + "/r/logs/worker-1.jsonl", "done").count, 1)
@@ -118,9 +117,7 @@ final class BadInputTests: XCTestCase {
         XCTAssertTrue(r.stderr.contains("unknown configuration key 'train.lrr'") && r.stderr.contains("did you mean 'train.lr'"), r.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/r"), "nothing written for a bad config")
         // The ranks say the same under a plain mpirun.
-        let args = Harness.mpirunFlags(ranks: 2) + ["-np", "1", try Harness.executable("pstrain-server"), "--config", cfg,
-                                                    ":", "-np", "1", try Harness.executable("pstrain-worker"), "--config", cfg]
-        let m = Harness.run(Harness.which("mpirun")!, args, cwd: dir, timeout: 60)
+        let m = try Harness.mpirun(servers: 1, ["--config", cfg], workers: 1, ["--config", cfg], cwd: dir)
         assertEnded(m, status: nil, "unknown key via mpirun")
         XCTAssertTrue(m.stderr.contains("unknown configuration key 'train.lrr'"), m.stderr)
     }
@@ -134,8 +131,7 @@ final class BadInputTests: XCTestCase {
         }
         let cfg = dir + "/c.toml"
         try "[data]\nkind = \"synthetic\"\n".write(toFile: cfg, atomically: true, encoding: .utf8)
-        let m = Harness.run(Harness.which("mpirun")!, Harness.mpirunFlags(ranks: 2) + ["-np", "2", try Harness.executable("pstrain-worker"), "--config", cfg],
-                            cwd: dir, timeout: 60)
+        let m = try Harness.mpirun(servers: 0, [], workers: 2, ["--config", cfg], cwd: dir)
         assertEnded(m, status: nil, "workers without a server")
         XCTAssertTrue(m.stderr.contains("the world has no server"), m.stderr)
     }
@@ -144,10 +140,7 @@ final class BadInputTests: XCTestCase {
         let dir = Harness.tempDir("diffcfg")
         let cfg = dir + "/c.toml"
         try "[data]\nkind = \"synthetic\"\n".write(toFile: cfg, atomically: true, encoding: .utf8)
-        let args = Harness.mpirunFlags(ranks: 3) + [
-            "-np", "1", try Harness.executable("pstrain-server"), "--config", cfg, "--set", "train.lr=0.1",
-            ":", "-np", "2", try Harness.executable("pstrain-worker"), "--config", cfg]
-        let m = Harness.run(Harness.which("mpirun")!, args, cwd: dir, timeout: 60)
+        let m = try Harness.mpirun(servers: 1, ["--config", cfg, "--set", "train.lr=0.1"], workers: 2, ["--config", cfg], cwd: dir)
         assertEnded(m, status: nil, "different configs")
         XCTAssertTrue(m.stderr.contains("different configurations"), m.stderr)
         XCTAssertTrue(m.stderr.contains("worker 0 (rank 1): train.lr = 0.05 (server 0 (rank 0) has 0.1)"), m.stderr)
