@@ -54,7 +54,7 @@ public func shellQuote(_ s: String) -> String {
 /// failures people meet most often. nil when nothing is recognised.
 public func explainMpirunFailure(_ output: String, plan: MpirunPlan) -> String? {
     let o = output
-    if o.contains("There are not enough slots available") {
+    if o.contains("There are not enough slots available") || o.contains("already filled") {
         return "mpirun refused to start \(plan.workers + plan.servers) ranks: not enough slots. "
             + (plan.hostfile == nil ? "This machine has \(plan.cores) cores; pass fewer --workers/--servers."
                                     : "Give the hosts in \(plan.hostfile!) more slots (a line 'HOST slots=N').")

@@ -109,7 +109,8 @@ struct Launch: ParsableCommand {
             let why = explainMpirunFailure(out, plan: plan)
             var msg = "pstrain: error: the job failed (mpirun exited with status \(status.code)\(status.signal != 0 ? ", signal \(status.signal)" : ""))."
             if let why { msg += "\n  \(why)" }
-            msg += "\n  The ranks' messages are above; mpirun's full output is in \(dir)/logs/mpirun.log."
+            msg += Self.anyShown ? "\n  The ranks' messages are above; mpirun's full output is in \(dir)/logs/mpirun.log."
+                                 : "\n  mpirun's full output is in \(dir)/logs/mpirun.log."
             FileHandle.standardError.write((msg + "\n").data(using: .utf8)!)
             throw ExitCode(status.code != 0 ? status.code : 1)
         }
@@ -172,6 +173,7 @@ struct Launch: ParsableCommand {
                 if line.starts(with: Data("pstrain".utf8)) || line.starts(with: Data("  ".utf8)) && lastShown {
                     FileHandle.standardError.write(line + Data([0x0A]))
                     lastShown = true
+                    anyShown = true
                 } else {
                     lastShown = false
                 }
@@ -183,6 +185,7 @@ struct Launch: ParsableCommand {
         return (p.terminationStatus, 0)
     }
     nonisolated(unsafe) static var lastShown = false
+    nonisolated(unsafe) static var anyShown = false
 
     /// "final test accuracy 88.41% after 10 epochs (4680 steps) in 62.3 s", from server 0's log.
     static func finalSummary(runDir: String) -> String? {

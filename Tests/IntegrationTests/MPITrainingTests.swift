@@ -136,6 +136,18 @@ final class BadInputTests: XCTestCase {
         XCTAssertTrue(m.stderr.contains("the world has no server"), m.stderr)
     }
 
+    /// When mpirun itself refuses (here: a hostfile with too few slots), the
+    /// launcher says why in plain words and where mpirun's own output is.
+    func testMpirunRefusalInPlainWords() throws {
+        let dir = Harness.tempDir("slots")
+        try "localhost slots=1\n".write(toFile: dir + "/hosts", atomically: true, encoding: .utf8)
+        let r = try Harness.launch(["--hostfile", dir + "/hosts", "--run-dir", "r", "--set", "data.kind=synthetic"], cwd: dir, timeout: 60)
+        assertEnded(r, status: nil, "too few slots")
+        XCTAssertTrue(r.stderr.contains("mpirun refused to start 3 ranks: not enough slots"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("slots=N") && r.stderr.contains("r/logs/mpirun.log"), r.stderr)
+        XCTAssertEqual(Harness.events(dir + "/r/events.jsonl", "exit").count, 1, "the failure is recorded")
+    }
+
     func testRanksWithDifferentConfigs() throws {
         let dir = Harness.tempDir("diffcfg")
         let cfg = dir + "/c.toml"

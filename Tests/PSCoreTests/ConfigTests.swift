@@ -117,6 +117,7 @@ final class LaunchPlanTests: XCTestCase {
         XCTAssertTrue(explainMpirunFailure("There are not enough slots available in the system", plan: p)!.contains("slots=N"))
         XCTAssertTrue(explainMpirunFailure("mpirun noticed that process rank 2 with PID 77 on node x exited on signal 9 (Killed).", plan: p)!
             .contains("rank 2 with PID 77 on node x was killed by signal 9"))
+        XCTAssertTrue(explainMpirunFailure("All nodes which are allocated for this job are already filled.", plan: p)!.contains("not enough slots"))
         XCTAssertNil(explainMpirunFailure("all fine", plan: p))
     }
 }
