@@ -53,6 +53,23 @@ func benchMemory(bytes: Int, iters: Int) {
                  String(cString: pst_checksum64_variant()), Double(bytes) / c / 1e9, Double(bytes) / x / 1e9, Double(bytes) / m / 1e9, h & 1))
 }
 
+/// FP32 <-> FP16/BF16 conversions in GB/s of FP32 data, next to memcpy.
+func benchConvert(count: Int, iters: Int) {
+    let f = UnsafeMutablePointer<Float>.allocate(capacity: count)
+    let f2 = UnsafeMutablePointer<Float>.allocate(capacity: count)
+    let h = UnsafeMutablePointer<UInt16>.allocate(capacity: count)
+    for i in 0..<count { f[i] = (CounterRNG.uniform(seed: 1, stream: 1, index: UInt64(i)) - 0.5) * 1e-2 }
+    func rate(_ body: () -> Void) -> Double { Double(count * 4) / median((0..<iters).map { _ in seconds(body) }) / 1e9 }
+    let to16 = rate { pst_f32_to_f16(f, h, count) }
+    let from16 = rate { pst_f16_to_f32(h, f2, count) }
+    let toB = rate { pst_f32_to_bf16(f, h, count) }
+    let fromB = rate { pst_bf16_to_f32(h, f2, count) }
+    let plain = rate { pst_f32_to_f16_generic(f, h, count) }
+    let copy = rate { memcpy(f2, f, count * 4) }
+    print(String(format: "convert  %d floats (%@): f32->f16 %.1f GB/s, f16->f32 %.1f, f32->bf16 %.1f, bf16->f32 %.1f, plain-C f32->f16 %.1f, memcpy %.1f (GB/s of FP32)",
+                 count, String(cString: pst_convert_variant()), to16, from16, toB, fromB, plain, copy))
+}
+
 let args = Array(CommandLine.arguments.dropFirst())
 func opt(_ name: String, _ d: Int) -> Int {
     if let i = args.firstIndex(of: name), i + 1 < args.count, let v = Int(args[i + 1]) { return v }
@@ -61,9 +78,11 @@ func opt(_ name: String, _ d: Int) -> Int {
 switch args.first {
 case "memory":
     benchMemory(bytes: opt("--bytes", 940_584), iters: opt("--iters", 200))
+case "convert":
+    benchConvert(count: opt("--count", 235_146), iters: opt("--iters", 200))
 case "compute":
     try benchCompute(batch: opt("--batch", 64), iters: opt("--iters", 200))
 default:
-    print("usage: pstrain-bench compute [--batch N] [--iters N]")
+    print("usage: pstrain-bench compute [--batch N] [--iters N] | memory [--bytes N] | convert [--count N]")
     exit(2)
 }

@@ -19,6 +19,20 @@ uint64_t pst_checksum64_generic(const void *data, size_t len, uint64_t seed);
 /// Which variant pst_checksum64 runs: "avx512", "avx2" or "generic".
 const char *pst_checksum64_variant(void);
 
+/// Array conversions between FP32 and the half formats, round to nearest
+/// even, vectorised (AVX-512, AVX2+F16C) with a plain C build chosen at run
+/// time; every build gives the same bits (convert.c says how NaNs go).
+void pst_f32_to_f16(const float *src, uint16_t *dst, size_t n);
+void pst_f16_to_f32(const uint16_t *src, float *dst, size_t n);
+void pst_f32_to_bf16(const float *src, uint16_t *dst, size_t n);
+void pst_bf16_to_f32(const uint16_t *src, float *dst, size_t n);
+/// "avx512", "avx2+f16c" or "generic".
+const char *pst_convert_variant(void);
+/// The plain C builds, for tests that compare builds.
+void pst_f32_to_f16_generic(const float *src, uint16_t *dst, size_t n);
+void pst_f16_to_f32_generic(const uint16_t *src, float *dst, size_t n);
+void pst_f32_to_bf16_generic(const float *src, uint16_t *dst, size_t n);
+
 /// Sets this thread's timer slack (Linux prctl PR_SET_TIMERSLACK) so short
 /// sleeps in polling loops are not rounded up to 50 us. Returns 0 on success.
 int pst_set_timer_slack_ns(unsigned long ns);
