@@ -157,3 +157,35 @@ const char *pst_convert_variant(void) { ready(); return impl.name; }
 void pst_f32_to_f16_generic(const float *src, uint16_t *dst, size_t n) { to_f16_generic(src, dst, n); }
 void pst_f16_to_f32_generic(const uint16_t *src, float *dst, size_t n) { from_f16_generic(src, dst, n); }
 void pst_f32_to_bf16_generic(const float *src, uint16_t *dst, size_t n) { to_bf16_generic(src, dst, n); }
+
+// Rounds in place to the nearest value a half format can hold (what storing
+// and reloading would give), in blocks through a small stack buffer.
+void pst_round_to_f16(float *x, size_t n) {
+    uint16_t tmp[2048];
+    for (size_t i = 0; i < n; i += 2048) {
+        size_t m = n - i < 2048 ? n - i : 2048;
+        pst_f32_to_f16(x + i, tmp, m);
+        pst_f16_to_f32(tmp, x + i, m);
+    }
+}
+void pst_round_to_bf16(float *x, size_t n) {
+    uint16_t tmp[2048];
+    for (size_t i = 0; i < n; i += 2048) {
+        size_t m = n - i < 2048 ? n - i : 2048;
+        pst_f32_to_bf16(x + i, tmp, m);
+        pst_bf16_to_f32(tmp, x + i, m);
+    }
+}
+
+// 1 if any of the n values is infinite or NaN.
+int pst_any_nonfinite_f32(const float *x, size_t n) {
+    const uint32_t *u = (const uint32_t *)x;
+    uint32_t bad = 0;
+    for (size_t i = 0; i < n; i++) bad |= ((u[i] & 0x7f800000u) == 0x7f800000u);
+    return bad != 0;
+}
+int pst_any_nonfinite_f16(const uint16_t *x, size_t n) {
+    uint32_t bad = 0;
+    for (size_t i = 0; i < n; i++) bad |= ((x[i] & 0x7c00u) == 0x7c00u);
+    return bad != 0;
+}

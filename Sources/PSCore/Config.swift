@@ -35,6 +35,19 @@ public struct Config: Equatable {
         .init(key: "train.momentum", kind: .float, defaultValue: .float(0.9), doc: "SGD momentum"),
         .init(key: "train.weight_decay", kind: .float, defaultValue: .float(0.0001), doc: "L2 weight decay, added to the gradient"),
         .init(key: "train.seed", kind: .integer, defaultValue: .integer(1), doc: "seeds initialisation and the per-epoch shuffle"),
+        .init(key: "train.precision", kind: .string, defaultValue: .string("fp32"), doc: "\"fp32\", \"fp16\" or \"bf16\": what workers hold and send (servers keep FP32 masters)"),
+        .init(key: "scaler.initial", kind: .float, defaultValue: .float(65536), doc: "initial loss scale (fp16)"),
+        .init(key: "scaler.growth_factor", kind: .float, defaultValue: .float(2), doc: "scale multiplier after growth_interval finite steps"),
+        .init(key: "scaler.backoff_factor", kind: .float, defaultValue: .float(0.5), doc: "scale multiplier when backing off"),
+        .init(key: "scaler.growth_interval", kind: .integer, defaultValue: .integer(2000), doc: "consecutive finite steps before the scale grows"),
+        .init(key: "scaler.hysteresis", kind: .integer, defaultValue: .integer(2), doc: "consecutive overflows before the scale backs off"),
+        .init(key: "scaler.min", kind: .float, defaultValue: .float(1), doc: "smallest loss scale"),
+        .init(key: "scaler.max", kind: .float, defaultValue: .float(16_777_216), doc: "largest loss scale (2^24)"),
+        .init(key: "scaler.max_skips_at_min", kind: .integer, defaultValue: .integer(50), doc: "consecutive overflows at the minimum scale before the run stops as diverged"),
+        .init(key: "debug.overflow_step", kind: .integer, defaultValue: .integer(-1), doc: "for tests: put +inf into a worker's gradient at this step (-1: never)"),
+        .init(key: "debug.overflow_steps", kind: .integer, defaultValue: .integer(1), doc: "for tests: how many consecutive steps from debug.overflow_step are spoilt"),
+        .init(key: "debug.overflow_worker", kind: .integer, defaultValue: .integer(0), doc: "for tests: the worker whose gradient debug.overflow_step spoils"),
+        .init(key: "debug.digest_every_step", kind: .bool, defaultValue: .bool(false), doc: "for tests: log each server's parameter digest after every step"),
         .init(key: "run.timeout_seconds", kind: .float, defaultValue: .float(120), doc: "longest wait for any message before a rank gives up"),
         .init(key: "run.blas_threads", kind: .integer, defaultValue: .integer(1), doc: "OpenBLAS threads per worker"),
         .init(key: "run.chunk_elements", kind: .integer, defaultValue: .integer(65536), doc: "largest message, in elements: tensors are cut into pieces so that servers and transfers overlap"),
@@ -172,7 +185,7 @@ public struct Config: Equatable {
         if let b = best, b.1 <= 3 { return "; did you mean '\(b.0)'?" }
         let section = key.split(separator: ".").first.map(String.init) ?? ""
         let known = schema.filter { $0.key.hasPrefix(section + ".") }.map { $0.key }
-        return known.isEmpty ? "; known sections: model, data, train, run" : "; known keys: " + known.joined(separator: ", ")
+        return known.isEmpty ? "; known sections: model, data, train, scaler, run, debug" : "; known keys: " + known.joined(separator: ", ")
     }
 
     static func editDistance(_ a: String, _ b: String) -> Int {
@@ -201,6 +214,18 @@ public struct Config: Equatable {
         if !(momentum >= 0 && momentum < 1) { throw bad("train.momentum", "must be in [0, 1) (is \(momentum))") }
         if !(weightDecay >= 0) { throw bad("train.weight_decay", "must be 0 or positive") }
         if !(timeoutSeconds > 0) { throw bad("run.timeout_seconds", "must be positive") }
+        if Precision(rawValue: string("train.precision")) == nil {
+            throw bad("train.precision", "must be \"fp32\", \"fp16\" or \"bf16\" (is \"\(string("train.precision"))\")")
+        }
+        let sc = scalerSettings
+        if !(sc.initialScale > 0 && sc.minScale > 0 && sc.maxScale >= sc.minScale && sc.initialScale >= sc.minScale && sc.initialScale <= sc.maxScale) {
+            throw bad("scaler.initial", "must lie in [scaler.min, scaler.max], all positive")
+        }
+        if !(sc.growthFactor >= 1) { throw bad("scaler.growth_factor", "must be at least 1") }
+        if !(sc.backoffFactor > 0 && sc.backoffFactor < 1) { throw bad("scaler.backoff_factor", "must be in (0, 1)") }
+        if sc.growthInterval < 1 || sc.hysteresis < 1 || sc.maxSkipsAtMin < 1 {
+            throw bad("scaler.growth_interval/hysteresis/max_skips_at_min", "must be at least 1")
+        }
         if chunkElements < 256 { throw bad("run.chunk_elements", "must be at least 256") }
         if !["yield", "spin", "sleep"].contains(poll) { throw bad("run.poll", "must be \"yield\", \"spin\" or \"sleep\" (is \"\(poll)\")") }
         if blasThreads < 1 { throw bad("run.blas_threads", "must be at least 1") }
@@ -245,6 +270,23 @@ public struct Config: Equatable {
     public var poll: String { string("run.poll") }
     public var pinWorkers: Bool { if case .bool(let b)? = values["run.pin_workers"] { return b }; return true }
     public var chunkElements: Int { int("run.chunk_elements") }
+    public var precision: Precision { Precision(rawValue: string("train.precision")) ?? .fp32 }
+    public var scalerSettings: LossScaler.Settings {
+        var s = LossScaler.Settings()
+        s.initialScale = double("scaler.initial"); s.growthFactor = double("scaler.growth_factor")
+        s.backoffFactor = double("scaler.backoff_factor"); s.growthInterval = int("scaler.growth_interval")
+        s.hysteresis = int("scaler.hysteresis"); s.minScale = double("scaler.min"); s.maxScale = double("scaler.max")
+        s.maxSkipsAtMin = int("scaler.max_skips_at_min")
+        return s
+    }
+    public var overflowStep: Int { int("debug.overflow_step") }
+    public var overflowWorker: Int { int("debug.overflow_worker") }
+    public var overflowSteps: Int { int("debug.overflow_steps") }
+    /// Whether the test hook spoils worker `w`'s gradient at `step`.
+    public func spoilsGradient(step: Int, worker w: Int) -> Bool {
+        overflowStep >= 0 && w == overflowWorker && step >= overflowStep && step < overflowStep + overflowSteps
+    }
+    public var digestEveryStep: Bool { if case .bool(let b)? = values["debug.digest_every_step"] { return b }; return false }
     public var progressSeconds: Double { double("run.progress_seconds") }
     public var expectedWorkers: Int { int("run.workers") }
     public var expectedServers: Int { int("run.servers") }

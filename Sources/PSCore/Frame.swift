@@ -5,6 +5,8 @@ public enum FrameKind: UInt8, CaseIterable {
     case params = 1      // server -> worker: a shard of parameters of a version
     case grads = 2       // worker -> server: a shard of one step's gradients
     case eval = 3        // worker -> server 0: test-set loss sum, correct, count
+    case stepInfo = 4    // worker -> every server, after its last piece: loss sum, samples, overflow
+    case vote = 5        // server -> every other server: overflow seen in its sums
     public var tag: Int32 { Int32(rawValue) }
 }
 

@@ -1,3 +1,4 @@
+import CPSKernels
 /// Where one parameter tensor lives in the model's flat parameter vector.
 public struct TensorSlot: Equatable {
     public let index: Int
@@ -52,6 +53,9 @@ public final class Model {
     public let inputSize: Int
     public let classes: Int
     public let capacity: Int
+    /// FP16/BF16: every activation and gradient is rounded to that format
+    /// when a layer stores it (computation stays FP32 through OpenBLAS).
+    public var storage: Precision = .fp32
     /// Where each layer's parameters start in the flat vector.
     let paramOffsets: [Int]
     /// acts[0] is the input; acts[i+1] is layer i's output. (capacity, size)
@@ -97,8 +101,20 @@ public final class Model {
 
     public func forward(batch: Int, params: UnsafePointer<Float>) {
         precondition(batch <= capacity)
+        round(acts[0].pointer, batch * inputSize)
         for (i, l) in layers.enumerated() {
             l.forward(x: acts[i].pointer, y: acts[i + 1].pointer, batch: batch, params: params + paramOffsets[i])
+            round(acts[i + 1].pointer, batch * l.outputSize)
+        }
+    }
+
+    /// Rounds to the storage format (nothing for FP32).
+    @inline(__always)
+    public func round(_ p: UnsafeMutablePointer<Float>, _ n: Int) {
+        switch storage {
+        case .fp32: break
+        case .fp16: pst_round_to_f16(p, n)
+        case .bf16: pst_round_to_bf16(p, n)
         }
     }
 
@@ -114,6 +130,7 @@ public final class Model {
         let last = layers.count - 1
         let r = SoftmaxCrossEntropy.evaluate(logits: logits, labels: labels, batch: batch, classes: classes,
                                              dlogits: dActs[last].pointer, gradScale: gradScale)
+        round(dActs[last].pointer, batch * classes)
         backward(batch: batch, params: params, grads: grads, layerDone: layerDone)
         return r
     }
@@ -128,6 +145,8 @@ public final class Model {
             let dx: UnsafeMutablePointer<Float>? = i > 0 ? dActs[i - 1].pointer : nil
             l.backward(x: acts[i].pointer, y: acts[i + 1].pointer, dy: dActs[i].pointer, dx: dx, batch: batch,
                        params: params + paramOffsets[i], grads: grads + paramOffsets[i])
+            if let dx { round(dx, batch * l.inputSize) }
+            round(grads + paramOffsets[i], l.parameters.reduce(0) { $0 + $1.count })
             if !l.parameters.isEmpty { layerDone?(i) }
             i -= 1
         }
@@ -166,18 +185,16 @@ public struct SGD {
         }
     }
 
-    /// The same update, with the new weights also written to `copy` (the
-    /// outgoing message) in the same pass.
+    /// The same update on gradients that still carry a factor 1/gradScale
+    /// (the loss scale): g is multiplied by gradScale first.
     public func apply(weights w: UnsafeMutablePointer<Float>, velocity v: UnsafeMutablePointer<Float>,
-                      grads g: UnsafePointer<Float>, count n: Int, copyTo out: UnsafeMutablePointer<Float>) {
+                      grads g: UnsafePointer<Float>, count n: Int, gradScale s: Float) {
         let lr = self.lr, mu = momentum, wd = weightDecay
         for i in 0..<n {
-            let gi = g[i] + wd * w[i]
+            let gi = g[i] * s + wd * w[i]
             let vi = mu * v[i] + gi
             v[i] = vi
-            let wi = w[i] - lr * vi
-            w[i] = wi
-            out[i] = wi
+            w[i] -= lr * vi
         }
     }
 }

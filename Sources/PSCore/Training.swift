@@ -81,10 +81,14 @@ public final class ServerRole {
     let layout: ModelLayout
     let plan: ShardPlan
     let range: Range<Int>
+    /// FP32 master weights and momentum of this server's shard.
     public let weights: FloatBuffer
     let velocity: FloatBuffer
+    /// The step's summed gradient (FP32), and a piece-sized scratch for widening.
     let gradSum: FloatBuffer
+    let scratch: FloatBuffer
     let trainCount: Int
+    public private(set) var scaler: LossScaler
 
     /// `layout` comes from the model the configuration builds; `trainCount`
     /// is the size of the training set (servers do not load the data).
@@ -97,7 +101,9 @@ public final class ServerRole {
         weights = FloatBuffer(count: range.count)
         velocity = FloatBuffer(count: range.count)
         gradSum = FloatBuffer(count: range.count)
+        scratch = FloatBuffer(count: min(range.count, context.config.chunkElements))
         self.trainCount = trainCount
+        scaler = LossScaler(settings: context.config.scalerSettings, dynamic: context.config.precision.usesLossScaling)
         layout.initialize(seed: context.config.seed, range: range.lowerBound, range.upperBound, into: weights.pointer)
     }
 
@@ -105,46 +111,53 @@ public final class ServerRole {
         let cfg = ctx.config, world = ctx.world, t = ctx.transport
         let (perEpoch, total) = try ctx.schedule(trainCount: trainCount)
         let W = world.workers
+        let prec = cfg.precision
         var sgd = SGD(lr: Float(cfg.lr), momentum: Float(cfg.momentum), weightDecay: Float(cfg.weightDecay))
         // This server's pieces, in the order the workers send them.
         let all = plan.pieces(layout, maxElements: cfg.chunkElements)
         let mine = all.indices.filter { all[$0].server == index }
         let paramFrames = mine.map { FrameBuffer(payloadCapacity: all[$0].range.count * 4) }
         let gradFrames = (0..<W).map { _ in mine.map { FrameBuffer(payloadCapacity: all[$0].range.count * 4) } }
+        let infoFrames = (0..<W).map { _ in FrameBuffer(payloadCapacity: 24) }
+        let voteOut = FrameBuffer(payloadCapacity: 8)
+        let voteIn = world.serverRanks.map { _ in FrameBuffer(payloadCapacity: 8) }
         let evalFrames = (0..<W).map { _ in FrameBuffer(payloadCapacity: 24) }
         let isLead = index == 0
         ctx.log?.write("start", [("servers", .int(world.servers)), ("workers", .int(W)), ("shard_lo", .int(range.lowerBound)),
-                                 ("shard_hi", .int(range.upperBound)), ("pieces", .int(mine.count)),
-                                 ("steps", .int(total)), ("steps_per_epoch", .int(perEpoch))])
+                                 ("shard_hi", .int(range.upperBound)), ("pieces", .int(mine.count)), ("precision", .string(prec.rawValue)),
+                                 ("loss_scale", .double(scaler.scale)), ("steps", .int(total)), ("steps_per_epoch", .int(perEpoch))])
         ctx.log?.flush()
 
         var sends = [[TransportRequest]](repeating: [], count: mine.count)
         var bytesOut = 0
-        /// Seals piece k of parameters `version` (already in its frame) and sends it to every worker.
+        /// Encodes piece k of the current weights as parameters `version` and
+        /// sends it to every worker; the header carries the loss scale to use.
         func sendPiece(_ k: Int, version: Int) throws {
             let c = all[mine[k]]
-            paramFrames[k].length = Frame.seal(FrameHeader(kind: .params, step: UInt64(version), chunk: UInt32(mine[k]), elementType: .f32,
-                                                           rawLength: UInt64(c.range.count * 4), encodedLength: UInt64(c.range.count * 4)),
+            let n = c.range.count
+            _ = try ctx.wait(sends[k], for: "parameter sends", step: version)
+            Payload.encode(weights.pointer + (c.range.lowerBound - range.lowerBound), count: n, as: prec, into: paramFrames[k].payload)
+            let len = UInt64(Payload.bytes(n, prec))
+            paramFrames[k].length = Frame.seal(FrameHeader(kind: .params, step: UInt64(version), chunk: UInt32(mine[k]), elementType: prec.elementType,
+                                                           rawLength: len, encodedLength: len, aux0: scaler.scale, aux1: Double(scaler.skipped)),
                                                buffer: paramFrames[k].raw)
             sends[k] = try world.workerRanks.map { try t.isend(paramFrames[k].sealed, to: $0, tag: FrameKind.params.tag) }
             bytesOut += paramFrames[k].length * W
         }
-        func postGradRecvs() throws -> [[TransportRequest]] {
-            // recvs[k][w]: MPI keeps messages of one sender and tag in order,
+        func postRecvs() throws -> (grads: [[TransportRequest]], info: [TransportRequest]) {
+            // grads[k][w]: MPI keeps messages of one sender and tag in order,
             // so posting in piece order matches the pieces.
             var r = [[TransportRequest]](repeating: [], count: mine.count)
+            var info: [TransportRequest] = []
             for (w, rank) in world.workerRanks.enumerated() {
                 for k in mine.indices { r[k].append(try t.irecv(gradFrames[w][k].whole, from: rank, tag: FrameKind.grads.tag)) }
+                info.append(try t.irecv(infoFrames[w].whole, from: rank, tag: FrameKind.stepInfo.tag))
             }
-            return r
+            return (r, info)
         }
 
-        for k in mine.indices {
-            let c = all[mine[k]]
-            paramFrames[k].floats.update(from: weights.pointer + (c.range.lowerBound - range.lowerBound), count: c.range.count)
-            try sendPiece(k, version: 0)
-        }
-        var recvs = try postGradRecvs()
+        for k in mine.indices { try sendPiece(k, version: 0) }
+        var recvs = try postRecvs()
         let started = now()
         var progress = Progress(lead: isLead, say: ctx.say, every: cfg.progressSeconds, total: total, perEpoch: perEpoch,
                                 epochs: cfg.epochs, batch: cfg.batchSize, start: started)
@@ -152,56 +165,118 @@ public final class ServerRole {
         for step in 0..<total {
             sgd.lr = Float(cfg.learningRate(step: step, total: total))
             var waited = 0.0, applied = 0.0
-            var lossSum = 0.0, samples = 0.0
             var bytesIn = 0
             bytesOut = 0
-            // Piece by piece, as the workers' backward produces them: wait for
-            // all W contributions, sum in worker-rank order (never arrival
-            // order: reproducible bits), apply SGD, send the new values.
+            // 1. Sum the pieces as they arrive, each in worker-rank order
+            //    (never arrival order: reproducible bits), widening to FP32.
             for k in mine.indices {
                 let c = all[mine[k]]
                 let n = c.range.count
                 let waitStart = now()
-                let counts = try ctx.wait(recvs[k], for: "gradients", step: step)
-                _ = try ctx.wait(sends[k], for: "parameter sends", step: step)
-                let applyStart = now()
-                waited += applyStart - waitStart
-                let expect = FrameExpectation(kind: .grads, step: UInt64(step), chunk: UInt32(mine[k]), elementType: .f32, rawLength: n * 4)
+                let counts = try ctx.wait(recvs.grads[k], for: "gradients", step: step)
+                let workStart = now()
+                waited += workStart - waitStart
+                let expect = FrameExpectation(kind: .grads, step: UInt64(step), chunk: UInt32(mine[k]), elementType: prec.elementType,
+                                              rawLength: Payload.bytes(n, prec))
+                let sum = gradSum.pointer + (c.range.lowerBound - range.lowerBound)
                 for w in 0..<W {
-                    let h = try Frame.open(buffer: gradFrames[w][k].raw, length: counts[w], expect: expect,
-                                           sender: world.describe(world.workerRanks[w]))
-                    if k == 0 { lossSum += h.aux0; samples += h.aux1 }
+                    _ = try Frame.open(buffer: gradFrames[w][k].raw, length: counts[w], expect: expect,
+                                       sender: world.describe(world.workerRanks[w]))
                     bytesIn += counts[w]
-                }
-                let g: UnsafePointer<Float>
-                if W == 1 {
-                    g = UnsafePointer(gradFrames[0][k].floats)
-                } else {
-                    let sum = gradSum.pointer
-                    sum.update(from: gradFrames[0][k].floats, count: n)
-                    for w in 1..<W {
-                        let gw = gradFrames[w][k].floats
-                        for i in 0..<n { sum[i] += gw[i] }
+                    if w == 0 {
+                        Payload.decode(gradFrames[w][k].payload, count: n, as: prec, into: sum)
+                    } else {
+                        let g: UnsafePointer<Float>
+                        if prec == .fp32 { g = UnsafePointer(gradFrames[w][k].floats) } else {
+                            Payload.decode(gradFrames[w][k].payload, count: n, as: prec, into: scratch.pointer)
+                            g = UnsafePointer(scratch.pointer)
+                        }
+                        for i in 0..<n { sum[i] += g[i] }
                     }
-                    g = UnsafePointer(sum)
                 }
-                let off = c.range.lowerBound - range.lowerBound
-                sgd.apply(weights: weights.pointer + off, velocity: velocity.pointer + off, grads: g, count: n,
-                          copyTo: paramFrames[k].floats)
-                try sendPiece(k, version: step + 1)
-                applied += now() - applyStart
+                applied += now() - workStart
             }
-            if step + 1 < total { recvs = try postGradRecvs() }
+            // 2. The workers' step summaries: loss, samples, overflow flags.
+            let waitInfo = now()
+            let infoCounts = try ctx.wait(recvs.info, for: "step summaries", step: step)
+            var lossSum = 0.0, samples = 0.0
+            var overflow = false
+            var overflowBy: [String] = []
+            for w in 0..<W {
+                _ = try Frame.open(buffer: infoFrames[w].raw, length: infoCounts[w],
+                                   expect: FrameExpectation(kind: .stepInfo, step: UInt64(step), chunk: 0, elementType: .f64, rawLength: 24),
+                                   sender: world.describe(world.workerRanks[w]))
+                let v = infoFrames[w].payload.assumingMemoryBound(to: Double.self)
+                lossSum += v[0]; samples += v[1]
+                if v[2] != 0 { overflow = true; overflowBy.append("worker \(w)") }
+            }
+            if pst_any_nonfinite_f32(gradSum.pointer, range.count) != 0 { overflow = true; overflowBy.append("sum on server \(index)") }
+            // 3. Every server agrees: apply or skip, the same everywhere.
+            if world.servers > 1 {
+                voteOut.payload.storeBytes(of: overflow ? 1.0 : 0.0, as: Double.self)
+                voteOut.length = Frame.seal(FrameHeader(kind: .vote, step: UInt64(step), chunk: UInt32(index), elementType: .f64,
+                                                        rawLength: 8, encodedLength: 8), buffer: voteOut.raw)
+                var reqs: [TransportRequest] = []
+                for (s, r) in world.serverRanks.enumerated() where s != index {
+                    reqs.append(try t.isend(voteOut.sealed, to: r, tag: FrameKind.vote.tag))
+                    reqs.append(try t.irecv(voteIn[s].whole, from: r, tag: FrameKind.vote.tag))
+                }
+                let vc = try ctx.wait(reqs, for: "overflow votes", step: step)
+                var i = 1
+                for (s, r) in world.serverRanks.enumerated() where s != index {
+                    _ = try Frame.open(buffer: voteIn[s].raw, length: vc[i],
+                                       expect: FrameExpectation(kind: .vote, step: UInt64(step), chunk: UInt32(s), elementType: .f64, rawLength: 8),
+                                       sender: world.describe(r))
+                    if voteIn[s].payload.load(as: Double.self) != 0 { overflow = true; overflowBy.append("server \(s)") }
+                    i += 2
+                }
+            }
+            waited += now() - waitInfo
+            // 4. Apply (FP32, unscaled) or skip, then send version step+1.
+            let applyStart = now()
+            let oldScale = scaler.scale
+            let inv = Float(1 / scaler.scale)
+            for k in mine.indices {
+                let c = all[mine[k]]
+                let off = c.range.lowerBound - range.lowerBound
+                if !overflow {
+                    sgd.apply(weights: weights.pointer + off, velocity: velocity.pointer + off, grads: gradSum.pointer + off,
+                              count: c.range.count, gradScale: inv)
+                }
+            }
+            let change = scaler.update(step: step, overflow: overflow)
+            for k in mine.indices { try sendPiece(k, version: step + 1) }
+            applied += now() - applyStart
+            if step + 1 < total { recvs = try postRecvs() }
             let end = now()
             let loss = lossSum / max(samples, 1)
-            ctx.log?.write("step", [("step", .int(step)), ("epoch", .int(step / perEpoch)), ("loss", .double(loss)),
-                                    ("lr", .double(Double(sgd.lr))),
-                                    ("samples", .int(Int(samples))), ("step_s", .double(end - stepStart)),
-                                    ("wait_s", .double(waited)), ("apply_s", .double(applied)),
-                                    ("bytes_recv", .int(bytesIn)), ("bytes_sent", .int(bytesOut)),
-                                    ("samples_per_s", .double(samples / max(end - stepStart, 1e-9)))])
+            var fields: [(String, JSONValue)] = [
+                ("step", .int(step)), ("epoch", .int(step / perEpoch)), ("loss", .double(loss)),
+                ("lr", .double(Double(sgd.lr))), ("loss_scale", .double(oldScale)), ("skipped", .int(scaler.skipped)),
+                ("overflow", .bool(overflow)),
+                ("samples", .int(Int(samples))), ("step_s", .double(end - stepStart)),
+                ("wait_s", .double(waited)), ("apply_s", .double(applied)),
+                ("bytes_recv", .int(bytesIn)), ("bytes_sent", .int(bytesOut)),
+                ("samples_per_s", .double(samples / max(end - stepStart, 1e-9)))]
+            if cfg.digestEveryStep { fields.append(("params_digest", .string(digest(weights.pointer, count: range.count)))) }
+            ctx.log?.write("step", fields)
+            if overflow {
+                ctx.log?.write("overflow", [("step", .int(step)), ("seen_by", .array(overflowBy.map { .string($0) })),
+                                            ("loss_scale", .double(oldScale)), ("new_loss_scale", .double(scaler.scale))])
+            }
+            if case .grew(let a, let b) = change {
+                ctx.log?.write("scale", [("step", .int(step)), ("from", .double(a)), ("to", .double(b)), ("why", .string("growth"))])
+            } else if case .backedOff(let a, let b) = change {
+                ctx.log?.write("scale", [("step", .int(step)), ("from", .double(a)), ("to", .double(b)), ("why", .string("overflow"))])
+            }
             stepStart = end
-            progress.step(step, loss: loss, at: end)
+            progress.step(step, loss: loss, skipped: overflow, scale: (oldScale, scaler.scale), at: end)
+            if scaler.diverged {
+                ctx.log?.flush()
+                throw PSError("training diverged: steps kept overflowing for \(scaler.overflowsAtMin) steps with the loss scale at its minimum (\(scaler.scale)); "
+                    + "the last step with finite gradients was \(scaler.lastFiniteStep < 0 ? "none" : String(scaler.lastFiniteStep)). "
+                    + "This is not a scaling problem: lower train.lr or check the data (scaler.max_skips_at_min sets the patience)")
+            }
 
             // Epoch end: the workers evaluate the new parameters.
             if isLead && ((step + 1) % perEpoch == 0 || step + 1 == total) {
@@ -226,15 +301,18 @@ public final class ServerRole {
             }
             ctx.log?.flush()
         }
+        progress.finish()
         for k in mine.indices { _ = try ctx.wait(sends[k], for: "parameter sends", step: total) }
         let wall = now() - started
         ctx.log?.write("done", [("steps", .int(total)), ("wall_s", .double(wall)), ("peak_rss_bytes", .int(peakRSSBytes())),
+                                ("skipped", .int(scaler.skipped)), ("loss_scale", .double(scaler.scale)),
                                 ("params_digest", .string(digest(weights.pointer, count: range.count)))])
         ctx.log?.flush()
     }
 }
 
-/// Server 0's human progress lines: one per epoch, and one every few seconds.
+/// Server 0's human progress lines: one per epoch, one every few seconds,
+/// and one line per burst of skipped steps (never one per skipped step).
 struct Progress {
     let lead: Bool
     let say: (String) -> Void
@@ -244,6 +322,8 @@ struct Progress {
     var lastLine: Double
     var lossAcc = 0.0, lossN = 0
     var lastLoss = Double.nan
+    /// The burst of skipped steps being collected: first, last, scale before.
+    var burst: (first: Int, last: Int, scale: Double, newScale: Double)?
 
     init(lead: Bool, say: @escaping (String) -> Void, every: Double, total: Int, perEpoch: Int, epochs: Int, batch: Int, start: Double) {
         self.lead = lead; self.say = say; self.every = every; self.total = total; self.perEpoch = perEpoch
@@ -260,8 +340,30 @@ struct Progress {
         return "\(Int(sps.rounded())) samples/s"
     }
 
-    mutating func step(_ step: Int, loss: Double, at t: Double) {
+    static func scaleText(_ s: Double) -> String {
+        s == s.rounded() && abs(s) < 1e15 ? String(Int(s)) : String(s)
+    }
+
+    mutating func flushBurst() {
+        guard let b = burst else { return }
+        burst = nil
+        let which = b.first == b.last ? "step \(b.first) skipped" : "steps \(b.first)-\(b.last) skipped"
+        let scale = b.scale == b.newScale ? "scale \(Self.scaleText(b.scale))" : "scale \(Self.scaleText(b.scale)) -> \(Self.scaleText(b.newScale))"
+        say("\(which) for overflow, \(scale)")
+    }
+
+    mutating func step(_ step: Int, loss: Double, skipped: Bool, scale: (old: Double, new: Double), at t: Double) {
         guard lead else { return }
+        if skipped {
+            if let b = burst, b.last == step - 1 {
+                burst = (b.first, step, b.scale, scale.new)
+            } else {
+                flushBurst()
+                burst = (step, step, scale.old, scale.new)
+            }
+            return
+        }
+        flushBurst()
         lossAcc += loss; lossN += 1
         if t - lastLine >= every && (step + 1) % perEpoch != 0 {
             lastLoss = lossAcc / Double(lossN)
@@ -272,10 +374,13 @@ struct Progress {
 
     mutating func epochEnd(_ step: Int, accuracy: Double, at t: Double) {
         guard lead else { return }
+        flushBurst()
         if lossN > 0 { lastLoss = lossAcc / Double(lossN) }
         say("\(head(step))  loss \(String(format: "%.4f", lastLoss))  test accuracy \(String(format: "%.2f", accuracy * 100))%  \(rate(step, t))  \(String(format: "%.1f", t - start)) s")
         lastLine = t; lossAcc = 0; lossN = 0
     }
+
+    mutating func finish() { if lead { flushBurst() } }
 }
 
 // MARK: - Worker
@@ -312,12 +417,15 @@ public final class WorkerRole {
         let cfg = ctx.config, world = ctx.world, t = ctx.transport
         let S = world.servers, W = world.workers
         let B = cfg.batchSize
+        let prec = cfg.precision
+        model.storage = prec
         let sampler = Sampler(count: data.train.count, batchSize: B, seed: cfg.seed)
         let (perEpoch, total) = try ctx.schedule(trainCount: data.train.count)
         let mine = Sampler.slice(batch: B, worker: index, of: W)
         let pieces = plan.pieces(model.layout, maxElements: cfg.chunkElements)
         let paramFrames = pieces.map { FrameBuffer(payloadCapacity: $0.range.count * 4) }
         let gradFrames = pieces.map { FrameBuffer(payloadCapacity: $0.range.count * 4) }
+        let infoFrame = FrameBuffer(payloadCapacity: 24)
         // Which pieces each layer's gradients fill, in send order.
         var piecesOfTensor = [[Int]](repeating: [], count: model.layout.tensors.count)
         for (i, p) in pieces.enumerated() { piecesOfTensor[p.tensor].append(i) }
@@ -331,31 +439,34 @@ public final class WorkerRole {
         let evalFrame = FrameBuffer(payloadCapacity: 24)
         let labels = UnsafeMutablePointer<UInt8>.allocate(capacity: model.capacity)
         defer { labels.deallocate() }
-        let gradScale = 1 / Float(B)
         ctx.log?.write("start", [("servers", .int(S)), ("workers", .int(W)), ("microbatch", .int(mine.count)),
                                  ("train_samples", .int(data.train.count)), ("test_samples", .int(data.test.count)),
+                                 ("precision", .string(prec.rawValue)),
                                  ("pieces", .int(pieces.count)), ("steps", .int(total)), ("steps_per_epoch", .int(perEpoch))])
         ctx.log?.flush()
 
-        /// Receives parameters of `version` from every server into `params`.
-        func receiveParams(version: Int, also: [TransportRequest]) throws -> Int {
+        /// Receives parameters of `version` from every server into `params`;
+        /// returns the bytes and the loss scale the servers ask for.
+        func receiveParams(version: Int, also: [TransportRequest]) throws -> (bytes: Int, scale: Double) {
             let reqs = try pieces.indices.map { i in
                 try t.irecv(paramFrames[i].whole, from: world.serverRanks[pieces[i].server], tag: FrameKind.params.tag)
             }
             let counts = try ctx.wait(reqs + also, for: "parameters", step: version)
             var bytes = 0
+            var scale = 1.0
             for (i, p) in pieces.enumerated() {
-                _ = try Frame.open(buffer: paramFrames[i].raw, length: counts[i],
-                                   expect: FrameExpectation(kind: .params, step: UInt64(version), chunk: UInt32(i),
-                                                            elementType: .f32, rawLength: p.range.count * 4),
-                                   sender: world.describe(world.serverRanks[p.server]))
-                (params.pointer + p.range.lowerBound).update(from: paramFrames[i].floats, count: p.range.count)
+                let h = try Frame.open(buffer: paramFrames[i].raw, length: counts[i],
+                                       expect: FrameExpectation(kind: .params, step: UInt64(version), chunk: UInt32(i),
+                                                                elementType: prec.elementType, rawLength: Payload.bytes(p.range.count, prec)),
+                                       sender: world.describe(world.serverRanks[p.server]))
+                Payload.decode(paramFrames[i].payload, count: p.range.count, as: prec, into: params.pointer + p.range.lowerBound)
                 bytes += counts[i]
+                scale = h.aux0
             }
-            return bytes
+            return (bytes, scale)
         }
 
-        _ = try receiveParams(version: 0, also: [])
+        var scale = try receiveParams(version: 0, also: []).scale
         var perm: [Int32] = []
         var last = now()
         for step in 0..<total {
@@ -365,19 +476,22 @@ public final class WorkerRole {
             let base = within * B
             let rows = perm[(base + mine.lowerBound)..<(base + mine.upperBound)].lazy.map { Int($0) }
             data.train.gather(rows, into: model.input, labels: labels)
-            // The loss is known after forward; it rides on every piece's header.
             var sends: [TransportRequest] = []
             var bytesOut = 0
-            var lossSum = 0.0
+            var overflow = false
             var sendError: Error?
+            let spoil = cfg.spoilsGradient(step: step, worker: index)
+            /// Encodes and sends the pieces of a layer whose gradients are final.
             func push(layer: Int) {
                 for tensor in tensorsOfLayer[layer].reversed() {
                     for i in piecesOfTensor[tensor] {
                         let p = pieces[i]
-                        gradFrames[i].floats.update(from: grads.pointer + p.range.lowerBound, count: p.range.count)
-                        gradFrames[i].length = Frame.seal(FrameHeader(kind: .grads, step: UInt64(step), chunk: UInt32(i), elementType: .f32,
-                                                                      rawLength: UInt64(p.range.count * 4), encodedLength: UInt64(p.range.count * 4),
-                                                                      aux0: lossSum, aux1: Double(mine.count)),
+                        if spoil { grads.pointer[p.range.lowerBound] = .infinity }
+                        Payload.encode(grads.pointer + p.range.lowerBound, count: p.range.count, as: prec, into: gradFrames[i].payload)
+                        if Payload.hasNonFinite(gradFrames[i].payload, count: p.range.count, as: prec) { overflow = true }
+                        let len = UInt64(Payload.bytes(p.range.count, prec))
+                        gradFrames[i].length = Frame.seal(FrameHeader(kind: .grads, step: UInt64(step), chunk: UInt32(i), elementType: prec.elementType,
+                                                                      rawLength: len, encodedLength: len),
                                                           buffer: gradFrames[i].raw)
                         do {
                             sends.append(try t.isend(gradFrames[i].sealed, to: world.serverRanks[p.server], tag: FrameKind.grads.tag))
@@ -386,22 +500,29 @@ public final class WorkerRole {
                     }
                 }
             }
-            model.forward(batch: mine.count, params: params.pointer)
-            let r = SoftmaxCrossEntropy.evaluate(logits: model.logits, labels: labels, batch: mine.count, classes: model.classes,
-                                                 dlogits: model.dLogits, gradScale: gradScale)
-            lossSum = r.lossSum
-            model.backward(batch: mine.count, params: params.pointer, grads: grads.pointer, layerDone: push)
+            // The loss is multiplied by the loss scale (FP16); the servers divide it out.
+            let r = model.trainStep(batch: mine.count, labels: labels, gradScale: Float(scale) / Float(B),
+                                    params: params.pointer, grads: grads.pointer, layerDone: push)
             if let sendError { throw sendError }
+            // After the last piece: loss, samples and whether anything overflowed.
+            let v = infoFrame.payload.assumingMemoryBound(to: Double.self)
+            v[0] = r.lossSum; v[1] = Double(mine.count); v[2] = overflow ? 1 : 0
+            infoFrame.length = Frame.seal(FrameHeader(kind: .stepInfo, step: UInt64(step), chunk: 0, elementType: .f64,
+                                                      rawLength: 24, encodedLength: 24), buffer: infoFrame.raw)
+            for r in world.serverRanks { sends.append(try t.isend(infoFrame.sealed, to: r, tag: FrameKind.stepInfo.tag)) }
+            bytesOut += infoFrame.length * S
             let computed = now() - computeStart
             let waitStart = now()
-            let bytesIn = try receiveParams(version: step + 1, also: sends)
+            let (bytesIn, nextScale) = try receiveParams(version: step + 1, also: sends)
             let end = now()
             ctx.log?.write("step", [("step", .int(step)), ("epoch", .int(epoch)),
                                     ("loss", .double(r.lossSum / Double(max(mine.count, 1)))),
+                                    ("loss_scale", .double(scale)), ("overflow", .bool(overflow)),
                                     ("samples", .int(mine.count)), ("step_s", .double(end - last)),
                                     ("compute_s", .double(computed)), ("wait_s", .double(end - waitStart)),
                                     ("bytes_sent", .int(bytesOut)), ("bytes_recv", .int(bytesIn)),
                                     ("samples_per_s", .double(Double(mine.count) / max(end - last, 1e-9)))])
+            scale = nextScale
             last = end
             if (step + 1) % perEpoch == 0 || step + 1 == total {
                 let e = evaluate()

@@ -28,6 +28,9 @@ struct Launch: ParsableCommand {
     @Option(name: .long, help: "Shortcut for --set train.epochs=N.")
     var epochs: Int?
 
+    @Option(name: .long, help: "Shortcut for --set train.precision=P: fp32, fp16 (with dynamic loss scaling) or bf16.")
+    var precision: String?
+
     @Option(name: .long, help: "Run directory (default: runs/<date>-<time>). Must not hold a run already.")
     var runDir: String?
 
@@ -55,6 +58,7 @@ struct Launch: ParsableCommand {
         do {
             cfg = try config.map { try Config.load(path: $0) } ?? Config()
             if let e = epochs { try cfg.apply(override: "train.epochs=\(e)") }
+            if let p = precision { try cfg.apply(override: "train.precision=\"\(p)\"") }
             for o in overrides { try cfg.apply(override: o) }
             try cfg.apply(override: "run.workers=\(workers)")
             try cfg.apply(override: "run.servers=\(servers)")

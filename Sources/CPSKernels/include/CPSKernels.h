@@ -33,6 +33,13 @@ void pst_f32_to_f16_generic(const float *src, uint16_t *dst, size_t n);
 void pst_f16_to_f32_generic(const uint16_t *src, float *dst, size_t n);
 void pst_f32_to_bf16_generic(const float *src, uint16_t *dst, size_t n);
 
+/// Rounds each value in place to the nearest FP16 / BF16 value (RNE).
+void pst_round_to_f16(float *x, size_t n);
+void pst_round_to_bf16(float *x, size_t n);
+/// 1 if any value is infinite or NaN, else 0.
+int pst_any_nonfinite_f32(const float *x, size_t n);
+int pst_any_nonfinite_f16(const uint16_t *x, size_t n);
+
 /// Sets this thread's timer slack (Linux prctl PR_SET_TIMERSLACK) so short
 /// sleeps in polling loops are not rounded up to 50 us. Returns 0 on success.
 int pst_set_timer_slack_ns(unsigned long ns);

@@ -1,0 +1,40 @@
+import CPSKernels
+
+/// Element encodings of frame payloads: FP32 as is, or FP16/BF16 (two bytes
+/// an element, round to nearest even). Lossless stages come later (issue 4).
+public enum Payload {
+    /// Bytes that `count` elements take.
+    public static func bytes(_ count: Int, _ p: Precision) -> Int { count * p.elementType.size }
+
+    /// Writes `count` FP32 values as `p` into `out`.
+    public static func encode(_ src: UnsafePointer<Float>, count: Int, as p: Precision, into out: UnsafeMutableRawPointer) {
+        switch p {
+        case .fp32: out.copyMemory(from: src, byteCount: count * 4)
+        case .fp16: pst_f32_to_f16(src, out.assumingMemoryBound(to: UInt16.self), count)
+        case .bf16: pst_f32_to_bf16(src, out.assumingMemoryBound(to: UInt16.self), count)
+        }
+    }
+
+    /// Widens `count` elements of `p` into FP32 (exact).
+    public static func decode(_ src: UnsafeRawPointer, count: Int, as p: Precision, into out: UnsafeMutablePointer<Float>) {
+        switch p {
+        case .fp32: UnsafeMutableRawPointer(out).copyMemory(from: src, byteCount: count * 4)
+        case .fp16: pst_f16_to_f32(src.assumingMemoryBound(to: UInt16.self), out, count)
+        case .bf16: pst_bf16_to_f32(src.assumingMemoryBound(to: UInt16.self), out, count)
+        }
+    }
+
+    /// Whether an encoded payload holds an infinity or a NaN.
+    public static func hasNonFinite(_ src: UnsafeRawPointer, count: Int, as p: Precision) -> Bool {
+        switch p {
+        case .fp32: return pst_any_nonfinite_f32(src.assumingMemoryBound(to: Float.self), count) != 0
+        case .fp16: return pst_any_nonfinite_f16(src.assumingMemoryBound(to: UInt16.self), count) != 0
+        case .bf16:
+            // BF16's exponent field sits where FP32's does: test the high halves.
+            let h = src.assumingMemoryBound(to: UInt16.self)
+            var bad: UInt16 = 0
+            for i in 0..<count { bad |= (h[i] & 0x7f80) == 0x7f80 ? 1 : 0 }
+            return bad != 0
+        }
+    }
+}

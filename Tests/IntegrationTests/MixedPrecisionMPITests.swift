@@ -1,0 +1,34 @@
+import Foundation
+import XCTest
+
+/// Mixed precision over real MPI: an overflow injected into one worker's
+/// FP16 gradient, two servers.
+final class MixedPrecisionMPITests: XCTestCase {
+    func testInjectedOverflowIsSkippedByBothServers() throws {
+        let dir = Harness.tempDir("overflow")
+        let r = try Harness.launch(["--workers", "2", "--servers", "2", "--precision", "fp16", "--epochs", "1", "--run-dir", "r",
+                                    "--set", "data.kind=synthetic", "--set", "data.synthetic_train=2048",
+                                    "--set", "debug.overflow_step=7", "--set", "debug.overflow_steps=2", "--set", "debug.overflow_worker=1",
+                                    "--set", "debug.digest_every_step=true"], cwd: dir)
+        assertEnded(r, status: 0, "fp16 run with an injected overflow")
+        XCTAssertTrue(r.stdout.contains("steps 7-8 skipped for overflow, scale 65536 -> 32768"), "one summary line\n\(r.stdout)")
+        XCTAssertEqual(r.stdout.components(separatedBy: "skipped for overflow").count, 2, "and only one")
+        var newScales: [Double] = []
+        for s in 0..<2 {
+            let steps = Harness.events("\(dir)/r/logs/server-\(s).jsonl", "step")
+            XCTAssertEqual(steps.count, 16)
+            let d = steps.map { $0["params_digest"] as? String ?? "" }
+            XCTAssertEqual(d[6], d[7], "server \(s): step 7 left the parameters bit-identical")
+            XCTAssertEqual(d[7], d[8], "server \(s): step 8 left the parameters bit-identical")
+            XCTAssertNotEqual(d[8], d[9], "server \(s): step 9 applied")
+            XCTAssertEqual(steps.map { $0["overflow"] as? Bool ?? false }.indices.filter { steps[$0]["overflow"] as? Bool == true }, [7, 8])
+            newScales.append(steps[9]["loss_scale"] as? Double ?? 0)
+            XCTAssertEqual(steps.last?["skipped"] as? Int, 2)
+        }
+        XCTAssertEqual(newScales, [32768, 32768], "both servers report the same new scale")
+        // The workers were told the new scale with the next parameters.
+        let w0 = Harness.events("\(dir)/r/logs/worker-0.jsonl", "step")
+        XCTAssertEqual(w0[9]["loss_scale"] as? Double, 32768)
+        XCTAssertEqual(w0[7]["loss_scale"] as? Double, 65536)
+    }
+}
