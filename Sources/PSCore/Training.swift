@@ -236,6 +236,8 @@ public final class ServerRole {
             let applyStart = now()
             let oldScale = scaler.scale
             let inv = Float(1 / scaler.scale)
+            let change = scaler.update(step: step, overflow: overflow)
+            // Piece by piece, so each is updated and encoded while in cache.
             for k in mine.indices {
                 let c = all[mine[k]]
                 let off = c.range.lowerBound - range.lowerBound
@@ -243,9 +245,8 @@ public final class ServerRole {
                     sgd.apply(weights: weights.pointer + off, velocity: velocity.pointer + off, grads: gradSum.pointer + off,
                               count: c.range.count, gradScale: inv)
                 }
+                try sendPiece(k, version: step + 1)
             }
-            let change = scaler.update(step: step, overflow: overflow)
-            for k in mine.indices { try sendPiece(k, version: step + 1) }
             applied += now() - applyStart
             if step + 1 < total { recvs = try postRecvs() }
             let end = now()
