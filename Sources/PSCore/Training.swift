@@ -448,13 +448,13 @@ public final class WorkerRole {
 
         /// Receives parameters of `version` from every server into `params`;
         /// returns the bytes and the loss scale the servers ask for.
-        func receiveParams(version: Int, also: [TransportRequest]) throws -> (bytes: Int, scale: Double) {
+        func receiveParams(version: Int, also: [TransportRequest]) throws -> (bytes: Int, scale: Double, skipped: Int) {
             let reqs = try pieces.indices.map { i in
                 try t.irecv(paramFrames[i].whole, from: world.serverRanks[pieces[i].server], tag: FrameKind.params.tag)
             }
             let counts = try ctx.wait(reqs + also, for: "parameters", step: version)
             var bytes = 0
-            var scale = 1.0
+            var scale = 1.0, skipped = 0
             for (i, p) in pieces.enumerated() {
                 let h = try Frame.open(buffer: paramFrames[i].raw, length: counts[i],
                                        expect: FrameExpectation(kind: .params, step: UInt64(version), chunk: UInt32(i),
@@ -463,8 +463,9 @@ public final class WorkerRole {
                 Payload.decode(paramFrames[i].payload, count: p.range.count, as: prec, into: params.pointer + p.range.lowerBound)
                 bytes += counts[i]
                 scale = h.aux0
+                skipped = Int(h.aux1)
             }
-            return (bytes, scale)
+            return (bytes, scale, skipped)
         }
 
         var scale = try receiveParams(version: 0, also: []).scale
@@ -514,11 +515,11 @@ public final class WorkerRole {
             bytesOut += infoFrame.length * S
             let computed = now() - computeStart
             let waitStart = now()
-            let (bytesIn, nextScale) = try receiveParams(version: step + 1, also: sends)
+            let (bytesIn, nextScale, skippedSoFar) = try receiveParams(version: step + 1, also: sends)
             let end = now()
             ctx.log?.write("step", [("step", .int(step)), ("epoch", .int(epoch)),
                                     ("loss", .double(r.lossSum / Double(max(mine.count, 1)))),
-                                    ("loss_scale", .double(scale)), ("overflow", .bool(overflow)),
+                                    ("loss_scale", .double(scale)), ("overflow", .bool(overflow)), ("skipped", .int(skippedSoFar)),
                                     ("samples", .int(mine.count)), ("step_s", .double(end - last)),
                                     ("compute_s", .double(computed)), ("wait_s", .double(end - waitStart)),
                                     ("bytes_sent", .int(bytesOut)), ("bytes_recv", .int(bytesIn)),

@@ -30,5 +30,7 @@ final class MixedPrecisionMPITests: XCTestCase {
         let w0 = Harness.events("\(dir)/r/logs/worker-0.jsonl", "step")
         XCTAssertEqual(w0[9]["loss_scale"] as? Double, 32768)
         XCTAssertEqual(w0[7]["loss_scale"] as? Double, 65536)
+        XCTAssertEqual(w0[8]["skipped"] as? Int, 2, "workers log the running count of skipped steps too")
+        XCTAssertEqual(w0[6]["skipped"] as? Int, 0)
     }
 }
