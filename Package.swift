@@ -2,7 +2,8 @@
 // pstrain: a parameter-server training coordinator over MPI.
 //
 // Layering (see docs/architecture.md):
-//   CBLAS, CZlib, CPSKernels   C at the edge (system libraries, small kernels)
+//   CBLAS, CZlib, CZstd,       C at the edge (system libraries, small kernels)
+//   CPSKernels
 //   PSCore                     model, optimizer, data, config, run log, frames,
 //                              server/worker logic over a Transport protocol;
 //                              knows nothing of MPI
@@ -34,10 +35,12 @@ let package = Package(
                        providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib",
                        providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CZstd", pkgConfig: "libzstd",
+                       providers: [.apt(["libzstd-dev"])]),
         .target(name: "CPSKernels",
                 cSettings: [.unsafeFlags(["-O3"])]),
         .target(name: "PSCore",
-                dependencies: ["CBLAS", "CZlib", "CPSKernels"],
+                dependencies: ["CBLAS", "CZlib", "CZstd", "CPSKernels"],
                 swiftSettings: release),
         .target(name: "PSMPI", dependencies: ["CMPI", "PSCore"], swiftSettings: release),
         .target(name: "PSRank", dependencies: ["PSCore", "PSMPI"], swiftSettings: release),

@@ -189,3 +189,11 @@ int pst_any_nonfinite_f16(const uint16_t *x, size_t n) {
     for (size_t i = 0; i < n; i++) bad |= ((x[i] & 0x7c00u) == 0x7c00u);
     return bad != 0;
 }
+
+// 1 if any |x| is not below `limit` (NaN included): the values that a cast
+// to a format whose overflow threshold is `limit` would turn into inf/NaN.
+int pst_any_not_below(const float *x, size_t n, float limit) {
+    int bad = 0;
+    for (size_t i = 0; i < n; i++) bad |= !(__builtin_fabsf(x[i]) < limit);
+    return bad;
+}

@@ -44,6 +44,11 @@ public struct Config: Equatable {
         .init(key: "scaler.min", kind: .float, defaultValue: .float(1), doc: "smallest loss scale"),
         .init(key: "scaler.max", kind: .float, defaultValue: .float(16_777_216), doc: "largest loss scale (2^24)"),
         .init(key: "scaler.max_skips_at_min", kind: .integer, defaultValue: .integer(50), doc: "consecutive overflows at the minimum scale before the run stops as diverged"),
+        .init(key: "compression.topk", kind: .float, defaultValue: .float(0), doc: "fraction of each gradient piece sent (largest magnitudes, with error feedback); 0: dense"),
+        .init(key: "compression.shuffle", kind: .bool, defaultValue: .bool(true), doc: "byte-shuffle payloads before zstd"),
+        .init(key: "compression.zstd_level", kind: .integer, defaultValue: .integer(1), doc: "zstd level (0: no zstd)"),
+        .init(key: "compression.adaptive", kind: .bool, defaultValue: .bool(true), doc: "skip shuffle and zstd for a piece when they cost more time than they save on the link"),
+        .init(key: "compression.link_gbps", kind: .float, defaultValue: .float(10), doc: "link speed the adaptive decision assumes, Gbit/s"),
         .init(key: "debug.overflow_step", kind: .integer, defaultValue: .integer(-1), doc: "for tests: put +inf into a worker's gradient at this step (-1: never)"),
         .init(key: "debug.overflow_steps", kind: .integer, defaultValue: .integer(1), doc: "for tests: how many consecutive steps from debug.overflow_step are spoilt"),
         .init(key: "debug.overflow_worker", kind: .integer, defaultValue: .integer(0), doc: "for tests: the worker whose gradient debug.overflow_step spoils"),
@@ -185,7 +190,7 @@ public struct Config: Equatable {
         if let b = best, b.1 <= 3 { return "; did you mean '\(b.0)'?" }
         let section = key.split(separator: ".").first.map(String.init) ?? ""
         let known = schema.filter { $0.key.hasPrefix(section + ".") }.map { $0.key }
-        return known.isEmpty ? "; known sections: model, data, train, scaler, run, debug" : "; known keys: " + known.joined(separator: ", ")
+        return known.isEmpty ? "; known sections: model, data, train, scaler, compression, run, debug" : "; known keys: " + known.joined(separator: ", ")
     }
 
     static func editDistance(_ a: String, _ b: String) -> Int {
@@ -226,6 +231,9 @@ public struct Config: Equatable {
         if sc.growthInterval < 1 || sc.hysteresis < 1 || sc.maxSkipsAtMin < 1 {
             throw bad("scaler.growth_interval/hysteresis/max_skips_at_min", "must be at least 1")
         }
+        if !(double("compression.topk") >= 0 && double("compression.topk") <= 1) { throw bad("compression.topk", "must be in [0, 1]") }
+        if int("compression.zstd_level") < 0 || int("compression.zstd_level") > 19 { throw bad("compression.zstd_level", "must be 0 (off) to 19") }
+        if !(double("compression.link_gbps") > 0) { throw bad("compression.link_gbps", "must be positive") }
         if chunkElements < 256 { throw bad("run.chunk_elements", "must be at least 256") }
         if !["yield", "spin", "sleep"].contains(poll) { throw bad("run.poll", "must be \"yield\", \"spin\" or \"sleep\" (is \"\(poll)\")") }
         if blasThreads < 1 { throw bad("run.blas_threads", "must be at least 1") }
@@ -278,6 +286,15 @@ public struct Config: Equatable {
         s.hysteresis = int("scaler.hysteresis"); s.minScale = double("scaler.min"); s.maxScale = double("scaler.max")
         s.maxSkipsAtMin = int("scaler.max_skips_at_min")
         return s
+    }
+    public var codecSettings: CodecSettings {
+        var c = CodecSettings()
+        c.topk = double("compression.topk")
+        if case .bool(let b)? = values["compression.shuffle"] { c.shuffle = b }
+        c.zstdLevel = int("compression.zstd_level")
+        if case .bool(let b)? = values["compression.adaptive"] { c.adaptiveBypass = b }
+        c.linkBytesPerSecond = double("compression.link_gbps") * 1e9 / 8
+        return c
     }
     public var overflowStep: Int { int("debug.overflow_step") }
     public var overflowWorker: Int { int("debug.overflow_worker") }

@@ -10,9 +10,6 @@ public enum FrameKind: UInt8, CaseIterable {
     public var tag: Int32 { Int32(rawValue) }
 }
 
-/// How the payload is encoded. Only `raw` exists until the codec pipeline.
-public enum FrameCodec: UInt8 { case raw = 0 }
-
 /// The element type of the decoded payload.
 public enum ElementType: UInt8 {
     case f32 = 0, f16 = 1, bf16 = 2, f64 = 3
@@ -22,7 +19,7 @@ public enum ElementType: UInt8 {
 /// The 64-byte header in front of every message between ranks (all fields
 /// little-endian; docs/formats.md):
 ///
-///     0  magic "PSTF" (u32)     4 version (u16)   6 kind (u8)   7 codec (u8)
+///     0  magic "PSTF" (u32)     4 version (u16)   6 kind (u8)   7 codec stages (u8)
 ///     8  step (u64)            16 chunk (u32)    20 element type (u8)
 ///    21  flags (u8)            22 reserved (u16, zero)
 ///    24  raw length (u64)      32 encoded length (u64)
@@ -34,7 +31,7 @@ public struct FrameHeader: Equatable {
     public static let version: UInt16 = 1
 
     public var kind: FrameKind
-    public var codec: FrameCodec = .raw
+    public var codec: CodecStages = []
     public var step: UInt64
     public var chunk: UInt32
     public var elementType: ElementType
@@ -45,8 +42,10 @@ public struct FrameHeader: Equatable {
     public var aux1: Double = 0
 
     public init(kind: FrameKind, step: UInt64, chunk: UInt32, elementType: ElementType,
-                rawLength: UInt64, encodedLength: UInt64, aux0: Double = 0, aux1: Double = 0) {
+                rawLength: UInt64, encodedLength: UInt64, aux0: Double = 0, aux1: Double = 0,
+                codec: CodecStages = [], flags: UInt8 = 0) {
         self.kind = kind; self.step = step; self.chunk = chunk; self.elementType = elementType
+        self.codec = codec; self.flags = flags
         self.rawLength = rawLength; self.encodedLength = encodedLength; self.aux0 = aux0; self.aux1 = aux1
     }
 }
@@ -68,6 +67,7 @@ public enum Frame {
     /// already at `buffer + FrameHeader.size`. Returns the frame's length.
     @discardableResult
     public static func seal(_ h: FrameHeader, buffer: UnsafeMutableRawPointer) -> Int {
+        assert(h.codec.isSubset(of: .known))
         let b = buffer
         b.storeBytes(of: FrameHeader.magic.littleEndian, toByteOffset: 0, as: UInt32.self)
         b.storeBytes(of: FrameHeader.version.littleEndian, toByteOffset: 4, as: UInt16.self)
@@ -112,9 +112,8 @@ public enum Frame {
             throw bad("unknown kind \(b.load(fromByteOffset: 6, as: UInt8.self))")
         }
         guard kind == e.kind else { throw bad("kind \(kind)") }
-        guard let codec = FrameCodec(rawValue: b.load(fromByteOffset: 7, as: UInt8.self)) else {
-            throw bad("unknown codec \(b.load(fromByteOffset: 7, as: UInt8.self))")
-        }
+        let codec = CodecStages(rawValue: b.load(fromByteOffset: 7, as: UInt8.self))
+        guard codec.isSubset(of: .known) else { throw bad("unknown codec 0x\(String(codec.rawValue, radix: 16))") }
         let step = UInt64(littleEndian: b.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
         guard step == e.step else { throw bad("step \(step)") }
         let chunk = UInt32(littleEndian: b.loadUnaligned(fromByteOffset: 16, as: UInt32.self))
@@ -124,6 +123,7 @@ public enum Frame {
         }
         guard et == e.elementType else { throw bad("element type \(et), expected \(e.elementType)") }
         let flags = b.load(fromByteOffset: 21, as: UInt8.self)
+        guard flags & ~FrameFlags.bypassed == 0 else { throw bad("unknown flags 0x\(String(flags, radix: 16))") }
         guard b.loadUnaligned(fromByteOffset: 22, as: UInt16.self) == 0 else { throw bad("reserved bytes are not zero") }
         let raw = UInt64(littleEndian: b.loadUnaligned(fromByteOffset: 24, as: UInt64.self))
         let enc = UInt64(littleEndian: b.loadUnaligned(fromByteOffset: 32, as: UInt64.self))
@@ -131,7 +131,10 @@ public enum Frame {
         guard enc == UInt64(length - FrameHeader.size) else {
             throw bad("header claims \(enc) payload bytes but \(length - FrameHeader.size) arrived")
         }
-        if codec == .raw, enc != raw { throw bad("raw payload of \(enc) bytes for raw length \(raw)") }
+        if !codec.contains(.zstd) && !codec.contains(.topk) && enc != raw {
+            throw bad("uncompressed payload of \(enc) bytes for raw length \(raw)")
+        }
+        if codec.contains(.zstd) && enc > raw * 4 + 64 { throw bad("compressed payload of \(enc) bytes exceeds any encoding of \(raw) bytes") }
         let sum = UInt64(littleEndian: b.loadUnaligned(fromByteOffset: 56, as: UInt64.self))
         guard sum == checksum(buffer: buffer, payloadLength: Int(enc)) else { throw bad("checksum mismatch; the message was damaged") }
         var h = FrameHeader(kind: kind, step: step, chunk: chunk, elementType: et, rawLength: raw, encodedLength: enc,

@@ -24,6 +24,19 @@ public enum Payload {
         }
     }
 
+    /// Whether casting these FP32 values to `p` would give an infinity or a
+    /// NaN: NaN, infinities, and values at or past the rounding threshold of
+    /// the format's largest finite value (65520 for FP16).
+    public static func overflows(_ v: UnsafePointer<Float>, count: Int, as p: Precision) -> Bool {
+        let limit: Float
+        switch p {
+        case .fp32: limit = .infinity
+        case .fp16: limit = 65520
+        case .bf16: limit = Float(bitPattern: 0x7F7F_8000)   // halfway between BF16's max and 2^128
+        }
+        return pst_any_not_below(v, count, limit) != 0
+    }
+
     /// Whether an encoded payload holds an infinity or a NaN.
     public static func hasNonFinite(_ src: UnsafeRawPointer, count: Int, as p: Precision) -> Bool {
         switch p {

@@ -57,6 +57,16 @@ public func peakRSSBytes() -> Int {
     return u.ru_maxrss * 1024
 }
 
+/// "top-k 1% + shuffle + zstd 1, adaptive at 10 Gbit/s", for logs.
+func describe(_ c: CodecSettings) -> String {
+    var parts: [String] = []
+    if c.topk > 0 { parts.append("top-k \(c.topk * 100)%") }
+    if c.shuffle { parts.append("shuffle") }
+    if c.zstdLevel > 0 { parts.append("zstd \(c.zstdLevel)") }
+    if parts.isEmpty { return "none" }
+    return parts.joined(separator: " + ") + (c.adaptiveBypass ? ", adaptive at \(c.linkBytesPerSecond * 8 / 1e9) Gbit/s" : "")
+}
+
 func hex64(_ v: UInt64) -> String {
     let s = String(v, radix: 16)
     return String(repeating: "0", count: 16 - s.count) + s
@@ -84,9 +94,8 @@ public final class ServerRole {
     /// FP32 master weights and momentum of this server's shard.
     public let weights: FloatBuffer
     let velocity: FloatBuffer
-    /// The step's summed gradient (FP32), and a piece-sized scratch for widening.
+    /// The step's summed gradient (FP32).
     let gradSum: FloatBuffer
-    let scratch: FloatBuffer
     let trainCount: Int
     public private(set) var scaler: LossScaler
 
@@ -101,7 +110,6 @@ public final class ServerRole {
         weights = FloatBuffer(count: range.count)
         velocity = FloatBuffer(count: range.count)
         gradSum = FloatBuffer(count: range.count)
-        scratch = FloatBuffer(count: min(range.count, context.config.chunkElements))
         self.trainCount = trainCount
         scaler = LossScaler(settings: context.config.scalerSettings, dynamic: context.config.precision.usesLossScaling)
         layout.initialize(seed: context.config.seed, range: range.lowerBound, range.upperBound, into: weights.pointer)
@@ -116,8 +124,10 @@ public final class ServerRole {
         // This server's pieces, in the order the workers send them.
         let all = plan.pieces(layout, maxElements: cfg.chunkElements)
         let mine = all.indices.filter { all[$0].server == index }
-        let paramFrames = mine.map { FrameBuffer(payloadCapacity: all[$0].range.count * 4) }
-        let gradFrames = (0..<W).map { _ in mine.map { FrameBuffer(payloadCapacity: all[$0].range.count * 4) } }
+        let cs = cfg.codecSettings
+        let codec = PieceCodec(settings: cs, maxElements: mine.map { all[$0].range.count }.max() ?? 1)
+        let paramFrames = mine.map { FrameBuffer(payloadCapacity: PieceCodec.maxEncodedBytes(all[$0].range.count, prec, cs, sparse: false)) }
+        let gradFrames = (0..<W).map { _ in mine.map { FrameBuffer(payloadCapacity: PieceCodec.maxEncodedBytes(all[$0].range.count, prec, cs, sparse: true)) } }
         let infoFrames = (0..<W).map { _ in FrameBuffer(payloadCapacity: 24) }
         let voteOut = FrameBuffer(payloadCapacity: 8)
         let voteIn = world.serverRanks.map { _ in FrameBuffer(payloadCapacity: 8) }
@@ -125,6 +135,7 @@ public final class ServerRole {
         let isLead = index == 0
         ctx.log?.write("start", [("servers", .int(world.servers)), ("workers", .int(W)), ("shard_lo", .int(range.lowerBound)),
                                  ("shard_hi", .int(range.upperBound)), ("pieces", .int(mine.count)), ("precision", .string(prec.rawValue)),
+                                 ("compression", .string(describe(cs))),
                                  ("loss_scale", .double(scaler.scale)), ("steps", .int(total)), ("steps_per_epoch", .int(perEpoch))])
         ctx.log?.flush()
 
@@ -136,10 +147,11 @@ public final class ServerRole {
             let c = all[mine[k]]
             let n = c.range.count
             _ = try ctx.wait(sends[k], for: "parameter sends", step: version)
-            Payload.encode(weights.pointer + (c.range.lowerBound - range.lowerBound), count: n, as: prec, into: paramFrames[k].payload)
-            let len = UInt64(Payload.bytes(n, prec))
+            let e = codec.encode(weights.pointer + (c.range.lowerBound - range.lowerBound), count: n, as: prec, sparse: false,
+                                 chunk: mine[k], step: version, into: paramFrames[k].payload, capacity: paramFrames[k].capacity - FrameHeader.size)
             paramFrames[k].length = Frame.seal(FrameHeader(kind: .params, step: UInt64(version), chunk: UInt32(mine[k]), elementType: prec.elementType,
-                                                           rawLength: len, encodedLength: len, aux0: scaler.scale, aux1: Double(scaler.skipped)),
+                                                           rawLength: UInt64(Payload.bytes(n, prec)), encodedLength: UInt64(e.length),
+                                                           aux0: scaler.scale, aux1: Double(scaler.skipped), codec: e.stages, flags: e.flags),
                                                buffer: paramFrames[k].raw)
             sends[k] = try world.workerRanks.map { try t.isend(paramFrames[k].sealed, to: $0, tag: FrameKind.params.tag) }
             bytesOut += paramFrames[k].length * W
@@ -180,18 +192,14 @@ public final class ServerRole {
                                               rawLength: Payload.bytes(n, prec))
                 let sum = gradSum.pointer + (c.range.lowerBound - range.lowerBound)
                 for w in 0..<W {
-                    _ = try Frame.open(buffer: gradFrames[w][k].raw, length: counts[w], expect: expect,
-                                       sender: world.describe(world.workerRanks[w]))
+                    let sender = world.describe(world.workerRanks[w])
+                    let h = try Frame.open(buffer: gradFrames[w][k].raw, length: counts[w], expect: expect, sender: sender)
                     bytesIn += counts[w]
-                    if w == 0 {
-                        Payload.decode(gradFrames[w][k].payload, count: n, as: prec, into: sum)
-                    } else {
-                        let g: UnsafePointer<Float>
-                        if prec == .fp32 { g = UnsafePointer(gradFrames[w][k].floats) } else {
-                            Payload.decode(gradFrames[w][k].payload, count: n, as: prec, into: scratch.pointer)
-                            g = UnsafePointer(scratch.pointer)
-                        }
-                        for i in 0..<n { sum[i] += g[i] }
+                    do {
+                        try codec.decode(gradFrames[w][k].payload, length: Int(h.encodedLength), stages: h.codec, count: n, as: prec,
+                                         into: sum, add: w > 0)
+                    } catch let e as PSError {
+                        throw PSError("bad frame from \(sender) (gradients of step \(step), piece \(mine[k])): \(e.message)")
                     }
                 }
                 applied += now() - workStart
@@ -251,8 +259,10 @@ public final class ServerRole {
             if step + 1 < total { recvs = try postRecvs() }
             let end = now()
             let loss = lossSum / max(samples, 1)
+            let codecTime = codec.takeStats()
             var fields: [(String, JSONValue)] = [
                 ("step", .int(step)), ("epoch", .int(step / perEpoch)), ("loss", .double(loss)),
+                ("fp32_bytes", .int(range.count * 4)), ("encode_s", .double(codecTime.encode)), ("decode_s", .double(codecTime.decode)),
                 ("lr", .double(Double(sgd.lr))), ("loss_scale", .double(oldScale)), ("skipped", .int(scaler.skipped)),
                 ("overflow", .bool(overflow)),
                 ("samples", .int(Int(samples))), ("step_s", .double(end - stepStart)),
@@ -394,6 +404,8 @@ public final class WorkerRole {
     let plan: ShardPlan
     public let params: FloatBuffer
     let grads: FloatBuffer
+    /// Top-k error-feedback residual (unscaled gradient units): training state.
+    public let residual: FloatBuffer
 
     public init(context: RankContext, data: DataSplit) throws {
         ctx = context
@@ -412,6 +424,7 @@ public final class WorkerRole {
         plan = ShardPlan(total: m.layout.totalCount, servers: context.world.servers)
         params = FloatBuffer(count: m.layout.totalCount)
         grads = FloatBuffer(count: m.layout.totalCount)
+        residual = FloatBuffer(count: cfg.codecSettings.topk > 0 ? m.layout.totalCount : 0)
     }
 
     public func run() throws {
@@ -424,9 +437,15 @@ public final class WorkerRole {
         let (perEpoch, total) = try ctx.schedule(trainCount: data.train.count)
         let mine = Sampler.slice(batch: B, worker: index, of: W)
         let pieces = plan.pieces(model.layout, maxElements: cfg.chunkElements)
-        let paramFrames = pieces.map { FrameBuffer(payloadCapacity: $0.range.count * 4) }
-        let gradFrames = pieces.map { FrameBuffer(payloadCapacity: $0.range.count * 4) }
+        let cs = cfg.codecSettings
+        let codec = PieceCodec(settings: cs, maxElements: pieces.map { $0.range.count }.max() ?? 1)
+        let paramFrames = pieces.map { FrameBuffer(payloadCapacity: PieceCodec.maxEncodedBytes($0.range.count, prec, cs, sparse: false)) }
+        let gradFrames = pieces.map { FrameBuffer(payloadCapacity: PieceCodec.maxEncodedBytes($0.range.count, prec, cs, sparse: true)) }
         let infoFrame = FrameBuffer(payloadCapacity: 24)
+        // Top-k error feedback: what was not sent is carried into the next
+        // step (in unscaled units); restored if the servers skip the step.
+        let sparse = cs.topk > 0
+        let residualBackup = sparse ? FloatBuffer(count: residual.count) : nil
         // Which pieces each layer's gradients fill, in send order.
         var piecesOfTensor = [[Int]](repeating: [], count: model.layout.tensors.count)
         for (i, p) in pieces.enumerated() { piecesOfTensor[p.tensor].append(i) }
@@ -442,7 +461,7 @@ public final class WorkerRole {
         defer { labels.deallocate() }
         ctx.log?.write("start", [("servers", .int(S)), ("workers", .int(W)), ("microbatch", .int(mine.count)),
                                  ("train_samples", .int(data.train.count)), ("test_samples", .int(data.test.count)),
-                                 ("precision", .string(prec.rawValue)),
+                                 ("precision", .string(prec.rawValue)), ("compression", .string(describe(cs))),
                                  ("pieces", .int(pieces.count)), ("steps", .int(total)), ("steps_per_epoch", .int(perEpoch))])
         ctx.log?.flush()
 
@@ -456,11 +475,18 @@ public final class WorkerRole {
             var bytes = 0
             var scale = 1.0, skipped = 0
             for (i, p) in pieces.enumerated() {
+                let sender = world.describe(world.serverRanks[p.server])
                 let h = try Frame.open(buffer: paramFrames[i].raw, length: counts[i],
                                        expect: FrameExpectation(kind: .params, step: UInt64(version), chunk: UInt32(i),
                                                                 elementType: prec.elementType, rawLength: Payload.bytes(p.range.count, prec)),
-                                       sender: world.describe(world.serverRanks[p.server]))
-                Payload.decode(paramFrames[i].payload, count: p.range.count, as: prec, into: params.pointer + p.range.lowerBound)
+                                       sender: sender)
+                guard !h.codec.contains(.topk) else { throw PSError("bad frame from \(sender): parameters are never top-k encoded") }
+                do {
+                    try codec.decode(paramFrames[i].payload, length: Int(h.encodedLength), stages: h.codec, count: p.range.count, as: prec,
+                                     into: params.pointer + p.range.lowerBound, add: false)
+                } catch let e as PSError {
+                    throw PSError("bad frame from \(sender) (parameters of version \(version), piece \(i)): \(e.message)")
+                }
                 bytes += counts[i]
                 scale = h.aux0
                 skipped = Int(h.aux1)
@@ -468,7 +494,7 @@ public final class WorkerRole {
             return (bytes, scale, skipped)
         }
 
-        var scale = try receiveParams(version: 0, also: []).scale
+        var (_, scale, skippedBefore) = try receiveParams(version: 0, also: [])
         var perm: [Int32] = []
         var last = now()
         for step in 0..<total {
@@ -483,17 +509,35 @@ public final class WorkerRole {
             var overflow = false
             var sendError: Error?
             let spoil = cfg.spoilsGradient(step: step, worker: index)
+            if let residualBackup { residualBackup.pointer.update(from: residual.pointer, count: residual.count) }
+            let L = Float(scale)
             /// Encodes and sends the pieces of a layer whose gradients are final.
             func push(layer: Int) {
                 for tensor in tensorsOfLayer[layer].reversed() {
                     for i in piecesOfTensor[tensor] {
                         let p = pieces[i]
-                        if spoil { grads.pointer[p.range.lowerBound] = .infinity }
-                        Payload.encode(grads.pointer + p.range.lowerBound, count: p.range.count, as: prec, into: gradFrames[i].payload)
-                        if Payload.hasNonFinite(gradFrames[i].payload, count: p.range.count, as: prec) { overflow = true }
-                        let len = UInt64(Payload.bytes(p.range.count, prec))
+                        let n = p.range.count
+                        let g = grads.pointer + p.range.lowerBound
+                        let r = residual.pointer + p.range.lowerBound
+                        if sparse { for j in 0..<n { g[j] += r[j] * L } }
+                        if spoil { g[0] = .infinity }
+                        if Payload.overflows(g, count: n, as: prec) { overflow = true }
+                        let e = codec.encode(g, count: n, as: prec, sparse: true, chunk: i, step: step,
+                                             into: gradFrames[i].payload, capacity: gradFrames[i].capacity - FrameHeader.size)
+                        if sparse {
+                            // What was sent is the kept values rounded to the wire format;
+                            // everything else, and that rounding error, stays behind.
+                            for j in 0..<n { r[j] = g[j] / L }
+                            let kept = codec.keptValues
+                            model.round(kept, e.kept)   // the wire format's rounding (model.storage == prec)
+                            for j in 0..<e.kept {
+                                let idx = Int(codec.selected[j])
+                                r[idx] = (g[idx] - kept[j]) / L
+                            }
+                        }
                         gradFrames[i].length = Frame.seal(FrameHeader(kind: .grads, step: UInt64(step), chunk: UInt32(i), elementType: prec.elementType,
-                                                                      rawLength: len, encodedLength: len),
+                                                                      rawLength: UInt64(Payload.bytes(n, prec)), encodedLength: UInt64(e.length),
+                                                                      codec: e.stages, flags: e.flags),
                                                           buffer: gradFrames[i].raw)
                         do {
                             sends.append(try t.isend(gradFrames[i].sealed, to: world.serverRanks[p.server], tag: FrameKind.grads.tag))
@@ -516,9 +560,17 @@ public final class WorkerRole {
             let computed = now() - computeStart
             let waitStart = now()
             let (bytesIn, nextScale, skippedSoFar) = try receiveParams(version: step + 1, also: sends)
+            if skippedSoFar > skippedBefore, let residualBackup {
+                // The servers skipped this step: as if it never happened.
+                residual.pointer.update(from: residualBackup.pointer, count: residual.count)
+            }
+            skippedBefore = skippedSoFar
             let end = now()
+            let codecTime = codec.takeStats()
             ctx.log?.write("step", [("step", .int(step)), ("epoch", .int(epoch)),
                                     ("loss", .double(r.lossSum / Double(max(mine.count, 1)))),
+                                    ("fp32_bytes", .int(params.count * 4)), ("encode_s", .double(codecTime.encode)),
+                                    ("decode_s", .double(codecTime.decode)),
                                     ("loss_scale", .double(scale)), ("overflow", .bool(overflow)), ("skipped", .int(skippedSoFar)),
                                     ("samples", .int(mine.count)), ("step_s", .double(end - last)),
                                     ("compute_s", .double(computed)), ("wait_s", .double(end - waitStart)),

@@ -70,6 +70,34 @@ func benchConvert(count: Int, iters: Int) {
                  count, String(cString: pst_convert_variant()), to16, from16, toB, fromB, plain, copy))
 }
 
+/// The codec pipeline on a gradient-like piece: each stage's speed and size.
+func benchCodec(count: Int, iters: Int) {
+    let v = UnsafeMutablePointer<Float>.allocate(capacity: count)
+    let out = UnsafeMutableRawPointer.allocate(byteCount: count * 8 + 64, alignment: 64)
+    let back = UnsafeMutablePointer<Float>.allocate(capacity: count)
+    // Gradient-like: a heavy-tailed spread of small magnitudes.
+    for i in 0..<count {
+        let u = CounterRNG.uniform(seed: 5, stream: 1, index: UInt64(i))
+        let w = CounterRNG.uniform(seed: 5, stream: 2, index: UInt64(i))
+        v[i] = (u - 0.5) * 1e-3 * powf(10, -3 * w)
+    }
+    for (name, p) in [("fp16", Precision.fp16), ("bf16", Precision.bf16)] {
+        for (label, shuffle, level, topk) in [("cast only", false, 0, 0.0), ("cast+shuffle", true, 0, 0.0), ("cast+zstd1", false, 1, 0.0),
+                                              ("cast+shuffle+zstd1", true, 1, 0.0), ("top-k 1%+shuffle+zstd1", true, 1, 0.01)] {
+            var cs = CodecSettings(); cs.shuffle = shuffle; cs.zstdLevel = level; cs.adaptiveBypass = false; cs.topk = topk
+            let c = PieceCodec(settings: cs, maxElements: count)
+            var len = 0
+            var stages: CodecStages = []
+            let enc = median((0..<iters).map { _ in seconds {
+                let e = c.encode(v, count: count, as: p, sparse: true, chunk: 0, step: 0, into: out, capacity: count * 8 + 64)
+                len = e.length; stages = e.stages } })
+            let dec = median((0..<iters).map { _ in seconds { try! c.decode(out, length: len, stages: stages, count: count, as: p, into: back, add: false) } })
+            print(String(format: "codec    %@ %@: %.1f%% of FP32, encode %.0f MB/s, decode %.0f MB/s (of FP32 input)", name, label,
+                         Double(len) * 100 / Double(count * 4), Double(count * 4) / enc / 1e6, Double(count * 4) / dec / 1e6))
+        }
+    }
+}
+
 let args = Array(CommandLine.arguments.dropFirst())
 func opt(_ name: String, _ d: Int) -> Int {
     if let i = args.firstIndex(of: name), i + 1 < args.count, let v = Int(args[i + 1]) { return v }
@@ -78,6 +106,8 @@ func opt(_ name: String, _ d: Int) -> Int {
 switch args.first {
 case "memory":
     benchMemory(bytes: opt("--bytes", 940_584), iters: opt("--iters", 200))
+case "codec":
+    benchCodec(count: opt("--count", 65536), iters: opt("--iters", 50))
 case "convert":
     benchConvert(count: opt("--count", 235_146), iters: opt("--iters", 200))
 case "compute":

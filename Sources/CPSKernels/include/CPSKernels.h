@@ -39,6 +39,15 @@ void pst_round_to_bf16(float *x, size_t n);
 /// 1 if any value is infinite or NaN, else 0.
 int pst_any_nonfinite_f32(const float *x, size_t n);
 int pst_any_nonfinite_f16(const uint16_t *x, size_t n);
+/// 1 if any |x| >= limit or any x is NaN.
+int pst_any_not_below(const float *x, size_t n, float limit);
+
+/// Byte shuffle: n elements of `size` bytes become `size` planes of n bytes.
+void pst_shuffle(const uint8_t *src, uint8_t *dst, size_t n, size_t size);
+void pst_unshuffle(const uint8_t *src, uint8_t *dst, size_t n, size_t size);
+/// Indices (ascending) of the k entries of largest magnitude, exact, O(n);
+/// ties go to lower indices; `hist` is scratch of 65536 entries.
+size_t pst_topk_indices(const float *x, size_t n, size_t k, uint32_t *idx, uint32_t *hist);
 
 /// Sets this thread's timer slack (Linux prctl PR_SET_TIMERSLACK) so short
 /// sleeps in polling loops are not rounded up to 50 us. Returns 0 on success.

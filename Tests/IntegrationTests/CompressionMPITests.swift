@@ -1,0 +1,47 @@
+import Foundation
+import XCTest
+
+/// The codec pipeline between real ranks.
+final class CompressionMPITests: XCTestCase {
+    let common = ["--workers", "2", "--servers", "2", "--epochs", "1", "--precision", "fp16",
+                  "--set", "data.kind=synthetic", "--set", "data.synthetic_train=2048"]
+
+    func digests(_ run: String) -> [String] {
+        ["server-0", "server-1", "worker-0", "worker-1"].map {
+            Harness.events("\(run)/logs/\($0).jsonl", "done").first?["params_digest"] as? String ?? "missing"
+        }
+    }
+
+    func wireShare(_ run: String, _ key: String) -> Double {
+        let steps = Harness.events("\(run)/logs/worker-0.jsonl", "step")
+        return Double(steps.reduce(0) { $0 + ($1[key] as? Int ?? 0) }) / Double(steps.reduce(0) { $0 + ($1["fp32_bytes"] as? Int ?? 0) })
+    }
+
+    /// Lossless stages change the bytes, never the numbers: a run with
+    /// shuffle + zstd forced on ends bit-identical to one without them.
+    func testLosslessCompressionLeavesTrainingBitIdentical() throws {
+        let dir = Harness.tempDir("lossless")
+        let plain = try Harness.launch(common + ["--run-dir", "plain", "--set", "compression.zstd_level=0", "--set", "compression.shuffle=false"], cwd: dir)
+        assertEnded(plain, status: 0, "uncompressed")
+        let packed = try Harness.launch(common + ["--run-dir", "packed", "--set", "compression.adaptive=false"], cwd: dir)
+        assertEnded(packed, status: 0, "compressed")
+        XCTAssertFalse(digests(dir + "/plain").contains("missing"))
+        XCTAssertEqual(digests(dir + "/plain"), digests(dir + "/packed"))
+        XCTAssertGreaterThan(wireShare(dir + "/plain", "bytes_sent"), 0.49, "FP16 raw is half of FP32")
+        XCTAssertLessThan(wireShare(dir + "/packed", "bytes_sent"), wireShare(dir + "/plain", "bytes_sent"), "zstd made it smaller")
+        // Adaptive (the default) on shared memory: compressing does not pay at 10 Gbit/s.
+        let auto = try Harness.launch(common + ["--run-dir", "auto"], cwd: dir)
+        assertEnded(auto, status: 0, "adaptive")
+        XCTAssertEqual(digests(dir + "/auto"), digests(dir + "/plain"))
+    }
+
+    func testTopKWithErrorFeedbackTrains() throws {
+        let dir = Harness.tempDir("topk")
+        let r = try Harness.launch(common + ["--run-dir", "r", "--set", "compression.topk=0.01", "--set", "compression.adaptive=false",
+                                             "--set", "train.epochs=3"], cwd: dir)
+        assertEnded(r, status: 0, "top-k run")
+        XCTAssertLessThan(wireShare(dir + "/r", "bytes_sent"), 0.02, "top 1% of gradients")
+        let acc = Harness.events(dir + "/r/logs/server-0.jsonl", "eval").last?["test_accuracy"] as? Double ?? 0
+        XCTAssertGreaterThan(acc, 0.5, "it learns")
+    }
+}
