@@ -99,10 +99,14 @@ public final class Model {
     public var input: UnsafeMutablePointer<Float> { acts[0].pointer }
     public var logits: UnsafeMutablePointer<Float> { acts[layers.count].pointer }
 
-    public func forward(batch: Int, params: UnsafePointer<Float>) {
+    /// `beforeLayer(i)` runs before layer i computes: a worker waits there
+    /// for that layer's parameters, so the first layers start while the
+    /// last layers' parameters are still on their way.
+    public func forward(batch: Int, params: UnsafePointer<Float>, beforeLayer: ((Int) -> Void)? = nil) {
         precondition(batch <= capacity)
         round(acts[0].pointer, batch * inputSize)
         for (i, l) in layers.enumerated() {
+            beforeLayer?(i)
             l.forward(x: acts[i].pointer, y: acts[i + 1].pointer, batch: batch, params: params + paramOffsets[i])
             round(acts[i + 1].pointer, batch * l.outputSize)
         }
@@ -127,6 +131,13 @@ public final class Model {
                           params: UnsafePointer<Float>, grads: UnsafeMutablePointer<Float>,
                           layerDone: ((Int) -> Void)? = nil) -> (lossSum: Double, correct: Int) {
         forward(batch: batch, params: params)
+        return lossAndBackward(batch: batch, labels: labels, gradScale: gradScale, params: params, grads: grads, layerDone: layerDone)
+    }
+
+    /// The loss of the forward pass just made, and backward from it.
+    public func lossAndBackward(batch: Int, labels: UnsafePointer<UInt8>, gradScale: Float,
+                                params: UnsafePointer<Float>, grads: UnsafeMutablePointer<Float>,
+                                layerDone: ((Int) -> Void)? = nil) -> (lossSum: Double, correct: Int) {
         let last = layers.count - 1
         let r = SoftmaxCrossEntropy.evaluate(logits: logits, labels: labels, batch: batch, classes: classes,
                                              dlogits: dActs[last].pointer, gradScale: gradScale)

@@ -168,7 +168,7 @@ public final class ServerRole {
             return (r, info)
         }
 
-        for k in mine.indices { try sendPiece(k, version: 0) }
+        for k in mine.indices.reversed() { try sendPiece(k, version: 0) }
         var recvs = try postRecvs()
         let started = now()
         var progress = Progress(lead: isLead, say: ctx.say, every: cfg.progressSeconds, total: total, perEpoch: perEpoch,
@@ -245,8 +245,9 @@ public final class ServerRole {
             let oldScale = scaler.scale
             let inv = Float(1 / scaler.scale)
             let change = scaler.update(step: step, overflow: overflow)
-            // Piece by piece, so each is updated and encoded while in cache.
-            for k in mine.indices {
+            // Piece by piece, so each is updated and encoded while in cache,
+            // first layer first: workers start their next forward with it.
+            for k in mine.indices.reversed() {
                 let c = all[mine[k]]
                 let off = c.range.lowerBound - range.lowerBound
                 if !overflow {
@@ -465,18 +466,36 @@ public final class WorkerRole {
                                  ("pieces", .int(pieces.count)), ("steps", .int(total)), ("steps_per_epoch", .int(perEpoch))])
         ctx.log?.flush()
 
-        /// Receives parameters of `version` from every server into `params`;
-        /// returns the bytes and the loss scale the servers ask for.
-        func receiveParams(version: Int, also: [TransportRequest]) throws -> (bytes: Int, scale: Double, skipped: Int) {
-            let reqs = try pieces.indices.map { i in
-                try t.irecv(paramFrames[i].whole, from: world.serverRanks[pieces[i].server], tag: FrameKind.params.tag)
+        // Parameters arrive piece by piece, first layer first; the forward
+        // pass waits for each layer's pieces just before it needs them.
+        var pending = [TransportRequest?](repeating: nil, count: pieces.count)
+        var pendingSends: [TransportRequest] = []
+        var version = 0
+        var bytesIn = 0, scaleIn = 1.0, skippedIn = 0
+        var waited = 0.0
+        var piecesOfLayer = tensorsOfLayer.map { $0.flatMap { piecesOfTensor[$0] } }
+        for li in piecesOfLayer.indices { piecesOfLayer[li].sort() }
+        func postParams(_ v: Int) throws {
+            version = v
+            bytesIn = 0
+            // Servers send their pieces in reverse piece order; MPI matches
+            // messages of one sender in posting order, so post the same way.
+            for i in pieces.indices.reversed() {
+                pending[i] = try t.irecv(paramFrames[i].whole, from: world.serverRanks[pieces[i].server], tag: FrameKind.params.tag)
             }
-            let counts = try ctx.wait(reqs + also, for: "parameters", step: version)
-            var bytes = 0
-            var scale = 1.0, skipped = 0
-            for (i, p) in pieces.enumerated() {
+        }
+        func completeParams(_ idxs: [Int]) throws {
+            let open = idxs.filter { pending[$0] != nil }
+            if open.isEmpty && pendingSends.isEmpty { return }
+            let t0 = now()
+            let counts = try ctx.wait(open.map { pending[$0]! } + pendingSends, for: "parameters", step: version)
+            pendingSends = []
+            waited += now() - t0
+            for (j, i) in open.enumerated() {
+                pending[i] = nil
+                let p = pieces[i]
                 let sender = world.describe(world.serverRanks[p.server])
-                let h = try Frame.open(buffer: paramFrames[i].raw, length: counts[i],
+                let h = try Frame.open(buffer: paramFrames[i].raw, length: counts[j],
                                        expect: FrameExpectation(kind: .params, step: UInt64(version), chunk: UInt32(i),
                                                                 elementType: prec.elementType, rawLength: Payload.bytes(p.range.count, prec)),
                                        sender: sender)
@@ -487,14 +506,16 @@ public final class WorkerRole {
                 } catch let e as PSError {
                     throw PSError("bad frame from \(sender) (parameters of version \(version), piece \(i)): \(e.message)")
                 }
-                bytes += counts[i]
-                scale = h.aux0
-                skipped = Int(h.aux1)
+                bytesIn += counts[j]
+                scaleIn = h.aux0
+                skippedIn = Int(h.aux1)
             }
-            return (bytes, scale, skipped)
         }
+        let allPieces = Array(pieces.indices)
 
-        var (_, scale, skippedBefore) = try receiveParams(version: 0, also: [])
+        try postParams(0)
+        try completeParams(allPieces)
+        var skippedBefore = skippedIn
         var perm: [Int32] = []
         var last = now()
         for step in 0..<total {
@@ -504,6 +525,19 @@ public final class WorkerRole {
             let base = within * B
             let rows = perm[(base + mine.lowerBound)..<(base + mine.upperBound)].lazy.map { Int($0) }
             data.train.gather(rows, into: model.input, labels: labels)
+            var paramError: Error?
+            model.forward(batch: mine.count, params: params.pointer, beforeLayer: { li in
+                guard paramError == nil else { return }
+                do { try completeParams(piecesOfLayer[li]) } catch { paramError = error }
+            })
+            if let paramError { throw paramError }
+            try completeParams(allPieces)   // layers without parameters of their own
+            let scale = scaleIn
+            if skippedIn > skippedBefore, let residualBackup {
+                // The servers skipped the last step: as if it never happened.
+                residual.pointer.update(from: residualBackup.pointer, count: residual.count)
+            }
+            skippedBefore = skippedIn
             var sends: [TransportRequest] = []
             var bytesOut = 0
             var overflow = false
@@ -547,8 +581,8 @@ public final class WorkerRole {
                 }
             }
             // The loss is multiplied by the loss scale (FP16); the servers divide it out.
-            let r = model.trainStep(batch: mine.count, labels: labels, gradScale: Float(scale) / Float(B),
-                                    params: params.pointer, grads: grads.pointer, layerDone: push)
+            let r = model.lossAndBackward(batch: mine.count, labels: labels, gradScale: Float(scale) / Float(B),
+                                          params: params.pointer, grads: grads.pointer, layerDone: push)
             if let sendError { throw sendError }
             // After the last piece: loss, samples and whether anything overflowed.
             let v = infoFrame.payload.assumingMemoryBound(to: Double.self)
@@ -557,28 +591,25 @@ public final class WorkerRole {
                                                       rawLength: 24, encodedLength: 24), buffer: infoFrame.raw)
             for r in world.serverRanks { sends.append(try t.isend(infoFrame.sealed, to: r, tag: FrameKind.stepInfo.tag)) }
             bytesOut += infoFrame.length * S
-            let computed = now() - computeStart
-            let waitStart = now()
-            let (bytesIn, nextScale, skippedSoFar) = try receiveParams(version: step + 1, also: sends)
-            if skippedSoFar > skippedBefore, let residualBackup {
-                // The servers skipped this step: as if it never happened.
-                residual.pointer.update(from: residualBackup.pointer, count: residual.count)
-            }
-            skippedBefore = skippedSoFar
+            let computed = now() - computeStart - waited
+            let waitedForParams = waited, paramBytes = bytesIn
+            pendingSends = sends
+            try postParams(step + 1)
+            waited = 0
             let end = now()
             let codecTime = codec.takeStats()
             ctx.log?.write("step", [("step", .int(step)), ("epoch", .int(epoch)),
                                     ("loss", .double(r.lossSum / Double(max(mine.count, 1)))),
                                     ("fp32_bytes", .int(params.count * 4)), ("encode_s", .double(codecTime.encode)),
                                     ("decode_s", .double(codecTime.decode)),
-                                    ("loss_scale", .double(scale)), ("overflow", .bool(overflow)), ("skipped", .int(skippedSoFar)),
+                                    ("loss_scale", .double(scale)), ("overflow", .bool(overflow)), ("skipped", .int(skippedIn)),
                                     ("samples", .int(mine.count)), ("step_s", .double(end - last)),
-                                    ("compute_s", .double(computed)), ("wait_s", .double(end - waitStart)),
-                                    ("bytes_sent", .int(bytesOut)), ("bytes_recv", .int(bytesIn)),
+                                    ("compute_s", .double(computed)), ("wait_s", .double(waitedForParams)),
+                                    ("bytes_sent", .int(bytesOut)), ("bytes_recv", .int(paramBytes)),
                                     ("samples_per_s", .double(Double(mine.count) / max(end - last, 1e-9)))])
-            scale = nextScale
             last = end
             if (step + 1) % perEpoch == 0 || step + 1 == total {
+                try completeParams(allPieces)
                 let e = evaluate()
                 let v = evalFrame.payload.assumingMemoryBound(to: Double.self)
                 v[0] = e.lossSum; v[1] = Double(e.correct); v[2] = Double(e.count)
@@ -592,6 +623,7 @@ public final class WorkerRole {
             }
             ctx.log?.flush()
         }
+        try completeParams(allPieces)
         ctx.log?.write("done", [("steps", .int(total)), ("peak_rss_bytes", .int(peakRSSBytes())), ("params_digest", .string(digest(params.pointer, count: params.count)))])
         ctx.log?.flush()
     }

@@ -35,17 +35,18 @@ public protocol Transport: AnyObject {
 
 // MARK: - In-process transport
 
-/// Mailboxes shared by the ranks of one in-process world.
+/// Mailboxes shared by the ranks of one in-process world. As in MPI,
+/// messages from one sender with one tag match receives in the order the
+/// receives were posted.
 public final class InProcessHub: @unchecked Sendable {
     public let size: Int
     let cond = NSCondition()
-    /// queues[dst][src][tag] of messages in arrival order
-    var queues: [[[Int32: [[UInt8]]]]]
+    struct Key: Hashable { let dst: Int, src: Int, tag: Int32 }
+    /// Messages by (destination, source, tag) and arrival number, until taken.
+    var mail: [Key: [Int: [UInt8]]] = [:]
+    var arrived: [Key: Int] = [:]
 
-    public init(size: Int) {
-        self.size = size
-        queues = Array(repeating: Array(repeating: [:], count: size), count: size)
-    }
+    public init(size: Int) { self.size = size }
 
     public func transport(rank: Int) -> InProcessTransport { InProcessTransport(hub: self, rank: rank) }
 }
@@ -56,14 +57,19 @@ public final class InProcessTransport: Transport {
     public let rank: Int
     public var size: Int { hub.size }
     var nextID = 0
-    var pendingRecv: [Int: (UnsafeMutableRawBufferPointer, Int, Int32)] = [:]
+    /// Posted receives: buffer, peer, tag, and their number among receives of that peer and tag.
+    var pendingRecv: [Int: (UnsafeMutableRawBufferPointer, Int, Int32, Int)] = [:]
+    var posted: [InProcessHub.Key: Int] = [:]
 
     init(hub: InProcessHub, rank: Int) { self.hub = hub; self.rank = rank }
 
     public func isend(_ buffer: UnsafeRawBufferPointer, to peer: Int, tag: Int32) throws -> TransportRequest {
         let bytes = [UInt8](buffer)
+        let key = InProcessHub.Key(dst: peer, src: rank, tag: tag)
         hub.cond.lock()
-        hub.queues[peer][rank][tag, default: []].append(bytes)
+        let n = hub.arrived[key, default: 0]
+        hub.mail[key, default: [:]][n] = bytes
+        hub.arrived[key] = n + 1
         hub.cond.broadcast()
         hub.cond.unlock()
         nextID += 1
@@ -72,7 +78,10 @@ public final class InProcessTransport: Transport {
 
     public func irecv(_ buffer: UnsafeMutableRawBufferPointer, from peer: Int, tag: Int32) throws -> TransportRequest {
         nextID += 1
-        pendingRecv[nextID] = (buffer, peer, tag)
+        let key = InProcessHub.Key(dst: rank, src: peer, tag: tag)
+        let seq = posted[key, default: 0]
+        posted[key] = seq + 1
+        pendingRecv[nextID] = (buffer, peer, tag, seq)
         return TransportRequest(id: nextID, peer: peer, isReceive: true)
     }
 
@@ -81,15 +90,16 @@ public final class InProcessTransport: Transport {
         var counts: [Int] = []
         for r in requests {
             guard r.isReceive else { counts.append(0); continue }
-            guard let (buf, peer, tag) = pendingRecv.removeValue(forKey: r.id) else { counts.append(0); continue }
+            guard let (buf, peer, tag, seq) = pendingRecv.removeValue(forKey: r.id) else { counts.append(0); continue }
+            let key = InProcessHub.Key(dst: rank, src: peer, tag: tag)
             hub.cond.lock()
-            while hub.queues[rank][peer][tag, default: []].isEmpty {
+            while hub.mail[key]?[seq] == nil {
                 if !hub.cond.wait(until: deadline) {
                     hub.cond.unlock()
                     throw TransportTimeout(peer: peer, seconds: timeout)
                 }
             }
-            let msg = hub.queues[rank][peer][tag]!.removeFirst()
+            let msg = hub.mail[key]!.removeValue(forKey: seq)!
             hub.cond.unlock()
             guard msg.count <= buf.count else {
                 throw PSError("message of \(msg.count) bytes from rank \(peer) does not fit the \(buf.count)-byte buffer")
