@@ -241,7 +241,10 @@ public final class PieceCodec {
             pst_unshuffle(cur.assumingMemoryBound(to: UInt8.self), dst.assumingMemoryBound(to: UInt8.self), n, es)
             cur = UnsafeRawPointer(dst)
         }
-        if add {
+        if add && p == .fp32 {
+            let g = cur.assumingMemoryBound(to: Float.self)
+            for i in 0..<n { out[i] += g[i] }
+        } else if add {
             Payload.decode(cur, count: n, as: p, into: floats)
             for i in 0..<n { out[i] += floats[i] }
         } else {
