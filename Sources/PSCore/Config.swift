@@ -52,6 +52,7 @@ public struct Config: Equatable {
         .init(key: "debug.overflow_step", kind: .integer, defaultValue: .integer(-1), doc: "for tests: put +inf into a worker's gradient at this step (-1: never)"),
         .init(key: "debug.overflow_steps", kind: .integer, defaultValue: .integer(1), doc: "for tests: how many consecutive steps from debug.overflow_step are spoilt"),
         .init(key: "debug.overflow_worker", kind: .integer, defaultValue: .integer(0), doc: "for tests: the worker whose gradient debug.overflow_step spoils"),
+        .init(key: "debug.corrupt_step", kind: .integer, defaultValue: .integer(-1), doc: "for tests: worker 0 flips a payload byte of its first gradient piece at this step, after sealing (-1: never)"),
         .init(key: "debug.digest_every_step", kind: .bool, defaultValue: .bool(false), doc: "for tests: log each server's parameter digest after every step"),
         .init(key: "run.timeout_seconds", kind: .float, defaultValue: .float(120), doc: "longest wait for any message before a rank gives up"),
         .init(key: "run.blas_threads", kind: .integer, defaultValue: .integer(1), doc: "OpenBLAS threads per worker"),
@@ -299,6 +300,7 @@ public struct Config: Equatable {
     public var overflowStep: Int { int("debug.overflow_step") }
     public var overflowWorker: Int { int("debug.overflow_worker") }
     public var overflowSteps: Int { int("debug.overflow_steps") }
+    public var corruptStep: Int { int("debug.corrupt_step") }
     /// Whether the test hook spoils worker `w`'s gradient at `step`.
     public func spoilsGradient(step: Int, worker w: Int) -> Bool {
         overflowStep >= 0 && w == overflowWorker && step >= overflowStep && step < overflowStep + overflowSteps

@@ -573,6 +573,10 @@ public final class WorkerRole {
                                                                       rawLength: UInt64(Payload.bytes(n, prec)), encodedLength: UInt64(e.length),
                                                                       codec: e.stages, flags: e.flags),
                                                           buffer: gradFrames[i].raw)
+                        if step == cfg.corruptStep && index == 0 && i == 0 {
+                            // Test hook: damage the message after its checksum was taken.
+                            gradFrames[i].payload.storeBytes(of: gradFrames[i].payload.load(as: UInt8.self) ^ 0x01, as: UInt8.self)
+                        }
                         do {
                             sends.append(try t.isend(gradFrames[i].sealed, to: world.serverRanks[p.server], tag: FrameKind.grads.tag))
                         } catch { sendError = error }

@@ -44,4 +44,17 @@ final class CompressionMPITests: XCTestCase {
         let acc = Harness.events(dir + "/r/logs/server-0.jsonl", "eval").last?["test_accuracy"] as? Double ?? 0
         XCTAssertGreaterThan(acc, 0.5, "it learns")
     }
+
+    /// A damaged message stops the job with one line naming the sender and
+    /// the step; nothing hangs.
+    func testDamagedFrameStopsTheJobAndNamesTheSender() throws {
+        let dir = Harness.tempDir("corrupt")
+        let r = try Harness.launch(common + ["--run-dir", "r", "--set", "debug.corrupt_step=3", "--set", "compression.adaptive=false"],
+                                   cwd: dir, timeout: 90)
+        assertEnded(r, status: nil, "corrupted frame")
+        XCTAssertTrue(r.stderr.contains("bad frame from worker 0 (rank 2) (expected grads of step 3): checksum mismatch"), r.stderr)
+        XCTAssertLessThan(r.seconds, 60)
+        let errors = Harness.events(dir + "/r/logs/server-0.jsonl", "error") + Harness.events(dir + "/r/logs/server-1.jsonl", "error")
+        XCTAssertFalse(errors.isEmpty, "the error is in the run log too")
+    }
 }
