@@ -204,8 +204,8 @@ public enum CheckpointStore {
         throw PSError("no complete checkpoint in \(folder(runDir))")
     }
 
-    /// Reads the elements [lo, hi) of the model's flat `kind` vector
-    /// ("weight" or "momentum") from the server files of a checkpoint,
+    /// Reads the elements [lo, hi) of the model's flat weights (`suffix` "")
+    /// or momentum ("momentum") from the server files of a checkpoint,
     /// whatever the number of servers that wrote it.
     public static func loadRange(_ dir: String, _ m: Manifest, layout: ModelLayout, suffix: String,
                                  lo: Int, hi: Int, into out: UnsafeMutablePointer<Float>) throws {
@@ -228,7 +228,7 @@ public enum CheckpointStore {
                 let a = max(lo, slot.offset + sh.start), b = min(hi, slot.offset + sh.start + sh.count)
                 if a >= b { continue }
                 let f = try file(sh.file)
-                let key = "\(t.name).\(suffix)"
+                let key = suffix.isEmpty ? t.name : "\(t.name).\(suffix)"
                 guard let piece = f[key], piece.dtype == .f32, piece.count == sh.count else {
                     throw PSError("\(dir)/\(sh.file) lacks \(key) with \(sh.count) FP32 elements")
                 }
@@ -238,5 +238,55 @@ public enum CheckpointStore {
                 }
             }
         }
+    }
+}
+
+/// A rank's part of writing a checkpoint, and server 0's part of completing it.
+public struct CheckpointWriter {
+    public let runDir: String
+    public init(runDir: String) { self.runDir = runDir }
+
+    public var folder: String { CheckpointStore.folder(runDir) }
+    public func tempDir(_ step: Int) -> String { folder + "/.tmp-step-\(step)" }
+
+    /// Removes temporary folders of attempts that died (server 0, at start).
+    public func removeStale() {
+        for n in (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [] where n.hasPrefix(".tmp-") {
+            try? FileManager.default.removeItem(atPath: folder + "/" + n)
+        }
+    }
+
+    /// Writes one rank's file into the temporary folder of `step`; returns its size and SHA-256.
+    public func writeRankFile(step: Int, name: String, tensors: [Safetensors.Tensor], metadata: [String: String]) throws -> (bytes: Int, sha256: String) {
+        let dir = tempDir(step)
+        do { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) } catch {
+            throw PSError("cannot create \(dir): \(error.localizedDescription)")
+        }
+        let bytes = Safetensors.encode(tensors, metadata: metadata)
+        try Durable.checkRoom(dir, for: bytes.count)
+        try Durable.writeNew(dir + "/" + name, bytes)
+        return (bytes.count, sha256Hex(bytes))
+    }
+
+    /// Server 0, once every rank's file is written: the manifest, the rename
+    /// into place, LATEST, and the pruning of old checkpoints. Returns the final folder.
+    public func complete(_ m: Manifest, keep: Int) throws -> String {
+        let tmp = tempDir(m.step)
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        let data = try enc.encode(m)
+        try Durable.checkRoom(tmp, for: data.count)
+        try Durable.writeNew(tmp + "/manifest.json", Array(data))
+        try Durable.fsyncDirectory(tmp)
+        let final = folder + "/step-\(m.step)"
+        if FileManager.default.fileExists(atPath: final) { try? FileManager.default.removeItem(atPath: final) }
+        if rename(tmp, final) != 0 { throw PSError("cannot rename \(tmp) to \(final): \(String(cString: strerror(errno)))") }
+        try Durable.fsyncDirectory(folder)
+        try Durable.replace(folder + "/LATEST", with: "step-\(m.step)\n")
+        let all = CheckpointStore.list(runDir)
+        for old in all.dropLast(keep) where old.step != m.step {
+            try? FileManager.default.removeItem(atPath: old.path)
+        }
+        return final
     }
 }

@@ -49,6 +49,11 @@ public struct Config: Equatable {
         .init(key: "compression.zstd_level", kind: .integer, defaultValue: .integer(1), doc: "zstd level (0: no zstd)"),
         .init(key: "compression.adaptive", kind: .bool, defaultValue: .bool(true), doc: "skip shuffle and zstd for a piece when they cost more time than they save on the link"),
         .init(key: "compression.link_gbps", kind: .float, defaultValue: .float(10), doc: "link speed the adaptive decision assumes, Gbit/s"),
+        .init(key: "checkpoint.every_steps", kind: .integer, defaultValue: .integer(0), doc: "write a checkpoint every N steps (0: only at the end)"),
+        .init(key: "checkpoint.at_end", kind: .bool, defaultValue: .bool(true), doc: "write a checkpoint when the run ends"),
+        .init(key: "checkpoint.keep", kind: .integer, defaultValue: .integer(3), doc: "complete checkpoints kept; older ones are deleted after a new one is complete"),
+        .init(key: "debug.die_at_step", kind: .integer, defaultValue: .integer(-1), doc: "for tests: worker debug.die_worker kills itself with SIGKILL when it reaches this step (-1: never)"),
+        .init(key: "debug.die_worker", kind: .integer, defaultValue: .integer(0), doc: "for tests: the worker debug.die_at_step kills"),
         .init(key: "debug.overflow_step", kind: .integer, defaultValue: .integer(-1), doc: "for tests: put +inf into a worker's gradient at this step (-1: never)"),
         .init(key: "debug.overflow_steps", kind: .integer, defaultValue: .integer(1), doc: "for tests: how many consecutive steps from debug.overflow_step are spoilt"),
         .init(key: "debug.overflow_worker", kind: .integer, defaultValue: .integer(0), doc: "for tests: the worker whose gradient debug.overflow_step spoils"),
@@ -191,7 +196,7 @@ public struct Config: Equatable {
         if let b = best, b.1 <= 3 { return "; did you mean '\(b.0)'?" }
         let section = key.split(separator: ".").first.map(String.init) ?? ""
         let known = schema.filter { $0.key.hasPrefix(section + ".") }.map { $0.key }
-        return known.isEmpty ? "; known sections: model, data, train, scaler, compression, run, debug" : "; known keys: " + known.joined(separator: ", ")
+        return known.isEmpty ? "; known sections: model, data, train, scaler, compression, checkpoint, run, debug" : "; known keys: " + known.joined(separator: ", ")
     }
 
     static func editDistance(_ a: String, _ b: String) -> Int {
@@ -235,6 +240,8 @@ public struct Config: Equatable {
         if !(double("compression.topk") >= 0 && double("compression.topk") <= 1) { throw bad("compression.topk", "must be in [0, 1]") }
         if int("compression.zstd_level") < 0 || int("compression.zstd_level") > 19 { throw bad("compression.zstd_level", "must be 0 (off) to 19") }
         if !(double("compression.link_gbps") > 0) { throw bad("compression.link_gbps", "must be positive") }
+        if int("checkpoint.every_steps") < 0 { throw bad("checkpoint.every_steps", "must be 0 (only at the end) or positive") }
+        if int("checkpoint.keep") < 1 { throw bad("checkpoint.keep", "must be at least 1") }
         if chunkElements < 256 { throw bad("run.chunk_elements", "must be at least 256") }
         if !["yield", "spin", "sleep"].contains(poll) { throw bad("run.poll", "must be \"yield\", \"spin\" or \"sleep\" (is \"\(poll)\")") }
         if blasThreads < 1 { throw bad("run.blas_threads", "must be at least 1") }
@@ -301,6 +308,15 @@ public struct Config: Equatable {
     public var overflowWorker: Int { int("debug.overflow_worker") }
     public var overflowSteps: Int { int("debug.overflow_steps") }
     public var corruptStep: Int { int("debug.corrupt_step") }
+    public var checkpointEvery: Int { int("checkpoint.every_steps") }
+    public var checkpointAtEnd: Bool { if case .bool(let b)? = values["checkpoint.at_end"] { return b }; return true }
+    public var checkpointKeep: Int { int("checkpoint.keep") }
+    public var dieAtStep: Int { int("debug.die_at_step") }
+    public var dieWorker: Int { int("debug.die_worker") }
+    /// Whether the state after `step` steps (of `total`) is checkpointed.
+    public func checkpointDue(after step: Int, total: Int) -> Bool {
+        (checkpointEvery > 0 && step % checkpointEvery == 0) || (checkpointAtEnd && step == total)
+    }
     /// Whether the test hook spoils worker `w`'s gradient at `step`.
     public func spoilsGradient(step: Int, worker w: Int) -> Bool {
         overflowStep >= 0 && w == overflowWorker && step >= overflowStep && step < overflowStep + overflowSteps

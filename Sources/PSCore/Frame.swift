@@ -7,6 +7,7 @@ public enum FrameKind: UInt8, CaseIterable {
     case eval = 3        // worker -> server 0: test-set loss sum, correct, count
     case stepInfo = 4    // worker -> every server, after its last piece: loss sum, samples, overflow
     case vote = 5        // server -> every other server: overflow seen in its sums
+    case checkpoint = 6  // every rank -> server 0: its checkpoint file is written (or why not)
     public var tag: Int32 { Int32(rawValue) }
 }
 

@@ -58,6 +58,18 @@ public struct LossScaler: Equatable {
         hysteresisLeft = settings.hysteresis
     }
 
+    /// The state a checkpoint keeps.
+    public var state: Manifest.ScalerState {
+        Manifest.ScalerState(scale: scale, goodSteps: goodSteps, hysteresisLeft: hysteresisLeft, skipped: skipped,
+                             overflowsAtMin: overflowsAtMin, lastFiniteStep: lastFiniteStep)
+    }
+
+    /// Continues from a checkpoint's state.
+    public mutating func restore(_ s: Manifest.ScalerState) {
+        scale = s.scale; goodSteps = s.goodSteps; hysteresisLeft = s.hysteresisLeft; skipped = s.skipped
+        overflowsAtMin = s.overflowsAtMin; lastFiniteStep = s.lastFiniteStep
+    }
+
     public enum Change: Equatable { case none, grew(from: Double, to: Double), backedOff(from: Double, to: Double) }
 
     /// Records step `step`'s agreed decision and returns what happened to the scale.

@@ -21,10 +21,104 @@ public final class RankContext {
     /// Human progress lines (server 0 only prints them).
     public let say: (String) -> Void
 
-    public init(config: Config, world: World, transport: Transport, log: RunLog?, say: @escaping (String) -> Void) {
+    /// The run directory (checkpoints go to its checkpoints/ folder).
+    public let runDir: String
+    /// The checkpoint this run continues from, already verified.
+    public let resume: (path: String, manifest: Manifest)?
+
+    public init(config: Config, world: World, transport: Transport, log: RunLog?, say: @escaping (String) -> Void,
+                runDir: String = "", resume: (path: String, manifest: Manifest)? = nil) {
         self.config = config; self.world = world; self.transport = transport; self.log = log; self.say = say
+        self.runDir = runDir; self.resume = resume
     }
 
+    /// The first step this run computes, after checking that a checkpoint
+    /// being resumed belongs to a run of this length.
+    func startStep(perEpoch: Int, total: Int) throws -> Int {
+        guard let (path, m) = resume else { return 0 }
+        guard m.stepsPerEpoch == perEpoch, m.totalSteps == total else {
+            throw PSError("\(path) was written by a run of \(m.totalSteps) steps (\(m.stepsPerEpoch) per epoch); this configuration gives \(total) (\(perEpoch)): "
+                + "resume with the run's own configuration (train.epochs, train.batch_size, train.max_steps)")
+        }
+        return m.step
+    }
+
+    /// Rank r's report on its checkpoint file, to server 0.
+    static let reportBytes = 480
+    func sendCheckpointReport(step: Int, result: Result<(bytes: Int, sha256: String), Error>, buffer: FrameBuffer) throws {
+        let p = buffer.payload
+        p.initializeMemory(as: UInt8.self, repeating: 0, count: RankContext.reportBytes)
+        switch result {
+        case .success(let r):
+            p.storeBytes(of: 1.0, as: Double.self)
+            p.storeBytes(of: Double(r.bytes), toByteOffset: 8, as: Double.self)
+            for (i, c) in r.sha256.utf8.prefix(64).enumerated() { p.storeBytes(of: c, toByteOffset: 16 + i, as: UInt8.self) }
+        case .failure(let e):
+            for (i, c) in "\(e)".utf8.prefix(399).enumerated() { p.storeBytes(of: c, toByteOffset: 80 + i, as: UInt8.self) }
+        }
+        buffer.length = Frame.seal(FrameHeader(kind: .checkpoint, step: UInt64(step), chunk: UInt32(rank), elementType: .f64,
+                                               rawLength: UInt64(RankContext.reportBytes), encodedLength: UInt64(RankContext.reportBytes)),
+                                   buffer: buffer.raw)
+        let req = try transport.isend(buffer.sealed, to: world.serverRanks[0], tag: FrameKind.checkpoint.tag)
+        _ = try wait([req], for: "sending the checkpoint report", step: step)
+    }
+}
+
+/// A rank's checkpoint file name.
+func checkpointFile(_ role: Role, _ index: Int) -> String { "\(role.name)-\(index).safetensors" }
+
+extension RankContext {
+    /// Server 0: waits for every other rank's report, then writes the
+    /// manifest and completes the checkpoint; on any failure removes the
+    /// temporary folder, leaving the previous checkpoint and LATEST as they were.
+    func completeCheckpoint(step: Int, mine: Result<(bytes: Int, sha256: String), Error>,
+                            manifest: (_ files: [Manifest.FileEntry]) -> Manifest) throws -> String {
+        let writer = CheckpointWriter(runDir: runDir)
+        let others = (0..<world.hellos.count).filter { $0 != rank }
+        let frames = others.map { _ in FrameBuffer(payloadCapacity: RankContext.reportBytes) }
+        let reqs = try others.enumerated().map { (i, r) in try transport.irecv(frames[i].whole, from: r, tag: FrameKind.checkpoint.tag) }
+        let counts = try wait(reqs, for: "checkpoint reports", step: step)
+        var files: [Manifest.FileEntry] = []
+        var failures: [String] = []
+        func add(_ r: Int, _ res: Result<(bytes: Int, sha256: String), Error>) {
+            let h = world.hellos[r]
+            switch res {
+            case .success(let v): files.append(.init(name: checkpointFile(h.role, world.index(ofRank: r)), role: h.role.name,
+                                                     index: world.index(ofRank: r), bytes: v.bytes, sha256: v.sha256))
+            case .failure(let e): failures.append("\(world.describe(r)): \(e)")
+            }
+        }
+        add(rank, mine)
+        for (i, r) in others.enumerated() {
+            _ = try Frame.open(buffer: frames[i].raw, length: counts[i],
+                               expect: FrameExpectation(kind: .checkpoint, step: UInt64(step), chunk: UInt32(r), elementType: .f64,
+                                                        rawLength: RankContext.reportBytes), sender: world.describe(r))
+            let p = frames[i].payload
+            if p.load(as: Double.self) == 1 {
+                let sha = String(decoding: (0..<64).map { p.load(fromByteOffset: 16 + $0, as: UInt8.self) }, as: UTF8.self)
+                add(r, .success((Int(p.load(fromByteOffset: 8, as: Double.self)), sha)))
+            } else {
+                let bytes = (0..<400).map { p.load(fromByteOffset: 80 + $0, as: UInt8.self) }.prefix { $0 != 0 }
+                add(r, .failure(PSError(String(decoding: bytes, as: UTF8.self))))
+            }
+        }
+        let previous = CheckpointStore.latestName(runDir).map { "the previous checkpoint (\($0)) and LATEST are untouched" }
+            ?? "no earlier checkpoint exists; LATEST was not written"
+        if !failures.isEmpty {
+            try? FileManager.default.removeItem(atPath: writer.tempDir(step))
+            throw PSError("checkpoint step-\(step) failed: " + failures.joined(separator: "; ") + "; " + previous)
+        }
+        files.sort { ($0.role == "server" ? 0 : 1, $0.index) < ($1.role == "server" ? 0 : 1, $1.index) }
+        do {
+            return try writer.complete(manifest(files), keep: config.checkpointKeep)
+        } catch {
+            try? FileManager.default.removeItem(atPath: writer.tempDir(step))
+            throw PSError("checkpoint step-\(step) failed: \(error); " + previous)
+        }
+    }
+}
+
+extension RankContext {
     var rank: Int { transport.rank }
     var timeout: Double { config.timeoutSeconds }
 
@@ -34,7 +128,7 @@ public final class RankContext {
             return try transport.waitAll(reqs, timeout: timeout)
         } catch let t as TransportTimeout {
             throw PSError("\(world.describe(t.peer)) sent nothing for \(Int(t.seconds)) s while \(world.describe(rank)) waited for \(what) of step \(step); "
-                + "that rank is hung or dead (run.timeout_seconds sets this deadline); last checkpoint: none")
+                + "that rank is hung or dead (run.timeout_seconds sets this deadline); last checkpoint: \(runDir.isEmpty ? "none" : CheckpointStore.latestName(runDir) ?? "none")")
         }
     }
 
@@ -101,7 +195,7 @@ public final class ServerRole {
 
     /// `layout` comes from the model the configuration builds; `trainCount`
     /// is the size of the training set (servers do not load the data).
-    public init(context: RankContext, layout: ModelLayout, trainCount: Int) {
+    public init(context: RankContext, layout: ModelLayout, trainCount: Int) throws {
         ctx = context
         index = context.world.index(ofRank: context.rank)
         self.layout = layout
@@ -112,7 +206,65 @@ public final class ServerRole {
         gradSum = FloatBuffer(count: range.count)
         self.trainCount = trainCount
         scaler = LossScaler(settings: context.config.scalerSettings, dynamic: context.config.precision.usesLossScaling)
-        layout.initialize(seed: context.config.seed, range: range.lowerBound, range.upperBound, into: weights.pointer)
+        if let (path, m) = context.resume {
+            // Tensors are stored by name and full shape: any server count re-cuts them.
+            try CheckpointStore.loadRange(path, m, layout: layout, suffix: "", lo: range.lowerBound, hi: range.upperBound, into: weights.pointer)
+            try CheckpointStore.loadRange(path, m, layout: layout, suffix: "momentum", lo: range.lowerBound, hi: range.upperBound, into: velocity.pointer)
+            scaler.restore(m.scaler)
+        } else {
+            layout.initialize(seed: context.config.seed, range: range.lowerBound, range.upperBound, into: weights.pointer)
+        }
+    }
+
+    /// This server's file of a checkpoint: its slice of every tensor it holds
+    /// (full shape when it holds all of it), weights and momentum.
+    func checkpointTensors() -> [Safetensors.Tensor] {
+        var out: [Safetensors.Tensor] = []
+        for t in layout.tensors {
+            let a = max(range.lowerBound, t.offset), b = min(range.upperBound, t.offset + t.count)
+            if a >= b { continue }
+            let shape = (a == t.offset && b == t.offset + t.count) ? t.spec.shape : [b - a]
+            let off = a - range.lowerBound
+            out.append(Safetensors.Tensor(name: t.name, shape: shape, floats: UnsafeBufferPointer(start: weights.pointer + off, count: b - a)))
+            out.append(Safetensors.Tensor(name: t.name + ".momentum", shape: shape, floats: UnsafeBufferPointer(start: velocity.pointer + off, count: b - a)))
+        }
+        return out
+    }
+
+    /// Writes this server's file of checkpoint `step`; server 0 then completes it.
+    func checkpoint(step: Int, perEpoch: Int, total: Int, report: FrameBuffer) throws {
+        let cfg = ctx.config, world = ctx.world
+        let writer = CheckpointWriter(runDir: ctx.runDir)
+        let t0 = now()
+        let mine = Result { try writer.writeRankFile(step: step, name: checkpointFile(.server, index), tensors: checkpointTensors(),
+                                                    metadata: ["format": "pstrain-checkpoint", "step": String(step), "role": "server", "index": String(index)]) }
+        guard index == 0 else {
+            try ctx.sendCheckpointReport(step: step, result: mine, buffer: report)
+            return
+        }
+        let chunks = plan.chunks(layout)
+        let dir = try ctx.completeCheckpoint(step: step, mine: mine) { files in
+            Manifest(run: (ctx.runDir as NSString).lastPathComponent, step: step, epoch: step / perEpoch,
+                     epochCursor: (step % perEpoch) * cfg.batchSize, stepsPerEpoch: perEpoch, totalSteps: total, seed: cfg.seed,
+                     dataOrder: "epoch e visits the training set in the Fisher-Yates order drawn from (seed, e); global batch k of an epoch is samples [k*B, (k+1)*B) of that order, split over the workers in contiguous slices",
+                     rng: "counter-based (SplitMix64 of seed, stream, index): no state to save",
+                     lrSchedule: cfg.lrSchedule, learningRate: cfg.learningRate(step: step, total: total),
+                     scaler: scaler.state, servers: world.servers, workers: world.workers, precision: cfg.precision.rawValue,
+                     compression: describe(cfg.codecSettings), build: String(world.hellos[ctx.rank].buildHash, radix: 16),
+                     configHash: String(cfg.hash, radix: 16), config: cfg.canonicalTOML, created: Date().timeIntervalSince1970,
+                     files: files,
+                     tensors: layout.tensors.map { t in
+                         Manifest.TensorEntry(name: t.name, shape: t.spec.shape, shards: chunks.filter { $0.tensor == t.index }.map {
+                             .init(file: checkpointFile(.server, $0.server), start: $0.range.lowerBound - t.offset, count: $0.range.count)
+                         })
+                     })
+        }
+        let took = now() - t0
+        let size = ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).reduce(0) {
+            $0 + ((try? FileManager.default.attributesOfItem(atPath: dir + "/" + $1)[.size] as? Int) ?? 0)
+        }
+        ctx.log?.write("checkpoint", [("step", .int(step)), ("path", .string(dir)), ("bytes", .int(size)), ("seconds", .double(took))])
+        ctx.say("checkpoint step-\(step) written (\(String(format: "%.1f", Double(size) / 1e6)) MB, \(String(format: "%.0f", took * 1000)) ms)")
     }
 
     public func run() throws {
@@ -168,13 +320,22 @@ public final class ServerRole {
             return (r, info)
         }
 
-        for k in mine.indices.reversed() { try sendPiece(k, version: 0) }
+        let start = try ctx.startStep(perEpoch: perEpoch, total: total)
+        let report = FrameBuffer(payloadCapacity: RankContext.reportBytes)
+        if isLead && !ctx.runDir.isEmpty { CheckpointWriter(runDir: ctx.runDir).removeStale() }
+        if start > 0 {
+            ctx.log?.write("resumed", [("step", .int(start)), ("from", .string(ctx.resume!.path)),
+                                       ("params_digest", .string(digest(weights.pointer, count: range.count))),
+                                       ("loss_scale", .double(scaler.scale)), ("skipped", .int(scaler.skipped))])
+            if isLead { ctx.say("resuming from \(ctx.resume!.path) at step \(start) of \(total)") }
+        }
+        for k in mine.indices.reversed() { try sendPiece(k, version: start) }
         var recvs = try postRecvs()
         let started = now()
         var progress = Progress(lead: isLead, say: ctx.say, every: cfg.progressSeconds, total: total, perEpoch: perEpoch,
-                                epochs: cfg.epochs, batch: cfg.batchSize, start: started)
+                                epochs: cfg.epochs, batch: cfg.batchSize, start: started, firstStep: start)
         var stepStart = started
-        for step in 0..<total {
+        for step in start..<total {
             sgd.lr = Float(cfg.learningRate(step: step, total: total))
             var waited = 0.0, applied = 0.0
             var bytesIn = 0
@@ -311,6 +472,9 @@ public final class ServerRole {
                                         ("test_samples", .int(Int(count)))])
                 progress.epochEnd(step, accuracy: acc, at: now())
             }
+            if !ctx.runDir.isEmpty && cfg.checkpointDue(after: step + 1, total: total) {
+                try checkpoint(step: step + 1, perEpoch: perEpoch, total: total, report: report)
+            }
             ctx.log?.flush()
         }
         progress.finish()
@@ -337,9 +501,12 @@ struct Progress {
     /// The burst of skipped steps being collected: first, last, scale before.
     var burst: (first: Int, last: Int, scale: Double, newScale: Double)?
 
-    init(lead: Bool, say: @escaping (String) -> Void, every: Double, total: Int, perEpoch: Int, epochs: Int, batch: Int, start: Double) {
+    let firstStep: Int
+
+    init(lead: Bool, say: @escaping (String) -> Void, every: Double, total: Int, perEpoch: Int, epochs: Int, batch: Int, start: Double,
+         firstStep: Int = 0) {
         self.lead = lead; self.say = say; self.every = every; self.total = total; self.perEpoch = perEpoch
-        self.epochs = epochs; self.batch = batch; self.start = start; lastLine = start
+        self.epochs = epochs; self.batch = batch; self.start = start; lastLine = start; self.firstStep = firstStep
     }
 
     func head(_ step: Int) -> String {
@@ -348,7 +515,7 @@ struct Progress {
     }
 
     func rate(_ step: Int, _ t: Double) -> String {
-        let sps = Double((step + 1) * batch) / max(t - start, 1e-9)
+        let sps = Double((step + 1 - firstStep) * batch) / max(t - start, 1e-9)
         return "\(Int(sps.rounded())) samples/s"
     }
 
@@ -426,6 +593,26 @@ public final class WorkerRole {
         params = FloatBuffer(count: m.layout.totalCount)
         grads = FloatBuffer(count: m.layout.totalCount)
         residual = FloatBuffer(count: cfg.codecSettings.topk > 0 ? m.layout.totalCount : 0)
+        if let (path, man) = context.resume, residual.count > 0 {
+            // Same number of workers: each takes its own residual back. Another
+            // number: worker 0 takes the sum of them all (no gradient mass is
+            // lost), the others start from zero.
+            let W = context.world.workers
+            let sources = man.workers == W ? [index] : (index == 0 ? Array(0..<man.workers) : [])
+            for j in sources {
+                let file = path + "/" + checkpointFile(.worker, j)
+                guard let bytes = FileManager.default.contents(atPath: file) else { throw PSError("\(file) is missing") }
+                let tensors = try Safetensors.decode(Array(bytes), source: file).tensors
+                guard let r = tensors.first(where: { $0.name == "residual" }) else { continue }
+                guard r.dtype == .f32, r.count == residual.count else {
+                    throw PSError("\(file): residual has \(r.count) elements, the model has \(residual.count)")
+                }
+                r.data.withUnsafeBytes { raw in
+                    let src = raw.bindMemory(to: Float.self)
+                    for i in 0..<residual.count { residual.pointer[i] += src[i] }
+                }
+            }
+        }
     }
 
     public func run() throws {
@@ -513,12 +700,41 @@ public final class WorkerRole {
         }
         let allPieces = Array(pieces.indices)
 
-        try postParams(0)
+        let start = try ctx.startStep(perEpoch: perEpoch, total: total)
+        let report = FrameBuffer(payloadCapacity: RankContext.reportBytes)
+        try postParams(start)
         try completeParams(allPieces)
         var skippedBefore = skippedIn
+        if start > 0 {
+            ctx.log?.write("resumed", [("step", .int(start)), ("from", .string(ctx.resume!.path)),
+                                       ("params_digest", .string(digest(params.pointer, count: params.count))),
+                                       ("loss_scale", .double(scaleIn)), ("skipped", .int(skippedIn))])
+        }
+        /// If the servers skipped the last step, the residual goes back to
+        /// what it was before it: as if that step never happened.
+        func syncResidual() {
+            if skippedIn > skippedBefore, let residualBackup {
+                residual.pointer.update(from: residualBackup.pointer, count: residual.count)
+            }
+            skippedBefore = skippedIn
+        }
+        /// This worker's file of checkpoint `step` (its residual), reported to server 0.
+        func checkpoint(_ step: Int) throws {
+            let writer = CheckpointWriter(runDir: ctx.runDir)
+            let tensors = residual.count > 0 ? [Safetensors.Tensor(name: "residual", shape: [residual.count], floats: UnsafeBufferPointer(residual.buffer))] : []
+            let result = Result { try writer.writeRankFile(step: step, name: checkpointFile(.worker, index), tensors: tensors,
+                                                          metadata: ["format": "pstrain-checkpoint", "step": String(step), "role": "worker", "index": String(index)]) }
+            try ctx.sendCheckpointReport(step: step, result: result, buffer: report)
+            ctx.log?.write("checkpoint", [("step", .int(step)), ("params_digest", .string(digest(params.pointer, count: params.count)))])
+        }
         var perm: [Int32] = []
         var last = now()
-        for step in 0..<total {
+        for step in start..<total {
+            if step == cfg.dieAtStep && index == cfg.dieWorker {
+                // Test hook: this rank dies the hardest way there is.
+                ctx.log?.flush()
+                kill(getpid(), SIGKILL)
+            }
             let epoch = step / perEpoch, within = step % perEpoch
             if within == 0 || perm.isEmpty { perm = sampler.permutation(epoch: epoch) }
             let computeStart = now()
@@ -533,11 +749,8 @@ public final class WorkerRole {
             if let paramError { throw paramError }
             try completeParams(allPieces)   // layers without parameters of their own
             let scale = scaleIn
-            if skippedIn > skippedBefore, let residualBackup {
-                // The servers skipped the last step: as if it never happened.
-                residual.pointer.update(from: residualBackup.pointer, count: residual.count)
-            }
-            skippedBefore = skippedIn
+            syncResidual()
+            if step > start && !ctx.runDir.isEmpty && cfg.checkpointDue(after: step, total: total) { try checkpoint(step) }
             var sends: [TransportRequest] = []
             var bytesOut = 0
             var overflow = false
@@ -628,6 +841,8 @@ public final class WorkerRole {
             ctx.log?.flush()
         }
         try completeParams(allPieces)
+        syncResidual()
+        if total > start && !ctx.runDir.isEmpty && cfg.checkpointDue(after: total, total: total) { try checkpoint(total) }
         ctx.log?.write("done", [("steps", .int(total)), ("peak_rss_bytes", .int(peakRSSBytes())), ("params_digest", .string(digest(params.pointer, count: params.count)))])
         ctx.log?.flush()
     }

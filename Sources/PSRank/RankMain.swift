@@ -12,10 +12,11 @@ public enum RankMain {
     struct Arguments {
         var config: String?
         var runDir: String?
+        var resume: String?
         var overrides: [String] = []
     }
 
-    static let usage = "usage: pstrain-server|pstrain-worker --config FILE [--run-dir DIR] [--set key=value]..."
+    static let usage = "usage: pstrain-server|pstrain-worker --config FILE [--run-dir DIR] [--resume CHECKPOINT_DIR] [--set key=value]..."
 
     static func parse(_ args: [String]) throws -> Arguments {
         var a = Arguments()
@@ -30,6 +31,7 @@ public enum RankMain {
             case "--config": a.config = try value("--config")
             case "--run-dir": a.runDir = try value("--run-dir")
             case "--set": a.overrides.append(try value("--set"))
+            case "--resume": a.resume = try value("--resume")
             default: throw PSError("unknown argument '\(args[i])'; \(usage)")
             }
             i += 1
@@ -88,12 +90,14 @@ public enum RankMain {
         var config = Config()
         var data: DataSplit?
         var runDirProposal = ""
+        var resume: (path: String, manifest: Manifest)?
         do {
             let args = try parse(Array(CommandLine.arguments.dropFirst()))
             guard let path = args.config else { throw PSError("--config FILE is required; \(usage)") }
             config = try Config.load(path: path)
             for o in args.overrides { try config.apply(override: o) }
             runDirProposal = args.runDir ?? "runs/mpirun-\(Int(Date().timeIntervalSince1970))"
+            if let r = args.resume { resume = (r, try CheckpointStore.verify(r)) }
             if role == .worker {
                 openblas_set_num_threads(Int32(config.blasThreads))
                 try BLASInfo.selfCheck()
@@ -167,7 +171,8 @@ public enum RankMain {
             _ = pst_pin_to_core(Int32(core))
             log?.write("pinned", [("core", .int(core))])
         }
-        let ctx = RankContext(config: config, world: world, transport: transport, log: log, say: { print($0) })
+        let ctx = RankContext(config: config, world: world, transport: transport, log: log, say: { print($0) },
+                              runDir: runDir, resume: resume)
         do {
             switch role {
             case .server:
