@@ -52,7 +52,7 @@ public struct Config: Equatable {
         .init(key: "checkpoint.every_steps", kind: .integer, defaultValue: .integer(0), doc: "write a checkpoint every N steps (0: only at the end)"),
         .init(key: "checkpoint.at_end", kind: .bool, defaultValue: .bool(true), doc: "write a checkpoint when the run ends"),
         .init(key: "checkpoint.keep", kind: .integer, defaultValue: .integer(3), doc: "complete checkpoints kept; older ones are deleted after a new one is complete"),
-        .init(key: "debug.die_at_step", kind: .integer, defaultValue: .integer(-1), doc: "for tests: worker debug.die_worker kills itself with SIGKILL when it reaches this step (-1: never)"),
+        .init(key: "debug.die_at_steps", kind: .string, defaultValue: .string(""), doc: "for tests: comma-separated steps at which worker debug.die_worker kills itself with SIGKILL, each at most once per run directory"),
         .init(key: "debug.die_worker", kind: .integer, defaultValue: .integer(0), doc: "for tests: the worker debug.die_at_step kills"),
         .init(key: "debug.overflow_step", kind: .integer, defaultValue: .integer(-1), doc: "for tests: put +inf into a worker's gradient at this step (-1: never)"),
         .init(key: "debug.overflow_steps", kind: .integer, defaultValue: .integer(1), doc: "for tests: how many consecutive steps from debug.overflow_step are spoilt"),
@@ -139,6 +139,10 @@ public struct Config: Equatable {
             let t = try TOML.parse("v = \(raw)", source: "override \(key)")
             value = t["v"]!
         } catch {
+            value = .string(raw)
+        }
+        // A string key takes the text as written (e.g. --set debug.die_at_steps=25).
+        if Config.fields[key]?.kind == .string, case .string = value {} else if Config.fields[key]?.kind == .string {
             value = .string(raw)
         }
         try set(key, value)
@@ -311,7 +315,7 @@ public struct Config: Equatable {
     public var checkpointEvery: Int { int("checkpoint.every_steps") }
     public var checkpointAtEnd: Bool { if case .bool(let b)? = values["checkpoint.at_end"] { return b }; return true }
     public var checkpointKeep: Int { int("checkpoint.keep") }
-    public var dieAtStep: Int { int("debug.die_at_step") }
+    public var dieAtSteps: [Int] { string("debug.die_at_steps").split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) } }
     public var dieWorker: Int { int("debug.die_worker") }
     /// Whether the state after `step` steps (of `total`) is checkpointed.
     public func checkpointDue(after step: Int, total: Int) -> Bool {

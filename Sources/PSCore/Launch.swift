@@ -15,6 +15,8 @@ public struct MpirunPlan {
     public var blasThreads: Int
     /// Extra environment for the ranks (name, value), passed with -x.
     public var environment: [(String, String)] = []
+    /// The checkpoint folder the ranks continue from.
+    public var resume: String?
 
     public init(workers: Int, servers: Int, binDir: String, configPath: String, runDir: String,
                 hostfile: String? = nil, isRoot: Bool, cores: Int, blasThreads: Int) {
@@ -36,7 +38,7 @@ public struct MpirunPlan {
         // -x belongs to one app context in MPMD mode: give it to both.
         var env = ["-x", "OPENBLAS_NUM_THREADS=\(blasThreads)"]
         for (k, v) in environment { env += ["-x", "\(k)=\(v)"] }
-        let rankArgs = ["--config", configPath, "--run-dir", runDir]
+        let rankArgs = ["--config", configPath, "--run-dir", runDir] + (resume.map { ["--resume", $0] } ?? [])
         a += env + ["-np", String(servers), binDir + "/pstrain-server"] + rankArgs
         a += [":"] + env + ["-np", String(workers), binDir + "/pstrain-worker"] + rankArgs
         return a

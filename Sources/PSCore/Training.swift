@@ -730,10 +730,14 @@ public final class WorkerRole {
         var perm: [Int32] = []
         var last = now()
         for step in start..<total {
-            if step == cfg.dieAtStep && index == cfg.dieWorker {
-                // Test hook: this rank dies the hardest way there is.
-                ctx.log?.flush()
-                kill(getpid(), SIGKILL)
+            if index == cfg.dieWorker && cfg.dieAtSteps.contains(step) && !ctx.runDir.isEmpty {
+                // Test hook: this rank dies the hardest way there is, once per step and run directory.
+                let marker = ctx.runDir + "/.died-at-\(step)"
+                if !FileManager.default.fileExists(atPath: marker) {
+                    _ = FileManager.default.createFile(atPath: marker, contents: nil)
+                    ctx.log?.flush()
+                    kill(getpid(), SIGKILL)
+                }
             }
             let epoch = step / perEpoch, within = step % perEpoch
             if within == 0 || perm.isEmpty { perm = sampler.permutation(epoch: epoch) }

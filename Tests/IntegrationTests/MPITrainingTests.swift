@@ -144,7 +144,7 @@ final class BadInputTests: XCTestCase {
         let r = try Harness.launch(["--hostfile", dir + "/hosts", "--run-dir", "r", "--set", "data.kind=synthetic"], cwd: dir, timeout: 60)
         assertEnded(r, status: nil, "too few slots")
         XCTAssertTrue(r.stderr.contains("mpirun refused to start 3 ranks: not enough slots"), r.stderr)
-        XCTAssertTrue(r.stderr.contains("slots=N") && r.stderr.contains("r/logs/mpirun.log"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("slots=N") && r.stderr.contains("r/logs/mpirun-1.log"), r.stderr)
         XCTAssertEqual(Harness.events(dir + "/r/events.jsonl", "exit").count, 1, "the failure is recorded")
     }
 

@@ -1,0 +1,87 @@
+import ArgumentParser
+import Foundation
+import PSCore
+
+struct Ckpt: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "List, verify and export a run's checkpoints.",
+        subcommands: [List.self, Verify.self, Export.self])
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "The checkpoints of a run, newest last, with their verification state.")
+        @Argument(help: "The run directory.") var runDir: String
+
+        func run() throws {
+            let all = CheckpointStore.list(runDir)
+            if all.isEmpty { print("no checkpoints in \(CheckpointStore.folder(runDir))"); return }
+            let latest = CheckpointStore.latestName(runDir)
+            print("step       state     files  MB      world  scale      written")
+            for c in all {
+                let name = "step-\(c.step)"
+                var line = name.padding(toLength: 11, withPad: " ", startingAt: 0)
+                do {
+                    let m = try CheckpointStore.verify(c.path)
+                    let mb = Double(m.files.reduce(0) { $0 + $1.bytes }) / 1e6
+                    let date = ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: m.created))
+                    line += "ok        \(String(m.files.count).padding(toLength: 7, withPad: " ", startingAt: 0))"
+                        + "\(String(format: "%-8.1f", mb))\("W\(m.workers) S\(m.servers)".padding(toLength: 7, withPad: " ", startingAt: 0))"
+                        + "\(String(format: "%-11g", m.scaler.scale))\(date)"
+                } catch {
+                    line += "DAMAGED   \(error)"
+                }
+                if name == latest { line += "   <- LATEST" }
+                print(line)
+            }
+        }
+    }
+
+    struct Verify: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Check every file of a checkpoint (SHA-256, safetensors headers, coverage).")
+        @Argument(help: "The run directory.") var runDir: String
+        @Argument(help: "The checkpoint (step-N or N); default: every one.") var step: String?
+
+        func run() throws {
+            var targets = CheckpointStore.list(runDir)
+            if let step { targets = targets.filter { "step-\($0.step)" == step || String($0.step) == step } }
+            if targets.isEmpty { throw ValidationError("no checkpoint \(step ?? "") in \(CheckpointStore.folder(runDir))") }
+            var bad = 0
+            for c in targets {
+                do {
+                    let m = try CheckpointStore.verify(c.path)
+                    print("step-\(c.step): ok (\(m.files.count) files, \(m.tensors.count) tensors, SHA-256 verified)")
+                } catch {
+                    bad += 1
+                    print("step-\(c.step): DAMAGED: \(error)")
+                }
+            }
+            if bad > 0 { throw ExitCode(1) }
+        }
+    }
+
+    struct Export: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Write the full model weights (FP32) of a checkpoint as one safetensors file.")
+        @Argument(help: "The run directory.") var runDir: String
+        @Option(name: .long, help: "The output file.") var out: String
+        @Option(name: .long, help: "The checkpoint (default: the newest valid one).") var from: String?
+
+        func run() throws {
+            let chosen: (path: String, manifest: Manifest)
+            do { chosen = try CheckpointStore.choose(runDir, from: from, warn: { print("pstrain: warning: \($0)") }) }
+            catch let e as PSError { throw ValidationError(e.message) }
+            let cfg: Config
+            do { cfg = try Config.parse(chosen.manifest.config, source: chosen.path + "/manifest.json (config)") }
+            catch let e as PSError { throw ValidationError(e.message) }
+            let layout = try Model(config: cfg, capacity: 1).layout
+            let all = FloatBuffer(count: layout.totalCount)
+            try CheckpointStore.loadRange(chosen.path, chosen.manifest, layout: layout, suffix: "", lo: 0, hi: layout.totalCount, into: all.pointer)
+            let tensors = layout.tensors.map {
+                Safetensors.Tensor(name: $0.name, shape: $0.spec.shape, floats: UnsafeBufferPointer(start: all.pointer + $0.offset, count: $0.count))
+            }
+            let bytes = Safetensors.encode(tensors, metadata: ["format": "pstrain-model", "step": String(chosen.manifest.step),
+                                                               "layers": cfg.values["model.layers"]!.description])
+            if FileManager.default.fileExists(atPath: out) { try FileManager.default.removeItem(atPath: out) }
+            do { try Durable.writeNew(out, bytes) } catch let e as PSError { throw ValidationError(e.message) }
+            print("pstrain: wrote \(out): \(tensors.count) tensors, \(layout.totalCount) parameters, from \((chosen.path as NSString).lastPathComponent)")
+        }
+    }
+}

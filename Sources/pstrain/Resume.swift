@@ -1,0 +1,77 @@
+import ArgumentParser
+import Foundation
+import PSCore
+
+struct Resume: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Continue a run from its newest valid checkpoint (or --from step-N), on the same or another world size.",
+        discussion: """
+        Checkpoints store tensors by name and full shape, so --servers re-cuts the server shards and \
+        --workers re-splits every global batch; the data order, learning-rate schedule and loss scale \
+        continue where they were. A damaged newest checkpoint is reported and the previous complete one is used.
+        Examples:
+          pstrain resume runs/demo
+          pstrain resume runs/demo --workers 3 --servers 3 --from step-936
+        """)
+
+    @Argument(help: "The run directory.")
+    var runDir: String
+
+    @Option(name: .long, help: "Worker ranks (default: as the run had).")
+    var workers: Int?
+
+    @Option(name: .long, help: "Server ranks (default: as the run had).")
+    var servers: Int?
+
+    @Option(name: .long, help: "The checkpoint to continue from, e.g. step-936 (default: the newest valid one).")
+    var from: String?
+
+    @Option(name: .long, help: "When the job dies, restart it from the newest valid checkpoint up to N times.")
+    var maxRestarts: Int = 0
+
+    @Option(name: .long, help: "The mpirun program to use.")
+    var mpirun: String = "mpirun"
+
+    func validate() throws {
+        if let w = workers, w < 1 { throw ValidationError("--workers must be at least 1 (got \(w))") }
+        if let s = servers, s < 1 { throw ValidationError("--servers must be at least 1 (got \(s))") }
+        if maxRestarts < 0 { throw ValidationError("--max-restarts must be 0 or more") }
+    }
+
+    func run() throws {
+        setvbuf(stdout, nil, _IOLBF, 0)
+        let absDir = runDir.hasPrefix("/") ? runDir : FileManager.default.currentDirectoryPath + "/" + runDir
+        let tomlPath = absDir + "/run.toml"
+        guard FileManager.default.fileExists(atPath: tomlPath) else {
+            throw ValidationError("\(runDir) is not a run directory (no run.toml)")
+        }
+        var cfg: Config
+        do { cfg = try Config.load(path: tomlPath) } catch let e as PSError { throw ValidationError(e.message) }
+        let chosen: (path: String, manifest: Manifest)
+        do {
+            chosen = try CheckpointStore.choose(absDir, from: from, warn: { print("pstrain: warning: \($0)") })
+        } catch let e as PSError { throw ValidationError(e.message) }
+        let m = chosen.manifest
+        if m.step >= m.totalSteps {
+            print("pstrain: \((chosen.path as NSString).lastPathComponent) is the end of the run (step \(m.step) of \(m.totalSteps)); nothing to do")
+            return
+        }
+        let W = workers ?? m.workers, S = servers ?? m.servers
+        do {
+            try cfg.apply(override: "run.workers=\(W)")
+            try cfg.apply(override: "run.servers=\(S)")
+            try Durable.replace(tomlPath, with: "# pstrain run configuration, resolved; world updated by pstrain resume\n" + cfg.canonicalTOML)
+        } catch let e as PSError { throw ValidationError(e.message) }
+        guard Job.which(mpirun) != nil else {
+            throw ValidationError("'\(mpirun)' not found on PATH; install Open MPI (scripts/bootstrap installs openmpi-bin)")
+        }
+        var plan = MpirunPlan(workers: W, servers: S, binDir: try Job.rankBinDir(), configPath: tomlPath, runDir: absDir,
+                              isRoot: geteuid() == 0, cores: ProcessInfo.processInfo.activeProcessorCount, blasThreads: cfg.blasThreads)
+        plan.mpirun = mpirun
+        plan.resume = chosen.path
+        if let core = BLASInfo.recommendedCoreType() { plan.environment.append(("OPENBLAS_CORETYPE", core)) }
+        print("pstrain: resuming \(runDir) from \((chosen.path as NSString).lastPathComponent) (step \(m.step) of \(m.totalSteps)) with \(W) worker(s) and \(S) server(s)"
+              + (W != m.workers || S != m.servers ? " (the checkpoint was written by \(m.workers) and \(m.servers))" : ""))
+        try Job.run(plan: plan, dir: absDir, shown: runDir, attempt: Job.nextAttempt(absDir), maxRestarts: maxRestarts, kind: "resume")
+    }
+}
