@@ -1,0 +1,137 @@
+import Foundation
+import XCTest
+
+/// Checkpoints, exact resume, resharding, restarts, damage, interop: real jobs.
+final class CheckpointMPITests: XCTestCase {
+    let synthetic = ["--set", "data.kind=synthetic", "--set", "data.synthetic_train=2048", "--epochs", "2",
+                     "--set", "checkpoint.every_steps=10"]
+
+    func digests(_ run: String, servers: Int, workers: Int) -> [String] {
+        (0..<servers).map { "server-\($0)" } + (0..<workers).map { "worker-\($0)" }.map { $0 }.map { name in name }
+            .map { name in Harness.events("\(run)/logs/\(name).jsonl", "done").last?["params_digest"] as? String ?? "missing \(name)" }
+    }
+
+    func resume(_ args: [String], cwd: String) throws -> ProcessResult {
+        Harness.run(try Harness.executable("pstrain"), ["resume"] + args, cwd: cwd, timeout: 180)
+    }
+
+    /// 32 steps straight, against: killed (SIGKILL of a worker) at step 25,
+    /// resumed from step-20: the same final bits, in FP32 and in FP16 with a
+    /// loss scale that grew before the kill.
+    func testExactResumeAfterKill() throws {
+        for extra in [["--precision", "fp32"], ["--precision", "fp16", "--set", "scaler.growth_interval=7"]] {
+            let dir = Harness.tempDir("exact")
+            let straight = try Harness.launch(synthetic + extra + ["--run-dir", "a"], cwd: dir)
+            assertEnded(straight, status: 0, "straight \(extra)")
+            let killed = try Harness.launch(synthetic + extra + ["--run-dir", "b", "--set", "debug.die_at_steps=25"], cwd: dir)
+            assertEnded(killed, status: nil, "killed \(extra)")
+            XCTAssertTrue(killed.stderr.contains("killed by signal 9"), killed.stderr)
+            let r = try resume(["b"], cwd: dir)
+            assertEnded(r, status: 0, "resume \(extra)")
+            XCTAssertTrue(r.stdout.contains("from step-20"), r.stdout)
+            let a = digests(dir + "/a", servers: 1, workers: 2), b = digests(dir + "/b", servers: 1, workers: 2)
+            XCTAssertFalse(a.contains { $0.hasPrefix("missing") }, "\(a)")
+            XCTAssertEqual(a, b, "bit-identical after kill and resume \(extra)")
+            if extra.contains("fp16") {
+                let resumed = Harness.events(dir + "/b/logs/server-0.jsonl", "resumed").first
+                XCTAssertEqual(resumed?["loss_scale"] as? Double, 65536 * 4, "the scale had grown twice (steps 7 and 14) before step 20")
+            }
+        }
+    }
+
+    /// A checkpoint of S=2 W=2 resumes with S=1 W=1 and S=3 W=3: the loaded
+    /// parameters are the saved ones bit for bit, and training goes on.
+    func testReshard() throws {
+        let dir = Harness.tempDir("reshard")
+        let r = try Harness.launch(synthetic + ["--workers", "2", "--servers", "2", "--run-dir", "orig"], cwd: dir)
+        assertEnded(r, status: 0, "S=2 W=2")
+        let saved = Harness.events(dir + "/orig/logs/worker-0.jsonl", "checkpoint").first { $0["step"] as? Int == 20 }?["params_digest"] as? String
+        XCTAssertNotNil(saved)
+        for (w, s) in [(1, 1), (3, 3)] {
+            let copy = "w\(w)s\(s)"
+            try FileManager.default.copyItem(atPath: dir + "/orig", toPath: dir + "/" + copy)
+            let res = try resume([copy, "--workers", "\(w)", "--servers", "\(s)", "--from", "step-20"], cwd: dir)
+            assertEnded(res, status: 0, "resume W=\(w) S=\(s)")
+            for j in 0..<w {
+                let loaded = Harness.events("\(dir)/\(copy)/logs/worker-\(j).jsonl", "resumed").first?["params_digest"] as? String
+                XCTAssertEqual(loaded, saved, "worker \(j) of W=\(w) S=\(s) starts from the saved parameters")
+            }
+            let evals = Harness.events("\(dir)/\(copy)/logs/server-0.jsonl", "eval")
+            XCTAssertEqual(evals.last?["step"] as? Int, 32, "training continued to the end")
+            XCTAssertTrue(FileManager.default.fileExists(atPath: "\(dir)/\(copy)/checkpoints/step-32/server-\(s - 1).safetensors"))
+        }
+    }
+
+    /// --max-restarts 3, a worker killed twice: the run finishes with the
+    /// uninterrupted run's parameters (and so its accuracy), and events.jsonl
+    /// records both restarts.
+    func testAutomaticRestart() throws {
+        let dir = Harness.tempDir("restart")
+        let straight = try Harness.launch(synthetic + ["--run-dir", "a"], cwd: dir)
+        assertEnded(straight, status: 0, "straight")
+        let r = try Harness.launch(synthetic + ["--run-dir", "b", "--max-restarts", "3", "--set", "debug.die_at_steps=13,27",
+                                                "--set", "debug.die_worker=1"], cwd: dir)
+        assertEnded(r, status: 0, "run with two kills")
+        XCTAssertTrue(r.stdout.contains("restart 1 of 3 from step-10") && r.stdout.contains("restart 2 of 3 from step-20"), r.stdout)
+        XCTAssertEqual(Harness.events(dir + "/b/events.jsonl", "restart").count, 2)
+        XCTAssertEqual(digests(dir + "/a", servers: 1, workers: 2), digests(dir + "/b", servers: 1, workers: 2))
+        let accA = Harness.events(dir + "/a/logs/server-0.jsonl", "eval").last?["test_accuracy"] as? Double
+        let accB = Harness.events(dir + "/b/logs/server-0.jsonl", "eval").last?["test_accuracy"] as? Double
+        XCTAssertEqual(accA, accB)
+    }
+
+    /// A flipped byte or a truncated file is caught; resume falls back to the
+    /// previous complete checkpoint.
+    func testDamageIsDetectedAndSkipped() throws {
+        let dir = Harness.tempDir("damage")
+        let r = try Harness.launch(synthetic + ["--run-dir", "a", "--set", "debug.die_at_steps=31"], cwd: dir)
+        assertEnded(r, status: nil, "killed at 31")
+        // Damage the newest (step-30) server file: one flipped byte.
+        let f = dir + "/a/checkpoints/step-30/server-0.safetensors"
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: f))
+        bytes[bytes.count / 2] ^= 0x01
+        try bytes.write(to: URL(fileURLWithPath: f))
+        let v = Harness.run(try Harness.executable("pstrain"), ["ckpt", "verify", "a"], cwd: dir)
+        XCTAssertEqual(v.status, 1)
+        XCTAssertTrue(v.stdout.contains("step-30: DAMAGED") && v.stdout.contains("SHA-256 mismatch") && v.stdout.contains("step-20: ok"), v.stdout)
+        // Truncate step-20's worker file too: only step-10 is left intact.
+        let w = dir + "/a/checkpoints/step-20/worker-1.safetensors"
+        let wb = try Data(contentsOf: URL(fileURLWithPath: w))
+        try wb.prefix(wb.count - 3).write(to: URL(fileURLWithPath: w))
+        let res = try resume(["a"], cwd: dir)
+        assertEnded(res, status: 0, "resume past damage")
+        XCTAssertTrue(res.stdout.contains("step-30 is damaged and is skipped") && res.stdout.contains("step-20 is damaged and is skipped"), res.stdout)
+        XCTAssertTrue(res.stdout.contains("from step-10"), res.stdout)
+    }
+
+    /// Python (numpy + safetensors) loads an exported checkpoint and computes
+    /// the MLP's test accuracy on Fashion-MNIST; it matches what pstrain
+    /// reported to within 0.05 points (5 of 10,000 images: numpy's and
+    /// OpenBLAS's float sums may round differently near a tie).
+    func testExportedModelScoresTheSameInNumpy() throws {
+        let dir = Harness.tempDir("export")
+        let r = try Harness.launch(["--epochs", "1", "--set", "train.max_steps=150", "--run-dir", "a"], cwd: dir)
+        assertEnded(r, status: 0, "short Fashion-MNIST run")
+        let ex = Harness.run(try Harness.executable("pstrain"), ["ckpt", "export", "a", "--out", "model.safetensors"], cwd: dir)
+        assertEnded(ex, status: 0, "export")
+        let reported = Harness.events(dir + "/a/logs/server-0.jsonl", "eval").last?["test_accuracy"] as? Double ?? -1
+        let script = """
+        import gzip, sys, numpy as np
+        from safetensors.numpy import load_file
+        t = load_file(sys.argv[1])
+        d = '/usr/share/datasets/fashion-mnist'
+        x = np.frombuffer(gzip.open(d + '/t10k-images-idx3-ubyte.gz').read()[16:], np.uint8).reshape(-1, 784)
+        y = np.frombuffer(gzip.open(d + '/t10k-labels-idx1-ubyte.gz').read()[8:], np.uint8)
+        h = (x.astype(np.float32) * np.float32(1 / (255 * 0.3530)) + np.float32(-0.2860 / 0.3530))
+        h = np.maximum(h @ t['layers.0.weight'].T + t['layers.0.bias'], 0)
+        h = np.maximum(h @ t['layers.2.weight'].T + t['layers.2.bias'], 0)
+        z = h @ t['layers.4.weight'].T + t['layers.4.bias']
+        print('%.6f' % (z.argmax(1) == y).mean())
+        """
+        let py = Harness.run("/usr/bin/env", ["python3", "-c", script, dir + "/model.safetensors"], cwd: dir)
+        assertEnded(py, status: 0, "numpy evaluation")
+        let acc = Double(py.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -2
+        XCTAssertGreaterThan(acc, 0.6)
+        XCTAssertLessThanOrEqual(abs(acc - reported), 0.0005, "numpy \(acc) vs pstrain \(reported)")
+    }
+}
