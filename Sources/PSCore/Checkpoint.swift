@@ -270,18 +270,21 @@ public struct CheckpointWriter {
 
     /// Server 0, once every rank's file is written: the manifest, the rename
     /// into place, LATEST, and the pruning of old checkpoints. Returns the final folder.
-    public func complete(_ m: Manifest, keep: Int) throws -> String {
+    public func complete(_ m: Manifest, keep: Int, crashPoint: (String) -> Void = { _ in }) throws -> String {
         let tmp = tempDir(m.step)
+        crashPoint("after-files")
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
         let data = try enc.encode(m)
         try Durable.checkRoom(tmp, for: data.count)
         try Durable.writeNew(tmp + "/manifest.json", Array(data))
         try Durable.fsyncDirectory(tmp)
+        crashPoint("after-manifest")
         let final = folder + "/step-\(m.step)"
         if FileManager.default.fileExists(atPath: final) { try? FileManager.default.removeItem(atPath: final) }
         if rename(tmp, final) != 0 { throw PSError("cannot rename \(tmp) to \(final): \(String(cString: strerror(errno)))") }
         try Durable.fsyncDirectory(folder)
+        crashPoint("after-rename")
         try Durable.replace(folder + "/LATEST", with: "step-\(m.step)\n")
         let all = CheckpointStore.list(runDir)
         for old in all.dropLast(keep) where old.step != m.step {

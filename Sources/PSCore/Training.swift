@@ -73,6 +73,15 @@ extension RankContext {
     /// temporary folder, leaving the previous checkpoint and LATEST as they were.
     func completeCheckpoint(step: Int, mine: Result<(bytes: Int, sha256: String), Error>,
                             manifest: (_ files: [Manifest.FileEntry]) -> Manifest) throws -> String {
+        /// Test hook: die at a chosen point of completing a chosen checkpoint, once per run directory.
+        func crashPoint(_ point: String) {
+            guard let d = config.dieInCheckpoint, d.step == step, d.point == point else { return }
+            let marker = runDir + "/.died-in-checkpoint-\(step)-\(point)"
+            if FileManager.default.fileExists(atPath: marker) { return }
+            _ = FileManager.default.createFile(atPath: marker, contents: nil)
+            log?.flush()
+            kill(getpid(), SIGKILL)
+        }
         let writer = CheckpointWriter(runDir: runDir)
         let others = (0..<world.hellos.count).filter { $0 != rank }
         let frames = others.map { _ in FrameBuffer(payloadCapacity: RankContext.reportBytes) }
@@ -110,7 +119,7 @@ extension RankContext {
         }
         files.sort { ($0.role == "server" ? 0 : 1, $0.index) < ($1.role == "server" ? 0 : 1, $1.index) }
         do {
-            return try writer.complete(manifest(files), keep: config.checkpointKeep)
+            return try writer.complete(manifest(files), keep: config.checkpointKeep, crashPoint: crashPoint)
         } catch {
             try? FileManager.default.removeItem(atPath: writer.tempDir(step))
             throw PSError("checkpoint step-\(step) failed: \(error); " + previous)

@@ -135,3 +135,90 @@ final class CheckpointMPITests: XCTestCase {
         XCTAssertLessThanOrEqual(abs(acc - reported), 0.0005, "numpy \(acc) vs pstrain \(reported)")
     }
 }
+
+/// Crashes while a checkpoint is written, a full disk, a hung rank.
+final class CheckpointFailureTests: XCTestCase {
+    let synthetic = ["--set", "data.kind=synthetic", "--set", "data.synthetic_train=2048", "--epochs", "2",
+                     "--set", "checkpoint.every_steps=10"]
+
+    func latestVerifies(_ run: String, file: StaticString = #filePath, line: UInt = #line) -> String? {
+        guard let latest = try? String(contentsOfFile: run + "/checkpoints/LATEST", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines) else {
+            XCTFail("no LATEST in \(run)", file: file, line: line); return nil
+        }
+        let v = Harness.run((try? Harness.executable("pstrain")) ?? "", ["ckpt", "verify", run, latest], cwd: run)
+        XCTAssertEqual(v.status, 0, "LATEST (\(latest)) must verify: \(v.output)", file: file, line: line)
+        return latest
+    }
+
+    /// Server 0 dies after the files are written, after the manifest, and
+    /// after the rename (before LATEST moves): LATEST always names a complete
+    /// checkpoint, and resuming from it gives the uninterrupted run's bits.
+    func testCrashWhileWritingACheckpoint() throws {
+        let dir = Harness.tempDir("ckcrash")
+        let straight = try Harness.launch(synthetic + ["--run-dir", "a"], cwd: dir)
+        assertEnded(straight, status: 0, "straight")
+        let want = Harness.events(dir + "/a/logs/worker-0.jsonl", "done").last?["params_digest"] as? String
+        for point in ["after-files", "after-manifest", "after-rename"] {
+            let run = "c-\(point)"
+            let r = try Harness.launch(synthetic + ["--run-dir", run, "--set", "debug.die_in_checkpoint=20:\(point)"], cwd: dir)
+            assertEnded(r, status: nil, "crash \(point)")
+            XCTAssertEqual(latestVerifies(dir + "/" + run), "step-10", "\(point): LATEST still names step-10")
+            if point == "after-rename" {
+                XCTAssertTrue(FileManager.default.fileExists(atPath: "\(dir)/\(run)/checkpoints/step-20/manifest.json"),
+                              "renamed but not yet LATEST")
+            }
+            let res = Harness.run(try Harness.executable("pstrain"), ["resume", run], cwd: dir, timeout: 120)
+            assertEnded(res, status: 0, "resume after \(point)")
+            XCTAssertFalse(((try? FileManager.default.contentsOfDirectory(atPath: "\(dir)/\(run)/checkpoints")) ?? []).contains { $0.hasPrefix(".tmp") },
+                           "no temporary folder is left behind")
+            XCTAssertEqual(Harness.events("\(dir)/\(run)/logs/worker-0.jsonl", "done").last?["params_digest"] as? String, want, point)
+        }
+    }
+
+    /// A file system that fills up: the checkpoint fails with a clear
+    /// message, the previous checkpoint and LATEST stay intact.
+    func testFullDisk() throws {
+        let dir = Harness.tempDir("full")
+        let mnt = dir + "/small"
+        try FileManager.default.createDirectory(atPath: mnt, withIntermediateDirectories: true)
+        // 3 MB holds one checkpoint of this model (1.9 MB) and the logs, not two.
+        let m = Harness.run("/bin/mount", ["-t", "tmpfs", "-o", "size=3m", "tmpfs", mnt], cwd: dir, timeout: 20)
+        XCTAssertEqual(m.status, 0, "mounting a small tmpfs needs root: \(m.output)")
+        guard m.status == 0 else { return }
+        defer { _ = Harness.run("/bin/umount", ["-l", mnt], cwd: dir, timeout: 20) }
+        let r = try Harness.launch(synthetic + ["--run-dir", "small/run"], cwd: dir, timeout: 120)
+        assertEnded(r, status: nil, "disk full")
+        XCTAssertTrue(r.stderr.contains("checkpoint step-20 failed") && r.stderr.contains("not enough free space"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("the previous checkpoint (step-10) and LATEST are untouched"), r.stderr)
+        XCTAssertEqual(latestVerifies(mnt + "/run"), "step-10")
+        XCTAssertFalse(((try? FileManager.default.contentsOfDirectory(atPath: mnt + "/run/checkpoints")) ?? []).contains { $0.hasPrefix(".tmp") })
+    }
+
+    /// A worker stopped with SIGSTOP: every other rank gives up within the
+    /// deadline naming it, and the launcher restarts from the last checkpoint.
+    func testHungRankIsDetectedAndRestarted() throws {
+        let dir = Harness.tempDir("hung")
+        let run = try XCTUnwrap(Harness.start(try Harness.executable("pstrain"),
+                                               ["launch"] + synthetic + ["--run-dir", "r", "--max-restarts", "1", "--set", "run.timeout_seconds=3",
+                                                                         "--set", "data.synthetic_train=8192"], cwd: dir))
+        // Wait for worker 1 to pass step 12, then stop it.
+        var pid: Int?
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline {
+            let steps = Harness.events(dir + "/r/logs/worker-1.jsonl", "step")
+            if steps.count > 12 { pid = Harness.events(dir + "/r/logs/worker-1.jsonl", "hello").first?["pid"] as? Int; break }
+            usleep(20_000)
+        }
+        let victim = try XCTUnwrap(pid, "worker 1 never reached step 12")
+        let stoppedAt = Date()
+        kill(pid_t(victim), SIGSTOP)
+        let r = Harness.finish(run, timeout: 150)
+        assertEnded(r, status: 0, "the run finishes after a restart")
+        XCTAssertTrue(r.stderr.contains("worker 1 (rank 2) sent nothing for 3 s"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("last checkpoint: step-10"), r.stderr)
+        XCTAssertEqual(Harness.events(dir + "/r/events.jsonl", "restart").count, 1)
+        let exits = Harness.events(dir + "/r/events.jsonl", "exit")
+        let firstExit = exits.first?["t"] as? Double ?? 0
+        XCTAssertLessThan(firstExit - stoppedAt.timeIntervalSince1970, 20, "the stuck attempt ended within the deadline and shutdown")
+    }
+}

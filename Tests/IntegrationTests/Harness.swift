@@ -47,8 +47,24 @@ enum Harness {
         return nil
     }
 
+    /// A child started with `start`, to be finished with `finish`.
+    struct Running {
+        let pid: pid_t
+        let outPath: String
+        let errPath: String
+        let started: Date
+    }
+
     /// Runs `exe args` in `cwd` with a deadline of `timeout` seconds.
     static func run(_ exe: String, _ args: [String], cwd: String, timeout: Double = 120) -> ProcessResult {
+        guard let r = start(exe, args, cwd: cwd) else {
+            return ProcessResult(status: -1, signal: 0, stdout: "", stderr: "spawn failed", timedOut: false, seconds: 0)
+        }
+        return finish(r, timeout: timeout)
+    }
+
+    /// Starts `exe args` in `cwd`, in its own process group, output to files.
+    static func start(_ exe: String, _ args: [String], cwd: String) -> Running? {
         let outPath = cwd + "/.stdout-\(UUID().uuidString)", errPath = cwd + "/.stderr-\(UUID().uuidString)"
         var fa = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&fa)
@@ -63,13 +79,17 @@ enum Harness {
         let argv = (["/usr/bin/env", "-C", cwd, exe] + args).map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
         var pid: pid_t = 0
-        let start = Date()
         let rc = posix_spawn(&pid, "/usr/bin/env", &fa, &attr, argv, environ)
         posix_spawn_file_actions_destroy(&fa)
         posix_spawnattr_destroy(&attr)
-        guard rc == 0 else {
-            return ProcessResult(status: -1, signal: 0, stdout: "", stderr: "spawn failed: \(rc)", timedOut: false, seconds: 0)
-        }
+        guard rc == 0 else { return nil }
+        return Running(pid: pid, outPath: outPath, errPath: errPath, started: Date())
+    }
+
+    /// Waits for a started child until `timeout` seconds after its start,
+    /// then kills its whole group; returns what it printed.
+    static func finish(_ r: Running, timeout: Double) -> ProcessResult {
+        let pid = r.pid, start = r.started, outPath = r.outPath, errPath = r.errPath
         var status: Int32 = 0
         var timedOut = false
         while true {
