@@ -19,6 +19,11 @@ public enum FrameFlags {
     /// The adaptive bypass sent this piece without shuffle and zstd, because
     /// compressing it does not pay for the configured link.
     public static let bypassed: UInt8 = 1
+    /// Parameters: the state after this version is checkpointed (decided by server 0).
+    public static let checkpoint: UInt8 = 2
+    /// Parameters: the run stops after that checkpoint (preemption).
+    public static let stop: UInt8 = 4
+    public static let known: UInt8 = bypassed | checkpoint | stop
 }
 
 /// The codec pipeline of a run (`[compression]` in the configuration).

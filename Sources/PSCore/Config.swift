@@ -50,6 +50,7 @@ public struct Config: Equatable {
         .init(key: "compression.adaptive", kind: .bool, defaultValue: .bool(true), doc: "skip shuffle and zstd for a piece when they cost more time than they save on the link"),
         .init(key: "compression.link_gbps", kind: .float, defaultValue: .float(10), doc: "link speed the adaptive decision assumes, Gbit/s"),
         .init(key: "checkpoint.every_steps", kind: .integer, defaultValue: .integer(0), doc: "write a checkpoint every N steps (0: only at the end)"),
+        .init(key: "checkpoint.every_seconds", kind: .float, defaultValue: .float(0), doc: "also write a checkpoint when this many seconds passed since the last one (0: off)"),
         .init(key: "checkpoint.at_end", kind: .bool, defaultValue: .bool(true), doc: "write a checkpoint when the run ends"),
         .init(key: "checkpoint.keep", kind: .integer, defaultValue: .integer(3), doc: "complete checkpoints kept; older ones are deleted after a new one is complete"),
         .init(key: "debug.die_at_steps", kind: .string, defaultValue: .string(""), doc: "for tests: comma-separated steps at which worker debug.die_worker kills itself with SIGKILL, each at most once per run directory"),
@@ -246,6 +247,7 @@ public struct Config: Equatable {
         if int("compression.zstd_level") < 0 || int("compression.zstd_level") > 19 { throw bad("compression.zstd_level", "must be 0 (off) to 19") }
         if !(double("compression.link_gbps") > 0) { throw bad("compression.link_gbps", "must be positive") }
         if int("checkpoint.every_steps") < 0 { throw bad("checkpoint.every_steps", "must be 0 (only at the end) or positive") }
+        if !(double("checkpoint.every_seconds") >= 0) { throw bad("checkpoint.every_seconds", "must be 0 (off) or positive") }
         if int("checkpoint.keep") < 1 { throw bad("checkpoint.keep", "must be at least 1") }
         if chunkElements < 256 { throw bad("run.chunk_elements", "must be at least 256") }
         if !["yield", "spin", "sleep"].contains(poll) { throw bad("run.poll", "must be \"yield\", \"spin\" or \"sleep\" (is \"\(poll)\")") }
@@ -316,6 +318,7 @@ public struct Config: Equatable {
     public var checkpointEvery: Int { int("checkpoint.every_steps") }
     public var checkpointAtEnd: Bool { if case .bool(let b)? = values["checkpoint.at_end"] { return b }; return true }
     public var checkpointKeep: Int { int("checkpoint.keep") }
+    public var checkpointSeconds: Double { double("checkpoint.every_seconds") }
     public var dieAtSteps: [Int] { string("debug.die_at_steps").split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) } }
     public var dieWorker: Int { int("debug.die_worker") }
     /// The (step, point) of debug.die_in_checkpoint, if set.

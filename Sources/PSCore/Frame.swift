@@ -124,7 +124,7 @@ public enum Frame {
         }
         guard et == e.elementType else { throw bad("element type \(et), expected \(e.elementType)") }
         let flags = b.load(fromByteOffset: 21, as: UInt8.self)
-        guard flags & ~FrameFlags.bypassed == 0 else { throw bad("unknown flags 0x\(String(flags, radix: 16))") }
+        guard flags & ~FrameFlags.known == 0 else { throw bad("unknown flags 0x\(String(flags, radix: 16))") }
         guard b.loadUnaligned(fromByteOffset: 22, as: UInt16.self) == 0 else { throw bad("reserved bytes are not zero") }
         let raw = UInt64(littleEndian: b.loadUnaligned(fromByteOffset: 24, as: UInt64.self))
         let enc = UInt64(littleEndian: b.loadUnaligned(fromByteOffset: 32, as: UInt64.self))

@@ -290,8 +290,12 @@ public final class ServerRole {
         let paramFrames = mine.map { FrameBuffer(payloadCapacity: PieceCodec.maxEncodedBytes(all[$0].range.count, prec, cs, sparse: false)) }
         let gradFrames = (0..<W).map { _ in mine.map { FrameBuffer(payloadCapacity: PieceCodec.maxEncodedBytes(all[$0].range.count, prec, cs, sparse: true)) } }
         let infoFrames = (0..<W).map { _ in FrameBuffer(payloadCapacity: 24) }
-        let voteOut = FrameBuffer(payloadCapacity: 8)
-        let voteIn = world.serverRanks.map { _ in FrameBuffer(payloadCapacity: 8) }
+        let voteOut = FrameBuffer(payloadCapacity: 16)
+        let voteIn = world.serverRanks.map { _ in FrameBuffer(payloadCapacity: 16) }
+        /// Server 0's requests for this step (FrameFlags.checkpoint, .stop), shared by the vote
+        /// with the other servers and by the parameters' flags with the workers.
+        var request: UInt8 = 0
+        var lastCheckpoint = now()
         let evalFrames = (0..<W).map { _ in FrameBuffer(payloadCapacity: 24) }
         let isLead = index == 0
         ctx.log?.write("start", [("servers", .int(world.servers)), ("workers", .int(W)), ("shard_lo", .int(range.lowerBound)),
@@ -312,7 +316,7 @@ public final class ServerRole {
                                  chunk: mine[k], step: version, into: paramFrames[k].payload, capacity: paramFrames[k].capacity - FrameHeader.size)
             paramFrames[k].length = Frame.seal(FrameHeader(kind: .params, step: UInt64(version), chunk: UInt32(mine[k]), elementType: prec.elementType,
                                                            rawLength: UInt64(Payload.bytes(n, prec)), encodedLength: UInt64(e.length),
-                                                           aux0: scaler.scale, aux1: Double(scaler.skipped), codec: e.stages, flags: e.flags),
+                                                           aux0: scaler.scale, aux1: Double(scaler.skipped), codec: e.stages, flags: e.flags | request),
                                                buffer: paramFrames[k].raw)
             sends[k] = try world.workerRanks.map { try t.isend(paramFrames[k].sealed, to: $0, tag: FrameKind.params.tag) }
             bytesOut += paramFrames[k].length * W
@@ -344,6 +348,7 @@ public final class ServerRole {
         var progress = Progress(lead: isLead, say: ctx.say, every: cfg.progressSeconds, total: total, perEpoch: perEpoch,
                                 epochs: cfg.epochs, batch: cfg.batchSize, start: started, firstStep: start)
         var stepStart = started
+        var finished = total
         for step in start..<total {
             sgd.lr = Float(cfg.learningRate(step: step, total: total))
             var waited = 0.0, applied = 0.0
@@ -389,11 +394,19 @@ public final class ServerRole {
                 if v[2] != 0 { overflow = true; overflowBy.append("worker \(w)") }
             }
             if pst_any_nonfinite_f32(gradSum.pointer, range.count) != 0 { overflow = true; overflowBy.append("sum on server \(index)") }
+            // Server 0 alone decides on time-based checkpoints and on stopping
+            // (the launcher asks for it with a STOP file in the run directory).
+            request = 0
+            if isLead && !ctx.runDir.isEmpty {
+                if cfg.checkpointSeconds > 0 && now() - lastCheckpoint >= cfg.checkpointSeconds { request |= FrameFlags.checkpoint }
+                if FileManager.default.fileExists(atPath: ctx.runDir + "/STOP") { request |= FrameFlags.checkpoint | FrameFlags.stop }
+            }
             // 3. Every server agrees: apply or skip, the same everywhere.
             if world.servers > 1 {
                 voteOut.payload.storeBytes(of: overflow ? 1.0 : 0.0, as: Double.self)
+                voteOut.payload.storeBytes(of: Double(request), toByteOffset: 8, as: Double.self)
                 voteOut.length = Frame.seal(FrameHeader(kind: .vote, step: UInt64(step), chunk: UInt32(index), elementType: .f64,
-                                                        rawLength: 8, encodedLength: 8), buffer: voteOut.raw)
+                                                        rawLength: 16, encodedLength: 16), buffer: voteOut.raw)
                 var reqs: [TransportRequest] = []
                 for (s, r) in world.serverRanks.enumerated() where s != index {
                     reqs.append(try t.isend(voteOut.sealed, to: r, tag: FrameKind.vote.tag))
@@ -403,9 +416,10 @@ public final class ServerRole {
                 var i = 1
                 for (s, r) in world.serverRanks.enumerated() where s != index {
                     _ = try Frame.open(buffer: voteIn[s].raw, length: vc[i],
-                                       expect: FrameExpectation(kind: .vote, step: UInt64(step), chunk: UInt32(s), elementType: .f64, rawLength: 8),
+                                       expect: FrameExpectation(kind: .vote, step: UInt64(step), chunk: UInt32(s), elementType: .f64, rawLength: 16),
                                        sender: world.describe(r))
                     if voteIn[s].payload.load(as: Double.self) != 0 { overflow = true; overflowBy.append("server \(s)") }
+                    if s == 0 { request = UInt8(voteIn[s].payload.load(fromByteOffset: 8, as: Double.self)) }
                     i += 2
                 }
             }
@@ -427,7 +441,8 @@ public final class ServerRole {
                 try sendPiece(k, version: step + 1)
             }
             applied += now() - applyStart
-            if step + 1 < total { recvs = try postRecvs() }
+            let stopping = request & FrameFlags.stop != 0
+            if step + 1 < total && !stopping { recvs = try postRecvs() }
             let end = now()
             let loss = lossSum / max(samples, 1)
             let codecTime = codec.takeStats()
@@ -481,15 +496,22 @@ public final class ServerRole {
                                         ("test_samples", .int(Int(count)))])
                 progress.epochEnd(step, accuracy: acc, at: now())
             }
-            if !ctx.runDir.isEmpty && cfg.checkpointDue(after: step + 1, total: total) {
+            if !ctx.runDir.isEmpty && (cfg.checkpointDue(after: step + 1, total: total) || request & FrameFlags.checkpoint != 0) {
                 try checkpoint(step: step + 1, perEpoch: perEpoch, total: total, report: report)
+                lastCheckpoint = now()
             }
             ctx.log?.flush()
+            if stopping {
+                finished = step + 1
+                ctx.log?.write("stopped", [("step", .int(step + 1)), ("why", .string("the launcher asked (SIGINT/SIGTERM)"))])
+                if isLead { ctx.say("stopped after step \(step + 1) of \(total) as asked; checkpoint step-\(step + 1) holds the state") }
+                break
+            }
         }
         progress.finish()
-        for k in mine.indices { _ = try ctx.wait(sends[k], for: "parameter sends", step: total) }
+        for k in mine.indices { _ = try ctx.wait(sends[k], for: "parameter sends", step: finished) }
         let wall = now() - started
-        ctx.log?.write("done", [("steps", .int(total)), ("wall_s", .double(wall)), ("peak_rss_bytes", .int(peakRSSBytes())),
+        ctx.log?.write("done", [("steps", .int(finished)), ("wall_s", .double(wall)), ("peak_rss_bytes", .int(peakRSSBytes())),
                                 ("skipped", .int(scaler.skipped)), ("loss_scale", .double(scaler.scale)),
                                 ("params_digest", .string(digest(weights.pointer, count: range.count)))])
         ctx.log?.flush()
@@ -668,6 +690,7 @@ public final class WorkerRole {
         var pendingSends: [TransportRequest] = []
         var version = 0
         var bytesIn = 0, scaleIn = 1.0, skippedIn = 0
+        var flagsIn: UInt8 = 0
         var waited = 0.0
         var piecesOfLayer = tensorsOfLayer.map { $0.flatMap { piecesOfTensor[$0] } }
         for li in piecesOfLayer.indices { piecesOfLayer[li].sort() }
@@ -705,6 +728,7 @@ public final class WorkerRole {
                 bytesIn += counts[j]
                 scaleIn = h.aux0
                 skippedIn = Int(h.aux1)
+                flagsIn = h.flags
             }
         }
         let allPieces = Array(pieces.indices)
@@ -738,6 +762,7 @@ public final class WorkerRole {
         }
         var perm: [Int32] = []
         var last = now()
+        var finished = total
         for step in start..<total {
             if index == cfg.dieWorker && cfg.dieAtSteps.contains(step) && !ctx.runDir.isEmpty {
                 // Test hook: this rank dies the hardest way there is, once per step and run directory.
@@ -763,7 +788,13 @@ public final class WorkerRole {
             try completeParams(allPieces)   // layers without parameters of their own
             let scale = scaleIn
             syncResidual()
-            if step > start && !ctx.runDir.isEmpty && cfg.checkpointDue(after: step, total: total) { try checkpoint(step) }
+            if step > start && !ctx.runDir.isEmpty && (cfg.checkpointDue(after: step, total: total) || flagsIn & FrameFlags.checkpoint != 0) {
+                try checkpoint(step)
+            }
+            if flagsIn & FrameFlags.stop != 0 {
+                finished = step
+                break
+            }
             var sends: [TransportRequest] = []
             var bytesOut = 0
             var overflow = false
@@ -855,8 +886,9 @@ public final class WorkerRole {
         }
         try completeParams(allPieces)
         syncResidual()
-        if total > start && !ctx.runDir.isEmpty && cfg.checkpointDue(after: total, total: total) { try checkpoint(total) }
-        ctx.log?.write("done", [("steps", .int(total)), ("peak_rss_bytes", .int(peakRSSBytes())), ("params_digest", .string(digest(params.pointer, count: params.count)))])
+        if finished == total && total > start && !ctx.runDir.isEmpty
+            && (cfg.checkpointDue(after: total, total: total) || flagsIn & FrameFlags.checkpoint != 0) { try checkpoint(total) }
+        ctx.log?.write("done", [("steps", .int(finished)), ("peak_rss_bytes", .int(peakRSSBytes())), ("params_digest", .string(digest(params.pointer, count: params.count)))])
         ctx.log?.flush()
     }
 

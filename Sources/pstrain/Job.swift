@@ -9,6 +9,7 @@ enum Job {
     static func run(plan first: MpirunPlan, dir: String, shown: String, attempt firstAttempt: Int, maxRestarts: Int,
                     kind: String) throws {
         let events = try RunLog(path: dir + "/events.jsonl", fixed: [("run", .string((dir as NSString).lastPathComponent))])
+        Preemption.install(runDir: dir)
         var plan = first
         var attempt = firstAttempt
         var restarts = 0
@@ -20,11 +21,25 @@ enum Job {
             events.write(attempt == firstAttempt ? kind : "restart", fields)
             events.flush()
             let started = Date()
+            unlink(dir + "/STOP")   // a request of an earlier attempt must not stop this one
             let status = try runMpirun(plan: plan, logPath: dir + "/logs/mpirun-\(attempt).log")
             events.write("exit", [("attempt", .int(attempt)), ("code", .int(Int(status.code))), ("signal", .int(Int(status.signal))),
                                   ("seconds", .double(Date().timeIntervalSince(started)))])
             events.flush()
-            if status.code == 0 && status.signal == 0 { break }
+            if status.code == 0 && status.signal == 0 {
+                if let stopped = Self.stoppedStep(dir) {
+                    events.write("stopped", [("attempt", .int(attempt)), ("step", .int(stopped))])
+                    events.flush()
+                    unlink(dir + "/STOP")
+                    print("pstrain: stopped after step \(stopped) as asked; checkpoint step-\(stopped) holds the state. Continue with: pstrain resume \(shown)")
+                    return
+                }
+                break
+            }
+            if Preemption.requested {
+                FileHandle.standardError.write("pstrain: the job was stopped before it could checkpoint\n".data(using: .utf8)!)
+                throw ExitCode(status.code != 0 ? status.code : 1)
+            }
             let out = (try? String(contentsOfFile: dir + "/logs/mpirun-\(attempt).log", encoding: .utf8)) ?? ""
             var msg = "pstrain: error: attempt \(attempt) failed (mpirun exited with status \(status.code)\(status.signal != 0 ? ", signal \(status.signal)" : ""))."
             if let why = explainMpirunFailure(out, plan: plan) { msg += "\n  \(why)" }
@@ -72,17 +87,37 @@ enum Job {
     /// standard error goes to `logPath`, and the ranks' own lines (those that
     /// start with "pstrain") are shown too.
     static func runMpirun(plan: MpirunPlan, logPath: String) throws -> (code: Int32, signal: Int32) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: which(plan.mpirun)!)
-        p.arguments = Array(plan.arguments.dropFirst())
-        let errPipe = Pipe()
-        p.standardError = errPipe
+        guard let exe = which(plan.mpirun) else { throw ValidationError("'\(plan.mpirun)' not found on PATH") }
+        var fds: [Int32] = [0, 0]
+        guard pipe(&fds) == 0 else { throw ValidationError("cannot create a pipe: \(String(cString: strerror(errno)))") }
+        // mpirun runs in its own process group: a Ctrl-C at the terminal reaches
+        // only the launcher, which turns it into "checkpoint and stop".
+        var fa = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&fa)
+        posix_spawn_file_actions_adddup2(&fa, fds[1], 2)
+        posix_spawn_file_actions_addclose(&fa, fds[0])
+        posix_spawn_file_actions_addclose(&fa, fds[1])
+        var attr = posix_spawnattr_t()
+        posix_spawnattr_init(&attr)
+        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF))
+        posix_spawnattr_setpgroup(&attr, 0)
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        sigaddset(&defaults, SIGINT)
+        sigaddset(&defaults, SIGTERM)
+        posix_spawnattr_setsigdefault(&attr, &defaults)
+        let argv = plan.arguments.map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, exe, &fa, &attr, argv, environ)
+        posix_spawn_file_actions_destroy(&fa)
+        posix_spawnattr_destroy(&attr)
+        close(fds[1])
+        guard rc == 0 else { close(fds[0]); throw ValidationError("cannot start \(plan.mpirun): \(String(cString: strerror(rc)))") }
+        Preemption.child = pid
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         let log = FileHandle(forWritingAtPath: logPath)!
-        do { try p.run() } catch {
-            throw ValidationError("cannot start \(plan.mpirun): \(error.localizedDescription)")
-        }
-        let reader = errPipe.fileHandleForReading
+        let reader = FileHandle(fileDescriptor: fds[0], closeOnDealloc: true)
         var pending = Data()
         var lastShown = false
         anyShown = false
@@ -103,10 +138,24 @@ enum Job {
                 }
             }
         }
-        p.waitUntilExit()
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        Preemption.child = 0
         try? log.close()
-        if p.terminationReason == .uncaughtSignal { return (0, p.terminationStatus) }
-        return (p.terminationStatus, 0)
+        if status & 0x7f != 0 { return (0, status & 0x7f) }
+        return ((status >> 8) & 0xff, 0)
+    }
+
+    /// The step at which the last attempt stopped on request, from server 0's log.
+    static func stoppedStep(_ dir: String) -> Int? {
+        guard let text = try? String(contentsOfFile: dir + "/logs/server-0.jsonl", encoding: .utf8) else { return nil }
+        var stopped: Int?
+        for line in text.split(separator: "\n") {
+            if line.contains("\"event\":\"stopped\""),
+               let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] { stopped = obj["step"] as? Int }
+            if line.contains("\"event\":\"hello\"") { stopped = nil }   // a later attempt started
+        }
+        return stopped
     }
     nonisolated(unsafe) static var anyShown = false
 
@@ -134,5 +183,34 @@ enum Job {
     static func nextAttempt(_ dir: String) -> Int {
         let text = (try? String(contentsOfFile: dir + "/events.jsonl", encoding: .utf8)) ?? ""
         return text.split(separator: "\n").filter { $0.contains("\"event\":\"exit\"") }.count + 1
+    }
+}
+
+/// SIGINT or SIGTERM to the launcher (Ctrl-C, a scheduler's preemption):
+/// the first asks the ranks to finish the step, checkpoint and exit 0 (a
+/// STOP file server 0 looks for every step); a second one stops mpirun now.
+enum Preemption {
+    nonisolated(unsafe) static var requested = false
+    nonisolated(unsafe) static var child: pid_t = 0
+    nonisolated(unsafe) static var sources: [DispatchSourceSignal] = []
+
+    static func install(runDir: String) {
+        guard sources.isEmpty else { return }
+        for sig in [SIGINT, SIGTERM] {
+            signal(sig, SIG_IGN)
+            let src = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            src.setEventHandler {
+                if !requested {
+                    requested = true
+                    _ = FileManager.default.createFile(atPath: runDir + "/STOP", contents: Data("stop\n".utf8))
+                    FileHandle.standardError.write("pstrain: stopping: the ranks finish this step, write a checkpoint and exit (signal again to abort now)\n".data(using: .utf8)!)
+                } else if child > 0 {
+                    FileHandle.standardError.write("pstrain: aborting now\n".data(using: .utf8)!)
+                    kill(-child, SIGTERM)
+                }
+            }
+            src.resume()
+            sources.append(src)
+        }
     }
 }

@@ -222,3 +222,45 @@ final class CheckpointFailureTests: XCTestCase {
         XCTAssertLessThan(firstExit - stoppedAt.timeIntervalSince1970, 20, "the stuck attempt ended within the deadline and shutdown")
     }
 }
+
+/// Preemption and time-based checkpoints.
+final class PreemptionTests: XCTestCase {
+    let longer = ["--set", "data.kind=synthetic", "--set", "data.synthetic_train=16384", "--epochs", "2"]
+
+    /// SIGTERM to the launcher: the ranks finish the step, checkpoint, exit 0;
+    /// resuming gives the bits of a run that was never stopped.
+    func testSIGTERMCheckpointsAndExitsZero() throws {
+        let dir = Harness.tempDir("preempt")
+        let straight = try Harness.launch(longer + ["--run-dir", "a"], cwd: dir, timeout: 180)
+        assertEnded(straight, status: 0, "straight")
+        let run = try XCTUnwrap(Harness.start(try Harness.executable("pstrain"), ["launch"] + longer + ["--run-dir", "b"], cwd: dir))
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline && Harness.events(dir + "/b/logs/server-0.jsonl", "step").count < 30 { usleep(20_000) }
+        kill(run.pid, SIGTERM)
+        let r = Harness.finish(run, timeout: 120)
+        assertEnded(r, status: 0, "preempted launcher")
+        let stopped = try XCTUnwrap(Harness.events(dir + "/b/logs/server-0.jsonl", "stopped").first?["step"] as? Int)
+        XCTAssertLessThan(stopped, 256)
+        XCTAssertTrue(r.stdout.contains("stopped after step \(stopped) as asked") && r.stdout.contains("pstrain resume b"), r.stdout)
+        XCTAssertEqual(try String(contentsOfFile: dir + "/b/checkpoints/LATEST", encoding: .utf8), "step-\(stopped)\n")
+        let res = Harness.run(try Harness.executable("pstrain"), ["resume", "b"], cwd: dir, timeout: 180)
+        assertEnded(res, status: 0, "resume after preemption")
+        let want = Harness.events(dir + "/a/logs/worker-1.jsonl", "done").last?["params_digest"] as? String
+        XCTAssertNotNil(want)
+        XCTAssertEqual(Harness.events(dir + "/b/logs/worker-1.jsonl", "done").last?["params_digest"] as? String, want)
+    }
+
+    func testCheckpointsEverySoManySeconds() throws {
+        let dir = Harness.tempDir("seconds")
+        let r = try Harness.launch(longer + ["--run-dir", "r", "--set", "checkpoint.every_seconds=0.4", "--set", "checkpoint.keep=100"], cwd: dir, timeout: 180)
+        assertEnded(r, status: 0, "run with time-based checkpoints")
+        let steps = Harness.events(dir + "/r/logs/server-0.jsonl", "checkpoint").compactMap { $0["step"] as? Int }
+        XCTAssertGreaterThanOrEqual(steps.count, 3, "several during the run and one at the end: \(steps)")
+        XCTAssertEqual(steps.last, 256)
+        let v = Harness.run(try Harness.executable("pstrain"), ["ckpt", "verify", "r"], cwd: dir)
+        XCTAssertEqual(v.status, 0, v.output)
+        // Every worker wrote its file at the same steps the servers chose.
+        let w = Harness.events(dir + "/r/logs/worker-1.jsonl", "checkpoint").compactMap { $0["step"] as? Int }
+        XCTAssertEqual(w, steps)
+    }
+}
