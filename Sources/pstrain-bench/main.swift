@@ -98,6 +98,23 @@ func benchCodec(count: Int, iters: Int) {
     }
 }
 
+/// Time to verify a checkpoint (SHA-256 of every file, every header) and to
+/// load the whole model's weights and momentum from it: what resuming costs.
+func benchCheckpointLoad(_ runDir: String, iters: Int) throws {
+    let (path, m) = try CheckpointStore.choose(runDir, from: nil, warn: { print($0) })
+    let cfg = try Config.parse(m.config, source: path)
+    let layout = try Model(config: cfg, capacity: 1).layout
+    let w = FloatBuffer(count: layout.totalCount), v = FloatBuffer(count: layout.totalCount)
+    let verify = median((0..<iters).map { _ in seconds { _ = try! CheckpointStore.verify(path) } })
+    let load = median((0..<iters).map { _ in seconds {
+        try! CheckpointStore.loadRange(path, m, layout: layout, suffix: "", lo: 0, hi: layout.totalCount, into: w.pointer)
+        try! CheckpointStore.loadRange(path, m, layout: layout, suffix: "momentum", lo: 0, hi: layout.totalCount, into: v.pointer)
+    } })
+    let bytes = m.files.reduce(0) { $0 + $1.bytes }
+    print(String(format: "checkpoint load (%@, %.1f MB): verify %.1f ms, load weights and momentum %.1f ms", (path as NSString).lastPathComponent,
+                 Double(bytes) / 1e6, verify * 1e3, load * 1e3))
+}
+
 let args = Array(CommandLine.arguments.dropFirst())
 func opt(_ name: String, _ d: Int) -> Int {
     if let i = args.firstIndex(of: name), i + 1 < args.count, let v = Int(args[i + 1]) { return v }
@@ -106,6 +123,8 @@ func opt(_ name: String, _ d: Int) -> Int {
 switch args.first {
 case "memory":
     benchMemory(bytes: opt("--bytes", 940_584), iters: opt("--iters", 200))
+case "checkpoint-load":
+    try benchCheckpointLoad(args.count > 1 ? args[1] : "runs", iters: opt("--iters", 10))
 case "codec":
     benchCodec(count: opt("--count", 65536), iters: opt("--iters", 50))
 case "convert":
