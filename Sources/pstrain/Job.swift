@@ -2,6 +2,26 @@ import ArgumentParser
 import Foundation
 import PSCore
 
+/// Options every command that starts a job takes.
+struct JobOptions: ParsableArguments {
+    @Option(name: .long, help: "When the job dies, restart it from the newest valid checkpoint up to N times.")
+    var maxRestarts: Int = 0
+
+    @Option(name: .long, help: "The mpirun program to use.")
+    var mpirun: String = "mpirun"
+
+    func validate() throws {
+        if maxRestarts < 0 { throw ValidationError("--max-restarts must be 0 or more") }
+    }
+
+    /// Fails with a plain message when mpirun is not there.
+    func requireMpirun() throws {
+        guard Job.which(mpirun) != nil else {
+            throw ValidationError("'\(mpirun)' not found on PATH; install Open MPI (scripts/bootstrap installs openmpi-bin)")
+        }
+    }
+}
+
 /// Running a job's attempts: mpirun, the events, the restarts, the report.
 enum Job {
     /// Runs `plan` as attempt `attempt` of the run in `dir` (shown as `shown`),

@@ -37,11 +37,8 @@ struct Launch: ParsableCommand {
     @Option(name: .long, help: "Open MPI hostfile, to place ranks on several machines.")
     var hostfile: String?
 
-    @Option(name: .long, help: "The mpirun program to use.")
-    var mpirun: String = "mpirun"
 
-    @Option(name: .long, help: "When the job dies, restart it from the newest valid checkpoint up to N times.")
-    var maxRestarts: Int = 0
+    @OptionGroup var job: JobOptions
 
     @Flag(name: .long, help: "Print the mpirun command and the resolved configuration; start nothing, write nothing.")
     var dryRun = false
@@ -49,7 +46,6 @@ struct Launch: ParsableCommand {
     func validate() throws {
         if workers < 1 { throw ValidationError("--workers must be at least 1 (got \(workers)): a job needs a worker to compute gradients") }
         if servers < 1 { throw ValidationError("--servers must be at least 1 (got \(servers)): a job needs a server to hold the parameters") }
-        if maxRestarts < 0 { throw ValidationError("--max-restarts must be 0 or more") }
         if let e = epochs, e < 1 { throw ValidationError("--epochs must be at least 1 (got \(e))") }
         if let h = hostfile, !FileManager.default.isReadableFile(atPath: h) {
             throw ValidationError("cannot read the hostfile \(h)")
@@ -75,7 +71,7 @@ struct Launch: ParsableCommand {
         var plan = MpirunPlan(workers: workers, servers: servers, binDir: binDir, configPath: absDir + "/run.toml",
                               runDir: absDir, hostfile: hostfile, isRoot: geteuid() == 0,
                               cores: ProcessInfo.processInfo.activeProcessorCount, blasThreads: cfg.blasThreads)
-        plan.mpirun = mpirun
+        plan.mpirun = job.mpirun
         if let core = BLASInfo.recommendedCoreType() {
             plan.environment.append(("OPENBLAS_CORETYPE", core))
         }
@@ -85,9 +81,7 @@ struct Launch: ParsableCommand {
             print("pstrain: would run: \(plan.commandLine)")
             return
         }
-        guard Job.which(mpirun) != nil else {
-            throw ValidationError("'\(mpirun)' not found on PATH; install Open MPI (scripts/bootstrap installs openmpi-bin)")
-        }
+        try job.requireMpirun()
         let fm = FileManager.default
         if let items = try? fm.contentsOfDirectory(atPath: absDir), !items.isEmpty {
             throw ValidationError("run directory \(dir) already holds a run; choose another --run-dir")
@@ -100,7 +94,7 @@ struct Launch: ParsableCommand {
             throw ValidationError("cannot write the run directory \(dir): \(error.localizedDescription)")
         }
         print("pstrain: run directory \(dir)")
-        try Job.run(plan: plan, dir: absDir, shown: dir, attempt: 1, maxRestarts: maxRestarts, kind: "launch")
+        try Job.run(plan: plan, dir: absDir, shown: dir, attempt: 1, maxRestarts: job.maxRestarts, kind: "launch")
     }
 
     static func stamp() -> String {

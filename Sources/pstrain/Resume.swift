@@ -26,16 +26,12 @@ struct Resume: ParsableCommand {
     @Option(name: .long, help: "The checkpoint to continue from, e.g. step-936 (default: the newest valid one).")
     var from: String?
 
-    @Option(name: .long, help: "When the job dies, restart it from the newest valid checkpoint up to N times.")
-    var maxRestarts: Int = 0
+    @OptionGroup var job: JobOptions
 
-    @Option(name: .long, help: "The mpirun program to use.")
-    var mpirun: String = "mpirun"
 
     func validate() throws {
         if let w = workers, w < 1 { throw ValidationError("--workers must be at least 1 (got \(w))") }
         if let s = servers, s < 1 { throw ValidationError("--servers must be at least 1 (got \(s))") }
-        if maxRestarts < 0 { throw ValidationError("--max-restarts must be 0 or more") }
     }
 
     func run() throws {
@@ -62,16 +58,14 @@ struct Resume: ParsableCommand {
             try cfg.apply(override: "run.servers=\(S)")
             try Durable.replace(tomlPath, with: "# pstrain run configuration, resolved; world updated by pstrain resume\n" + cfg.canonicalTOML)
         } catch let e as PSError { throw ValidationError(e.message) }
-        guard Job.which(mpirun) != nil else {
-            throw ValidationError("'\(mpirun)' not found on PATH; install Open MPI (scripts/bootstrap installs openmpi-bin)")
-        }
+        try job.requireMpirun()
         var plan = MpirunPlan(workers: W, servers: S, binDir: try Job.rankBinDir(), configPath: tomlPath, runDir: absDir,
                               isRoot: geteuid() == 0, cores: ProcessInfo.processInfo.activeProcessorCount, blasThreads: cfg.blasThreads)
-        plan.mpirun = mpirun
+        plan.mpirun = job.mpirun
         plan.resume = chosen.path
         if let core = BLASInfo.recommendedCoreType() { plan.environment.append(("OPENBLAS_CORETYPE", core)) }
         print("pstrain: resuming \(runDir) from \((chosen.path as NSString).lastPathComponent) (step \(m.step) of \(m.totalSteps)) with \(W) worker(s) and \(S) server(s)"
               + (W != m.workers || S != m.servers ? " (the checkpoint was written by \(m.workers) and \(m.servers))" : ""))
-        try Job.run(plan: plan, dir: absDir, shown: runDir, attempt: Job.nextAttempt(absDir), maxRestarts: maxRestarts, kind: "resume")
+        try Job.run(plan: plan, dir: absDir, shown: runDir, attempt: Job.nextAttempt(absDir), maxRestarts: job.maxRestarts, kind: "resume")
     }
 }

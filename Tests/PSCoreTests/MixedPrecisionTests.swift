@@ -79,27 +79,8 @@ final class UnderflowTests: XCTestCase {
     }
 
     func testScalingKeepsGradientsFromFlushingToZero() throws {
-        let d = "/usr/share/datasets/fashion-mnist"
-        guard FileManager.default.fileExists(atPath: d + "/train-images-idx3-ubyte.gz") else {
-            throw PSError("the data set is missing: run scripts/bootstrap (installs dataset-fashion-mnist)")
-        }
-        let cfg = Config()
-        let data = try DataSplit.load(config: cfg)
-        let batch = 128
-        let m = try Model(config: cfg, capacity: batch)
-        let n = m.layout.totalCount
-        let params = FloatBuffer(count: n), grads = FloatBuffer(count: n), vel = FloatBuffer(count: n)
-        m.layout.initialize(seed: 1, range: 0, n, into: params.pointer)
-        let labels = UnsafeMutablePointer<UInt8>.allocate(capacity: batch)
-        defer { labels.deallocate() }
-        // Train 100 FP32 steps first: gradients shrink as the loss falls, which is when underflow bites.
-        let sgd = SGD(lr: 0.05, momentum: 0.9, weightDecay: 0)
-        for step in 0..<100 {
-            data.train.gather((step * batch)..<((step + 1) * batch), into: m.input, labels: labels)
-            _ = m.trainStep(batch: batch, labels: labels, gradScale: 1 / Float(batch), params: params.pointer, grads: grads.pointer)
-            sgd.apply(weights: params.pointer, velocity: vel.pointer, grads: grads.pointer, count: n)
-        }
-        let g = grads.array
+        // After 100 FP32 steps: gradients shrink as the loss falls, which is when underflow bites.
+        let g = try realGradients(steps: 100)
         let atOne = flushedShare(g, scale: 1)
         let atDefault = flushedShare(g, scale: Float(LossScaler.Settings().initialScale))
         print(String(format: "FP16 flush-to-zero share of nonzero gradient values after 100 steps: scale 1: %.4f%%, scale 2^16: %.4f%%",
