@@ -69,10 +69,13 @@ final class CheckpointMPITests: XCTestCase {
         let dir = Harness.tempDir("restart")
         let straight = try Harness.launch(synthetic + ["--run-dir", "a"], cwd: dir)
         assertEnded(straight, status: 0, "straight")
-        let r = try Harness.launch(synthetic + ["--run-dir", "b", "--max-restarts", "3", "--set", "debug.die_at_steps=13,27",
+        // Two random steps, in different checkpoint intervals (every 10 steps).
+        let first = Int.random(in: 11...19), second = Int.random(in: 21...31)
+        print("killing worker 1 at steps \(first) and \(second)")
+        let r = try Harness.launch(synthetic + ["--run-dir", "b", "--max-restarts", "3", "--set", "debug.die_at_steps=\(first),\(second)",
                                                 "--set", "debug.die_worker=1"], cwd: dir)
-        assertEnded(r, status: 0, "run with two kills")
-        XCTAssertTrue(r.stdout.contains("restart 1 of 3 from step-10") && r.stdout.contains("restart 2 of 3 from step-20"), r.stdout)
+        assertEnded(r, status: 0, "run with two kills (steps \(first), \(second))")
+        XCTAssertTrue(r.stdout.contains("restart 1 of 3 from step-10") && r.stdout.contains("restart 2 of 3 from step-\(second > 30 ? 30 : 20)"), r.stdout)
         XCTAssertEqual(Harness.events(dir + "/b/events.jsonl", "restart").count, 2)
         XCTAssertEqual(digests(dir + "/a", servers: 1, workers: 2), digests(dir + "/b", servers: 1, workers: 2))
         let accA = Harness.events(dir + "/a/logs/server-0.jsonl", "eval").last?["test_accuracy"] as? Double
