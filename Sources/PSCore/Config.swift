@@ -54,6 +54,8 @@ public struct Config: Equatable {
         .init(key: "checkpoint.at_end", kind: .bool, defaultValue: .bool(true), doc: "write a checkpoint when the run ends"),
         .init(key: "checkpoint.keep", kind: .integer, defaultValue: .integer(3), doc: "complete checkpoints kept; older ones are deleted after a new one is complete"),
         .init(key: "debug.die_at_steps", kind: .string, defaultValue: .string(""), doc: "for tests: comma-separated steps at which worker debug.die_worker kills itself with SIGKILL, each at most once per run directory"),
+        .init(key: "debug.slow_worker", kind: .integer, defaultValue: .integer(-1), doc: "for tests: this worker is a straggler (-1: none)"),
+        .init(key: "debug.slow_ms", kind: .float, defaultValue: .float(0), doc: "for tests: milliseconds the straggler sleeps in every step's compute"),
         .init(key: "debug.die_in_checkpoint", kind: .string, defaultValue: .string(""), doc: "for tests: \"N:point\": server 0 kills itself while completing checkpoint N, at point after-files, after-manifest or after-rename (once per run directory)"),
         .init(key: "debug.die_worker", kind: .integer, defaultValue: .integer(0), doc: "for tests: the worker debug.die_at_step kills"),
         .init(key: "debug.overflow_step", kind: .integer, defaultValue: .integer(-1), doc: "for tests: put +inf into a worker's gradient at this step (-1: never)"),
@@ -321,6 +323,8 @@ public struct Config: Equatable {
     public var checkpointSeconds: Double { double("checkpoint.every_seconds") }
     public var dieAtSteps: [Int] { string("debug.die_at_steps").split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) } }
     public var dieWorker: Int { int("debug.die_worker") }
+    public var slowWorker: Int { int("debug.slow_worker") }
+    public var slowMilliseconds: Double { double("debug.slow_ms") }
     /// The (step, point) of debug.die_in_checkpoint, if set.
     public var dieInCheckpoint: (step: Int, point: String)? {
         let parts = string("debug.die_in_checkpoint").split(separator: ":")

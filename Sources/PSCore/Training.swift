@@ -779,6 +779,7 @@ public final class WorkerRole {
             let base = within * B
             let rows = perm[(base + mine.lowerBound)..<(base + mine.upperBound)].lazy.map { Int($0) }
             data.train.gather(rows, into: model.input, labels: labels)
+            if index == cfg.slowWorker && cfg.slowMilliseconds > 0 { usleep(UInt32(cfg.slowMilliseconds * 1000)) }   // test hook: a straggler
             var paramError: Error?
             model.forward(batch: mine.count, params: params.pointer, beforeLayer: { li in
                 guard paramError == nil else { return }

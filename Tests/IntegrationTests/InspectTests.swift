@@ -1,0 +1,83 @@
+import Foundation
+import XCTest
+
+/// pstrain inspect on runs made here (not on hand-written fixtures).
+final class InspectTests: XCTestCase {
+    func inspect(_ args: [String], cwd: String) throws -> ProcessResult {
+        Harness.run(try Harness.executable("pstrain"), ["inspect"] + args, cwd: cwd, timeout: 60)
+    }
+
+    /// A run with a restart, then a truncated last line and an older-schema
+    /// record added to its logs: the summary, the JSON and the trace.
+    func testSummaryJSONAndTraceOfARunWithARestartAndATruncatedLog() throws {
+        let dir = Harness.tempDir("inspect")
+        let r = try Harness.launch(["--set", "data.kind=synthetic", "--set", "data.synthetic_train=2048", "--epochs", "2",
+                                    "--set", "checkpoint.every_steps=10", "--max-restarts", "1", "--set", "debug.die_at_steps=15",
+                                    "--run-dir", "r"], cwd: dir)
+        assertEnded(r, status: 0, "run with a restart")
+        let w1 = dir + "/r/logs/worker-1.jsonl"
+        let h = try XCTUnwrap(FileHandle(forWritingAtPath: w1))
+        h.seekToEndOfFile()
+        h.write(Data("{\"event\":\"note\",\"rank\":2}\n{\"v\":1,\"event\":\"st".utf8))   // an old record, then a line cut short
+        h.closeFile()
+
+        let text = try inspect(["r"], cwd: dir)
+        assertEnded(text, status: 0, "inspect")
+        let o = text.stdout
+        XCTAssertTrue(o.contains("status      finished, restarted 1 time; 2 attempts"), o)
+        XCTAssertTrue(o.contains("progress    step 32/32, epoch 2/2"), o)
+        XCTAssertTrue(o.contains("accuracy    final "), o)
+        XCTAssertTrue(o.range(of: "loss        [▁▂▃▄▅▆▇█]{20,}", options: .regularExpression) != nil, "sparkline\n\(o)")
+        XCTAssertTrue(o.contains("worker-1.jsonl: its last line is truncated"), o)
+        XCTAssertTrue(o.contains("records without a schema version"), o)
+        XCTAssertTrue(o.contains("checkpoints step-20 ok, step-30 ok, step-32 ok (LATEST)"), o)
+        for rank in ["server 0", "worker 0", "worker 1"] { XCTAssertTrue(o.contains("\n" + rank), "straggler table row \(rank)\n\(o)") }
+
+        let js = try inspect(["r", "--json"], cwd: dir)
+        assertEnded(js, status: 0, "inspect --json")
+        let obj = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(js.stdout.utf8)) as? [String: Any])
+        XCTAssertEqual(obj["restarts"] as? Int, 1)
+        XCTAssertEqual(obj["stepsDone"] as? Int, 32)
+        XCTAssertEqual((obj["ranks"] as? [Any])?.count, 3)
+        XCTAssertEqual((obj["loss"] as? [Double])?.count, 32, "one loss per step, the restarted steps counted once")
+        let finalAcc = try XCTUnwrap(obj["finalAccuracy"] as? Double)
+        XCTAssertEqual(finalAcc, Harness.events(dir + "/r/logs/server-0.jsonl", "eval").last?["test_accuracy"] as? Double)
+
+        let tr = try inspect(["r", "--trace", "trace.json"], cwd: dir)
+        assertEnded(tr, status: 0, "inspect --trace")
+        let trace = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/trace.json"))) as? [String: Any])
+        let events = try XCTUnwrap(trace["traceEvents"] as? [[String: Any]])
+        XCTAssertGreaterThan(events.count, 100)
+        for e in events {
+            for k in ["name", "ph", "ts", "pid", "tid"] { XCTAssertNotNil(e[k], "trace event lacks \(k): \(e)") }
+            if e["ph"] as? String == "X" { XCTAssertNotNil(e["dur"], "complete event lacks dur: \(e)") }
+        }
+        XCTAssertEqual(Set(events.compactMap { $0["pid"] as? Int }), [0, 1, 2], "every rank has a track")
+    }
+
+    func testAStragglerStandsOut() throws {
+        let dir = Harness.tempDir("straggler")
+        let r = try Harness.launch(["--workers", "3", "--servers", "1", "--set", "data.kind=synthetic", "--set", "data.synthetic_train=2048",
+                                    "--epochs", "1", "--set", "debug.slow_worker=2", "--set", "debug.slow_ms=8", "--run-dir", "r"], cwd: dir)
+        assertEnded(r, status: 0, "run with a straggler")
+        let t = try inspect(["r"], cwd: dir)
+        assertEnded(t, status: 0, "inspect")
+        XCTAssertTrue(t.stdout.contains("straggler   worker 2 computes"), t.stdout)
+        let cmp = try inspect(["r", "r"], cwd: dir)
+        assertEnded(cmp, status: 0, "compare")
+        XCTAssertTrue(cmp.stdout.contains("final acc"), cmp.stdout)
+    }
+
+    func testNotARunIsAClearError() throws {
+        let dir = Harness.tempDir("notrun")
+        try FileManager.default.createDirectory(atPath: dir + "/empty", withIntermediateDirectories: true)
+        let e = try inspect(["empty"], cwd: dir)
+        assertEnded(e, status: nil, "empty folder")
+        XCTAssertTrue(e.stderr.contains("is not a pstrain run directory"), e.stderr)
+        try FileManager.default.createDirectory(atPath: dir + "/other/logs", withIntermediateDirectories: true)
+        try "{\"a\":1}\n{\"b\":2}\n".write(toFile: dir + "/other/logs/server-0.jsonl", atomically: true, encoding: .utf8)
+        let o = try inspect(["other"], cwd: dir)
+        assertEnded(o, status: nil, "foreign JSON lines")
+        XCTAssertTrue(o.stderr.contains("is not a pstrain run log"), o.stderr)
+    }
+}
