@@ -10,6 +10,7 @@ struct Inspect: ParsableCommand {
           pstrain inspect runs/demo
           pstrain inspect runs/demo --json > summary.json
           pstrain inspect runs/demo --trace trace.json      (open in Perfetto or chrome://tracing)
+          pstrain inspect runs/demo --html report.html
           pstrain inspect runs/a runs/b                     (side by side)
         """)
 
@@ -21,6 +22,9 @@ struct Inspect: ParsableCommand {
 
     @Option(name: .long, help: "Write the Chrome trace event format (one track per rank) to this file.")
     var trace: String?
+
+    @Option(name: .long, help: "Write a self-contained HTML report with SVG charts to this file.")
+    var html: String?
 
     func validate() throws {
         if runDirs.isEmpty || runDirs.count > 2 { throw ValidationError("give one run directory, or two to compare") }
@@ -36,6 +40,12 @@ struct Inspect: ParsableCommand {
                 throw ValidationError("cannot write \(trace): \(error.localizedDescription)")
             }
             if !json { print("pstrain: wrote \(trace) (Chrome trace event format; open it in Perfetto or chrome://tracing)") }
+        }
+        if let html {
+            do { try HTMLReport.render(reports[0]).write(toFile: html, atomically: true, encoding: .utf8) } catch {
+                throw ValidationError("cannot write \(html): \(error.localizedDescription)")
+            }
+            if !json { print("pstrain: wrote \(html) (self-contained; open it in a browser)") }
         }
         if json {
             let enc = JSONEncoder()

@@ -81,3 +81,30 @@ final class InspectTests: XCTestCase {
         XCTAssertTrue(o.stderr.contains("is not a pstrain run log"), o.stderr)
     }
 }
+
+/// The HTML report in a real headless browser (Debian's chromium, installed by scripts/bootstrap --python).
+final class HTMLReportTests: XCTestCase {
+    func testChartsDrawInChromium() throws {
+        let chromium = try XCTUnwrap(Harness.which("chromium"), "chromium is not installed: run scripts/bootstrap --python")
+        let dir = Harness.tempDir("html")
+        let r = try Harness.launch(["--set", "data.kind=synthetic", "--set", "data.synthetic_train=2048", "--epochs", "2", "--precision", "fp16",
+                                    "--run-dir", "r"], cwd: dir)
+        assertEnded(r, status: 0, "run")
+        let h = Harness.run(try Harness.executable("pstrain"), ["inspect", "r", "--html", "report.html"], cwd: dir)
+        assertEnded(h, status: 0, "inspect --html")
+        let html = try String(contentsOfFile: dir + "/report.html", encoding: .utf8)
+        XCTAssertFalse(html.contains("http://") && html.contains("<script src"), "self-contained: no external resources")
+        XCTAssertEqual(html.components(separatedBy: "<svg class=\"chart\"").count - 1, 6, "six charts")
+        let flags = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars"]
+        // The page's own script counts the charts that have a drawn path and puts the count in the title:
+        // a script error would leave the title as it was ("pstrain run r").
+        let dom = Harness.run(chromium, flags + ["--dump-dom", "file://\(dir)/report.html"], cwd: dir, timeout: 90)
+        XCTAssertEqual(dom.status, 0, dom.stderr)
+        XCTAssertTrue(dom.stdout.contains("<title>charts:6/6</title>"), "every chart drew a path\n\(dom.stdout.prefix(300))")
+        let shot = Harness.run(chromium, flags + ["--window-size=1200,1400", "--screenshot=\(dir)/report.png", "file://\(dir)/report.html"], cwd: dir, timeout: 90)
+        XCTAssertEqual(shot.status, 0, shot.stderr)
+        let png = try Data(contentsOf: URL(fileURLWithPath: dir + "/report.png"))
+        XCTAssertEqual(Array(png.prefix(4)), [0x89, 0x50, 0x4E, 0x47], "a PNG")
+        XCTAssertGreaterThan(png.count, 20_000, "not a blank page")
+    }
+}
