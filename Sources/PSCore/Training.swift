@@ -562,6 +562,14 @@ struct Progress {
         say("\(which) for overflow, \(scale)")
     }
 
+    /// "ETA 1m05s" from the pace so far.
+    func eta(_ step: Int, _ t: Double) -> String {
+        let done = step + 1 - firstStep
+        guard done > 0, step + 1 < total else { return "" }
+        let left = (t - start) / Double(done) * Double(total - step - 1)
+        return left >= 60 ? "  ETA \(Int(left) / 60)m\(String(format: "%02d", Int(left) % 60))s" : "  ETA \(Int(left.rounded()))s"
+    }
+
     mutating func step(_ step: Int, loss: Double, skipped: Bool, scale: (old: Double, new: Double), at t: Double) {
         guard lead else { return }
         if skipped {
@@ -577,7 +585,7 @@ struct Progress {
         lossAcc += loss; lossN += 1
         if t - lastLine >= every && (step + 1) % perEpoch != 0 {
             lastLoss = lossAcc / Double(lossN)
-            say("\(head(step))  loss \(String(format: "%.4f", lastLoss))  \(rate(step, t))")
+            say("\(head(step))  loss \(String(format: "%.4f", lastLoss))  \(rate(step, t))\(eta(step, t))")
             lastLine = t; lossAcc = 0; lossN = 0
         }
     }
@@ -586,7 +594,7 @@ struct Progress {
         guard lead else { return }
         flushBurst()
         if lossN > 0 { lastLoss = lossAcc / Double(lossN) }
-        say("\(head(step))  loss \(String(format: "%.4f", lastLoss))  test accuracy \(String(format: "%.2f", accuracy * 100))%  \(rate(step, t))  \(String(format: "%.1f", t - start)) s")
+        say("\(head(step))  loss \(String(format: "%.4f", lastLoss))  test accuracy \(String(format: "%.2f", accuracy * 100))%  \(rate(step, t))  \(String(format: "%.1f", t - start)) s\(eta(step, t))")
         lastLine = t; lossAcc = 0; lossN = 0
     }
 

@@ -11,6 +11,7 @@ struct Inspect: ParsableCommand {
           pstrain inspect runs/demo --json > summary.json
           pstrain inspect runs/demo --trace trace.json      (open in Perfetto or chrome://tracing)
           pstrain inspect runs/demo --html report.html
+          pstrain inspect runs/demo --follow                (watch a running job)
           pstrain inspect runs/a runs/b                     (side by side)
         """)
 
@@ -26,11 +27,30 @@ struct Inspect: ParsableCommand {
     @Option(name: .long, help: "Write a self-contained HTML report with SVG charts to this file.")
     var html: String?
 
+    @Flag(name: .long, help: "Watch a running job: redraw the summary every few seconds until it ends.")
+    var follow = false
+
+    @Option(name: .long, help: "Seconds between redraws with --follow.")
+    var interval: Double = 2
+
     func validate() throws {
         if runDirs.isEmpty || runDirs.count > 2 { throw ValidationError("give one run directory, or two to compare") }
     }
 
     func run() throws {
+        if follow {
+            setvbuf(stdout, nil, _IOLBF, 0)
+            while true {
+                let report: RunReport
+                do { report = try RunReport(dir: runDirs[0]) } catch let e as PSError { throw ValidationError(e.message) }
+                let s = report.summary()
+                if isatty(1) != 0 { print("\u{1B}[H\u{1B}[2J", terminator: "") }
+                print(Self.text(s))
+                guard s.status.hasPrefix("running") else { return }
+                print("(following; Ctrl-C to stop)")
+                usleep(UInt32(max(0.2, interval) * 1e6))
+            }
+        }
         let reports: [RunReport]
         do { reports = try runDirs.map { try RunReport(dir: $0) } } catch let e as PSError { throw ValidationError(e.message) }
         let summaries = reports.map { $0.summary() }

@@ -108,15 +108,15 @@ enum Job {
     /// start with "pstrain") are shown too.
     static func runMpirun(plan: MpirunPlan, logPath: String) throws -> (code: Int32, signal: Int32) {
         guard let exe = which(plan.mpirun) else { throw ValidationError("'\(plan.mpirun)' not found on PATH") }
-        var fds: [Int32] = [0, 0]
-        guard pipe(&fds) == 0 else { throw ValidationError("cannot create a pipe: \(String(cString: strerror(errno)))") }
+        var fds: [Int32] = [0, 0], outFds: [Int32] = [0, 0]
+        guard pipe(&fds) == 0, pipe(&outFds) == 0 else { throw ValidationError("cannot create a pipe: \(String(cString: strerror(errno)))") }
         // mpirun runs in its own process group: a Ctrl-C at the terminal reaches
         // only the launcher, which turns it into "checkpoint and stop".
         var fa = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&fa)
         posix_spawn_file_actions_adddup2(&fa, fds[1], 2)
-        posix_spawn_file_actions_addclose(&fa, fds[0])
-        posix_spawn_file_actions_addclose(&fa, fds[1])
+        posix_spawn_file_actions_adddup2(&fa, outFds[1], 1)
+        for fd in fds + outFds { posix_spawn_file_actions_addclose(&fa, fd) }
         var attr = posix_spawnattr_t()
         posix_spawnattr_init(&attr)
         posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF))
@@ -132,8 +132,25 @@ enum Job {
         let rc = posix_spawn(&pid, exe, &fa, &attr, argv, environ)
         posix_spawn_file_actions_destroy(&fa)
         posix_spawnattr_destroy(&attr)
-        close(fds[1])
-        guard rc == 0 else { close(fds[0]); throw ValidationError("cannot start \(plan.mpirun): \(String(cString: strerror(rc)))") }
+        close(fds[1]); close(outFds[1])
+        guard rc == 0 else { close(fds[0]); close(outFds[0]); throw ValidationError("cannot start \(plan.mpirun): \(String(cString: strerror(rc)))") }
+        // The job's standard output (server 0's progress) on its own thread.
+        let screen = Screen(tty: isatty(1) != 0)
+        let outReader = Thread {
+            let h = FileHandle(fileDescriptor: outFds[0], closeOnDealloc: true)
+            var pending = Data()
+            while true {
+                let chunk = h.availableData
+                if chunk.isEmpty { break }
+                pending.append(chunk)
+                while let nl = pending.firstIndex(of: 0x0A) {
+                    screen.out(String(decoding: pending[pending.startIndex..<nl], as: UTF8.self))
+                    pending.removeSubrange(pending.startIndex...nl)
+                }
+            }
+            screen.finish()
+        }
+        outReader.start()
         Preemption.child = pid
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         let log = FileHandle(forWritingAtPath: logPath)!
@@ -150,7 +167,7 @@ enum Job {
                 let line = pending[pending.startIndex..<nl]
                 pending.removeSubrange(pending.startIndex...nl)
                 if line.starts(with: Data("pstrain".utf8)) || line.starts(with: Data("  ".utf8)) && lastShown {
-                    FileHandle.standardError.write(line + Data([0x0A]))
+                    screen.err(String(decoding: line, as: UTF8.self))
                     lastShown = true
                     anyShown = true
                 } else {
@@ -160,6 +177,7 @@ enum Job {
         }
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        while !outReader.isFinished { usleep(1000) }
         Preemption.child = 0
         try? log.close()
         if status & 0x7f != 0 { return (0, status & 0x7f) }
@@ -232,5 +250,49 @@ enum Preemption {
             src.resume()
             sources.append(src)
         }
+    }
+}
+
+/// The launcher's terminal. On a terminal, server 0's periodic progress
+/// lines are redrawn in place as a bar with epoch, step, loss, samples per
+/// second and ETA, and every other line (epoch results, checkpoints,
+/// errors) is printed above it; otherwise lines pass through as they come.
+final class Screen: @unchecked Sendable {
+    let tty: Bool
+    let lock = NSLock()
+    var live = false
+
+    init(tty: Bool) { self.tty = tty }
+
+    /// "[######------] " for "step X/Y" in a progress line.
+    static func bar(_ line: String) -> String {
+        guard let r = line.range(of: #"step (\d+)/(\d+)"#, options: .regularExpression) else { return "" }
+        let nums = line[r].dropFirst(5).split(separator: "/").compactMap { Double($0) }
+        guard nums.count == 2, nums[1] > 0 else { return "" }
+        let width = 24, fill = Int((nums[0] / nums[1] * Double(width)).rounded(.down))
+        return "[" + String(repeating: "#", count: fill) + String(repeating: "-", count: width - fill) + "] "
+    }
+
+    func out(_ line: String) {
+        lock.lock(); defer { lock.unlock() }
+        let periodic = line.hasPrefix("epoch ") && !line.contains("test accuracy")
+        if tty && periodic {
+            FileHandle.standardOutput.write(("\r\u{1B}[K" + Screen.bar(line) + line).data(using: .utf8)!)
+            live = true
+            return
+        }
+        if live { FileHandle.standardOutput.write("\r\u{1B}[K".data(using: .utf8)!); live = false }
+        FileHandle.standardOutput.write((line + "\n").data(using: .utf8)!)
+    }
+
+    func err(_ line: String) {
+        lock.lock(); defer { lock.unlock() }
+        if live { FileHandle.standardOutput.write("\r\u{1B}[K".data(using: .utf8)!); live = false }
+        FileHandle.standardError.write((line + "\n").data(using: .utf8)!)
+    }
+
+    func finish() {
+        lock.lock(); defer { lock.unlock() }
+        if live { FileHandle.standardOutput.write("\n".data(using: .utf8)!); live = false }
     }
 }

@@ -60,6 +60,9 @@ struct Launch: ParsableCommand {
             if let e = epochs { try cfg.apply(override: "train.epochs=\(e)") }
             if let p = precision { try cfg.apply(override: "train.precision=\"\(p)\"") }
             for o in overrides { try cfg.apply(override: o) }
+            if isatty(1) != 0 && !overrides.contains(where: { $0.hasPrefix("run.progress_seconds") }) {
+                try cfg.apply(override: "run.progress_seconds=0.5")   // a live bar on a terminal
+            }
             try cfg.apply(override: "run.workers=\(workers)")
             try cfg.apply(override: "run.servers=\(servers)")
         } catch let e as PSError {

@@ -108,3 +108,31 @@ final class HTMLReportTests: XCTestCase {
         XCTAssertGreaterThan(png.count, 20_000, "not a blank page")
     }
 }
+
+/// Live progress: a bar redrawn in place on a terminal, plain lines otherwise;
+/// --follow watches a running job until it ends.
+final class ProgressTests: XCTestCase {
+    func testBarOnATerminalAndFollow() throws {
+        let dir = Harness.tempDir("progress")
+        let pstrain = try Harness.executable("pstrain")
+        let script = try XCTUnwrap(Harness.which("script"), "script (util-linux) gives the launcher a terminal")
+        let launch = "\(pstrain) launch --run-dir r --set data.kind=synthetic --set data.synthetic_train=16384 --epochs 2"
+        let run = try XCTUnwrap(Harness.start(script, ["-q", "-e", "-c", launch, dir + "/tty.log"], cwd: dir))
+        // Follow it while it runs.
+        var waited = 0
+        while !FileManager.default.fileExists(atPath: dir + "/r/logs/server-0.jsonl") && waited < 600 { usleep(50_000); waited += 1 }
+        let follow = Harness.run(pstrain, ["inspect", "r", "--follow", "--interval", "0.3"], cwd: dir, timeout: 120)
+        let r = Harness.finish(run, timeout: 120)
+        assertEnded(r, status: 0, "launch on a terminal")
+        let tty = try String(contentsOfFile: dir + "/tty.log", encoding: .utf8)
+        XCTAssertTrue(tty.contains("\r\u{1B}[K[") && tty.contains("] epoch "), "a bar redrawn in place")
+        XCTAssertTrue(tty.contains("ETA "), "with an ETA")
+        XCTAssertTrue(tty.contains("test accuracy"), "epoch results printed as lines")
+        assertEnded(follow, status: 0, "inspect --follow")
+        XCTAssertTrue(follow.stdout.contains("status      finished"), "follow ends when the run does\n\(follow.stdout.suffix(500))")
+        // Without a terminal the same job prints plain lines (tested throughout): no escape codes.
+        let plain = try Harness.launch(["--run-dir", "p", "--set", "data.kind=synthetic", "--epochs", "1"], cwd: dir)
+        assertEnded(plain, status: 0, "launch without a terminal")
+        XCTAssertFalse(plain.stdout.contains("\u{1B}["), "no escape codes when stdout is not a terminal")
+    }
+}
