@@ -60,20 +60,25 @@ public final class MPITransport: Transport {
 
     public func finalize() { MPI_Finalize() }
 
-    public func isend(_ buffer: UnsafeRawBufferPointer, to peer: Int, tag: Int32) throws -> TransportRequest {
+    /// Starts a non-blocking call and keeps its request until waitAll completes it.
+    func start(_ name: String, peer: Int, isReceive: Bool, _ call: (UnsafeMutablePointer<MPI_Request?>) -> Int32) throws -> TransportRequest {
         var req: MPI_Request? = pst_mpi_request_null()
-        try check(MPI_Isend(buffer.baseAddress, Int32(buffer.count), pst_mpi_byte(), Int32(peer), tag, comm, &req), "MPI_Isend")
+        try check(call(&req), name)
         nextID += 1
         requests[nextID] = req
-        return TransportRequest(id: nextID, peer: peer, isReceive: false)
+        return TransportRequest(id: nextID, peer: peer, isReceive: isReceive)
+    }
+
+    public func isend(_ buffer: UnsafeRawBufferPointer, to peer: Int, tag: Int32) throws -> TransportRequest {
+        try start("MPI_Isend", peer: peer, isReceive: false) {
+            MPI_Isend(buffer.baseAddress, Int32(buffer.count), pst_mpi_byte(), Int32(peer), tag, comm, $0)
+        }
     }
 
     public func irecv(_ buffer: UnsafeMutableRawBufferPointer, from peer: Int, tag: Int32) throws -> TransportRequest {
-        var req: MPI_Request? = pst_mpi_request_null()
-        try check(MPI_Irecv(buffer.baseAddress, Int32(buffer.count), pst_mpi_byte(), Int32(peer), tag, comm, &req), "MPI_Irecv")
-        nextID += 1
-        requests[nextID] = req
-        return TransportRequest(id: nextID, peer: peer, isReceive: true)
+        try start("MPI_Irecv", peer: peer, isReceive: true) {
+            MPI_Irecv(buffer.baseAddress, Int32(buffer.count), pst_mpi_byte(), Int32(peer), tag, comm, $0)
+        }
     }
 
     public func waitAll(_ reqs: [TransportRequest], timeout: Double) throws -> [Int] {
