@@ -137,3 +137,13 @@ final class BLASInfoTests: XCTestCase {
         XCTAssertNoThrow(try BLASInfo.selfCheck(), "OpenBLAS kernels \(BLASInfo.coreName)")
     }
 }
+
+final class DocsTests: XCTestCase {
+    /// docs/config.md names every configuration key the code knows.
+    func testEveryConfigKeyIsDocumented() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let doc = try String(contentsOf: root.appendingPathComponent("docs/config.md"), encoding: .utf8)
+        let missing = Config.schema.map { $0.key }.filter { !doc.contains($0) }
+        XCTAssertEqual(missing, [], "keys missing from docs/config.md")
+    }
+}
