@@ -69,6 +69,24 @@ public enum RankMain {
         return local % cores
     }
 
+    /// This host's first non-loopback IPv4 address ("" if none): which host of a cluster a rank ran on.
+    static func localAddress() -> String {
+        var ifap: UnsafeMutablePointer<ifaddrs>?
+        guard getifaddrs(&ifap) == 0, let first = ifap else { return "" }
+        defer { freeifaddrs(ifap) }
+        var p: UnsafeMutablePointer<ifaddrs>? = first
+        while let a = p {
+            if let sa = a.pointee.ifa_addr, sa.pointee.sa_family == sa_family_t(AF_INET) {
+                var host = [CChar](repeating: 0, count: 64)
+                getnameinfo(sa, socklen_t(MemoryLayout<sockaddr_in>.size), &host, 64, nil, 0, NI_NUMERICHOST)
+                let s = String(cString: host)
+                if !s.hasPrefix("127.") { return s }
+            }
+            p = a.pointee.ifa_next
+        }
+        return ""
+    }
+
     public static func main(role: Role) -> Never {
         setvbuf(stdout, nil, _IOLBF, 0)
         let exeName = "pstrain-\(role.name)"
@@ -162,7 +180,10 @@ public enum RankMain {
             stderrLine("\(exeName)[\(me)]: warning: OpenBLAS runs its generic '\(BLASInfo.coreName)' kernels on this CPU; "
                 + "export OPENBLAS_CORETYPE=\(core) to every rank (mpirun -x) for a 3-4x faster sgemm (pstrain launch does this)")
         }
-        log?.write("hello", [("blas_core", .string(BLASInfo.coreName)), ("config_hash", .string(String(config.hash, radix: 16))),
+        let env = ProcessInfo.processInfo.environment
+        log?.write("hello", [("blas_core", .string(BLASInfo.coreName)),
+                             ("ranks_on_node", .int(env["OMPI_COMM_WORLD_LOCAL_SIZE"].flatMap(Int.init) ?? 0)),
+                             ("address", .string(localAddress())), ("config_hash", .string(String(config.hash, radix: 16))),
                              ("build", .string(String(hello.buildHash, radix: 16))),
                              ("host", .string(hello.host)), ("pid", .int(Int(hello.pid))),
                              ("servers", .int(world.servers)), ("workers", .int(world.workers))])
