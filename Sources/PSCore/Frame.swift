@@ -8,6 +8,7 @@ public enum FrameKind: UInt8, CaseIterable {
     case stepInfo = 4    // worker -> every server, after its last piece: loss sum, samples, overflow
     case vote = 5        // server -> every other server: overflow seen in its sums
     case checkpoint = 6  // every rank -> server 0: its checkpoint file is written (or why not)
+    case bye = 7         // worker -> every server, at the end: all parameters arrived; the server may shut down
     public var tag: Int32 { Int32(rawValue) }
 }
 

@@ -17,6 +17,8 @@ public struct MpirunPlan {
     public var environment: [(String, String)] = []
     /// The checkpoint folder the ranks continue from.
     public var resume: String?
+    /// Open MPI's placement policy (--map-by), e.g. "node" to spread ranks over hosts.
+    public var mapBy: String?
 
     public init(workers: Int, servers: Int, binDir: String, configPath: String, runDir: String,
                 hostfile: String? = nil, isRoot: Bool, cores: Int, blasThreads: Int) {
@@ -33,6 +35,7 @@ public struct MpirunPlan {
         if isRoot { a.append("--allow-run-as-root") }
         if oversubscribed { a += ["--oversubscribe", "--bind-to", "none"] }
         if let hostfile { a += ["--hostfile", hostfile] }
+        if let mapBy { a += ["--map-by", mapBy] }
         // Explicit transports: do not depend on the system's MCA defaults.
         a += ["--mca", "pml", "ob1", "--mca", "btl", hostfile == nil ? "self,vader" : "self,vader,tcp"]
         // -x belongs to one app context in MPMD mode: give it to both.

@@ -510,6 +510,17 @@ public final class ServerRole {
         }
         progress.finish()
         for k in mine.indices { _ = try ctx.wait(sends[k], for: "parameter sends", step: finished) }
+        // A completed send only means the buffer may be reused; wait until every
+        // worker says it has the last parameters before this rank lets go of
+        // its buffers and of MPI (over TCP, shutting down earlier lost data).
+        let byes = (0..<W).map { _ in FrameBuffer(payloadCapacity: 8) }
+        let byeReqs = try world.workerRanks.enumerated().map { (w, r) in try t.irecv(byes[w].whole, from: r, tag: FrameKind.bye.tag) }
+        let byeCounts = try ctx.wait(byeReqs, for: "the workers' goodbyes", step: finished)
+        for w in 0..<W {
+            _ = try Frame.open(buffer: byes[w].raw, length: byeCounts[w],
+                               expect: FrameExpectation(kind: .bye, step: UInt64(finished), chunk: 0, elementType: .f64, rawLength: 8),
+                               sender: world.describe(world.workerRanks[w]))
+        }
         let wall = now() - started
         ctx.log?.write("done", [("steps", .int(finished)), ("wall_s", .double(wall)), ("peak_rss_bytes", .int(peakRSSBytes())),
                                 ("skipped", .int(scaler.skipped)), ("loss_scale", .double(scaler.scale)),
@@ -897,6 +908,11 @@ public final class WorkerRole {
         syncResidual()
         if finished == total && total > start && !ctx.runDir.isEmpty
             && (cfg.checkpointDue(after: total, total: total) || flagsIn & FrameFlags.checkpoint != 0) { try checkpoint(total) }
+        let bye = FrameBuffer(payloadCapacity: 8)
+        bye.length = Frame.seal(FrameHeader(kind: .bye, step: UInt64(finished), chunk: 0, elementType: .f64, rawLength: 8, encodedLength: 8),
+                                buffer: bye.raw)
+        let byeReqs = try world.serverRanks.map { try t.isend(bye.sealed, to: $0, tag: FrameKind.bye.tag) }
+        _ = try ctx.wait(byeReqs, for: "sending goodbyes", step: finished)
         ctx.log?.write("done", [("steps", .int(finished)), ("peak_rss_bytes", .int(peakRSSBytes())), ("params_digest", .string(digest(params.pointer, count: params.count)))])
         ctx.log?.flush()
     }

@@ -37,6 +37,9 @@ struct Launch: ParsableCommand {
     @Option(name: .long, help: "Open MPI hostfile, to place ranks on several machines.")
     var hostfile: String?
 
+    @Option(name: .long, help: "Open MPI placement: slot (fill each host in turn, servers first; the default) or node (one rank per host in turn).")
+    var mapBy: String?
+
 
     @OptionGroup var job: JobOptions
 
@@ -75,6 +78,7 @@ struct Launch: ParsableCommand {
                               runDir: absDir, hostfile: hostfile, isRoot: geteuid() == 0,
                               cores: ProcessInfo.processInfo.activeProcessorCount, blasThreads: cfg.blasThreads)
         plan.mpirun = job.mpirun
+        plan.mapBy = mapBy
         if let core = BLASInfo.recommendedCoreType() {
             plan.environment.append(("OPENBLAS_CORETYPE", core))
         }
