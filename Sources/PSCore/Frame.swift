@@ -100,7 +100,7 @@ public enum Frame {
     public static func open(buffer: UnsafeRawPointer, length: Int, expect e: FrameExpectation,
                             sender: String) throws -> FrameHeader {
         func bad(_ why: String) -> PSError {
-            PSError("bad frame from \(sender) (expected \(e.kind) of step \(e.step)): \(why)")
+            PSError("bad frame from \(sender) (expected \(e.kind) of step \(e.step), piece \(e.chunk); \(length) bytes arrived): \(why)")
         }
         guard length >= FrameHeader.size else { throw bad("only \(length) bytes, shorter than the 64-byte header") }
         let b = buffer
