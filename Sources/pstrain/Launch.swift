@@ -34,11 +34,6 @@ struct Launch: ParsableCommand {
     @Option(name: .long, help: "Run directory (default: runs/<date>-<time>). Must not hold a run already.")
     var runDir: String?
 
-    @Option(name: .long, help: "Open MPI hostfile, to place ranks on several machines.")
-    var hostfile: String?
-
-    @Option(name: .long, help: "Open MPI placement: slot (fill each host in turn, servers first; the default) or node (one rank per host in turn).")
-    var mapBy: String?
 
 
     @OptionGroup var job: JobOptions
@@ -50,9 +45,6 @@ struct Launch: ParsableCommand {
         if workers < 1 { throw ValidationError("--workers must be at least 1 (got \(workers)): a job needs a worker to compute gradients") }
         if servers < 1 { throw ValidationError("--servers must be at least 1 (got \(servers)): a job needs a server to hold the parameters") }
         if let e = epochs, e < 1 { throw ValidationError("--epochs must be at least 1 (got \(e))") }
-        if let h = hostfile, !FileManager.default.isReadableFile(atPath: h) {
-            throw ValidationError("cannot read the hostfile \(h)")
-        }
     }
 
     func run() throws {
@@ -71,17 +63,9 @@ struct Launch: ParsableCommand {
         } catch let e as PSError {
             throw ValidationError(e.message)
         }
-        let binDir = try Job.rankBinDir()
         let dir = runDir ?? "runs/" + Self.stamp()
         let absDir = dir.hasPrefix("/") ? dir : FileManager.default.currentDirectoryPath + "/" + dir
-        var plan = MpirunPlan(workers: workers, servers: servers, binDir: binDir, configPath: absDir + "/run.toml",
-                              runDir: absDir, hostfile: hostfile, isRoot: geteuid() == 0,
-                              cores: ProcessInfo.processInfo.activeProcessorCount, blasThreads: cfg.blasThreads)
-        plan.mpirun = job.mpirun
-        plan.mapBy = mapBy
-        if let core = BLASInfo.recommendedCoreType() {
-            plan.environment.append(("OPENBLAS_CORETYPE", core))
-        }
+        let plan = try job.plan(workers: workers, servers: servers, config: cfg, configPath: absDir + "/run.toml", runDir: absDir)
         if dryRun {
             print("pstrain: dry run; would write \(dir)/run.toml:\n")
             print(cfg.canonicalTOML)

@@ -59,11 +59,8 @@ struct Resume: ParsableCommand {
             try Durable.replace(tomlPath, with: "# pstrain run configuration, resolved; world updated by pstrain resume\n" + cfg.canonicalTOML)
         } catch let e as PSError { throw ValidationError(e.message) }
         try job.requireMpirun()
-        var plan = MpirunPlan(workers: W, servers: S, binDir: try Job.rankBinDir(), configPath: tomlPath, runDir: absDir,
-                              isRoot: geteuid() == 0, cores: ProcessInfo.processInfo.activeProcessorCount, blasThreads: cfg.blasThreads)
-        plan.mpirun = job.mpirun
+        var plan = try job.plan(workers: W, servers: S, config: cfg, configPath: tomlPath, runDir: absDir)
         plan.resume = chosen.path
-        if let core = BLASInfo.recommendedCoreType() { plan.environment.append(("OPENBLAS_CORETYPE", core)) }
         print("pstrain: resuming \(runDir) from \((chosen.path as NSString).lastPathComponent) (step \(m.step) of \(m.totalSteps)) with \(W) worker(s) and \(S) server(s)"
               + (W != m.workers || S != m.servers ? " (the checkpoint was written by \(m.workers) and \(m.servers))" : ""))
         try Job.run(plan: plan, dir: absDir, shown: runDir, attempt: Job.nextAttempt(absDir), maxRestarts: job.maxRestarts, kind: "resume")
