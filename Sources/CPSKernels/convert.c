@@ -177,18 +177,6 @@ void pst_round_to_bf16(float *x, size_t n) {
     }
 }
 
-// 1 if any of the n values is infinite or NaN.
-int pst_any_nonfinite_f32(const float *x, size_t n) {
-    const uint32_t *u = (const uint32_t *)x;
-    uint32_t bad = 0;
-    for (size_t i = 0; i < n; i++) bad |= ((u[i] & 0x7f800000u) == 0x7f800000u);
-    return bad != 0;
-}
-int pst_any_nonfinite_f16(const uint16_t *x, size_t n) {
-    uint32_t bad = 0;
-    for (size_t i = 0; i < n; i++) bad |= ((x[i] & 0x7c00u) == 0x7c00u);
-    return bad != 0;
-}
 
 // 1 if any |x| is not below `limit` (NaN included): the values that a cast
 // to a format whose overflow threshold is `limit` would turn into inf/NaN.

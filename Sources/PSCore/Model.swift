@@ -169,9 +169,6 @@ public final class Model {
         return SoftmaxCrossEntropy.evaluate(logits: logits, labels: labels, batch: batch, classes: classes,
                                             dlogits: nil, gradScale: 0)
     }
-
-    /// Gradient of the loss w.r.t. the logits, for tests: dActs of the last layer.
-    public var dLogits: UnsafeMutablePointer<Float> { dActs[layers.count - 1].pointer }
 }
 
 /// SGD with momentum and weight decay (PyTorch's semantics), in FP32 on a

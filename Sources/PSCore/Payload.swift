@@ -36,18 +36,4 @@ public enum Payload {
         }
         return pst_any_not_below(v, count, limit) != 0
     }
-
-    /// Whether an encoded payload holds an infinity or a NaN.
-    public static func hasNonFinite(_ src: UnsafeRawPointer, count: Int, as p: Precision) -> Bool {
-        switch p {
-        case .fp32: return pst_any_nonfinite_f32(src.assumingMemoryBound(to: Float.self), count) != 0
-        case .fp16: return pst_any_nonfinite_f16(src.assumingMemoryBound(to: UInt16.self), count) != 0
-        case .bf16:
-            // BF16's exponent field sits where FP32's does: test the high halves.
-            let h = src.assumingMemoryBound(to: UInt16.self)
-            var bad: UInt16 = 0
-            for i in 0..<count { bad |= (h[i] & 0x7f80) == 0x7f80 ? 1 : 0 }
-            return bad != 0
-        }
-    }
 }

@@ -393,7 +393,7 @@ public final class ServerRole {
                 lossSum += v[0]; samples += v[1]
                 if v[2] != 0 { overflow = true; overflowBy.append("worker \(w)") }
             }
-            if pst_any_nonfinite_f32(gradSum.pointer, range.count) != 0 { overflow = true; overflowBy.append("sum on server \(index)") }
+            if Payload.overflows(gradSum.pointer, count: range.count, as: .fp32) { overflow = true; overflowBy.append("sum on server \(index)") }
             // Server 0 alone decides on time-based checkpoints and on stopping
             // (the launcher asks for it with a STOP file in the run directory).
             request = 0

@@ -36,9 +36,6 @@ void pst_f32_to_bf16_generic(const float *src, uint16_t *dst, size_t n);
 /// Rounds each value in place to the nearest FP16 / BF16 value (RNE).
 void pst_round_to_f16(float *x, size_t n);
 void pst_round_to_bf16(float *x, size_t n);
-/// 1 if any value is infinite or NaN, else 0.
-int pst_any_nonfinite_f32(const float *x, size_t n);
-int pst_any_nonfinite_f16(const uint16_t *x, size_t n);
 /// 1 if any |x| >= limit or any x is NaN.
 int pst_any_not_below(const float *x, size_t n, float limit);
 
