@@ -268,6 +268,7 @@ public struct Config: Equatable {
     func int(_ k: String) -> Int { if case .integer(let v)? = values[k] { return v }; fatalError("config key \(k)") }
     func double(_ k: String) -> Double { if case .float(let v)? = values[k] { return v }; fatalError("config key \(k)") }
     func string(_ k: String) -> String { if case .string(let v)? = values[k] { return v }; fatalError("config key \(k)") }
+    func bool(_ k: String) -> Bool { if case .bool(let v)? = values[k] { return v }; fatalError("config key \(k)") }
 
     public var inputSize: Int { int("model.input") }
     public var dataKind: String { string("data.kind") }
@@ -293,7 +294,7 @@ public struct Config: Equatable {
     public var timeoutSeconds: Double { double("run.timeout_seconds") }
     public var blasThreads: Int { int("run.blas_threads") }
     public var poll: String { string("run.poll") }
-    public var pinWorkers: Bool { if case .bool(let b)? = values["run.pin_workers"] { return b }; return true }
+    public var pinWorkers: Bool { bool("run.pin_workers") }
     public var chunkElements: Int { int("run.chunk_elements") }
     public var precision: Precision { Precision(rawValue: string("train.precision")) ?? .fp32 }
     public var scalerSettings: LossScaler.Settings {
@@ -307,9 +308,9 @@ public struct Config: Equatable {
     public var codecSettings: CodecSettings {
         var c = CodecSettings()
         c.topk = double("compression.topk")
-        if case .bool(let b)? = values["compression.shuffle"] { c.shuffle = b }
+        c.shuffle = bool("compression.shuffle")
         c.zstdLevel = int("compression.zstd_level")
-        if case .bool(let b)? = values["compression.adaptive"] { c.adaptiveBypass = b }
+        c.adaptiveBypass = bool("compression.adaptive")
         c.linkBytesPerSecond = double("compression.link_gbps") * 1e9 / 8
         return c
     }
@@ -318,7 +319,7 @@ public struct Config: Equatable {
     public var overflowSteps: Int { int("debug.overflow_steps") }
     public var corruptStep: Int { int("debug.corrupt_step") }
     public var checkpointEvery: Int { int("checkpoint.every_steps") }
-    public var checkpointAtEnd: Bool { if case .bool(let b)? = values["checkpoint.at_end"] { return b }; return true }
+    public var checkpointAtEnd: Bool { bool("checkpoint.at_end") }
     public var checkpointKeep: Int { int("checkpoint.keep") }
     public var checkpointSeconds: Double { double("checkpoint.every_seconds") }
     public var dieAtSteps: [Int] { string("debug.die_at_steps").split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) } }
@@ -339,7 +340,7 @@ public struct Config: Equatable {
     public func spoilsGradient(step: Int, worker w: Int) -> Bool {
         overflowStep >= 0 && w == overflowWorker && step >= overflowStep && step < overflowStep + overflowSteps
     }
-    public var digestEveryStep: Bool { if case .bool(let b)? = values["debug.digest_every_step"] { return b }; return false }
+    public var digestEveryStep: Bool { bool("debug.digest_every_step") }
     public var progressSeconds: Double { double("run.progress_seconds") }
     public var expectedWorkers: Int { int("run.workers") }
     public var expectedServers: Int { int("run.servers") }
