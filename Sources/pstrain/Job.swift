@@ -206,12 +206,13 @@ enum Job {
 
     /// The step at which the last attempt stopped on request, from server 0's log.
     static func stoppedStep(_ dir: String) -> Int? {
-        guard let text = try? String(contentsOfFile: dir + "/logs/server-0.jsonl", encoding: .utf8) else { return nil }
         var stopped: Int?
-        for line in text.split(separator: "\n") {
-            if line.contains("\"event\":\"stopped\""),
-               let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] { stopped = obj["step"] as? Int }
-            if line.contains("\"event\":\"hello\"") { stopped = nil }   // a later attempt started
+        for r in readJSONLines(dir + "/logs/server-0.jsonl")?.records ?? [] {
+            switch r["event"] as? String {
+            case "stopped": stopped = r["step"] as? Int
+            case "hello": stopped = nil   // a later attempt started
+            default: break
+            }
         }
         return stopped
     }
@@ -219,17 +220,15 @@ enum Job {
 
     /// "final test accuracy 88.41% after 10 epochs (4680 steps) in 62.3 s", from server 0's log.
     static func finalSummary(runDir: String) -> String? {
-        guard let text = try? String(contentsOfFile: runDir + "/logs/server-0.jsonl", encoding: .utf8) else { return nil }
         var acc: Double?, epoch = 0, steps = 0, wall = 0.0
-        for line in text.split(separator: "\n") {
-            guard let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { continue }
-            switch obj["event"] as? String {
+        for r in readJSONLines(runDir + "/logs/server-0.jsonl")?.records ?? [] {
+            switch r["event"] as? String {
             case "eval":
-                acc = obj["test_accuracy"] as? Double
-                epoch = obj["epoch"] as? Int ?? epoch
+                acc = r["test_accuracy"] as? Double
+                epoch = r["epoch"] as? Int ?? epoch
             case "done":
-                steps = obj["steps"] as? Int ?? 0
-                wall += obj["wall_s"] as? Double ?? 0
+                steps = r["steps"] as? Int ?? 0
+                wall += r["wall_s"] as? Double ?? 0
             default: break
             }
         }
@@ -239,8 +238,7 @@ enum Job {
 
     /// The next attempt number of a run: one more than the attempts events.jsonl records.
     static func nextAttempt(_ dir: String) -> Int {
-        let text = (try? String(contentsOfFile: dir + "/events.jsonl", encoding: .utf8)) ?? ""
-        return text.split(separator: "\n").filter { $0.contains("\"event\":\"exit\"") }.count + 1
+        (readJSONLines(dir + "/events.jsonl")?.records ?? []).filter { $0["event"] as? String == "exit" }.count + 1
     }
 }
 

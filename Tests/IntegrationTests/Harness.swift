@@ -1,4 +1,5 @@
 import Foundation
+import PSCore
 import XCTest
 
 /// Runs real executables (the launcher, mpirun, the ranks) as child
@@ -142,10 +143,7 @@ enum Harness {
     }
 
     /// JSON-lines records of a log file.
-    static func records(_ path: String) -> [[String: Any]] {
-        let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
-        return text.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
-    }
+    static func records(_ path: String) -> [[String: Any]] { readJSONLines(path)?.records ?? [] }
 
     static func events(_ path: String, _ event: String) -> [[String: Any]] {
         records(path).filter { $0["event"] as? String == event }

@@ -37,8 +37,7 @@ func runInProcess(config: Config, servers: Int, workers: Int, data: DataSplit) t
     while threads.contains(where: { !$0.isFinished }) { usleep(2000) }
     if let e = errors.list.compactMap({ $0 }).first { throw PSError("in-process run failed: \(e)") }
     return (0..<size).flatMap { r -> [[String: Any]] in
-        let text = (try? String(contentsOfFile: "\(dir)/logs/rank-\(r).jsonl", encoding: .utf8)) ?? ""
-        return text.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        readJSONLines("\(dir)/logs/rank-\(r).jsonl")?.records ?? []
     }
 }
 
