@@ -159,7 +159,12 @@ public final class FrameBuffer {
         raw = .allocate(byteCount: capacity, alignment: 64)
         raw.initializeMemory(as: UInt8.self, repeating: 0, count: capacity)
     }
-    deinit { raw.deallocate() }
+    /// Scribbled over before it is freed, so that a transfer still reading
+    /// it shows up as damage rather than as stale, plausible bytes.
+    deinit {
+        raw.initializeMemory(as: UInt8.self, repeating: 0xDD, count: capacity)
+        raw.deallocate()
+    }
 
     public var payload: UnsafeMutableRawPointer { raw + FrameHeader.size }
     public var floats: UnsafeMutablePointer<Float> { payload.assumingMemoryBound(to: Float.self) }

@@ -38,10 +38,6 @@ public struct MpirunPlan {
         if let mapBy { a += ["--map-by", mapBy] }
         // Explicit transports: do not depend on the system's MCA defaults.
         a += ["--mca", "pml", "ob1", "--mca", "btl", hostfile == nil ? "self,vader" : "self,vader,tcp"]
-        // Open MPI 4.1.4's TCP transport damaged the start of a 65,600-byte
-        // message sent by rendezvous (docs/cluster.md); a larger eager limit
-        // sends the pieces pstrain makes (at most 64 Ki elements) eagerly.
-        if hostfile != nil { a += ["--mca", "btl_tcp_eager_limit", "262144"] }
         // -x belongs to one app context in MPMD mode: give it to both.
         var env = ["-x", "OPENBLAS_NUM_THREADS=\(blasThreads)"]
         for (k, v) in environment { env += ["-x", "\(k)=\(v)"] }

@@ -59,7 +59,7 @@ public final class RankContext {
         buffer.length = Frame.seal(FrameHeader(kind: .checkpoint, step: UInt64(step), chunk: UInt32(rank), elementType: .f64,
                                                rawLength: UInt64(RankContext.reportBytes), encodedLength: UInt64(RankContext.reportBytes)),
                                    buffer: buffer.raw)
-        let req = try transport.isend(buffer.sealed, to: world.serverRanks[0], tag: FrameKind.checkpoint.tag)
+        let req = try transport.isend(buffer, to: world.serverRanks[0], tag: FrameKind.checkpoint.tag)
         _ = try wait([req], for: "sending the checkpoint report", step: step)
     }
 }
@@ -85,7 +85,7 @@ extension RankContext {
         let writer = CheckpointWriter(runDir: runDir)
         let others = (0..<world.hellos.count).filter { $0 != rank }
         let frames = others.map { _ in FrameBuffer(payloadCapacity: RankContext.reportBytes) }
-        let reqs = try others.enumerated().map { (i, r) in try transport.irecv(frames[i].whole, from: r, tag: FrameKind.checkpoint.tag) }
+        let reqs = try others.enumerated().map { (i, r) in try transport.irecv(frames[i], from: r, tag: FrameKind.checkpoint.tag) }
         let counts = try wait(reqs, for: "checkpoint reports", step: step)
         var files: [Manifest.FileEntry] = []
         var failures: [String] = []
@@ -318,7 +318,7 @@ public final class ServerRole {
                                                            rawLength: UInt64(Payload.bytes(n, prec)), encodedLength: UInt64(e.length),
                                                            aux0: scaler.scale, aux1: Double(scaler.skipped), codec: e.stages, flags: e.flags | request),
                                                buffer: paramFrames[k].raw)
-            sends[k] = try world.workerRanks.map { try t.isend(paramFrames[k].sealed, to: $0, tag: FrameKind.params.tag) }
+            sends[k] = try world.workerRanks.map { try t.isend(paramFrames[k], to: $0, tag: FrameKind.params.tag) }
             bytesOut += paramFrames[k].length * W
         }
         func postRecvs() throws -> (grads: [[TransportRequest]], info: [TransportRequest]) {
@@ -327,8 +327,8 @@ public final class ServerRole {
             var r = [[TransportRequest]](repeating: [], count: mine.count)
             var info: [TransportRequest] = []
             for (w, rank) in world.workerRanks.enumerated() {
-                for k in mine.indices { r[k].append(try t.irecv(gradFrames[w][k].whole, from: rank, tag: FrameKind.grads.tag)) }
-                info.append(try t.irecv(infoFrames[w].whole, from: rank, tag: FrameKind.stepInfo.tag))
+                for k in mine.indices { r[k].append(try t.irecv(gradFrames[w][k], from: rank, tag: FrameKind.grads.tag)) }
+                info.append(try t.irecv(infoFrames[w], from: rank, tag: FrameKind.stepInfo.tag))
             }
             return (r, info)
         }
@@ -409,8 +409,8 @@ public final class ServerRole {
                                                         rawLength: 16, encodedLength: 16), buffer: voteOut.raw)
                 var reqs: [TransportRequest] = []
                 for (s, r) in world.serverRanks.enumerated() where s != index {
-                    reqs.append(try t.isend(voteOut.sealed, to: r, tag: FrameKind.vote.tag))
-                    reqs.append(try t.irecv(voteIn[s].whole, from: r, tag: FrameKind.vote.tag))
+                    reqs.append(try t.isend(voteOut, to: r, tag: FrameKind.vote.tag))
+                    reqs.append(try t.irecv(voteIn[s], from: r, tag: FrameKind.vote.tag))
                 }
                 let vc = try ctx.wait(reqs, for: "overflow votes", step: step)
                 var i = 1
@@ -478,7 +478,7 @@ public final class ServerRole {
             // Epoch end: the workers evaluate the new parameters.
             if isLead && ((step + 1) % perEpoch == 0 || step + 1 == total) {
                 let reqs = try world.workerRanks.enumerated().map { (w, r) in
-                    try t.irecv(evalFrames[w].whole, from: r, tag: FrameKind.eval.tag)
+                    try t.irecv(evalFrames[w], from: r, tag: FrameKind.eval.tag)
                 }
                 let c = try ctx.wait(reqs, for: "test results", step: step)
                 var loss = 0.0, correct = 0.0, count = 0.0
@@ -514,7 +514,7 @@ public final class ServerRole {
         // worker says it has the last parameters before this rank lets go of
         // its buffers and of MPI (over TCP, shutting down earlier lost data).
         let byes = (0..<W).map { _ in FrameBuffer(payloadCapacity: 8) }
-        let byeReqs = try world.workerRanks.enumerated().map { (w, r) in try t.irecv(byes[w].whole, from: r, tag: FrameKind.bye.tag) }
+        let byeReqs = try world.workerRanks.enumerated().map { (w, r) in try t.irecv(byes[w], from: r, tag: FrameKind.bye.tag) }
         let byeCounts = try ctx.wait(byeReqs, for: "the workers' goodbyes", step: finished)
         for w in 0..<W {
             _ = try Frame.open(buffer: byes[w].raw, length: byeCounts[w],
@@ -719,7 +719,7 @@ public final class WorkerRole {
             // Servers send their pieces in reverse piece order; MPI matches
             // messages of one sender in posting order, so post the same way.
             for i in pieces.indices.reversed() {
-                pending[i] = try t.irecv(paramFrames[i].whole, from: world.serverRanks[pieces[i].server], tag: FrameKind.params.tag)
+                pending[i] = try t.irecv(paramFrames[i], from: world.serverRanks[pieces[i].server], tag: FrameKind.params.tag)
             }
         }
         func completeParams(_ idxs: [Int]) throws {
@@ -855,7 +855,7 @@ public final class WorkerRole {
                             gradFrames[i].payload.storeBytes(of: gradFrames[i].payload.load(as: UInt8.self) ^ 0x01, as: UInt8.self)
                         }
                         do {
-                            sends.append(try t.isend(gradFrames[i].sealed, to: world.serverRanks[p.server], tag: FrameKind.grads.tag))
+                            sends.append(try t.isend(gradFrames[i], to: world.serverRanks[p.server], tag: FrameKind.grads.tag))
                         } catch { sendError = error }
                         bytesOut += gradFrames[i].length
                     }
@@ -870,7 +870,7 @@ public final class WorkerRole {
             v[0] = r.lossSum; v[1] = Double(mine.count); v[2] = overflow ? 1 : 0
             infoFrame.length = Frame.seal(FrameHeader(kind: .stepInfo, step: UInt64(step), chunk: 0, elementType: .f64,
                                                       rawLength: 24, encodedLength: 24), buffer: infoFrame.raw)
-            for r in world.serverRanks { sends.append(try t.isend(infoFrame.sealed, to: r, tag: FrameKind.stepInfo.tag)) }
+            for r in world.serverRanks { sends.append(try t.isend(infoFrame, to: r, tag: FrameKind.stepInfo.tag)) }
             bytesOut += infoFrame.length * S
             let computed = now() - computeStart - waited
             let waitedForParams = waited, paramBytes = bytesIn
@@ -896,7 +896,7 @@ public final class WorkerRole {
                 v[0] = e.lossSum; v[1] = Double(e.correct); v[2] = Double(e.count)
                 evalFrame.length = Frame.seal(FrameHeader(kind: .eval, step: UInt64(step + 1), chunk: 0, elementType: .f64,
                                                           rawLength: 24, encodedLength: 24), buffer: evalFrame.raw)
-                let req = try t.isend(evalFrame.sealed, to: world.serverRanks[0], tag: FrameKind.eval.tag)
+                let req = try t.isend(evalFrame, to: world.serverRanks[0], tag: FrameKind.eval.tag)
                 _ = try ctx.wait([req], for: "sending test results", step: step + 1)
                 ctx.log?.write("eval_part", [("step", .int(step + 1)), ("epoch", .int(epoch + 1)), ("correct", .int(e.correct)),
                                              ("test_samples", .int(e.count)), ("test_loss_sum", .double(e.lossSum))])
@@ -911,7 +911,7 @@ public final class WorkerRole {
         let bye = FrameBuffer(payloadCapacity: 8)
         bye.length = Frame.seal(FrameHeader(kind: .bye, step: UInt64(finished), chunk: 0, elementType: .f64, rawLength: 8, encodedLength: 8),
                                 buffer: bye.raw)
-        let byeReqs = try world.serverRanks.map { try t.isend(bye.sealed, to: $0, tag: FrameKind.bye.tag) }
+        let byeReqs = try world.serverRanks.map { try t.isend(bye, to: $0, tag: FrameKind.bye.tag) }
         _ = try ctx.wait(byeReqs, for: "sending goodbyes", step: finished)
         ctx.log?.write("done", [("steps", .int(finished)), ("peak_rss_bytes", .int(peakRSSBytes())), ("params_digest", .string(digest(params.pointer, count: params.count)))])
         ctx.log?.flush()

@@ -1,4 +1,5 @@
 import Foundation
+import CPSKernels
 
 /// A pending send or receive.
 public struct TransportRequest {
@@ -19,13 +20,24 @@ public struct TransportTimeout: Error {
 /// worker logic talk only to this; `MPITransport` (module PSMPI) is the real
 /// one, `InProcessTransport` runs a whole world on threads for fast tests.
 ///
-/// Buffers passed to `isend`/`irecv` must stay valid, and a send buffer
-/// unchanged, until `waitAll` has completed the request.
+/// Ownership: `isend` sends `frame.sealed` as it is at the call, `irecv`
+/// receives into `frame.whole`. The transport keeps a strong reference to
+/// the frame until `waitAll` has completed the request, so a frame can never
+/// be freed while the peer still reads or writes it (in optimised builds
+/// Swift may end a local's lifetime at its last use, which is what damaged
+/// the last parameters before: see docs/architecture.md). The caller must
+/// not write a frame with an open send, nor read one with an open receive.
+///
+/// Ordering: messages from one sender with one tag match receives in the
+/// order the receives were posted (MPI's non-overtaking rule); the protocol
+/// relies on it, nothing else is ordered.
 public protocol Transport: AnyObject {
     var rank: Int { get }
     var size: Int { get }
-    func isend(_ buffer: UnsafeRawBufferPointer, to peer: Int, tag: Int32) throws -> TransportRequest
-    func irecv(_ buffer: UnsafeMutableRawBufferPointer, from peer: Int, tag: Int32) throws -> TransportRequest
+    func isend(_ frame: FrameBuffer, to peer: Int, tag: Int32) throws -> TransportRequest
+    func irecv(_ frame: FrameBuffer, from peer: Int, tag: Int32) throws -> TransportRequest
+    /// Requests started and not yet completed by `waitAll`.
+    var outstanding: Int { get }
     /// Completes all requests; returns the byte count of each (0 for sends).
     /// Throws TransportTimeout naming a peer still silent at the deadline.
     func waitAll(_ requests: [TransportRequest], timeout: Double) throws -> [Int]
@@ -35,94 +47,236 @@ public protocol Transport: AnyObject {
 
 // MARK: - In-process transport
 
+/// How an in-process world delivers messages.
+public enum InProcessMode {
+    /// Sends copy the bytes at `isend` (as MPI's eager protocol does) and
+    /// complete at once.
+    case eager
+    /// Seeded adversary. No send is copied at `isend`: each message is moved
+    /// later, either by the receiver while it waits for it (as Open MPI's
+    /// shared-memory single-copy rendezvous does) or by the sender while it
+    /// waits for anything (as a TCP rendezvous without a progress thread
+    /// does), chosen at random per message; a send completes only once its
+    /// bytes were moved, and `waitAll` completes its requests late and in a
+    /// shuffled order. A receive buffer holds a poison pattern while its
+    /// request is open. Every misuse is recorded in `violations`: a send
+    /// buffer changed or released between `isend` and the move, a receive
+    /// buffer written by its owner while the receive was open, and requests
+    /// still open when a rank finished (`InProcessTransport.finish`).
+    case adversarial(seed: UInt64)
+}
+
 /// Mailboxes shared by the ranks of one in-process world. As in MPI,
 /// messages from one sender with one tag match receives in the order the
 /// receives were posted.
 public final class InProcessHub: @unchecked Sendable {
     public let size: Int
+    public let mode: InProcessMode
     let cond = NSCondition()
     struct Key: Hashable { let dst: Int, src: Int, tag: Int32 }
-    /// Messages by (destination, source, tag) and arrival number, until taken.
+    /// Eager: message bytes by (destination, source, tag) and send number, until taken.
     var mail: [Key: [Int: [UInt8]]] = [:]
-    var arrived: [Key: Int] = [:]
+    /// Adversarial: sends not yet completed, by key and send number.
+    struct Slot { let bytes: UnsafeRawBufferPointer; let hash: UInt64; let senderMoves: Bool; var moved = false }
+    var slots: [Key: [Int: Slot]] = [:]
+    /// Adversarial: posted receives, by key and receive number, until completed.
+    struct Posted { let buffer: UnsafeMutableRawBufferPointer; var count: Int? }
+    var posted: [Key: [Int: Posted]] = [:]
+    var sent: [Key: Int] = [:]
+    var violationList: [String] = []
 
-    public init(size: Int) { self.size = size }
+    public init(size: Int, mode: InProcessMode = .eager) { self.size = size; self.mode = mode }
 
     public func transport(rank: Int) -> InProcessTransport { InProcessTransport(hub: self, rank: rank) }
+
+    /// What the adversary caught, in the order it happened.
+    public var violations: [String] {
+        cond.lock(); defer { cond.unlock() }
+        return violationList
+    }
+
+    /// Moves message `seq` of `key` into its posted receive, checking both
+    /// buffers on the way. Called with the lock held.
+    func move(_ key: Key, _ seq: Int) throws {
+        guard let slot = slots[key]?[seq], !slot.moved, let recv = posted[key]?[seq], recv.count == nil else { return }
+        let buf = recv.buffer
+        if let b = buf.baseAddress, (0..<buf.count).contains(where: { b.load(fromByteOffset: $0, as: UInt8.self) != InProcessTransport.poison }) {
+            violationList.append("rank \(key.dst) wrote its receive buffer (from rank \(key.src), tag \(key.tag), receive #\(seq)) before the receive completed")
+        }
+        if pst_xxh64(slot.bytes.baseAddress, slot.bytes.count, 0) != slot.hash {
+            violationList.append("rank \(key.src) changed or released its send buffer (to rank \(key.dst), tag \(key.tag), send #\(seq), \(slot.bytes.count) bytes) before the send completed")
+        }
+        guard slot.bytes.count <= buf.count else {
+            throw PSError("message of \(slot.bytes.count) bytes from rank \(key.src) does not fit the \(buf.count)-byte buffer")
+        }
+        if slot.bytes.count > 0 { buf.baseAddress!.copyMemory(from: slot.bytes.baseAddress!, byteCount: slot.bytes.count) }
+        slots[key]![seq]!.moved = true
+        posted[key]![seq]!.count = slot.bytes.count
+    }
 }
 
-/// A Transport whose ranks are threads of one process. Sends copy eagerly.
+/// A Transport whose ranks are threads of one process.
 public final class InProcessTransport: Transport {
     let hub: InProcessHub
     public let rank: Int
     public var size: Int { hub.size }
     var nextID = 0
-    /// Posted receives: buffer, peer, tag, and their number among receives of that peer and tag.
-    var pendingRecv: [Int: (UnsafeMutableRawBufferPointer, Int, Int32, Int)] = [:]
-    var posted: [InProcessHub.Key: Int] = [:]
+    struct Pending {
+        let key: InProcessHub.Key
+        let seq: Int
+        let isReceive: Bool
+        /// Held until the request completes (see Transport).
+        let frame: FrameBuffer
+    }
+    var pending: [Int: Pending] = [:]
+    /// Receives posted per (this rank, source, tag).
+    var postedCount: [InProcessHub.Key: Int] = [:]
+    var rng: UInt64
+    static let poison: UInt8 = 0xA5
 
-    init(hub: InProcessHub, rank: Int) { self.hub = hub; self.rank = rank }
+    init(hub: InProcessHub, rank: Int) {
+        self.hub = hub; self.rank = rank
+        if case .adversarial(let seed) = hub.mode { rng = CounterRNG.mix(seed ^ UInt64(rank) &* 0x9E37_79B9) } else { rng = 0 }
+    }
 
-    public func isend(_ buffer: UnsafeRawBufferPointer, to peer: Int, tag: Int32) throws -> TransportRequest {
-        let bytes = [UInt8](buffer)
+    var adversarial: Bool { if case .adversarial = hub.mode { return true }; return false }
+
+    func random(_ n: Int) -> Int {
+        rng = CounterRNG.mix(rng)
+        return Int(rng % UInt64(max(n, 1)))
+    }
+
+    /// Requests started and not yet completed by `waitAll`.
+    public var outstanding: Int { pending.count }
+
+    public func isend(_ frame: FrameBuffer, to peer: Int, tag: Int32) throws -> TransportRequest {
+        let buffer = frame.sealed
         let key = InProcessHub.Key(dst: peer, src: rank, tag: tag)
+        let senderMoves = adversarial && random(2) == 0
         hub.cond.lock()
-        let n = hub.arrived[key, default: 0]
-        hub.mail[key, default: [:]][n] = bytes
-        hub.arrived[key] = n + 1
+        let n = hub.sent[key, default: 0]
+        hub.sent[key] = n + 1
+        if adversarial {
+            hub.slots[key, default: [:]][n] = .init(bytes: buffer, hash: pst_xxh64(buffer.baseAddress, buffer.count, 0), senderMoves: senderMoves)
+        } else {
+            hub.mail[key, default: [:]][n] = [UInt8](buffer)
+        }
         hub.cond.broadcast()
         hub.cond.unlock()
         nextID += 1
+        if adversarial { pending[nextID] = Pending(key: key, seq: n, isReceive: false, frame: frame) }
         return TransportRequest(id: nextID, peer: peer, isReceive: false)
     }
 
-    public func irecv(_ buffer: UnsafeMutableRawBufferPointer, from peer: Int, tag: Int32) throws -> TransportRequest {
+    public func irecv(_ frame: FrameBuffer, from peer: Int, tag: Int32) throws -> TransportRequest {
+        let buffer = frame.whole
         nextID += 1
         let key = InProcessHub.Key(dst: rank, src: peer, tag: tag)
-        let seq = posted[key, default: 0]
-        posted[key] = seq + 1
-        pendingRecv[nextID] = (buffer, peer, tag, seq)
+        let seq = postedCount[key, default: 0]
+        postedCount[key] = seq + 1
+        if adversarial {
+            if let b = buffer.baseAddress { b.initializeMemory(as: UInt8.self, repeating: Self.poison, count: buffer.count) }
+            hub.cond.lock()
+            hub.posted[key, default: [:]][seq] = .init(buffer: buffer, count: nil)
+            hub.cond.broadcast()
+            hub.cond.unlock()
+        }
+        pending[nextID] = Pending(key: key, seq: seq, isReceive: true, frame: frame)
         return TransportRequest(id: nextID, peer: peer, isReceive: true)
+    }
+
+    /// Tries to complete one request without blocking; its byte count when
+    /// done. Called with the hub locked.
+    func tryComplete(_ id: Int) throws -> Int? {
+        guard let p = pending[id] else { return 0 }   // completed earlier, or an eager send
+        if adversarial {
+            if p.isReceive {
+                if let slot = hub.slots[p.key]?[p.seq], !slot.senderMoves { try hub.move(p.key, p.seq) }
+                guard let n = hub.posted[p.key]?[p.seq]?.count else { return nil }
+                hub.posted[p.key]![p.seq] = nil
+                pending[id] = nil
+                return n
+            }
+            guard hub.slots[p.key]?[p.seq]?.moved == true else { return nil }
+            hub.slots[p.key]![p.seq] = nil
+            pending[id] = nil
+            return 0
+        }
+        let buf = p.frame.whole
+        guard let msg = hub.mail[p.key]?[p.seq] else { return nil }
+        hub.mail[p.key]![p.seq] = nil
+        guard msg.count <= buf.count else {
+            throw PSError("message of \(msg.count) bytes from rank \(p.key.src) does not fit the \(buf.count)-byte buffer")
+        }
+        msg.withUnsafeBytes { if $0.count > 0 { buf.baseAddress!.copyMemory(from: $0.baseAddress!, byteCount: $0.count) } }
+        pending[id] = nil
+        return msg.count
+    }
+
+    /// The sender's side of progress: while it waits for anything, it moves
+    /// those of its open sends that it moves itself and whose receive is
+    /// posted (now and then leaving one for later). Called with the hub locked.
+    func progressSends() throws {
+        for p in pending.values where !p.isReceive {
+            guard hub.slots[p.key]?[p.seq]?.senderMoves == true, random(4) != 0 else { continue }
+            try hub.move(p.key, p.seq)
+        }
     }
 
     public func waitAll(_ requests: [TransportRequest], timeout: Double) throws -> [Int] {
         let deadline = Date().addingTimeInterval(timeout)
-        var counts: [Int] = []
-        for r in requests {
-            guard r.isReceive else { counts.append(0); continue }
-            guard let (buf, peer, tag, seq) = pendingRecv.removeValue(forKey: r.id) else { counts.append(0); continue }
-            let key = InProcessHub.Key(dst: rank, src: peer, tag: tag)
-            hub.cond.lock()
-            while hub.mail[key]?[seq] == nil {
-                if !hub.cond.wait(until: deadline) {
-                    hub.cond.unlock()
-                    throw TransportTimeout(peer: peer, seconds: timeout)
-                }
+        var counts = [Int](repeating: 0, count: requests.count)
+        var open = Array(requests.indices)
+        hub.cond.lock()
+        defer { hub.cond.unlock() }
+        while !open.isEmpty {
+            if adversarial {
+                try progressSends()
+                // Shuffled, and now and then a completable request is left for later.
+                for i in stride(from: open.count - 1, to: 0, by: -1) { open.swapAt(i, random(i + 1)) }
             }
-            let msg = hub.mail[key]!.removeValue(forKey: seq)!
-            hub.cond.unlock()
-            guard msg.count <= buf.count else {
-                throw PSError("message of \(msg.count) bytes from rank \(peer) does not fit the \(buf.count)-byte buffer")
+            var still: [Int] = []
+            for i in open {
+                if adversarial && random(4) == 0 { still.append(i); continue }
+                if let n = try tryComplete(requests[i].id) { counts[i] = n } else { still.append(i) }
             }
-            msg.withUnsafeBytes { buf.baseAddress!.copyMemory(from: $0.baseAddress!, byteCount: msg.count) }
-            counts.append(msg.count)
+            hub.cond.broadcast()
+            open = still
+            if open.isEmpty { break }
+            let nap = adversarial ? Date().addingTimeInterval(Double(1 + random(200)) * 1e-6) : deadline
+            if !hub.cond.wait(until: min(nap, deadline)) && Date() >= deadline {
+                throw TransportTimeout(peer: requests[open[0]].peer, seconds: timeout)
+            }
         }
         return counts
     }
 
+    /// At the end of a rank's work: every request must have completed, or
+    /// its buffer could be released while the peer still reads or writes it.
+    public func finish(_ who: String) {
+        guard !pending.isEmpty else { return }
+        hub.cond.lock()
+        hub.violationList.append("\(who) finished with \(pending.count) request(s) still open: " +
+            pending.values.prefix(4).map { $0.isReceive ? "receive from rank \($0.key.src) tag \($0.key.tag)" : "send to rank \($0.key.dst) tag \($0.key.tag)" }
+            .joined(separator: ", "))
+        hub.cond.unlock()
+    }
+
     public func allgather(_ mine: [UInt8]) throws -> [[UInt8]] {
         let tag: Int32 = 999
-        for p in 0..<size where p != rank { _ = try mine.withUnsafeBytes { try isend($0, to: p, tag: tag) } }
-        var out = Array(repeating: [UInt8](), count: size)
-        out[rank] = mine
-        for p in 0..<size where p != rank {
-            var buf = [UInt8](repeating: 0, count: mine.count)
-            let n = try buf.withUnsafeMutableBytes { b -> Int in
-                let r = try irecv(b, from: p, tag: tag)
-                return try waitAll([r], timeout: 60)[0]
-            }
-            out[p] = Array(buf[0..<n])
+        let peers = (0..<size).filter { $0 != rank }
+        let out = FrameBuffer(payloadCapacity: mine.count)
+        mine.withUnsafeBytes { if $0.count > 0 { out.raw.copyMemory(from: $0.baseAddress!, byteCount: $0.count) } }
+        out.length = mine.count
+        let ins = peers.map { _ in FrameBuffer(payloadCapacity: mine.count) }
+        var reqs: [TransportRequest] = []
+        for p in peers { reqs.append(try isend(out, to: p, tag: tag)) }
+        for (i, p) in peers.enumerated() { reqs.append(try irecv(ins[i], from: p, tag: tag)) }
+        let counts = try waitAll(reqs, timeout: 60)
+        var result = Array(repeating: mine, count: size)
+        for (i, p) in peers.enumerated() {
+            result[p] = Array(UnsafeRawBufferPointer(start: ins[i].raw, count: counts[peers.count + i]))
         }
-        return out
+        return result
     }
 }

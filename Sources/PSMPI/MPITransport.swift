@@ -30,7 +30,9 @@ public final class MPITransport: Transport {
     public let rank: Int
     public let size: Int
     let comm: MPI_Comm?
-    var requests: [Int: MPI_Request?] = [:]
+    /// Open requests, each with the frame it reads or writes: the frame
+    /// stays alive until MPI is done with it (see Transport).
+    var requests: [Int: (request: MPI_Request?, frame: FrameBuffer)] = [:]
     var nextID = 0
     /// How to wait between polls.
     public enum Poll: String { case yield, spin, sleep }
@@ -60,23 +62,28 @@ public final class MPITransport: Transport {
 
     public func finalize() { MPI_Finalize() }
 
-    /// Starts a non-blocking call and keeps its request until waitAll completes it.
-    func start(_ name: String, peer: Int, isReceive: Bool, _ call: (UnsafeMutablePointer<MPI_Request?>) -> Int32) throws -> TransportRequest {
+    public var outstanding: Int { requests.count }
+
+    /// Starts a non-blocking call and keeps its request, and its frame, until waitAll completes it.
+    func start(_ name: String, peer: Int, isReceive: Bool, frame: FrameBuffer,
+               _ call: (UnsafeMutablePointer<MPI_Request?>) -> Int32) throws -> TransportRequest {
         var req: MPI_Request? = pst_mpi_request_null()
         try check(call(&req), name)
         nextID += 1
-        requests[nextID] = req
+        requests[nextID] = (req, frame)
         return TransportRequest(id: nextID, peer: peer, isReceive: isReceive)
     }
 
-    public func isend(_ buffer: UnsafeRawBufferPointer, to peer: Int, tag: Int32) throws -> TransportRequest {
-        try start("MPI_Isend", peer: peer, isReceive: false) {
+    public func isend(_ frame: FrameBuffer, to peer: Int, tag: Int32) throws -> TransportRequest {
+        let buffer = frame.sealed
+        return try start("MPI_Isend", peer: peer, isReceive: false, frame: frame) {
             MPI_Isend(buffer.baseAddress, Int32(buffer.count), pst_mpi_byte(), Int32(peer), tag, comm, $0)
         }
     }
 
-    public func irecv(_ buffer: UnsafeMutableRawBufferPointer, from peer: Int, tag: Int32) throws -> TransportRequest {
-        try start("MPI_Irecv", peer: peer, isReceive: true) {
+    public func irecv(_ frame: FrameBuffer, from peer: Int, tag: Int32) throws -> TransportRequest {
+        let buffer = frame.whole
+        return try start("MPI_Irecv", peer: peer, isReceive: true, frame: frame) {
             MPI_Irecv(buffer.baseAddress, Int32(buffer.count), pst_mpi_byte(), Int32(peer), tag, comm, $0)
         }
     }
@@ -89,7 +96,8 @@ public final class MPITransport: Transport {
             var still: [Int] = []
             for i in open {
                 let id = reqs[i].id
-                guard var req = requests[id] else { continue }
+                guard let entry = requests[id] else { continue }
+                var req = entry.request
                 var flag: Int32 = 0
                 var status = MPI_Status()
                 try check(MPI_Test(&req, &flag, &status), "MPI_Test")
@@ -104,7 +112,7 @@ public final class MPITransport: Transport {
                         counts[i] = Int(n)
                     }
                 } else {
-                    requests[id] = req
+                    requests[id] = (req, entry.frame)
                     still.append(i)
                 }
             }

@@ -210,6 +210,11 @@ public enum RankMain {
             exit(1)
         }
         log?.flush()
+        if transport.outstanding > 0 {
+            // A bug, never a user error: MPI would still read or write memory this rank is about to free.
+            stderrLine("\(exeName)[\(me)]: internal error: \(transport.outstanding) message(s) still in flight at shutdown")
+            exit(1)
+        }
         transport.finalize()
         exit(0)
     }

@@ -3,9 +3,10 @@ import XCTest
 
 /// Runs a whole world (S servers, W workers) on threads over the in-process
 /// transport and returns each rank's log records.
-func runInProcess(config: Config, servers: Int, workers: Int, data: DataSplit) throws -> [[String: Any]] {
+func runInProcess(config: Config, servers: Int, workers: Int, data: DataSplit, mode: InProcessMode = .eager,
+                  checkpoints: Bool = false) throws -> [[String: Any]] {
     let size = servers + workers
-    let hub = InProcessHub(size: size)
+    let hub = InProcessHub(size: size, mode: mode)
     let dir = NSTemporaryDirectory() + "pstrain-inproc-\(UUID().uuidString)"
     defer { try? FileManager.default.removeItem(atPath: dir) }
     let hellos = (0..<size).map {
@@ -21,12 +22,14 @@ func runInProcess(config: Config, servers: Int, workers: Int, data: DataSplit) t
         Thread {
             do {
                 let log = try RunLog(path: "\(dir)/logs/rank-\(r).jsonl", fixed: [("rank", .int(r))])
-                let ctx = RankContext(config: config, world: world, transport: hub.transport(rank: r), log: log, say: { _ in })
+                let t = hub.transport(rank: r)
+                let ctx = RankContext(config: config, world: world, transport: t, log: log, say: { _ in }, runDir: checkpoints ? dir : "")
                 if r < servers {
                     try ServerRole(context: ctx, layout: layout, trainCount: data.train.count).run()
                 } else {
                     try WorkerRole(context: ctx, data: data).run()
                 }
+                t.finish(world.describe(r))
                 log.flush()
             } catch {
                 errors.lock.lock(); errors.list[r] = "\(error)"; errors.lock.unlock()
@@ -35,6 +38,7 @@ func runInProcess(config: Config, servers: Int, workers: Int, data: DataSplit) t
     }
     for t in threads { t.stackSize = 8 << 20; t.start() }
     while threads.contains(where: { !$0.isFinished }) { usleep(2000) }
+    if !hub.violations.isEmpty { throw PSError("the adversarial transport caught \(hub.violations.count) misuse(s):\n" + hub.violations.prefix(8).joined(separator: "\n")) }
     if let e = errors.list.compactMap({ $0 }).first { throw PSError("in-process run failed: \(e)") }
     return (0..<size).flatMap { r -> [[String: Any]] in
         readJSONLines("\(dir)/logs/rank-\(r).jsonl")?.records ?? []
