@@ -96,3 +96,22 @@ const char *pst_checksum64_variant(void) {
     checksum_fn f = choose();
     return f == checksum_avx512 ? "avx512" : f == checksum_avx2 ? "avx2" : "generic";
 }
+
+int pst_checksum64_variant_runs(int variant) {
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    if (variant == 2) return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+                             __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw");
+    if (variant == 1) return __builtin_cpu_supports("avx2");
+#endif
+    return variant == 0;
+}
+
+uint64_t pst_checksum64_with(int variant, const void *data, size_t len, uint64_t seed) {
+    if (!pst_checksum64_variant_runs(variant)) return 0;
+#if defined(__x86_64__)
+    if (variant == 2) return checksum_avx512(data, len, seed);
+    if (variant == 1) return checksum_avx2(data, len, seed);
+#endif
+    return checksum_generic(data, len, seed);
+}

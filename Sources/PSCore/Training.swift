@@ -136,9 +136,35 @@ extension RankContext {
         do {
             return try transport.waitAll(reqs, timeout: timeout)
         } catch let t as TransportTimeout {
-            throw PSError("\(world.describe(t.peer)) sent nothing for \(Int(t.seconds)) s while \(world.describe(rank)) waited for \(what) of step \(step); "
-                + "that rank is hung or dead (run.timeout_seconds sets this deadline); last checkpoint: \(runDir.isEmpty ? "none" : CheckpointStore.latestName(runDir) ?? "none")")
+            throw PSError(blame(WaitClaim(rank: rank, peer: t.peer, what: what, step: step, seconds: t.seconds)))
         }
+    }
+
+    /// The attempt of the job this rank belongs to: server 0's process id.
+    var attempt: Int32 { world.hellos[world.serverRanks[0]].pid }
+
+    /// The message for a wait that timed out: after a grace period in which
+    /// the other ranks' deadlines fire too, the rank at the end of the chain
+    /// of waits is named, not merely this rank's peer (Blame.swift).
+    func blame(_ mine: WaitClaim) -> String {
+        var last = mine
+        var through = ""
+        if !runDir.isEmpty {
+            let claims = WaitClaims(runDir: runDir, attempt: attempt)
+            claims.leave(mine)
+            Thread.sleep(forTimeInterval: max(1, min(timeout / 2, 10)))
+            let (chain, cycle) = claims.follow(from: mine)
+            if cycle {
+                return "deadlock: " + chain.map { "\(world.describe($0.rank)) waits for \(world.describe($0.peer)) (\($0.what) of step \($0.step))" }
+                    .joined(separator: ", ") + "; no rank is silent, the ranks wait on each other (a pstrain bug: please report it with the run directory)"
+            }
+            last = chain.last!
+            if chain.count > 1 {
+                through = "; \(world.describe(rank)) timed out as well, waiting for " + chain.dropLast().map { "\(world.describe($0.peer))" }.joined(separator: ", which waited for ")
+            }
+        }
+        return "\(world.describe(last.peer)) sent nothing for \(Int(last.seconds)) s while \(world.describe(last.rank)) waited for \(last.what) of step \(last.step); "
+            + "that rank is hung or dead (run.timeout_seconds sets this deadline)\(through); last checkpoint: \(runDir.isEmpty ? "none" : CheckpointStore.latestName(runDir) ?? "none")"
     }
 
     /// Number of steps in the run and per epoch.
@@ -335,7 +361,10 @@ public final class ServerRole {
 
         let start = try ctx.startStep(perEpoch: perEpoch, total: total)
         let report = FrameBuffer(payloadCapacity: RankContext.reportBytes)
-        if isLead && !ctx.runDir.isEmpty { CheckpointWriter(runDir: ctx.runDir).removeStale() }
+        if isLead && !ctx.runDir.isEmpty {
+            CheckpointWriter(runDir: ctx.runDir).removeStale()
+            WaitClaims.removeStale(runDir: ctx.runDir, keep: ctx.attempt)
+        }
         if start > 0 {
             ctx.log?.write("resumed", [("step", .int(start)), ("from", .string(ctx.resume!.path)),
                                        ("params_digest", .string(digest(weights.pointer, count: range.count))),
@@ -524,7 +553,8 @@ public final class ServerRole {
         let wall = now() - started
         ctx.log?.write("done", [("steps", .int(finished)), ("wall_s", .double(wall)), ("peak_rss_bytes", .int(peakRSSBytes())),
                                 ("skipped", .int(scaler.skipped)), ("loss_scale", .double(scaler.scale)),
-                                ("params_digest", .string(digest(weights.pointer, count: range.count)))])
+                                ("params_digest", .string(digest(weights.pointer, count: range.count))),
+                                ("momentum_digest", .string(digest(velocity.pointer, count: range.count)))])
         ctx.log?.flush()
     }
 }
@@ -913,7 +943,8 @@ public final class WorkerRole {
                                 buffer: bye.raw)
         let byeReqs = try world.serverRanks.map { try t.isend(bye, to: $0, tag: FrameKind.bye.tag) }
         _ = try ctx.wait(byeReqs, for: "sending goodbyes", step: finished)
-        ctx.log?.write("done", [("steps", .int(finished)), ("peak_rss_bytes", .int(peakRSSBytes())), ("params_digest", .string(digest(params.pointer, count: params.count)))])
+        ctx.log?.write("done", [("steps", .int(finished)), ("peak_rss_bytes", .int(peakRSSBytes())), ("params_digest", .string(digest(params.pointer, count: params.count))),
+                                ("residual_digest", .string(digest(residual.pointer, count: residual.count)))])
         ctx.log?.flush()
     }
 

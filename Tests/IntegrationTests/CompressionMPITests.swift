@@ -6,11 +6,7 @@ final class CompressionMPITests: XCTestCase {
     let common = ["--workers", "2", "--servers", "2", "--epochs", "1", "--precision", "fp16",
                   "--set", "data.kind=synthetic", "--set", "data.synthetic_train=2048"]
 
-    func digests(_ run: String) -> [String] {
-        ["server-0", "server-1", "worker-0", "worker-1"].map {
-            Harness.events("\(run)/logs/\($0).jsonl", "done").first?["params_digest"] as? String ?? "missing"
-        }
-    }
+    func digests(_ run: String) -> [String] { Harness.finalState(run, servers: 2, workers: 2) }
 
     func wireShare(_ run: String, _ key: String) -> Double {
         let steps = Harness.events("\(run)/logs/worker-0.jsonl", "step")
@@ -25,7 +21,7 @@ final class CompressionMPITests: XCTestCase {
         assertEnded(plain, status: 0, "uncompressed")
         let packed = try Harness.launch(common + ["--run-dir", "packed", "--set", "compression.adaptive=false"], cwd: dir)
         assertEnded(packed, status: 0, "compressed")
-        XCTAssertFalse(digests(dir + "/plain").contains("missing"))
+        Harness.assertComplete(digests(dir + "/plain"))
         XCTAssertEqual(digests(dir + "/plain"), digests(dir + "/packed"))
         XCTAssertGreaterThan(wireShare(dir + "/plain", "bytes_sent"), 0.49, "FP16 raw is half of FP32")
         XCTAssertLessThan(wireShare(dir + "/packed", "bytes_sent"), wireShare(dir + "/plain", "bytes_sent"), "zstd made it smaller")

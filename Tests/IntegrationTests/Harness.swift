@@ -74,8 +74,9 @@ enum Harness {
         posix_spawn_file_actions_addopen(&fa, 2, errPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         var attr = posix_spawnattr_t()
         posix_spawnattr_init(&attr)
-        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETPGROUP))
-        posix_spawnattr_setpgroup(&attr, 0)
+        // A session of its own: mpirun moves itself into another process
+        // group, but every process it starts stays in the child's session.
+        posix_spawnattr_setflags(&attr, Int16(0x80 /* POSIX_SPAWN_SETSID */))
         // env -C: start in `cwd` (exec'd in place, so the pid and group stay).
         let argv = (["/usr/bin/env", "-C", cwd, exe] + args).map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
@@ -98,16 +99,16 @@ enum Harness {
             if w == pid { break }
             if Date().timeIntervalSince(start) > timeout {
                 timedOut = true
-                kill(-pid, SIGTERM)
+                signalSession(pid, SIGTERM)
                 usleep(2_000_000)
-                kill(-pid, SIGKILL)
+                signalSession(pid, SIGKILL)
                 waitpid(pid, &status, 0)
                 break
             }
             usleep(20_000)
         }
-        // Anything left in the group (ranks of a killed mpirun) goes too.
-        kill(-pid, SIGKILL)
+        // Anything left in the session (mpirun and its ranks, in groups of their own) goes too.
+        signalSession(pid, SIGKILL)
         let out = (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? ""
         let err = (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? ""
         try? FileManager.default.removeItem(atPath: outPath)
@@ -115,6 +116,23 @@ enum Harness {
         let exited = status & 0x7f == 0
         return ProcessResult(status: exited ? (status >> 8) & 0xff : -1, signal: exited ? 0 : status & 0x7f,
                              stdout: out, stderr: err, timedOut: timedOut, seconds: Date().timeIntervalSince(start))
+    }
+
+    /// The processes of session `sid` (from /proc/PID/stat, whose sixth field is the session).
+    static func sessionMembers(_ sid: pid_t) -> [pid_t] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap { name -> pid_t? in
+            guard let p = pid_t(name), let stat = try? String(contentsOfFile: "/proc/\(name)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { return nil }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            return fields.count > 3 && pid_t(fields[3]) == sid ? p : nil
+        }
+    }
+
+    /// Signals every process of the session a child leads, whatever group it moved to.
+    static func signalSession(_ sid: pid_t, _ sig: Int32) {
+        kill(-sid, sig)
+        for p in sessionMembers(sid) { kill(p, sig) }
     }
 
     /// `pstrain launch ...` in `cwd`.
@@ -147,6 +165,26 @@ enum Harness {
 
     static func events(_ path: String, _ event: String) -> [[String: Any]] {
         records(path).filter { $0["event"] as? String == event }
+    }
+
+    /// Everything a run ends with, per rank, from the `done` records:
+    /// servers their FP32 master weights, momentum and loss-scaler state;
+    /// workers their parameters and top-k residual. A rank without a `done`
+    /// record gives "missing ...", a record without a field "...=absent", so
+    /// two runs that both failed never compare equal by accident.
+    static func finalState(_ run: String, servers: Int, workers: Int) -> [String] {
+        let names = (0..<servers).map { "server-\($0)" } + (0..<workers).map { "worker-\($0)" }
+        return names.map { name in
+            guard let done = events("\(run)/logs/\(name).jsonl", "done").last else { return "missing \(name) in \(run)" }
+            let keys = name.hasPrefix("server") ? ["params_digest", "momentum_digest", "loss_scale", "skipped", "steps"]
+                                                : ["params_digest", "residual_digest", "steps"]
+            return name + " " + keys.map { k in "\(k)=\(done[k].map { "\($0)" } ?? "absent")" }.joined(separator: " ")
+        }
+    }
+
+    /// Fails unless the run ended on every rank with every field present.
+    static func assertComplete(_ state: [String], file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertFalse(state.isEmpty || state.contains { $0.hasPrefix("missing") || $0.contains("absent") }, "\(state)", file: file, line: line)
     }
 }
 

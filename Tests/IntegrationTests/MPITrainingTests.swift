@@ -59,13 +59,13 @@ final class MPITrainingTests: XCTestCase {
         for name in ["a", "b"] {
             let r = try Harness.launch(["--workers", "2", "--servers", "2", "--epochs", "1", "--run-dir", name] + synthetic, cwd: dir)
             assertEnded(r, status: 0, "run \(name)")
-            digests.append(["server-0", "server-1", "worker-0", "worker-1"].map {
-                Harness.events("\(dir)/\(name)/logs/\($0).jsonl", "done").first?["params_digest"] as? String ?? "missing"
-            })
+            digests.append(Harness.finalState("\(dir)/\(name)", servers: 2, workers: 2))
         }
-        XCTAssertFalse(digests[0].contains("missing"))
+        Harness.assertComplete(digests[0])
         XCTAssertEqual(digests[0], digests[1])
-        XCTAssertEqual(digests[0][2], digests[0][3], "both workers hold the same final parameters")
+        let workers = (0..<2).map { Harness.events("\(dir)/a/logs/worker-\($0).jsonl", "done").first?["params_digest"] as? String }
+        XCTAssertNotNil(workers[0])
+        XCTAssertEqual(workers[0], workers[1], "both workers hold the same final parameters")
     }
 
     func testPlainMpirunWorksTheSameWay() throws {

@@ -120,6 +120,43 @@ final class InProcessTrainingTests: XCTestCase {
     }
 }
 
+extension InProcessTrainingTests {
+    /// A cascade: worker 1 never runs, server 0 waits for its gradients and
+    /// worker 0 waits for server 0's parameters. Both deadlines fire; both
+    /// ranks must name worker 1, the rank that is really silent, never server 0.
+    func testACascadeOfTimeoutsNamesTheSilentRank() throws {
+        var c = try smallConfig()
+        try c.apply(override: "run.timeout_seconds=1")
+        let d = data(c)
+        let dir = NSTemporaryDirectory() + "pstrain-blame-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let hub = InProcessHub(size: 3)
+        let hellos = (0..<3).map {
+            RankHello(role: $0 == 0 ? .server : .worker, configHash: 0, buildHash: 0, pid: 42, configLength: 0, host: "",
+                      runDir: dir, error: "", trainCount: d.train.count)
+        }
+        let world = World(hellos: hellos)
+        let layout = try Model(config: c, capacity: 1).layout
+        final class Box: @unchecked Sendable { var errors = [String](repeating: "", count: 2); let lock = NSLock() }
+        let box = Box()
+        let threads = (0..<2).map { r in
+            Thread {
+                let ctx = RankContext(config: c, world: world, transport: hub.transport(rank: r), log: nil, say: { _ in }, runDir: dir)
+                do {
+                    if r == 0 { try ServerRole(context: ctx, layout: layout, trainCount: d.train.count).run() }
+                    else { try WorkerRole(context: ctx, data: d).run() }
+                } catch { box.lock.lock(); box.errors[r] = "\(error)"; box.lock.unlock() }
+            }
+        }
+        for t in threads { t.start() }
+        while threads.contains(where: { !$0.isFinished }) { usleep(5000) }
+        for (r, e) in box.errors.enumerated() {
+            XCTAssertTrue(e.hasPrefix("worker 1 (rank 2) sent nothing for 1 s while server 0 (rank 0) waited for gradients of step 0"), "rank \(r): \(e)")
+        }
+        XCTAssertTrue(box.errors[1].contains("worker 0 (rank 1) timed out as well, waiting for server 0 (rank 0)"), box.errors[1])
+    }
+}
+
 final class WorldTests: XCTestCase {
     func hello(_ role: Role, hash: UInt64 = 1, error: String = "") -> RankHello {
         RankHello(role: role, configHash: hash, buildHash: 9, pid: 1, configLength: 0, host: "h", runDir: "r", error: error)

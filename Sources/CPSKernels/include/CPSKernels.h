@@ -18,6 +18,10 @@ uint64_t pst_checksum64(const void *data, size_t len, uint64_t seed);
 uint64_t pst_checksum64_generic(const void *data, size_t len, uint64_t seed);
 /// Which variant pst_checksum64 runs: "avx512", "avx2" or "generic".
 const char *pst_checksum64_variant(void);
+/// Whether variant 0 (generic), 1 (AVX2) or 2 (AVX-512) can run on this CPU.
+int pst_checksum64_variant_runs(int variant);
+/// The checksum by one chosen variant (0 when that variant cannot run here).
+uint64_t pst_checksum64_with(int variant, const void *data, size_t len, uint64_t seed);
 
 /// Array conversions between FP32 and the half formats, round to nearest
 /// even, vectorised (AVX-512, AVX2+F16C) with a plain C build chosen at run
