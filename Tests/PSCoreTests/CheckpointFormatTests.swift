@@ -95,3 +95,41 @@ final class DurableTests: XCTestCase {
         XCTAssertThrowsError(try Durable.checkRoom(dir, for: Int.max / 2)) { XCTAssertTrue("\($0)".contains("not enough free space")) }
     }
 }
+
+/// The checked reader refuses crafted or damaged safetensors headers
+/// before any size is used.
+final class SafetensorsBoundsTests: XCTestCase {
+    func header(_ json: String, data: Int = 0) -> [UInt8] {
+        var h = Array(json.utf8); while h.count % 8 != 0 { h.append(0x20) }
+        var out: [UInt8] = []; withUnsafeBytes(of: UInt64(h.count).littleEndian) { out += $0 }
+        return out + h + [UInt8](repeating: 0, count: data)
+    }
+    func err(_ b: [UInt8]) -> String { do { _ = try Safetensors.decode(b, source: "f.safetensors"); return "" } catch { return "\(error)" } }
+
+    /// Element counts and byte counts that do not fit in an Int are refused,
+    /// whichever product overflows: [2^62, 4] elements, [2^60, 4] x 4 bytes
+    /// (the element count fits, the byte count does not), and 2^64, which
+    /// JSONSerialization's intValue would have wrapped to 0.
+    func testOverflowingShapesAreRefused() {
+        for shape in ["[4611686018427387904,4]", "[1152921504606846976,4]", "[18446744073709551616]", "[2.5]", "[true]"] {
+            let e = err(header(#"{"a":{"dtype":"F32","shape":\#(shape),"data_offsets":[0,0]}}"#))
+            XCTAssertTrue(e.contains("f.safetensors") && e.contains("tensor a") && (e.contains("overflows") || e.contains("bad shape")), "\(shape): \(e)")
+        }
+        XCTAssertNil(Safetensors.byteCount(shape: [1 << 62, 4], dtype: .f32))
+        XCTAssertNil(Safetensors.byteCount(shape: [1 << 60, 4], dtype: .f32))
+        XCTAssertNil(Safetensors.checkedProduct([3, -1]))
+        XCTAssertEqual(Safetensors.byteCount(shape: [2, 3], dtype: .f64), 48)
+        // A Tensor's count comes from its data: no product of a crafted shape is taken.
+        XCTAssertEqual(Safetensors.Tensor(name: "x", dtype: .f32, shape: [1 << 62, 4], data: [0, 0, 0, 0]).count, 1)
+    }
+
+    /// Header lengths beyond maxHeaderBytes are refused, including ones that
+    /// do not fit in an Int (2^64 - 1 would have trapped the conversion).
+    func testOversizedHeaderIsRefused() {
+        for n: UInt64 in [UInt64.max, UInt64(Int.max) + 1, UInt64(Safetensors.maxHeaderBytes) + 8] {
+            var b: [UInt8] = []; withUnsafeBytes(of: n.littleEndian) { b += $0 }
+            b += Array("{}      ".utf8)
+            XCTAssertTrue(err(b).contains("header length \(n) is out of range"), err(b))
+        }
+    }
+}
