@@ -49,13 +49,19 @@ public enum Durable {
         if fsync(fd) != 0 { throw errno("cannot fsync folder", path) }
     }
 
-    /// Replaces `path` with `text` atomically: temporary file, fsync, rename, fsync of the folder.
+    /// Replaces `path` with `text` atomically: temporary file, fsync, rename,
+    /// fsync of the folder. On failure the temporary file is removed.
     public static func replace(_ path: String, with text: String) throws {
         let dir = (path as NSString).deletingLastPathComponent
         let tmp = "\(path).tmp-\(getpid())"
         unlink(tmp)
-        try writeNew(tmp, Array(text.utf8))
-        if rename(tmp, path) != 0 { let e = errno("cannot rename to", path); unlink(tmp); throw e }
+        do {
+            try writeNew(tmp, Array(text.utf8))
+            if rename(tmp, path) != 0 { throw errno("cannot rename \(tmp) to", path) }
+        } catch {
+            unlink(tmp)  // whatever failed, no temporary file stays behind
+            throw error
+        }
         try fsyncDirectory(dir)
     }
 

@@ -94,6 +94,32 @@ final class DurableTests: XCTestCase {
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir).sorted(), ["LATEST", "a"], "no temporary file left")
         XCTAssertThrowsError(try Durable.checkRoom(dir, for: Int.max / 2)) { XCTAssertTrue("\($0)".contains("not enough free space")) }
     }
+
+    /// replace leaves no temporary file when the rename fails (the target is
+    /// a non-empty folder) or when the write fails half-way (a file size
+    /// limit of 4 bytes, with SIGXFSZ ignored, makes write fail with EFBIG
+    /// after the temporary file exists: we run as root, so permissions
+    /// cannot make it fail).
+    func testReplaceLeavesNoTemporaryFileOnFailure() throws {
+        let dir = NSTemporaryDirectory() + "pstrain-dur-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir + "/LATEST", withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try Durable.writeNew(dir + "/LATEST/x", [1])
+        XCTAssertThrowsError(try Durable.replace(dir + "/LATEST", with: "step-1\n")) { XCTAssertTrue("\($0)".contains("cannot rename"), "\($0)") }
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir), ["LATEST"], "rename failed: no temporary file left")
+
+        var saved = rlimit()
+        XCTAssertEqual(getrlimit(Int32(RLIMIT_FSIZE.rawValue), &saved), 0)
+        var small = saved
+        small.rlim_cur = 4
+        let oldHandler = signal(SIGXFSZ, SIG_IGN)
+        XCTAssertEqual(setrlimit(Int32(RLIMIT_FSIZE.rawValue), &small), 0)
+        let result = Result { try Durable.replace(dir + "/OTHER", with: "step-12345\n") }
+        setrlimit(Int32(RLIMIT_FSIZE.rawValue), &saved)
+        signal(SIGXFSZ, oldHandler)
+        XCTAssertThrowsError(try result.get()) { XCTAssertTrue("\($0)".contains("cannot write \(dir)/OTHER.tmp-"), "\($0)") }
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir), ["LATEST"], "write failed: no temporary file left")
+    }
 }
 
 /// The checked reader refuses crafted or damaged safetensors headers
