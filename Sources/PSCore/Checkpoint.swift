@@ -49,13 +49,19 @@ public enum Durable {
         if fsync(fd) != 0 { throw errno("cannot fsync folder", path) }
     }
 
-    /// Replaces `path` with `text` atomically: temporary file, fsync, rename, fsync of the folder.
+    /// Replaces `path` with `text` atomically: temporary file, fsync, rename,
+    /// fsync of the folder. On failure the temporary file is removed.
     public static func replace(_ path: String, with text: String) throws {
         let dir = (path as NSString).deletingLastPathComponent
         let tmp = "\(path).tmp-\(getpid())"
         unlink(tmp)
-        try writeNew(tmp, Array(text.utf8))
-        if rename(tmp, path) != 0 { let e = errno("cannot rename to", path); unlink(tmp); throw e }
+        do {
+            try writeNew(tmp, Array(text.utf8))
+            if rename(tmp, path) != 0 { throw errno("cannot rename \(tmp) to", path) }
+        } catch {
+            unlink(tmp)  // whatever failed, no temporary file stays behind
+            throw error
+        }
         try fsyncDirectory(dir)
     }
 
@@ -77,7 +83,12 @@ public enum Durable {
 
 /// Everything a checkpoint holds besides the tensors.
 public struct Manifest: Codable, Equatable {
-    public static let formatVersion = 1
+    /// 2: the manifest carries its own SHA-256 (`checksum`).
+    public static let formatVersion = 2
+    /// The largest manifest.json the reader accepts.
+    public static let maxBytes = 64 << 20
+    /// The longest file name a manifest may give.
+    public static let maxFileNameLength = 255
 
     public struct FileEntry: Codable, Equatable {
         public var name: String
@@ -132,11 +143,41 @@ public struct Manifest: Codable, Equatable {
     public var created: Double
     public var files: [FileEntry]
     public var tensors: [TensorEntry]
+    /// SHA-256 (hex) of `canonicalJSON()`: set by `sealed()` when the
+    /// checkpoint is written, checked by every reader.
+    public var checksum: String? = nil
+
+    /// The bytes the checksum covers: this manifest without `checksum`,
+    /// encoded as compact JSON with sorted keys.
+    public func canonicalJSON() throws -> [UInt8] {
+        var m = self
+        m.checksum = nil
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys]
+        return Array(try enc.encode(m))
+    }
+
+    public func computedChecksum() throws -> String { sha256Hex(try canonicalJSON()) }
+
+    /// This manifest with its checksum set.
+    public func sealed() throws -> Manifest {
+        var m = self
+        m.checksum = try computedChecksum()
+        return m
+    }
 }
 
-/// Reading and checking checkpoints.
+/// Reading and checking checkpoints. Every read goes through one checked
+/// path: `readManifest` (bounded size, format, checksum, step against the
+/// folder name, file names, shard ranges) and `readListedFile` (listed in
+/// the manifest, size from fstat before reading, SHA-256, safetensors
+/// header). `verify`, `loadRange` and `loadResidual` are built on them.
 public enum CheckpointStore {
     public static func folder(_ runDir: String) -> String { runDir + "/checkpoints" }
+
+    /// The FP32 tensors a server file holds for each of its shards: the
+    /// weights ("<name>") and the momentum ("<name>.momentum").
+    public static let serverSuffixes = ["", "momentum"]
 
     /// step-<N> folders, oldest first (temporary folders are not listed).
     public static func list(_ runDir: String) -> [(step: Int, path: String)] {
@@ -155,29 +196,25 @@ public enum CheckpointStore {
         return name.isEmpty ? nil : name
     }
 
-    /// Reads the manifest and checks every file's size and SHA-256 and every
-    /// safetensors header against it. Throws a message naming what is wrong.
+    /// Reads the manifest and checks it (see `check`), then every file's
+    /// size, SHA-256 and safetensors header, and that each shard's file
+    /// holds its elements. Throws a message naming what is wrong.
     @discardableResult
     public static func verify(_ dir: String) throws -> Manifest {
-        let mpath = dir + "/manifest.json"
-        guard let data = FileManager.default.contents(atPath: mpath) else { throw PSError("\(mpath) is missing: the checkpoint is incomplete") }
-        let m: Manifest
-        do { m = try JSONDecoder().decode(Manifest.self, from: data) } catch {
-            throw PSError("\(mpath) is not a valid manifest: \(error)")
+        let m = try readManifest(dir)
+        let modelCount = try m.tensors.reduce(0) { sum, t in
+            let (s, o) = sum.addingReportingOverflow(Safetensors.checkedProduct(t.shape) ?? 0)
+            if o { throw PSError("\(dir)/manifest.json: field tensors: the model's element count overflows an Int") }
+            return s
         }
-        guard m.format == Manifest.formatVersion else { throw PSError("\(mpath): format \(m.format), this build reads \(Manifest.formatVersion)") }
         for f in m.files {
-            let path = dir + "/" + f.name
-            guard let bytes = FileManager.default.contents(atPath: path) else { throw PSError("\(path) is missing") }
-            guard bytes.count == f.bytes else { throw PSError("\(path) has \(bytes.count) bytes, the manifest says \(f.bytes): truncated or damaged") }
-            let sum = bytes.withUnsafeBytes { sha256Hex($0) }
-            guard sum == f.sha256 else { throw PSError("\(path): SHA-256 mismatch (file damaged)") }
-            _ = try Safetensors.decode(Array(bytes), source: path)
-        }
-        for t in m.tensors {
-            let total = t.shape.reduce(1, *)
-            let covered = t.shards.reduce(0) { $0 + $1.count }
-            guard covered == total else { throw PSError("\(mpath): tensor \(t.name) shards cover \(covered) of \(total) elements") }
+            let tensors = try readListedFile(dir, m, f.name)
+            for t in m.tensors {
+                for sh in t.shards where sh.file == f.name {
+                    for suffix in serverSuffixes { _ = try shardPiece(tensors, dir: dir, tensor: t.name, suffix: suffix, shard: sh) }
+                }
+            }
+            if f.role == Role.worker.name { _ = try residual(tensors, dir: dir, file: f.name, count: modelCount) }
         }
         return m
     }
@@ -206,37 +243,210 @@ public enum CheckpointStore {
 
     /// Reads the elements [lo, hi) of the model's flat weights (`suffix` "")
     /// or momentum ("momentum") from the server files of a checkpoint,
-    /// whatever the number of servers that wrote it.
+    /// whatever the number of servers that wrote it. The manifest is checked
+    /// again and every file read is verified as it is read.
     public static func loadRange(_ dir: String, _ m: Manifest, layout: ModelLayout, suffix: String,
                                  lo: Int, hi: Int, into out: UnsafeMutablePointer<Float>) throws {
-        var files: [String: [String: Safetensors.Tensor]] = [:]
-        func file(_ name: String) throws -> [String: Safetensors.Tensor] {
-            if let f = files[name] { return f }
-            let path = dir + "/" + name
-            guard let bytes = FileManager.default.contents(atPath: path) else { throw PSError("\(path) is missing") }
-            let t = try Safetensors.decode(Array(bytes), source: path).tensors
-            let map = Dictionary(uniqueKeysWithValues: t.map { ($0.name, $0) })
-            files[name] = map
-            return map
-        }
+        try check(m, dir: dir)
         guard m.tensors.map({ $0.name }) == layout.tensors.map({ $0.name }),
               m.tensors.map({ $0.shape }) == layout.tensors.map({ $0.spec.shape }) else {
             throw PSError("\(dir): the checkpoint's tensors (\(m.tensors.map { "\($0.name)\($0.shape)" }.joined(separator: ", "))) do not match the model of this configuration")
         }
+        guard 0 <= lo, lo <= hi, hi <= layout.totalCount else {
+            throw PSError("\(dir): elements [\(lo), \(hi)) asked for, the model has \(layout.totalCount)")
+        }
+        var files: [String: [String: Safetensors.Tensor]] = [:]
         for (t, slot) in zip(m.tensors, layout.tensors) {
+            // check() put every shard inside its tensor: these sums cannot overflow.
             for sh in t.shards {
                 let a = max(lo, slot.offset + sh.start), b = min(hi, slot.offset + sh.start + sh.count)
                 if a >= b { continue }
-                let f = try file(sh.file)
-                let key = suffix.isEmpty ? t.name : "\(t.name).\(suffix)"
-                guard let piece = f[key], piece.dtype == .f32, piece.count == sh.count else {
-                    throw PSError("\(dir)/\(sh.file) lacks \(key) with \(sh.count) FP32 elements")
-                }
+                if files[sh.file] == nil { files[sh.file] = try readListedFile(dir, m, sh.file) }
+                let piece = try shardPiece(files[sh.file]!, dir: dir, tensor: t.name, suffix: suffix, shard: sh)
                 piece.data.withUnsafeBytes { raw in
                     let src = raw.bindMemory(to: Float.self).baseAddress! + (a - slot.offset - sh.start)
                     (out + (a - lo)).update(from: src, count: b - a)
                 }
             }
+        }
+    }
+
+    /// The error-feedback residual in `file` (a worker's file) of a
+    /// checkpoint, or nil when that worker saved none; `count` is the
+    /// model's element count. Checked like every other read.
+    public static func loadResidual(_ dir: String, _ m: Manifest, file: String, count: Int) throws -> [Float]? {
+        try check(m, dir: dir)
+        return try residual(readListedFile(dir, m, file), dir: dir, file: file, count: count)?.floats
+    }
+
+    // MARK: the checked reader
+
+    /// Reads and decodes `dir`/manifest.json (at most `Manifest.maxBytes`)
+    /// and checks it.
+    static func readManifest(_ dir: String) throws -> Manifest {
+        let mpath = dir + "/manifest.json"
+        let bytes = try readRegularFile(mpath) { n in
+            guard n <= Manifest.maxBytes else {
+                throw PSError("\(mpath) has \(n) bytes, more than a manifest may have (\(Manifest.maxBytes)): it is not a pstrain manifest")
+            }
+        }
+        struct Format: Decodable { var format: Int }
+        guard let f = try? JSONDecoder().decode(Format.self, from: Data(bytes)) else {
+            throw PSError("\(mpath) is not a valid manifest: not a JSON object with an integer field format")
+        }
+        guard f.format == Manifest.formatVersion else {
+            throw PSError("\(mpath): field format is \(f.format), this build reads format \(Manifest.formatVersion) only (format 2 added the manifest's own SHA-256, field checksum); "
+                + "the checkpoint was written by another version of pstrain: read it with that version, or start the run again")
+        }
+        let m: Manifest
+        do { m = try JSONDecoder().decode(Manifest.self, from: Data(bytes)) } catch {
+            throw PSError("\(mpath) is not a valid manifest: \(describe(error))")
+        }
+        try check(m, dir: dir)
+        return m
+    }
+
+    /// Every check that needs only the manifest and the name of its folder,
+    /// made before any other file is opened: its checksum, its step against
+    /// the folder's name, its world, its file names, and that each tensor's
+    /// shards lie inside it, do not overlap, cover it, and name listed files.
+    static func check(_ m: Manifest, dir: String) throws {
+        let mpath = dir + "/manifest.json"
+        func bad(_ field: String, _ why: String) -> PSError { PSError("\(mpath): field \(field) \(why)") }
+        guard let stored = m.checksum, !stored.isEmpty else {
+            throw bad("checksum", "is missing: every manifest of format \(Manifest.formatVersion) carries its own SHA-256; the manifest was edited or damaged")
+        }
+        let computed = try m.computedChecksum()
+        guard stored == computed else {
+            throw bad("checksum", "is \(stored) but the manifest's content hashes to \(computed): the manifest was edited or damaged after it was written; use another checkpoint")
+        }
+        guard m.format == Manifest.formatVersion else { throw bad("format", "is \(m.format), this build reads format \(Manifest.formatVersion)") }
+        let folderName = (dir as NSString).lastPathComponent
+        guard m.step >= 0, folderName == "step-\(m.step)" else {
+            throw bad("step", "is \(m.step) but the folder is named \(folderName): a checkpoint's folder is step-<its step>; give it back its name (step-\(m.step)) or use another checkpoint")
+        }
+        guard m.servers >= 1 else { throw bad("servers", "is \(m.servers): a run has at least one server") }
+        guard m.workers >= 1 else { throw bad("workers", "is \(m.workers): a run has at least one worker") }
+        var listed = Set<String>()
+        for (i, f) in m.files.enumerated() {
+            try checkFileName(f.name, field: "files[\(i)].name", bad)
+            guard listed.insert(f.name).inserted else { throw bad("files[\(i)].name", "lists \(f.name) a second time") }
+        }
+        for (i, t) in m.tensors.enumerated() { try checkShards(t, field: "tensors[\(i)] (\(t.name))", listed: listed, bad) }
+    }
+
+    /// A name from a manifest must be a plain file name inside the checkpoint folder.
+    static func checkFileName(_ name: String, field: String, _ bad: (String, String) -> PSError) throws {
+        let why: String? =
+            name.isEmpty ? "is empty"
+            : name.utf8.count > Manifest.maxFileNameLength ? "is longer than \(Manifest.maxFileNameLength) bytes"
+            : name == "." || name == ".." ? "names a folder"
+            : name.contains("/") ? "contains '/'"
+            : name.utf8.contains(0) ? "contains a NUL byte"
+            : nil
+        if let why {
+            throw bad(field, "is \(name.debugDescription), which \(why): a checkpoint names only plain files inside its own folder; the manifest is damaged or crafted and nothing is read from it")
+        }
+    }
+
+    /// The shards of a tensor, in order of `start`: each inside the tensor,
+    /// none overlapping, together covering it, each naming a listed file.
+    static func checkShards(_ t: Manifest.TensorEntry, field: String, listed: Set<String>, _ bad: (String, String) -> PSError) throws {
+        guard let total = Safetensors.checkedProduct(t.shape) else {
+            throw bad("\(field).shape", "is \(t.shape): a dimension is negative or the element count overflows an Int")
+        }
+        var at = 0
+        for i in t.shards.indices.sorted(by: { t.shards[$0].start < t.shards[$1].start }) {
+            let sh = t.shards[i], f = "\(field).shards[\(i)]"
+            try checkFileName(sh.file, field: "\(f).file", bad)
+            guard listed.contains(sh.file) else {
+                throw bad("\(f).file", "is \(sh.file), which the manifest's files list does not hold: its content cannot be verified and it is not read")
+            }
+            guard sh.start >= 0 else { throw bad("\(f).start", "is \(sh.start): negative") }
+            guard sh.count > 0 else { throw bad("\(f).count", "is \(sh.count): a shard holds at least one element") }
+            guard sh.start <= at else { throw bad("\(f).start", "is \(sh.start): elements \(at)..<\(sh.start) of the tensor are in no shard") }
+            guard sh.start == at else { throw bad("\(f).start", "is \(sh.start): the shard overlaps the one before it, which ends at \(at)") }
+            let (end, o) = sh.start.addingReportingOverflow(sh.count)
+            guard !o, end <= total else {
+                throw bad("\(f).count", "is \(sh.count): from start \(sh.start) it runs past the tensor's \(total) elements")
+            }
+            at = end
+        }
+        guard at == total else { throw bad("\(field).shards", "cover \(at) of the tensor's \(total) elements") }
+    }
+
+    /// Reads a file the manifest lists: its size (fstat) must be the
+    /// manifest's before a byte is read, then its SHA-256 must match and it
+    /// must be a valid safetensors file. Returns its tensors by name.
+    static func readListedFile(_ dir: String, _ m: Manifest, _ name: String) throws -> [String: Safetensors.Tensor] {
+        guard let entry = m.files.first(where: { $0.name == name }) else {
+            throw PSError("\(dir)/manifest.json: field files does not list \(name.debugDescription): the file cannot be verified and is not read")
+        }
+        let path = dir + "/" + name
+        let bytes = try readRegularFile(path) { n in
+            guard n == entry.bytes else { throw PSError("\(path) has \(n) bytes, the manifest says \(entry.bytes): truncated or damaged") }
+        }
+        guard sha256Hex(bytes) == entry.sha256 else { throw PSError("\(path): SHA-256 mismatch (file damaged); use another checkpoint") }
+        let tensors = try Safetensors.decode(bytes, source: path).tensors
+        return Dictionary(tensors.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+    }
+
+    /// The FP32 piece of `tensor` (with `suffix`) that `shard` names, which
+    /// must hold exactly the shard's element count.
+    static func shardPiece(_ tensors: [String: Safetensors.Tensor], dir: String, tensor: String, suffix: String,
+                           shard: Manifest.TensorEntry.Shard) throws -> Safetensors.Tensor {
+        let key = suffix.isEmpty ? tensor : "\(tensor).\(suffix)"
+        guard let piece = tensors[key], piece.dtype == .f32, piece.count == shard.count else {
+            throw PSError("\(dir)/\(shard.file) lacks \(key) with \(shard.count) FP32 elements (the manifest's shard of \(tensor) says so): damaged or crafted checkpoint")
+        }
+        return piece
+    }
+
+    /// A worker file's residual: none, or FP32 with the model's element count.
+    static func residual(_ tensors: [String: Safetensors.Tensor], dir: String, file: String, count: Int) throws -> Safetensors.Tensor? {
+        guard let r = tensors["residual"] else { return nil }
+        guard r.dtype == .f32, r.count == count else {
+            throw PSError("\(dir)/\(file): residual has \(r.count) \(r.dtype.rawValue) elements, the model has \(count) (FP32)")
+        }
+        return r
+    }
+
+    /// Reads a regular file whole after `checkSize` accepted its size from
+    /// fstat, so that no more than that is ever read or allocated (a FIFO
+    /// or a device is refused before it is read).
+    static func readRegularFile(_ path: String, checkSize: (Int) throws -> Void) throws -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+        if fd < 0 {
+            if errno == ENOENT { throw PSError("\(path) is missing: the checkpoint is incomplete") }
+            throw Durable.errno("cannot open", path)
+        }
+        defer { close(fd) }
+        var st = stat()
+        if fstat(fd, &st) != 0 { throw Durable.errno("cannot stat", path) }
+        guard st.st_mode & S_IFMT == S_IFREG else { throw PSError("\(path) is not a regular file: a checkpoint holds only plain files") }
+        let size = Int(st.st_size)
+        try checkSize(size)
+        var bytes = [UInt8](repeating: 0, count: size)
+        var off = 0
+        while off < size {
+            let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + off, size - off) }
+            if n < 0 { if errno == EINTR { continue }; throw Durable.errno("cannot read", path) }
+            if n == 0 { throw PSError("\(path) shrank from \(size) to \(off) bytes while it was read") }
+            off += n
+        }
+        return bytes
+    }
+
+    /// A decoding error as the field it concerns and what is wrong.
+    static func describe(_ error: Error) -> String {
+        func field(_ path: [CodingKey]) -> String {
+            path.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined().trimmingCharacters(in: ["."])
+        }
+        switch error as? DecodingError {
+        case .keyNotFound(let key, let c)?: return "field \(field(c.codingPath + [key])) is missing"
+        case .typeMismatch(_, let c)?, .valueNotFound(_, let c)?: return "field \(field(c.codingPath)): \(c.debugDescription)"
+        case .dataCorrupted(let c)?: return c.codingPath.isEmpty ? "not valid JSON" : "field \(field(c.codingPath)): \(c.debugDescription)"
+        default: return "\(error)"
         }
     }
 }
@@ -268,14 +478,15 @@ public struct CheckpointWriter {
         return (bytes.count, sha256Hex(bytes))
     }
 
-    /// Server 0, once every rank's file is written: the manifest, the rename
+    /// Server 0, once every rank's file is written: the manifest (sealed with
+    /// its checksum), the rename
     /// into place, LATEST, and the pruning of old checkpoints. Returns the final folder.
     public func complete(_ m: Manifest, keep: Int, crashPoint: (String) -> Void = { _ in }) throws -> String {
         let tmp = tempDir(m.step)
         crashPoint("after-files")
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-        let data = try enc.encode(m)
+        let data = try enc.encode(m.sealed())
         try Durable.checkRoom(tmp, for: data.count)
         try Durable.writeNew(tmp + "/manifest.json", Array(data))
         try Durable.fsyncDirectory(tmp)

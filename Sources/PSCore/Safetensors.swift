@@ -25,7 +25,9 @@ public enum Safetensors {
         public init(name: String, shape: [Int], floats: UnsafeBufferPointer<Float>) {
             self.init(name: name, dtype: .f32, shape: shape, data: Array(UnsafeRawBufferPointer(floats)))
         }
-        public var count: Int { shape.reduce(1, *) }
+        /// The number of elements the data holds (decode and encode check
+        /// that it is what the shape says).
+        public var count: Int { data.count / dtype.size }
         /// The values as FP32 (F32 only).
         public var floats: [Float] {
             precondition(dtype == .f32)
@@ -35,6 +37,32 @@ public enum Safetensors {
 
     /// The largest header this reader accepts (the reference reader's limit).
     public static let maxHeaderBytes = 100_000_000
+
+    /// The product of `factors`, or nil when one is negative or it overflows.
+    public static func checkedProduct(_ factors: [Int]) -> Int? {
+        var p = 1
+        for f in factors {
+            guard f >= 0 else { return nil }
+            let (m, o) = p.multipliedReportingOverflow(by: f)
+            if o { return nil }
+            p = m
+        }
+        return p
+    }
+
+    /// The bytes a tensor of `shape` and `dtype` takes, or nil when that
+    /// does not fit in an Int (or a dimension is negative).
+    public static func byteCount(shape: [Int], dtype: DType) -> Int? {
+        checkedProduct(shape + [dtype.size])
+    }
+
+    /// A JSON number that is exactly a non-negative Int: not a fraction,
+    /// not too large (JSONSerialization's `intValue` would wrap 2^64 to 0),
+    /// not a bool (an NSNumber of type "c"; `is Bool` is also true of 0 and 1).
+    static func jsonCount(_ v: Any) -> Int? {
+        guard let n = v as? NSNumber, String(cString: n.objCType) != "c", let i = v as? Int, i >= 0 else { return nil }
+        return i
+    }
 
     /// The bytes of a file holding `tensors` (written in the order given) and
     /// string metadata.
@@ -46,7 +74,7 @@ public enum Safetensors {
         }
         var offset = 0
         for t in tensors {
-            precondition(t.data.count == t.count * t.dtype.size, "tensor \(t.name): data does not match its shape")
+            precondition(byteCount(shape: t.shape, dtype: t.dtype) == t.data.count, "tensor \(t.name): data does not match its shape")
             parts.append(jsonQuote(t.name) + ":{\"dtype\":\"\(t.dtype.rawValue)\",\"shape\":[" + t.shape.map(String.init).joined(separator: ",")
                          + "],\"data_offsets\":[\(offset),\(offset + t.data.count)]}")
             offset += t.data.count
@@ -69,8 +97,11 @@ public enum Safetensors {
     public static func decode(_ bytes: [UInt8], source: String) throws -> (tensors: [Tensor], metadata: [String: String]) {
         func bad(_ why: String) -> PSError { PSError("\(source): not a valid safetensors file: \(why)") }
         guard bytes.count >= 8 else { throw bad("only \(bytes.count) bytes") }
-        let n = bytes.withUnsafeBytes { Int(UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self))) }
-        guard n >= 2, n <= maxHeaderBytes else { throw bad("header length \(n) is out of range") }
+        let n64 = bytes.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
+        guard n64 >= 2, n64 <= UInt64(maxHeaderBytes) else {
+            throw bad("header length \(n64) is out of range (2 to \(maxHeaderBytes) bytes)")
+        }
+        let n = Int(n64)
         guard 8 + n <= bytes.count else { throw bad("header length \(n) runs past the end of the \(bytes.count)-byte file") }
         let json = try? JSONSerialization.jsonObject(with: Data(bytes[8..<(8 + n)]))
         guard let obj = json as? [String: Any] else { throw bad("the header is not a JSON object") }
@@ -94,24 +125,21 @@ public enum Safetensors {
                 throw bad("tensor \(name) lacks shape or data_offsets")
             }
             let shape = try shapeAny.map { v -> Int in
-                guard let i = (v as? NSNumber)?.intValue, i >= 0 else { throw bad("tensor \(name) has a bad shape \(shapeAny)") }
+                guard let i = jsonCount(v) else { throw bad("tensor \(name) has a bad shape \(shapeAny) (dimensions must be integers from 0 to \(Int.max))") }
                 return i
             }
             let offs = try offAny.map { v -> Int in
-                guard let i = (v as? NSNumber)?.intValue, i >= 0 else { throw bad("tensor \(name) has bad data_offsets \(offAny)") }
+                guard let i = jsonCount(v) else { throw bad("tensor \(name) has bad data_offsets \(offAny)") }
                 return i
             }
             guard offs[0] <= offs[1], offs[1] <= dataLen else {
                 throw bad("tensor \(name) data_offsets \(offs) fall outside the \(dataLen) bytes of data")
             }
-            var count = 1
-            for d in shape {
-                let (m, o) = count.multipliedReportingOverflow(by: d)
-                guard !o else { throw bad("tensor \(name) shape \(shape) overflows") }
-                count = m
+            guard let size = byteCount(shape: shape, dtype: dtype) else {
+                throw bad("tensor \(name) of shape \(shape) and dtype \(ds) has more bytes than an Int can count (the shape overflows)")
             }
-            guard count * dtype.size == offs[1] - offs[0] else {
-                throw bad("tensor \(name) of shape \(shape) and dtype \(ds) needs \(count * dtype.size) bytes, its offsets give \(offs[1] - offs[0])")
+            guard size == offs[1] - offs[0] else {
+                throw bad("tensor \(name) of shape \(shape) and dtype \(ds) needs \(size) bytes, its offsets give \(offs[1] - offs[0])")
             }
             entries.append((name, dtype, shape, offs[0], offs[1]))
         }

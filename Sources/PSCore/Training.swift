@@ -680,17 +680,8 @@ public final class WorkerRole {
             let W = context.world.workers
             let sources = man.workers == W ? [index] : (index == 0 ? Array(0..<man.workers) : [])
             for j in sources {
-                let file = path + "/" + checkpointFile(.worker, j)
-                guard let bytes = FileManager.default.contents(atPath: file) else { throw PSError("\(file) is missing") }
-                let tensors = try Safetensors.decode(Array(bytes), source: file).tensors
-                guard let r = tensors.first(where: { $0.name == "residual" }) else { continue }
-                guard r.dtype == .f32, r.count == residual.count else {
-                    throw PSError("\(file): residual has \(r.count) elements, the model has \(residual.count)")
-                }
-                r.data.withUnsafeBytes { raw in
-                    let src = raw.bindMemory(to: Float.self)
-                    for i in 0..<residual.count { residual.pointer[i] += src[i] }
-                }
+                guard let r = try CheckpointStore.loadResidual(path, man, file: checkpointFile(.worker, j), count: residual.count) else { continue }
+                for i in 0..<residual.count { residual.pointer[i] += r[i] }
             }
         }
     }

@@ -36,7 +36,7 @@ struct Ckpt: ParsableCommand {
     }
 
     struct Verify: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Check every file of a checkpoint (SHA-256, safetensors headers, coverage).")
+        static let configuration = CommandConfiguration(abstract: "Check a checkpoint: the manifest (its own SHA-256, step, file names, shard ranges) and every file (size, SHA-256, safetensors header, shard contents).")
         @Argument(help: "The run directory.") var runDir: String
         @Argument(help: "The checkpoint (step-N or N); default: every one.") var step: String?
 

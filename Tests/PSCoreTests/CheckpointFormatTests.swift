@@ -94,4 +94,277 @@ final class DurableTests: XCTestCase {
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir).sorted(), ["LATEST", "a"], "no temporary file left")
         XCTAssertThrowsError(try Durable.checkRoom(dir, for: Int.max / 2)) { XCTAssertTrue("\($0)".contains("not enough free space")) }
     }
+
+    /// replace leaves no temporary file when the rename fails (the target is
+    /// a non-empty folder) or when the write fails half-way (a file size
+    /// limit of 4 bytes, with SIGXFSZ ignored, makes write fail with EFBIG
+    /// after the temporary file exists: we run as root, so permissions
+    /// cannot make it fail).
+    func testReplaceLeavesNoTemporaryFileOnFailure() throws {
+        let dir = NSTemporaryDirectory() + "pstrain-dur-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir + "/LATEST", withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try Durable.writeNew(dir + "/LATEST/x", [1])
+        XCTAssertThrowsError(try Durable.replace(dir + "/LATEST", with: "step-1\n")) { XCTAssertTrue("\($0)".contains("cannot rename"), "\($0)") }
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir), ["LATEST"], "rename failed: no temporary file left")
+
+        var saved = rlimit()
+        XCTAssertEqual(getrlimit(Int32(RLIMIT_FSIZE.rawValue), &saved), 0)
+        var small = saved
+        small.rlim_cur = 4
+        let oldHandler = signal(SIGXFSZ, SIG_IGN)
+        XCTAssertEqual(setrlimit(Int32(RLIMIT_FSIZE.rawValue), &small), 0)
+        let result = Result { try Durable.replace(dir + "/OTHER", with: "step-12345\n") }
+        setrlimit(Int32(RLIMIT_FSIZE.rawValue), &saved)
+        signal(SIGXFSZ, oldHandler)
+        XCTAssertThrowsError(try result.get()) { XCTAssertTrue("\($0)".contains("cannot write \(dir)/OTHER.tmp-"), "\($0)") }
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir), ["LATEST"], "write failed: no temporary file left")
+    }
+}
+
+/// The checked reader refuses crafted or damaged safetensors headers
+/// before any size is used.
+final class SafetensorsBoundsTests: XCTestCase {
+    func header(_ json: String, data: Int = 0) -> [UInt8] {
+        var h = Array(json.utf8); while h.count % 8 != 0 { h.append(0x20) }
+        var out: [UInt8] = []; withUnsafeBytes(of: UInt64(h.count).littleEndian) { out += $0 }
+        return out + h + [UInt8](repeating: 0, count: data)
+    }
+    func err(_ b: [UInt8]) -> String { do { _ = try Safetensors.decode(b, source: "f.safetensors"); return "" } catch { return "\(error)" } }
+
+    /// Element counts and byte counts that do not fit in an Int are refused,
+    /// whichever product overflows: [2^62, 4] elements, [2^60, 4] x 4 bytes
+    /// (the element count fits, the byte count does not), and 2^64, which
+    /// JSONSerialization's intValue would have wrapped to 0.
+    func testOverflowingShapesAreRefused() {
+        for shape in ["[4611686018427387904,4]", "[1152921504606846976,4]", "[18446744073709551616]", "[2.5]", "[true]"] {
+            let e = err(header(#"{"a":{"dtype":"F32","shape":\#(shape),"data_offsets":[0,0]}}"#))
+            XCTAssertTrue(e.contains("f.safetensors") && e.contains("tensor a") && (e.contains("overflows") || e.contains("bad shape")), "\(shape): \(e)")
+        }
+        XCTAssertNil(Safetensors.byteCount(shape: [1 << 62, 4], dtype: .f32))
+        XCTAssertNil(Safetensors.byteCount(shape: [1 << 60, 4], dtype: .f32))
+        XCTAssertNil(Safetensors.checkedProduct([3, -1]))
+        XCTAssertEqual(Safetensors.byteCount(shape: [2, 3], dtype: .f64), 48)
+        // A Tensor's count comes from its data: no product of a crafted shape is taken.
+        XCTAssertEqual(Safetensors.Tensor(name: "x", dtype: .f32, shape: [1 << 62, 4], data: [0, 0, 0, 0]).count, 1)
+    }
+
+    /// Header lengths beyond maxHeaderBytes are refused, including ones that
+    /// do not fit in an Int (2^64 - 1 would have trapped the conversion).
+    func testOversizedHeaderIsRefused() {
+        for n: UInt64 in [UInt64.max, UInt64(Int.max) + 1, UInt64(Safetensors.maxHeaderBytes) + 8] {
+            var b: [UInt8] = []; withUnsafeBytes(of: n.littleEndian) { b += $0 }
+            b += Array("{}      ".utf8)
+            XCTAssertTrue(err(b).contains("header length \(n) is out of range"), err(b))
+        }
+    }
+}
+
+/// Checkpoints crafted or damaged in every way the reader must catch. Each
+/// starts from a valid checkpoint written by CheckpointWriter:
+/// step-5 of a model with w [2, 3] (elements [0, 4) in server-0, [4, 6) in
+/// server-1) and b [2] (server-1), and worker-0's residual of 8 elements.
+final class CheckpointReadingTests: XCTestCase {
+    var runDir = ""
+    var dir: String { runDir + "/checkpoints/step-5" }
+    var mpath: String { dir + "/manifest.json" }
+    let layout = ModelLayout(specs: [ParamSpec(name: "w", shape: [2, 3], initializer: .zeros), ParamSpec(name: "b", shape: [2], initializer: .zeros)])
+    let weights: [Float] = [1, 2, 3, 4, 5, 6, 7, 8]
+    var momentum: [Float] { weights.map { -$0 / 10 } }
+    var residual: [Float] { weights.map { $0 / 4 } }
+
+    override func setUpWithError() throws {
+        runDir = NSTemporaryDirectory() + "pstrain-ckread-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: runDir, withIntermediateDirectories: true)
+        try writeCheckpoint()
+    }
+
+    override func tearDown() { try? FileManager.default.removeItem(atPath: runDir) }
+
+    func tensor(_ name: String, _ values: [Float], _ shape: [Int]) -> Safetensors.Tensor {
+        values.withUnsafeBufferPointer { Safetensors.Tensor(name: name, shape: shape, floats: $0) }
+    }
+
+    func writeCheckpoint() throws {
+        let w = CheckpointWriter(runDir: runDir)
+        let (p, v) = (weights, momentum)
+        let s0 = try w.writeRankFile(step: 5, name: "server-0.safetensors",
+                                     tensors: [tensor("w", Array(p[0..<4]), [4]), tensor("w.momentum", Array(v[0..<4]), [4])], metadata: [:])
+        let s1 = try w.writeRankFile(step: 5, name: "server-1.safetensors",
+                                     tensors: [tensor("w", Array(p[4..<6]), [2]), tensor("w.momentum", Array(v[4..<6]), [2]),
+                                               tensor("b", Array(p[6..<8]), [2]), tensor("b.momentum", Array(v[6..<8]), [2])], metadata: [:])
+        let w0 = try w.writeRankFile(step: 5, name: "worker-0.safetensors", tensors: [tensor("residual", residual, [8])], metadata: [:])
+        let m = Manifest(run: "t", step: 5, epoch: 0, epochCursor: 40, stepsPerEpoch: 10, totalSteps: 20, seed: 1, dataOrder: "", rng: "",
+                         lrSchedule: "constant", learningRate: 0.1,
+                         scaler: .init(scale: 65536, goodSteps: 5, hysteresisLeft: 2, skipped: 0, overflowsAtMin: 0, lastFiniteStep: 4),
+                         servers: 2, workers: 1, precision: "fp16", compression: "none", build: "test", configHash: "0", config: "", created: 0,
+                         files: [.init(name: "server-0.safetensors", role: "server", index: 0, bytes: s0.bytes, sha256: s0.sha256),
+                                 .init(name: "server-1.safetensors", role: "server", index: 1, bytes: s1.bytes, sha256: s1.sha256),
+                                 .init(name: "worker-0.safetensors", role: "worker", index: 0, bytes: w0.bytes, sha256: w0.sha256)],
+                         tensors: [.init(name: "w", shape: [2, 3], shards: [.init(file: "server-0.safetensors", start: 0, count: 4),
+                                                                            .init(file: "server-1.safetensors", start: 4, count: 2)]),
+                                   .init(name: "b", shape: [2], shards: [.init(file: "server-1.safetensors", start: 0, count: 2)])])
+        _ = try w.complete(m, keep: 3)
+    }
+
+    func manifest() throws -> Manifest { try JSONDecoder().decode(Manifest.self, from: Data(contentsOf: URL(fileURLWithPath: mpath))) }
+
+    /// Rewrites the manifest with `edit` applied and a checksum that matches
+    /// it (a crafted manifest), or without resealing (an edited one).
+    func rewrite(seal: Bool = true, _ edit: (inout Manifest) -> Void) throws {
+        var m = try manifest()
+        edit(&m)
+        if seal { m = try m.sealed() }
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try enc.encode(m).write(to: URL(fileURLWithPath: mpath))
+    }
+
+    /// What verify, loadRange (weights) and loadResidual say about the
+    /// checkpoint ("" where they accept it; loaders absent when the
+    /// manifest does not even decode).
+    func failures() -> [String: String] {
+        func text(_ f: () throws -> Void) -> String { do { try f(); return "" } catch { return "\(error)" } }
+        var out = ["verify": text { try CheckpointStore.verify(dir) }]
+        guard let m = try? manifest() else { return out }
+        var weights = [Float](repeating: 0, count: layout.totalCount)
+        out["loadRange"] = text { try CheckpointStore.loadRange(dir, m, layout: layout, suffix: "", lo: 0, hi: layout.totalCount, into: &weights) }
+        out["loadResidual"] = text { _ = try CheckpointStore.loadResidual(dir, m, file: "worker-0.safetensors", count: 8) }
+        return out
+    }
+
+    /// verify, and each reader in `also`, refuse with a message holding every one of `parts`.
+    func assertRefused(_ parts: [String], also: [String] = ["loadRange", "loadResidual"], file: StaticString = #filePath, line: UInt = #line) {
+        let f = failures()
+        for reader in ["verify"] + also {
+            let e = f[reader] ?? "(not run)"
+            XCTAssertFalse(e.isEmpty, "\(reader) accepted it", file: file, line: line)
+            for p in parts { XCTAssertTrue(e.contains(p), "\(reader): \(e) lacks \(p)", file: file, line: line) }
+        }
+    }
+
+    func testValidCheckpointVerifiesAndLoadsExactly() throws {
+        XCTAssertEqual(failures(), ["verify": "", "loadRange": "", "loadResidual": ""])
+        let m = try CheckpointStore.verify(dir)
+        XCTAssertEqual(m.checksum, try m.computedChecksum())
+        XCTAssertEqual(m.format, 2)
+        var out = [Float](repeating: .nan, count: 8)
+        try CheckpointStore.loadRange(dir, m, layout: layout, suffix: "", lo: 0, hi: 8, into: &out)
+        XCTAssertEqual(out, weights, "bit-exact")
+        try CheckpointStore.loadRange(dir, m, layout: layout, suffix: "momentum", lo: 3, hi: 7, into: &out)
+        XCTAssertEqual(Array(out[0..<4]), Array(momentum[3..<7]), "a range across both server files, bit-exact")
+        XCTAssertEqual(try CheckpointStore.loadResidual(dir, m, file: "worker-0.safetensors", count: 8), residual)
+    }
+
+    /// Shards with a negative start, past the end of the tensor, with an
+    /// overflowing end, overlapping, leaving a gap, or empty are refused
+    /// before any file is read (the old check only summed the counts).
+    func testShardRangesAreChecked() throws {
+        let cases: [(start0: Int, count0: Int, start1: Int, count1: Int, field: String, why: String)] = [
+            (-1, 5, 4, 2, "shards[0].start", "is -1: negative"),
+            (0, 4, 4, 3, "shards[1].count", "runs past the tensor's 6 elements"),
+            (0, 4, 4, Int.max, "shards[1].count", "runs past"),
+            (0, 4, 2, 2, "shards[1].start", "overlaps the one before it, which ends at 4"),   // counts sum to 6
+            (0, 3, 4, 3, "shards[1].start", "elements 3..<4 of the tensor are in no shard"),  // counts sum to 6
+            (0, 6, 6, 0, "shards[1].count", "is 0"),
+        ]
+        for c in cases {
+            try writeCheckpoint()
+            try rewrite { m in
+                m.tensors[0].shards[0].start = c.start0; m.tensors[0].shards[0].count = c.count0
+                m.tensors[0].shards[1].start = c.start1; m.tensors[0].shards[1].count = c.count1
+            }
+            assertRefused([mpath, "field tensors[0] (w).\(c.field)", c.why])
+        }
+    }
+
+    /// A shard whose range is valid but whose file holds another number of
+    /// elements is refused by verify (not only when loaded).
+    func testShardDataMustHoldTheShardsElements() throws {
+        try rewrite { m in
+            m.tensors[0].shards[0].count = 3
+            m.tensors[0].shards[1].start = 3; m.tensors[0].shards[1].count = 3
+        }
+        assertRefused([dir + "/server-0.safetensors lacks w with 3 FP32 elements"], also: ["loadRange"])
+    }
+
+    /// File names that would leave the checkpoint folder (or are not plain
+    /// names) are refused, in the files list and in a shard, naming the
+    /// manifest, the field and the name; /dev/zero is never opened.
+    func testFileNamesMustBePlainNamesInTheFolder() throws {
+        let names = ["../../dev/zero", "/etc/passwd", "..", ".", "", "a\u{0}b", String(repeating: "x", count: 300)]
+        for name in names {
+            try writeCheckpoint()
+            try rewrite { $0.files[1].name = name }
+            assertRefused([mpath, "field files[1].name is \(name.debugDescription)", "plain files inside its own folder"])
+            try writeCheckpoint()
+            try rewrite { $0.tensors[1].shards[0].file = name }
+            assertRefused([mpath, "field tensors[1] (b).shards[0].file is \(name.debugDescription)"])
+        }
+    }
+
+    /// A shard naming a file missing from the files list (so without a
+    /// SHA-256) is refused, even when that file exists, is damaged, and
+    /// the manifest's checksum matches.
+    func testShardFileMustBeListed() throws {
+        var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: dir + "/server-1.safetensors")))
+        bytes[bytes.count - 1] ^= 0x40
+        try Data(bytes).write(to: URL(fileURLWithPath: dir + "/extra.safetensors"))
+        try rewrite { $0.tensors[1].shards[0].file = "extra.safetensors" }
+        assertRefused([mpath, "field tensors[1] (b).shards[0].file is extra.safetensors", "files list does not hold"])
+    }
+
+    /// Edits that keep the JSON valid (the step, the loss scale) break the
+    /// manifest's checksum; a manifest without a checksum, or of format 1,
+    /// is refused with a message saying so.
+    func testEditedManifestIsRefused() throws {
+        let original = try String(contentsOfFile: mpath, encoding: .utf8)
+        for (from, to) in [("\"step\" : 5", "\"step\" : 6"), ("\"scale\" : 65536", "\"scale\" : 1024")] {
+            XCTAssertTrue(original.contains(from), original)
+            try original.replacingOccurrences(of: from, with: to).write(toFile: mpath, atomically: false, encoding: .utf8)
+            assertRefused([mpath, "field checksum is", "the manifest was edited or damaged"])
+        }
+        try original.write(toFile: mpath, atomically: false, encoding: .utf8)
+        try rewrite(seal: false) { $0.checksum = nil }
+        assertRefused([mpath, "field checksum is missing"])
+        try rewrite { $0.format = 1 }
+        assertRefused([mpath, "field format is 1, this build reads format 2"])
+    }
+
+    /// The manifest's step must be its folder's name.
+    func testFolderNameMustMatchTheStep() throws {
+        let moved = runDir + "/checkpoints/step-6"
+        try FileManager.default.moveItem(atPath: dir, toPath: moved)
+        XCTAssertThrowsError(try CheckpointStore.verify(moved)) {
+            XCTAssertTrue("\($0)".contains("\(moved)/manifest.json: field step is 5 but the folder is named step-6"), "\($0)")
+        }
+        XCTAssertThrowsError(try CheckpointStore.choose(runDir, from: nil, warn: { _ in }))
+    }
+
+    /// Sizes are bounded before anything is read: a listed file larger than
+    /// the manifest says, a FIFO in place of a file (reading it would
+    /// block), a manifest larger than Manifest.maxBytes (a sparse file).
+    func testSizesAreCheckedBeforeReading() throws {
+        let f = dir + "/server-1.safetensors"
+        let h = try XCTUnwrap(FileHandle(forWritingAtPath: f))
+        h.seekToEndOfFile(); h.write(Data(count: 1 << 20)); h.closeFile()
+        assertRefused(["\(f) has", "the manifest says", "truncated or damaged"], also: ["loadRange"])
+        try FileManager.default.removeItem(atPath: f)
+        XCTAssertEqual(mkfifo(f, 0o644), 0)
+        assertRefused(["\(f) is not a regular file"], also: ["loadRange"])
+        try writeCheckpoint()
+        XCTAssertEqual(truncate(mpath, off_t(Manifest.maxBytes + 1)), 0)
+        assertRefused(["\(mpath) has \(Manifest.maxBytes + 1) bytes, more than a manifest may have"], also: [])
+    }
+
+    /// A worker file whose residual does not have the model's element count is refused by verify.
+    func testResidualSizeIsChecked() throws {
+        let w = CheckpointWriter(runDir: runDir)
+        try? FileManager.default.removeItem(atPath: w.tempDir(5))
+        let r = try w.writeRankFile(step: 5, name: "worker-0.safetensors", tensors: [tensor("residual", [1, 2, 3], [3])], metadata: [:])
+        try FileManager.default.removeItem(atPath: dir + "/worker-0.safetensors")
+        try FileManager.default.moveItem(atPath: w.tempDir(5) + "/worker-0.safetensors", toPath: dir + "/worker-0.safetensors")
+        try rewrite { $0.files[2].bytes = r.bytes; $0.files[2].sha256 = r.sha256 }
+        assertRefused([dir + "/worker-0.safetensors: residual has 3 F32 elements, the model has 8"], also: ["loadResidual"])
+    }
 }
