@@ -51,12 +51,24 @@ func jsonQuote(_ v: String) -> String {
 /// Lines are buffered and written at `flush()` (once per step), so a crash
 /// loses at most the lines of the step in progress and can truncate only the
 /// last line.
+///
+/// A write that fails (a full disk, an I/O error) never leaves half a line:
+/// the file is cut back to where the flush began and the records stay in
+/// memory, to be written by the next flush that succeeds. `failure` says
+/// why meanwhile, and `onFailure` hears of each new failure once. Past
+/// `maxPending` bytes kept in memory, the oldest records are dropped and
+/// counted (`dropped`), and a record saying how many goes in first when
+/// writing works again.
 public final class RunLog {
     public static let schemaVersion = 1
+    public static let maxPending = 16 << 20
     let fd: Int32
     public let path: String
     var buffer: [UInt8] = []
     let fixed: String
+    public private(set) var failure: String?
+    public private(set) var dropped = 0
+    public var onFailure: ((String) -> Void)?
 
     /// Opens (creating folders) `path` for appending. `fixed` fields (run id,
     /// rank, role) go into every record.
@@ -77,26 +89,42 @@ public final class RunLog {
 
     deinit { flush(); close(fd) }
 
-    /// Adds a record: {"v":1,"event":..., "t": unix seconds, fixed..., fields...}.
-    public func write(_ event: String, _ fields: [(String, JSONValue)]) {
+    func record(_ event: String, _ fields: [(String, JSONValue)]) -> String {
         var s = "{\"v\":\(RunLog.schemaVersion),\"event\":\(jsonQuote(event)),\"t\":"
         JSONValue.double((Date().timeIntervalSince1970 * 1e6).rounded() / 1e6).write(into: &s)
         s += fixed
         for (k, v) in fields { s += ",\(jsonQuote(k)):"; v.write(into: &s) }
-        s += "}\n"
-        buffer.append(contentsOf: s.utf8)
+        return s + "}\n"
     }
 
-    public func flush() {
-        guard !buffer.isEmpty else { return }
-        buffer.withUnsafeBytes { b in
-            var off = 0
-            while off < b.count {
-                let n = Foundation.write(fd, b.baseAddress! + off, b.count - off)
-                if n <= 0 { if errno == EINTR { continue }; break }
-                off += n
-            }
+    /// Adds a record: {"v":1,"event":..., "t": unix seconds, fixed..., fields...}.
+    public func write(_ event: String, _ fields: [(String, JSONValue)]) {
+        buffer.append(contentsOf: record(event, fields).utf8)
+        if buffer.count > RunLog.maxPending, let cut = buffer[(buffer.count - RunLog.maxPending)...].firstIndex(of: 0x0A) {
+            dropped += buffer[..<cut].filter { $0 == 0x0A }.count + 1
+            buffer.removeSubrange(...cut)
         }
-        buffer.removeAll(keepingCapacity: true)
+    }
+
+    /// Writes the buffered records; returns false (and keeps them) when the write failed.
+    @discardableResult
+    public func flush() -> Bool {
+        guard !buffer.isEmpty else { return true }
+        if dropped > 0 {
+            buffer.insert(contentsOf: record("log_gap", [("dropped_records", .int(dropped))]).utf8, at: 0)
+            dropped = 0
+        }
+        let start = lseek(fd, 0, SEEK_END)
+        let err = buffer.withUnsafeBytes { writeAll(fd, $0) }
+        if err == 0 {
+            buffer.removeAll(keepingCapacity: true)
+            failure = nil
+            return true
+        }
+        // No half line: cut the file back to where this flush began.
+        if start >= 0 { _ = ftruncate(fd, start) }
+        let why = "cannot write the log \(path): \(String(cString: strerror(err))); its records are kept in memory and written when it works again"
+        if failure != why { failure = why; onFailure?(why) }
+        return false
     }
 }

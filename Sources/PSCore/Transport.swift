@@ -41,8 +41,9 @@ public protocol Transport: AnyObject {
     /// Completes all requests; returns the byte count of each (0 for sends).
     /// Throws TransportTimeout naming a peer still silent at the deadline.
     func waitAll(_ requests: [TransportRequest], timeout: Double) throws -> [Int]
-    /// Every rank contributes `mine` (same length everywhere) and gets all, by rank.
-    func allgather(_ mine: [UInt8]) throws -> [[UInt8]]
+    /// Every rank contributes `mine` (same length everywhere) and gets all,
+    /// by rank; throws TransportTimeout naming a rank still silent at the deadline.
+    func allgather(_ mine: [UInt8], timeout: Double) throws -> [[UInt8]]
 }
 
 // MARK: - In-process transport
@@ -262,21 +263,28 @@ public final class InProcessTransport: Transport {
         hub.cond.unlock()
     }
 
-    public func allgather(_ mine: [UInt8]) throws -> [[UInt8]] {
-        let tag: Int32 = 999
-        let peers = (0..<size).filter { $0 != rank }
-        let out = FrameBuffer(payloadCapacity: mine.count)
-        mine.withUnsafeBytes { if $0.count > 0 { out.raw.copyMemory(from: $0.baseAddress!, byteCount: $0.count) } }
-        out.length = mine.count
-        let ins = peers.map { _ in FrameBuffer(payloadCapacity: mine.count) }
-        var reqs: [TransportRequest] = []
-        for p in peers { reqs.append(try isend(out, to: p, tag: tag)) }
-        for (i, p) in peers.enumerated() { reqs.append(try irecv(ins[i], from: p, tag: tag)) }
-        let counts = try waitAll(reqs, timeout: 60)
-        var result = Array(repeating: mine, count: size)
-        for (i, p) in peers.enumerated() {
-            result[p] = Array(UnsafeRawBufferPointer(start: ins[i].raw, count: counts[peers.count + i]))
-        }
-        return result
+    public func allgather(_ mine: [UInt8], timeout: Double) throws -> [[UInt8]] {
+        try pointToPointAllgather(self, mine, timeout: timeout)
     }
+}
+
+/// An allgather made of point-to-point messages, so that it has a deadline
+/// and names a silent rank (MPI's collectives have neither).
+public func pointToPointAllgather(_ t: Transport, _ mine: [UInt8], timeout: Double) throws -> [[UInt8]] {
+    let tag: Int32 = 999
+    let peers = (0..<t.size).filter { $0 != t.rank }
+    let out = FrameBuffer(payloadCapacity: mine.count)
+    mine.withUnsafeBytes { if $0.count > 0 { out.raw.copyMemory(from: $0.baseAddress!, byteCount: $0.count) } }
+    out.length = mine.count
+    let ins = peers.map { _ in FrameBuffer(payloadCapacity: mine.count) }
+    var reqs: [TransportRequest] = []
+    for p in peers { reqs.append(try t.irecv(ins[peers.firstIndex(of: p)!], from: p, tag: tag)) }
+    for p in peers { reqs.append(try t.isend(out, to: p, tag: tag)) }
+    let counts = try t.waitAll(reqs, timeout: timeout)
+    var result = Array(repeating: mine, count: t.size)
+    for (i, p) in peers.enumerated() {
+        guard counts[i] == mine.count else { throw PSError("rank \(p) sent \(counts[i]) bytes at start-up, expected \(mine.count)") }
+        result[p] = Array(UnsafeRawBufferPointer(start: ins[i].raw, count: counts[i]))
+    }
+    return result
 }

@@ -133,15 +133,8 @@ public final class MPITransport: Transport {
         return counts
     }
 
-    public func allgather(_ mine: [UInt8]) throws -> [[UInt8]] {
-        var all = [UInt8](repeating: 0, count: mine.count * size)
-        try mine.withUnsafeBytes { m in
-            try all.withUnsafeMutableBytes { a in
-                try check(MPI_Allgather(m.baseAddress, Int32(mine.count), pst_mpi_byte(),
-                                        a.baseAddress, Int32(mine.count), pst_mpi_byte(), comm), "MPI_Allgather")
-            }
-        }
-        return (0..<size).map { Array(all[($0 * mine.count)..<(($0 + 1) * mine.count)]) }
+    public func allgather(_ mine: [UInt8], timeout: Double) throws -> [[UInt8]] {
+        try pointToPointAllgather(self, mine, timeout: timeout)
     }
 
     static func clock() -> Double {

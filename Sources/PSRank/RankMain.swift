@@ -57,7 +57,7 @@ public enum RankMain {
     static func stderrLine(_ s: String) {
         let text = s.split(separator: "\n", omittingEmptySubsequences: false).enumerated()
             .map { $0.offset == 0 ? String($0.element) : "  " + $0.element }.joined(separator: "\n")
-        FileHandle.standardError.write((text + "\n").data(using: .utf8)!)
+        Console.err(text + "\n")
     }
 
     /// The core to pin this worker to: its node-local rank modulo the cores,
@@ -89,17 +89,24 @@ public enum RankMain {
 
     public static func main(role: Role) -> Never {
         setvbuf(stdout, nil, _IOLBF, 0)
+        signal(SIGPIPE, SIG_IGN)   // a closed pipe is an error to report, not a reason to die
         let exeName = "pstrain-\(role.name)"
         if CommandLine.arguments.contains("--help") || CommandLine.arguments.contains("-h") {
             print(usage)
             print("Run under mpirun, servers first; see `pstrain launch --help`.")
             exit(0)
         }
+        // Every wait has a deadline, the blocking MPI calls included: a rank
+        // that another rank leaves hanging in MPI_Init or MPI_Finalize gives up.
+        let seconds = startupSeconds()
         let transport: MPITransport
+        let initDeadline = Deadline(seconds: seconds, exeName + ": error: MPI_Init did not return within \(Int(seconds)) s: another rank of the job "
+                                    + "is hung or dead, or mpirun could not start them all (run.timeout_seconds sets this deadline)")
         do { transport = try MPITransport.initialize() } catch {
             stderrLine("\(exeName): error: cannot start MPI: \(error). Start the ranks with mpirun or `pstrain launch`.")
             exit(1)
         }
+        initDeadline.cancel()
         let rank = transport.rank
 
         // Everything that can fail locally is done before the hello exchange,
@@ -121,6 +128,7 @@ public enum RankMain {
                 try BLASInfo.selfCheck()
                 data = try DataSplit.load(config: config)
             }
+            testHang("data", rank: rank)
         } catch {
             startError = "\(error)"
         }
@@ -131,14 +139,14 @@ public enum RankMain {
                               runDir: runDirProposal, error: startError, trainCount: data?.train.count ?? 0)
         let world: World
         do {
-            let all = try transport.allgather(hello.encode())
+            let all = try transport.allgather(hello.encode(), timeout: seconds)
             world = World(hellos: all.map { RankHello.decode($0)! })
             var configs: [Config]?
             if Set(world.hellos.map { $0.configHash }).count > 1 && world.hellos.allSatisfy({ $0.error.isEmpty }) {
                 let len = world.hellos.map { $0.configLength }.max()!
                 var mine = Array(config.canonicalTOML.utf8)
                 mine += [UInt8](repeating: 0, count: len - mine.count)
-                let texts = try transport.allgather(mine)
+                let texts = try transport.allgather(mine, timeout: seconds)
                 configs = try texts.enumerated().map { (r, t) in
                     let s = String(decoding: t.prefix { $0 != 0 }, as: UTF8.self)
                     return try Config.parse(s, source: "rank \(r)")
@@ -154,6 +162,10 @@ public enum RankMain {
                 transport.finalize()
                 exit(2)
             }
+        } catch let t as TransportTimeout {
+            stderrLine("\(exeName) (rank \(rank)): error: rank \(t.peer) sent no start-up hello for \(Int(t.seconds)) s: it is hung or dead "
+                + "(stopped while loading its data?); run.timeout_seconds sets this deadline")
+            exit(1)
         } catch {
             stderrLine("\(exeName) (rank \(rank)): error: start-up exchange failed: \(error)")
             exit(1)
@@ -176,6 +188,7 @@ public enum RankMain {
             stderrLine("\(exeName)[\(me)]: error: \(error)")
             exit(1)
         }
+        log?.onFailure = { stderrLine("\(exeName)[\(me)]: warning: \($0)") }
         if role == .worker, let core = BLASInfo.recommendedCoreType(), index == 0 {
             stderrLine("\(exeName)[\(me)]: warning: OpenBLAS runs its generic '\(BLASInfo.coreName)' kernels on this CPU; "
                 + "export OPENBLAS_CORETYPE=\(core) to every rank (mpirun -x) for a 3-4x faster sgemm (pstrain launch does this)")
@@ -215,7 +228,51 @@ public enum RankMain {
             stderrLine("\(exeName)[\(me)]: internal error: \(transport.outstanding) message(s) still in flight at shutdown")
             exit(1)
         }
+        testHang("finalize", rank: rank)
+        let finalizeDeadline = Deadline(seconds: seconds, "\(exeName)[\(me)]: error: MPI_Finalize did not return within \(Int(seconds)) s: "
+                                        + "another rank is hung or dead at shutdown (run.timeout_seconds sets this deadline)")
         transport.finalize()
+        finalizeDeadline.cancel()
         exit(0)
     }
+
+    /// run.timeout_seconds from the arguments, before MPI starts (the
+    /// default when they cannot be read: that error is reported later).
+    static func startupSeconds() -> Double {
+        guard let args = try? parse(Array(CommandLine.arguments.dropFirst())), let path = args.config,
+              var config = try? Config.load(path: path) else { return Config().timeoutSeconds }
+        for o in args.overrides { try? config.apply(override: o) }
+        return config.timeoutSeconds
+    }
+
+    /// Test hook: PSTRAIN_TEST_HANG=POINT:RANK makes that rank hang for good at
+    /// POINT ("data": after loading its data, before the start-up exchange;
+    /// "finalize": before MPI_Finalize), as a rank stopped there would.
+    static func testHang(_ point: String, rank: Int) {
+        guard ProcessInfo.processInfo.environment["PSTRAIN_TEST_HANG"] == "\(point):\(rank)" else { return }
+        while true { pause() }
+    }
+}
+
+/// Ends the process with `message` unless cancelled within `seconds`: the
+/// deadline of a call that has none of its own (MPI_Init, MPI_Finalize).
+final class Deadline: @unchecked Sendable {
+    let lock = NSLock()
+    var cancelled = false
+
+    init(seconds: Double, _ message: String) {
+        let t = Thread { [self] in
+            let end = Date().addingTimeInterval(seconds)
+            while Date() < end {
+                usleep(50_000)
+                lock.lock(); let c = cancelled; lock.unlock()
+                if c { return }
+            }
+            Console.err(message + "\n")
+            _exit(1)
+        }
+        t.start()
+    }
+
+    func cancel() { lock.lock(); cancelled = true; lock.unlock() }
 }

@@ -49,6 +49,7 @@ enum Job {
     static func run(plan first: MpirunPlan, dir: String, shown: String, attempt firstAttempt: Int, maxRestarts: Int,
                     kind: String) throws {
         let events = try RunLog(path: dir + "/events.jsonl", fixed: [("run", .string((dir as NSString).lastPathComponent))])
+        events.onFailure = { Console.err("pstrain: warning: \($0)\n") }
         Preemption.install(runDir: dir)
         var plan = first
         var attempt = firstAttempt
@@ -62,7 +63,7 @@ enum Job {
             events.flush()
             let started = Date()
             unlink(dir + "/STOP")   // a request of an earlier attempt must not stop this one
-            let status = try runMpirun(plan: plan, logPath: dir + "/logs/mpirun-\(attempt).log")
+            let status = try runMpirun(plan: plan, logPath: dir + "/logs/mpirun-\(attempt).log", runDir: dir, silence: watchdogSeconds(dir))
             events.write("exit", [("attempt", .int(attempt)), ("code", .int(Int(status.code))), ("signal", .int(Int(status.signal))),
                                   ("seconds", .double(Date().timeIntervalSince(started)))])
             events.flush()
@@ -77,7 +78,7 @@ enum Job {
                 break
             }
             if Preemption.requested {
-                FileHandle.standardError.write("pstrain: the job was stopped before it could checkpoint\n".data(using: .utf8)!)
+                Console.err("pstrain: the job was stopped before it could checkpoint\n")
                 throw ExitCode(status.code != 0 ? status.code : 1)
             }
             let out = (try? String(contentsOfFile: dir + "/logs/mpirun-\(attempt).log", encoding: .utf8)) ?? ""
@@ -85,13 +86,13 @@ enum Job {
             if let why = explainMpirunFailure(out, plan: plan) { msg += "\n  \(why)" }
             msg += anyShown ? "\n  The ranks' messages are above; mpirun's full output is in \(shown)/logs/mpirun-\(attempt).log."
                             : "\n  mpirun's full output is in \(shown)/logs/mpirun-\(attempt).log."
-            FileHandle.standardError.write((msg + "\n").data(using: .utf8)!)
+            Console.err(msg + "\n")
             guard restarts < maxRestarts else {
-                if maxRestarts > 0 { FileHandle.standardError.write("pstrain: giving up after \(restarts) restart(s) (--max-restarts \(maxRestarts))\n".data(using: .utf8)!) }
+                if maxRestarts > 0 { Console.err("pstrain: giving up after \(restarts) restart(s) (--max-restarts \(maxRestarts))\n") }
                 throw ExitCode(status.code != 0 ? status.code : 1)
             }
             guard let chosen = try? CheckpointStore.choose(dir, from: nil, warn: { print("pstrain: warning: \($0)") }) else {
-                FileHandle.standardError.write("pstrain: no complete checkpoint to restart from; the run cannot continue by itself\n".data(using: .utf8)!)
+                Console.err("pstrain: no complete checkpoint to restart from; the run cannot continue by itself\n")
                 throw ExitCode(status.code != 0 ? status.code : 1)
             }
             restarts += 1
@@ -102,6 +103,13 @@ enum Job {
         if let summary = finalSummary(runDir: dir) { print("pstrain: \(summary)") }
         if restarts > 0 { print("pstrain: the run needed \(restarts) restart(s); events.jsonl has them") }
         print("pstrain: run directory \(shown)")
+    }
+
+    /// How long the job may go without any rank writing its log before the
+    /// launcher stops it: twice the ranks' own deadline plus 20 s, so that a
+    /// rank's timeout always fires first where one applies.
+    static func watchdogSeconds(_ dir: String) -> Double {
+        ((try? Config.load(path: dir + "/run.toml"))?.timeoutSeconds ?? Config().timeoutSeconds) * 2 + 20
     }
 
     static func which(_ cmd: String) -> String? {
@@ -126,7 +134,7 @@ enum Job {
     /// Runs mpirun: its standard output passes through (progress lines); its
     /// standard error goes to `logPath`, and the ranks' own lines (those that
     /// start with "pstrain") are shown too.
-    static func runMpirun(plan: MpirunPlan, logPath: String) throws -> (code: Int32, signal: Int32) {
+    static func runMpirun(plan: MpirunPlan, logPath: String, runDir: String, silence: Double) throws -> (code: Int32, signal: Int32) {
         guard let exe = which(plan.mpirun) else { throw ValidationError("'\(plan.mpirun)' not found on PATH") }
         var fds: [Int32] = [0, 0], outFds: [Int32] = [0, 0]
         guard pipe(&fds) == 0, pipe(&outFds) == 0 else { throw ValidationError("cannot create a pipe: \(String(cString: strerror(errno)))") }
@@ -156,8 +164,9 @@ enum Job {
         guard rc == 0 else { close(fds[0]); close(outFds[0]); throw ValidationError("cannot start \(plan.mpirun): \(String(cString: strerror(rc)))") }
         // The job's standard output (server 0's progress) on its own thread.
         let screen = Screen(tty: isatty(1) != 0)
+        let outRead = outFds[0]
         let outReader = Thread {
-            let h = FileHandle(fileDescriptor: outFds[0], closeOnDealloc: true)
+            let h = FileHandle(fileDescriptor: outRead, closeOnDealloc: true)
             var pending = Data()
             while true {
                 let chunk = h.availableData
@@ -171,9 +180,12 @@ enum Job {
             screen.finish()
         }
         outReader.start()
-        Preemption.child = pid
-        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
-        let log = FileHandle(forWritingAtPath: logPath)!
+        Preemption.started(pid)
+        let watchdog = Watchdog(runDir: runDir, group: pid, silence: silence)
+        watchdog.start()
+        let log = open(logPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        var logFailed = log < 0
+        if logFailed { Console.err("pstrain: warning: cannot write \(logPath): \(String(cString: strerror(errno))); mpirun's output is not saved\n") }
         let reader = FileHandle(fileDescriptor: fds[0], closeOnDealloc: true)
         var pending = Data()
         var lastShown = false
@@ -181,7 +193,13 @@ enum Job {
         while true {
             let chunk = reader.availableData
             if chunk.isEmpty { break }
-            log.write(chunk)
+            if !logFailed {
+                let err = chunk.withUnsafeBytes { writeAll(log, $0) }
+                if err != 0 {
+                    logFailed = true
+                    Console.err("pstrain: warning: cannot write \(logPath): \(String(cString: strerror(err))); the rest of mpirun's output is shown but not saved\n")
+                }
+            }
             pending.append(chunk)
             while let nl = pending.firstIndex(of: 0x0A) {
                 let line = pending[pending.startIndex..<nl]
@@ -195,11 +213,18 @@ enum Job {
                 }
             }
         }
+        // Wait for mpirun without reaping it, so that its process id (and
+        // group) cannot be reused while a signal handler may still kill it;
+        // forget it, then reap it.
+        var info = siginfo_t()
+        while waitid(P_PID, id_t(pid), &info, WEXITED | WNOWAIT) < 0 && errno == EINTR {}
+        Preemption.finished()
+        watchdog.stop()
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         while !outReader.isFinished { usleep(1000) }
-        Preemption.child = 0
-        try? log.close()
+        if log >= 0 { close(log) }
+        if let why = watchdog.fired { Console.err("pstrain: error: \(why)\n") }
         if status & 0x7f != 0 { return (0, status & 0x7f) }
         return ((status >> 8) & 0xff, 0)
     }
@@ -245,29 +270,103 @@ enum Job {
 /// SIGINT or SIGTERM to the launcher (Ctrl-C, a scheduler's preemption):
 /// the first asks the ranks to finish the step, checkpoint and exit 0 (a
 /// STOP file server 0 looks for every step); a second one stops mpirun now.
+/// The signal handlers run on a dispatch queue, the job on the main thread:
+/// the state they share is read and written under one lock.
 enum Preemption {
-    nonisolated(unsafe) static var requested = false
-    nonisolated(unsafe) static var child: pid_t = 0
+    final class State: @unchecked Sendable {
+        let lock = NSLock()
+        var requested = false
+        /// mpirun's process id while it may be signalled (0 once it exited, before it is reaped).
+        var child: pid_t = 0
+    }
+    static let state = State()
     nonisolated(unsafe) static var sources: [DispatchSourceSignal] = []
+
+    static var requested: Bool { state.lock.lock(); defer { state.lock.unlock() }; return state.requested }
+    static func started(_ pid: pid_t) { state.lock.lock(); state.child = pid; state.lock.unlock() }
+    static func finished() { state.lock.lock(); state.child = 0; state.lock.unlock() }
+
+    /// What a signal does: the first asks for a stop, a later one kills mpirun's group (if it still runs).
+    static func signalled(runDir: String) {
+        state.lock.lock()
+        defer { state.lock.unlock() }
+        if !state.requested {
+            state.requested = true
+            _ = FileManager.default.createFile(atPath: runDir + "/STOP", contents: Data("stop\n".utf8))
+            Console.err("pstrain: stopping: the ranks finish this step, write a checkpoint and exit (signal again to abort now)\n")
+        } else if state.child > 0 {
+            Console.err("pstrain: aborting now\n")
+            kill(-state.child, SIGTERM)
+        }
+    }
 
     static func install(runDir: String) {
         guard sources.isEmpty else { return }
         for sig in [SIGINT, SIGTERM] {
             signal(sig, SIG_IGN)
             let src = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            src.setEventHandler {
-                if !requested {
-                    requested = true
-                    _ = FileManager.default.createFile(atPath: runDir + "/STOP", contents: Data("stop\n".utf8))
-                    FileHandle.standardError.write("pstrain: stopping: the ranks finish this step, write a checkpoint and exit (signal again to abort now)\n".data(using: .utf8)!)
-                } else if child > 0 {
-                    FileHandle.standardError.write("pstrain: aborting now\n".data(using: .utf8)!)
-                    kill(-child, SIGTERM)
-                }
-            }
+            src.setEventHandler { signalled(runDir: runDir) }
             src.resume()
             sources.append(src)
         }
+    }
+}
+
+/// The launcher's last line of defence against a job that hangs where no
+/// rank's own deadline reaches (MPI start-up, a rank stopped inside
+/// MPI_Finalize): when no rank has written its log for `silence` seconds,
+/// mpirun's process group is killed and the job fails with a message that
+/// names the ranks that wrote last and those that never did.
+final class Watchdog: @unchecked Sendable {
+    let runDir: String
+    let group: pid_t
+    let silence: Double
+    let lock = NSLock()
+    var stopped = false
+    var why: String?
+
+    init(runDir: String, group: pid_t, silence: Double) { self.runDir = runDir; self.group = group; self.silence = silence }
+
+    var fired: String? { lock.lock(); defer { lock.unlock() }; return why }
+
+    func stop() { lock.lock(); stopped = true; lock.unlock() }
+
+    /// Seconds since each rank's log last changed (nil: no log yet), by file name.
+    func quietness(now: Double) -> [(String, Double?)] {
+        let logs = ((try? FileManager.default.contentsOfDirectory(atPath: runDir + "/logs")) ?? []).filter { $0.hasSuffix(".jsonl") }.sorted()
+        return logs.map { name in
+            let m = (try? FileManager.default.attributesOfItem(atPath: runDir + "/logs/" + name)[.modificationDate] as? Date)?.timeIntervalSince1970
+            return (String(name.dropLast(6)), m.map { now - $0 })
+        }
+    }
+
+    func start() {
+        let t = Thread { [self] in
+            let began = Date().timeIntervalSince1970
+            while true {
+                usleep(250_000)
+                lock.lock()
+                if stopped { lock.unlock(); return }
+                lock.unlock()
+                let now = Date().timeIntervalSince1970
+                let quiet = quietness(now: now)
+                let newest = quiet.compactMap { $0.1 }.min() ?? (now - began)
+                guard newest > silence && now - began > silence else { continue }
+                let text = quiet.isEmpty ? "no rank started its log" : quiet.map { "\($0.0) \($0.1.map { "quiet for \(Int($0)) s" } ?? "no log")" }.joined(separator: ", ")
+                lock.lock()
+                if !stopped {
+                    why = "the job made no progress for \(Int(silence)) s (no rank wrote its log; \(text)); the launcher stopped mpirun. "
+                        + "A rank is hung where its own deadline does not reach (start-up or shutdown); run.timeout_seconds sets the deadlines"
+                    kill(-group, SIGTERM)
+                }
+                lock.unlock()
+                usleep(3_000_000)
+                lock.lock(); let done = stopped; lock.unlock()
+                if !done { kill(-group, SIGKILL) }
+                return
+            }
+        }
+        t.start()
     }
 }
 
@@ -295,22 +394,22 @@ final class Screen: @unchecked Sendable {
         lock.lock(); defer { lock.unlock() }
         let periodic = line.hasPrefix("epoch ") && !line.contains("test accuracy")
         if tty && periodic {
-            FileHandle.standardOutput.write(("\r\u{1B}[K" + Screen.bar(line) + line).data(using: .utf8)!)
+            Console.out("\r\u{1B}[K" + Screen.bar(line) + line)
             live = true
             return
         }
-        if live { FileHandle.standardOutput.write("\r\u{1B}[K".data(using: .utf8)!); live = false }
-        FileHandle.standardOutput.write((line + "\n").data(using: .utf8)!)
+        if live { Console.out("\r\u{1B}[K"); live = false }
+        Console.out(line + "\n")
     }
 
     func err(_ line: String) {
         lock.lock(); defer { lock.unlock() }
-        if live { FileHandle.standardOutput.write("\r\u{1B}[K".data(using: .utf8)!); live = false }
-        FileHandle.standardError.write((line + "\n").data(using: .utf8)!)
+        if live { Console.out("\r\u{1B}[K"); live = false }
+        Console.err(line + "\n")
     }
 
     func finish() {
         lock.lock(); defer { lock.unlock() }
-        if live { FileHandle.standardOutput.write("\n".data(using: .utf8)!); live = false }
+        if live { Console.out("\n"); live = false }
     }
 }

@@ -12,4 +12,8 @@ struct PSTrain: ParsableCommand {
         subcommands: [Launch.self, Resume.self, Inspect.self, Ckpt.self])
 }
 
+import Foundation
+
+// A closed pipe (`pstrain launch | head`) is an error each write reports, not a reason to die.
+signal(SIGPIPE, SIG_IGN)
 PSTrain.main()

@@ -368,3 +368,50 @@ final class CheckpointReadingTests: XCTestCase {
         assertRefused([dir + "/worker-0.safetensors: residual has 3 F32 elements, the model has 8"], also: ["loadResidual"])
     }
 }
+
+/// A rank's log on a file system that fills up.
+final class RunLogFullDiskTests: XCTestCase {
+    /// Writes fail with a real ENOSPC: no half line is left, the records are
+    /// kept, the failure is reported once, and everything is written when
+    /// room comes back. Needs root for the small tmpfs (CI runs as root).
+    func testNoHalfLineAndNothingLostWhenTheDiskIsFull() throws {
+        let mnt = NSTemporaryDirectory() + "pstrain-logfull-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: mnt, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: mnt) }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/mount")
+        p.arguments = ["-t", "tmpfs", "-o", "size=64k", "tmpfs", mnt]
+        try p.run(); p.waitUntilExit()
+        XCTAssertEqual(p.terminationStatus, 0, "mounting a small tmpfs needs root")
+        guard p.terminationStatus == 0 else { return }
+        defer { let u = Process(); u.executableURL = URL(fileURLWithPath: "/bin/umount"); u.arguments = ["-l", mnt]; try? u.run(); u.waitUntilExit() }
+
+        let log = try RunLog(path: mnt + "/logs/worker-0.jsonl", fixed: [("rank", .int(1))])
+        var reported: [String] = []
+        log.onFailure = { reported.append($0) }
+        log.write("hello", [("n", .int(0))])
+        XCTAssertTrue(log.flush())
+        // Fill the file system but for a few bytes.
+        let filler = mnt + "/filler"
+        FileManager.default.createFile(atPath: filler, contents: nil)
+        let fd = open(filler, O_WRONLY)
+        let block = [UInt8](repeating: 0x41, count: 4096)
+        while block.withUnsafeBytes({ writeAll(fd, $0) }) == 0 {}
+        close(fd)
+        for i in 1...200 { log.write("step", [("step", .int(i)), ("pad", .string(String(repeating: "x", count: 40)))]) }
+        XCTAssertFalse(log.flush(), "the disk is full")
+        XCTAssertFalse(log.flush(), "still full")
+        XCTAssertEqual(reported.count, 1, "one report per failure, not one per flush: \(reported)")
+        XCTAssertTrue(reported.first?.contains("No space left on device") ?? false, "\(reported)")
+        let during = try String(contentsOfFile: mnt + "/logs/worker-0.jsonl", encoding: .utf8)
+        XCTAssertTrue(during.hasSuffix("\n"), "no half line")
+        XCTAssertEqual(readJSONLines(mnt + "/logs/worker-0.jsonl")?.records.count, 1)
+        // Room again: every record arrives, each line whole.
+        try FileManager.default.removeItem(atPath: filler)
+        XCTAssertTrue(log.flush())
+        XCTAssertNil(log.failure)
+        let recs = try XCTUnwrap(readJSONLines(mnt + "/logs/worker-0.jsonl")?.records)
+        XCTAssertEqual(recs.count, 201)
+        XCTAssertEqual(recs.last?["step"] as? Int, 200)
+    }
+}

@@ -125,8 +125,9 @@ extension InProcessTrainingTests {
     /// worker 0 waits for server 0's parameters. Both deadlines fire; both
     /// ranks must name worker 1, the rank that is really silent, never server 0.
     func testACascadeOfTimeoutsNamesTheSilentRank() throws {
-        var c = try smallConfig()
-        try c.apply(override: "run.timeout_seconds=1")
+        var config = try smallConfig()
+        try config.apply(override: "run.timeout_seconds=1")
+        let c = config
         let d = data(c)
         let dir = NSTemporaryDirectory() + "pstrain-blame-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: dir) }
