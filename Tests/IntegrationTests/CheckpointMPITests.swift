@@ -179,20 +179,31 @@ final class CheckpointFailureTests: XCTestCase {
     /// A file system that fills up: the checkpoint fails with a clear
     /// message, the previous checkpoint and LATEST stay intact.
     func testFullDisk() throws {
-        let dir = Harness.tempDir("full")
-        let mnt = dir + "/small"
-        try FileManager.default.createDirectory(atPath: mnt, withIntermediateDirectories: true)
-        // 3 MB holds one checkpoint of this model (1.9 MB) and the logs, not two.
-        let m = Harness.run("/bin/mount", ["-t", "tmpfs", "-o", "size=3m", "tmpfs", mnt], cwd: dir, timeout: 20)
-        XCTAssertEqual(m.status, 0, "mounting a small tmpfs needs root: \(m.output)")
-        guard m.status == 0 else { return }
-        defer { _ = Harness.run("/bin/umount", ["-l", mnt], cwd: dir, timeout: 20) }
-        let r = try Harness.launch(synthetic + ["--run-dir", "small/run"], cwd: dir, timeout: 120)
-        assertEnded(r, status: nil, "disk full")
-        XCTAssertTrue(r.stderr.contains("checkpoint step-20 failed") && r.stderr.contains("not enough free space"), r.stderr)
-        XCTAssertTrue(r.stderr.contains("the previous checkpoint (step-10) and LATEST are untouched"), r.stderr)
-        XCTAssertEqual(latestVerifies(mnt + "/run"), "step-10")
-        XCTAssertFalse(((try? FileManager.default.contentsOfDirectory(atPath: mnt + "/run/checkpoints")) ?? []).contains { $0.hasPrefix(".tmp") })
+        // First the free-space check refuses the write; then, with that check
+        // off (a test hook), the write itself meets ENOSPC. Both end the same way.
+        for (hook, why) in [("0", "not enough free space"), ("1", "No space left on device")] {
+            let dir = Harness.tempDir("full")
+            let mnt = dir + "/small"
+            try FileManager.default.createDirectory(atPath: mnt, withIntermediateDirectories: true)
+            // 3 MB holds one checkpoint of this model (1.9 MB) and the logs, not two.
+            let m = Harness.run("/bin/mount", ["-t", "tmpfs", "-o", "size=3m", "tmpfs", mnt], cwd: dir, timeout: 20)
+            XCTAssertEqual(m.status, 0, "mounting a small tmpfs needs root: \(m.output)")
+            guard m.status == 0 else { return }
+            defer { _ = Harness.run("/bin/umount", ["-l", mnt], cwd: dir, timeout: 20) }
+            let r = Harness.run("/usr/bin/env", ["PSTRAIN_TEST_NO_ROOM_CHECK=\(hook)", try Harness.executable("pstrain"), "launch"]
+                                + synthetic + ["--run-dir", "small/run"], cwd: dir, timeout: 120)
+            assertEnded(r, status: nil, "disk full, hook \(hook)")
+            XCTAssertTrue(r.stderr.contains("checkpoint step-20 failed") && r.stderr.contains(why), r.stderr)
+            XCTAssertTrue(r.stderr.contains("the previous checkpoint (step-10) and LATEST are untouched"), r.stderr)
+            XCTAssertFalse(r.stderr.contains("Fatal error"), r.stderr)
+            XCTAssertEqual(latestVerifies(mnt + "/run"), "step-10")
+            XCTAssertFalse(((try? FileManager.default.contentsOfDirectory(atPath: mnt + "/run/checkpoints")) ?? []).contains { $0.hasPrefix(".tmp") })
+            // The logs on the full disk hold whole lines only.
+            for name in ["server-0", "worker-0", "worker-1"] {
+                let text = (try? String(contentsOfFile: "\(mnt)/run/logs/\(name).jsonl", encoding: .utf8)) ?? ""
+                XCTAssertTrue(text.isEmpty || text.hasSuffix("\n"), "\(name).jsonl ends in a half line")
+            }
+        }
     }
 
     /// A worker stopped with SIGSTOP: every other rank gives up within the
