@@ -39,7 +39,31 @@ final class TOMLTests: XCTestCase {
         XCTAssertTrue(message("[[x]]").contains("arrays of tables"))
         XCTAssertTrue(message("a = 1 b = 2").contains("end of the line"))
     }
+
+    /// Nesting is bounded (the parser recurses once per level): a deep file is
+    /// an error naming the line, not a stack overflow.
+    func testNestingDepthIsBounded() throws {
+        func message(_ text: String) -> String {
+            do { _ = try TOML.parse(text, source: "deep.toml"); return "" } catch { return "\(error)" }
+        }
+        let deep = 100_000
+        for text in ["x = 1\na = " + String(repeating: "[", count: deep) + String(repeating: "]", count: deep),
+                     "x = 1\na = " + String(repeating: "{b = ", count: deep) + "1" + String(repeating: "}", count: deep),
+                     "x = 1\n" + Array(repeating: "k", count: deep).joined(separator: ".") + " = 1",
+                     "x = 1\n[" + Array(repeating: "k", count: deep).joined(separator: ".") + "]"] {
+            let m = message(text)
+            XCTAssertTrue(m.hasPrefix("deep.toml:2:") && m.contains("more than \(TOML.maxDepth) levels"), String(m.prefix(200)))
+        }
+        // Exactly the limit is fine: the innermost 1 sits at level 32.
+        let limit = TOML.maxDepth
+        let t = try TOML.parse("a = " + String(repeating: "[", count: limit - 1) + "1" + String(repeating: "]", count: limit - 1), source: "ok.toml")
+        XCTAssertNotNil(t["a"])
+        XCTAssertTrue(message("a = " + String(repeating: "[", count: limit) + "1" + String(repeating: "]", count: limit)).contains("levels"))
+        XCTAssertTrue(message("[s]\na = {b = {c = " + String(repeating: "[", count: limit - 3) + "1" + String(repeating: "]", count: limit - 3) + "}}")
+            .contains("levels"), "table headers and inline-table keys count")
+    }
 }
+
 
 final class ConfigTests: XCTestCase {
     func testDefaultsRoundTripThroughCanonicalForm() throws {
