@@ -197,6 +197,23 @@ final class ConfigTests: XCTestCase {
         let synth = message("[data]\nkind = \"synthetic\"\nsynthetic_train = 1000000\n[model]\ninput = 4096\n")
         XCTAssertTrue(synth.contains("data.synthetic_train = 1000000 samples of model.input = 4096 bytes is 4096000000 bytes"), synth)
     }
+
+    /// A checkpoint's embedded configuration (ckpt export builds the model
+    /// from it) is checked like a file.
+    func testCheckpointConfigurationIsValidated() throws {
+        var m = Manifest(run: "t", step: 5, epoch: 0, epochCursor: 0, stepsPerEpoch: 10, totalSteps: 20, seed: 1, dataOrder: "", rng: "",
+                         lrSchedule: "constant", learningRate: 0.1,
+                         scaler: .init(scale: 1, goodSteps: 0, hysteresisLeft: 2, skipped: 0, overflowsAtMin: 0, lastFiniteStep: 4),
+                         servers: 1, workers: 1, precision: "fp32", compression: "none", build: "test", configHash: "0",
+                         config: Config().canonicalTOML, created: 0, files: [], tensors: [])
+        XCTAssertEqual(try m.configuration(folder: "/r/step-5").values, Config().values)
+        m.config = Config().canonicalTOML.replacingOccurrences(of: "input = 784", with: "input = 1099511627776")
+        XCTAssertThrowsError(try m.configuration(folder: "/r/step-5")) { e in
+            XCTAssertTrue("\(e)".hasPrefix("/r/step-5/manifest.json (config): model.input = 1099511627776 is out of range"), "\(e)")
+        }
+        m.config = Config().canonicalTOML.replacingOccurrences(of: "lr = 0.05", with: "lr = nan")
+        XCTAssertThrowsError(try m.configuration(folder: "/r/step-5")) { e in XCTAssertTrue("\(e)".contains("train.lr = nan"), "\(e)") }
+    }
 }
 
 final class LaunchPlanTests: XCTestCase {
