@@ -56,9 +56,10 @@ public struct Config: Equatable {
 
     /// Largest message, in elements (run.chunk_elements): the biggest frame
     /// is FrameHeader.size + PieceCodec.maxEncodedBytes, at worst top-k's
-    /// 4 + 8 bytes per element (UInt32 index + FP32 value) = 64 + 4 + 8 * 2^26
-    /// = 536,870,980 bytes, and the codec's scratch 8 + 8 * 2^26: both well
-    /// below Int32.max (a unit test checks it with the real functions).
+    /// 4-byte count plus 8 bytes per element (UInt32 index + FP32 value):
+    /// 64 + 4 + 8 * 2^26 = 536,870,980 bytes; the codec's scratch is
+    /// 8 + 8 * 2^26. Both stay well below Int32.max (a unit test checks it
+    /// with the real functions).
     public static let maxChunkElements = 1 << 26
     /// Widest layer and model.input: 2^20 features.
     public static let maxWidth = 1 << 20
@@ -67,8 +68,9 @@ public struct Config: Equatable {
     public static let maxLayers = 1000
     /// Most parameters (weights and biases) in the model: 2^28, so the FP32
     /// model is at most 1 GiB and every tensor's, shard's and checkpoint
-    /// file's byte count (4 bytes a parameter) stays below 2^30, half of
-    /// Int32.max: OpenBLAS takes 32-bit sizes and MPI 32-bit counts.
+    /// file's byte count (4 bytes a parameter) stays at most 2^30, half of
+    /// Int32.max (OpenBLAS takes 32-bit sizes). Messages never carry a
+    /// whole tensor: run.chunk_elements bounds them.
     public static let maxParameters = 1 << 28
     /// Most elements in one activation buffer (rows x layer width; a worker
     /// holds max(its batch slice, Model.minimumCapacity) rows): 2^28, 1 GiB
