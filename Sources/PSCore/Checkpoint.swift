@@ -167,6 +167,13 @@ public struct Manifest: Codable, Equatable {
         m.checksum = try computedChecksum()
         return m
     }
+
+    /// The run's configuration embedded in the manifest of checkpoint
+    /// `folder`, read and checked like any configuration file (every range
+    /// and model size limit): its sizes become buffers.
+    public func configuration(folder: String) throws -> Config {
+        try Config.parse(config, source: folder + "/manifest.json (config)")
+    }
 }
 
 /// Reading and checking checkpoints. Every read goes through one checked

@@ -1,13 +1,42 @@
 import Foundation
 import CPSKernels
 
-/// One configuration key: its dotted name, type, default and meaning.
+/// One configuration key: its dotted name, type, default, allowed values
+/// (numbers) and meaning.
 public struct ConfigField {
     public enum Kind { case string, integer, float, bool, layers }
     public let key: String
     public let kind: Kind
     public let defaultValue: TOMLValue
+    /// The values a numeric key accepts (nil: any value of its type).
+    public let range: ConfigRange?
     public let doc: String
+
+    init(key: String, kind: Kind, defaultValue: TOMLValue, range: ConfigRange? = nil, doc: String) {
+        self.key = key; self.kind = kind; self.defaultValue = defaultValue; self.range = range; self.doc = doc
+    }
+}
+
+/// The values a numeric key accepts: an interval, each end open or closed.
+/// Only finite numbers lie in one.
+public struct ConfigRange: Equatable {
+    public let lower: Double, upper: Double
+    public let lowerOpen: Bool, upperOpen: Bool
+
+    public static func closed(_ a: Double, _ b: Double) -> ConfigRange { .init(lower: a, upper: b, lowerOpen: false, upperOpen: false) }
+    public static func openClosed(_ a: Double, _ b: Double) -> ConfigRange { .init(lower: a, upper: b, lowerOpen: true, upperOpen: false) }
+    public static func closedOpen(_ a: Double, _ b: Double) -> ConfigRange { .init(lower: a, upper: b, lowerOpen: false, upperOpen: true) }
+    public static func open(_ a: Double, _ b: Double) -> ConfigRange { .init(lower: a, upper: b, lowerOpen: true, upperOpen: true) }
+
+    public func contains(_ v: Double) -> Bool {
+        v.isFinite && (lowerOpen ? v > lower : v >= lower) && (upperOpen ? v < upper : v <= upper)
+    }
+
+    /// As error messages and docs/config.md write it: "[1, 1000000]", "(0, 86400]".
+    public var text: String {
+        func num(_ v: Double) -> String { v == v.rounded() && abs(v) < 1e15 ? String(Int(v)) : "\(v)" }
+        return (lowerOpen ? "(" : "[") + num(lower) + ", " + num(upper) + (upperOpen ? ")" : "]")
+    }
 }
 
 /// The resolved configuration of a run: every key of the schema has a value
@@ -18,59 +47,99 @@ public struct Config: Equatable {
     /// Where the configuration came from, for error messages.
     public var source: String
 
+    // MARK: limits
+    //
+    // Sizes derived from the configuration become byte counts of buffers and
+    // of MPI messages, whose counts are Int32. These limits keep every such
+    // count below Int32.max (2^31 - 1) and every product of them far from
+    // Int overflow; docs/config.md repeats them.
+
+    /// Largest message, in elements (run.chunk_elements): the biggest frame
+    /// is FrameHeader.size + PieceCodec.maxEncodedBytes, at worst top-k's
+    /// 4-byte count plus 8 bytes per element (UInt32 index + FP32 value):
+    /// 64 + 4 + 8 * 2^26 = 536,870,980 bytes; the codec's scratch is
+    /// 8 + 8 * 2^26. Both stay well below Int32.max (a unit test checks it
+    /// with the real functions).
+    public static let maxChunkElements = 1 << 26
+    /// Widest layer and model.input: 2^20 features.
+    public static let maxWidth = 1 << 20
+    /// Most entries in model.layers (keeps run.toml, whose length each rank
+    /// announces in its hello, small).
+    public static let maxLayers = 1000
+    /// Most parameters (weights and biases) in the model: 2^28, so the FP32
+    /// model is at most 1 GiB and every tensor's, shard's and checkpoint
+    /// file's byte count (4 bytes a parameter) stays at most 2^30, half of
+    /// Int32.max (OpenBLAS takes 32-bit sizes). Messages never carry a
+    /// whole tensor: run.chunk_elements bounds them.
+    public static let maxParameters = 1 << 28
+    /// Most elements in one activation buffer (rows x layer width; a worker
+    /// holds max(its batch slice, Model.minimumCapacity) rows): 2^28, 1 GiB
+    /// of FP32, so its byte count stays below Int32.max as well.
+    public static let maxActivationElements = 1 << 28
+    /// Largest synthetic data set, in bytes (samples x model.input).
+    public static let maxDatasetBytes = Int(Int32.max)
+    /// Most ranks of either role (run.workers, run.servers and the debug
+    /// hooks that name a worker).
+    public static let maxRanks = 4096
+
+    static let steps = ConfigRange.closed(0, 1_000_000_000)
+    static let stepOrNever = ConfigRange.closed(-1, 1_000_000_000)
+    static let workerIndex = ConfigRange.closed(0, Double(maxRanks - 1))
+    static let lossScale = ConfigRange.closed(1e-6, 1e12)
+
     public static let schema: [ConfigField] = [
-        .init(key: "model.input", kind: .integer, defaultValue: .integer(784), doc: "features per sample (28x28 images: 784)"),
+        .init(key: "model.input", kind: .integer, defaultValue: .integer(784), range: .closed(1, Double(maxWidth)), doc: "features per sample (28x28 images: 784)"),
         .init(key: "model.layers", kind: .layers, defaultValue: .array([
             layer("dense", 256), layer("relu"), layer("dense", 128), layer("relu"), layer("dense", 10),
         ]), doc: "the network, in order: {type = \"dense\", units = N} or {type = \"relu\"}"),
         .init(key: "data.kind", kind: .string, defaultValue: .string("fashion-mnist"), doc: "\"fashion-mnist\" (gzipped IDX files in data.dir) or \"synthetic\""),
         .init(key: "data.dir", kind: .string, defaultValue: .string("/usr/share/datasets/fashion-mnist"), doc: "folder with train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-*"),
-        .init(key: "data.synthetic_train", kind: .integer, defaultValue: .integer(4096), doc: "training samples of the synthetic data set"),
-        .init(key: "data.synthetic_test", kind: .integer, defaultValue: .integer(1024), doc: "test samples of the synthetic data set"),
-        .init(key: "train.epochs", kind: .integer, defaultValue: .integer(10), doc: "passes over the training set"),
-        .init(key: "train.max_steps", kind: .integer, defaultValue: .integer(0), doc: "stop after this many steps (0: no limit)"),
-        .init(key: "train.batch_size", kind: .integer, defaultValue: .integer(128), doc: "global batch, split over the workers"),
-        .init(key: "train.lr", kind: .float, defaultValue: .float(0.05), doc: "learning rate (SGD)"),
+        .init(key: "data.synthetic_train", kind: .integer, defaultValue: .integer(4096), range: .closed(1, 1_000_000), doc: "training samples of the synthetic data set"),
+        .init(key: "data.synthetic_test", kind: .integer, defaultValue: .integer(1024), range: .closed(1, 1_000_000), doc: "test samples of the synthetic data set"),
+        .init(key: "train.epochs", kind: .integer, defaultValue: .integer(10), range: .closed(1, 1_000_000), doc: "passes over the training set"),
+        .init(key: "train.max_steps", kind: .integer, defaultValue: .integer(0), range: steps, doc: "stop after this many steps (0: no limit)"),
+        .init(key: "train.batch_size", kind: .integer, defaultValue: .integer(128), range: .closed(1, Double(maxWidth)), doc: "global batch, split over the workers"),
+        .init(key: "train.lr", kind: .float, defaultValue: .float(0.05), range: .openClosed(0, 1000), doc: "learning rate (SGD)"),
         .init(key: "train.lr_schedule", kind: .string, defaultValue: .string("cosine"), doc: "\"constant\", or \"cosine\" (decay from train.lr to 0 over the run)"),
-        .init(key: "train.momentum", kind: .float, defaultValue: .float(0.9), doc: "SGD momentum"),
-        .init(key: "train.weight_decay", kind: .float, defaultValue: .float(0.0001), doc: "L2 weight decay, added to the gradient"),
+        .init(key: "train.momentum", kind: .float, defaultValue: .float(0.9), range: .closedOpen(0, 1), doc: "SGD momentum"),
+        .init(key: "train.weight_decay", kind: .float, defaultValue: .float(0.0001), range: .closed(0, 1), doc: "L2 weight decay, added to the gradient"),
         .init(key: "train.seed", kind: .integer, defaultValue: .integer(1), doc: "seeds initialisation and the per-epoch shuffle"),
         .init(key: "train.precision", kind: .string, defaultValue: .string("fp32"), doc: "\"fp32\", \"fp16\" or \"bf16\": what workers hold and send (servers keep FP32 masters)"),
-        .init(key: "scaler.initial", kind: .float, defaultValue: .float(65536), doc: "initial loss scale (fp16)"),
-        .init(key: "scaler.growth_factor", kind: .float, defaultValue: .float(2), doc: "scale multiplier after growth_interval finite steps"),
-        .init(key: "scaler.backoff_factor", kind: .float, defaultValue: .float(0.5), doc: "scale multiplier when backing off"),
-        .init(key: "scaler.growth_interval", kind: .integer, defaultValue: .integer(2000), doc: "consecutive finite steps before the scale grows"),
-        .init(key: "scaler.hysteresis", kind: .integer, defaultValue: .integer(2), doc: "consecutive overflows before the scale backs off"),
-        .init(key: "scaler.min", kind: .float, defaultValue: .float(1), doc: "smallest loss scale"),
-        .init(key: "scaler.max", kind: .float, defaultValue: .float(16_777_216), doc: "largest loss scale (2^24)"),
-        .init(key: "scaler.max_skips_at_min", kind: .integer, defaultValue: .integer(50), doc: "consecutive overflows at the minimum scale before the run stops as diverged"),
-        .init(key: "compression.topk", kind: .float, defaultValue: .float(0), doc: "fraction of each gradient piece sent (largest magnitudes, with error feedback); 0: dense"),
+        .init(key: "scaler.initial", kind: .float, defaultValue: .float(65536), range: lossScale, doc: "initial loss scale (fp16)"),
+        .init(key: "scaler.growth_factor", kind: .float, defaultValue: .float(2), range: .closed(1, 1000), doc: "scale multiplier after growth_interval finite steps"),
+        .init(key: "scaler.backoff_factor", kind: .float, defaultValue: .float(0.5), range: .open(0, 1), doc: "scale multiplier when backing off"),
+        .init(key: "scaler.growth_interval", kind: .integer, defaultValue: .integer(2000), range: .closed(1, 1_000_000_000), doc: "consecutive finite steps before the scale grows"),
+        .init(key: "scaler.hysteresis", kind: .integer, defaultValue: .integer(2), range: .closed(1, 1_000_000), doc: "consecutive overflows before the scale backs off"),
+        .init(key: "scaler.min", kind: .float, defaultValue: .float(1), range: lossScale, doc: "smallest loss scale"),
+        .init(key: "scaler.max", kind: .float, defaultValue: .float(16_777_216), range: lossScale, doc: "largest loss scale (2^24)"),
+        .init(key: "scaler.max_skips_at_min", kind: .integer, defaultValue: .integer(50), range: .closed(1, 1_000_000), doc: "consecutive overflows at the minimum scale before the run stops as diverged"),
+        .init(key: "compression.topk", kind: .float, defaultValue: .float(0), range: .closed(0, 1), doc: "fraction of each gradient piece sent (largest magnitudes, with error feedback); 0: dense"),
         .init(key: "compression.shuffle", kind: .bool, defaultValue: .bool(true), doc: "byte-shuffle payloads before zstd"),
-        .init(key: "compression.zstd_level", kind: .integer, defaultValue: .integer(1), doc: "zstd level (0: no zstd)"),
+        .init(key: "compression.zstd_level", kind: .integer, defaultValue: .integer(1), range: .closed(0, 19), doc: "zstd level (0: no zstd)"),
         .init(key: "compression.adaptive", kind: .bool, defaultValue: .bool(true), doc: "skip shuffle and zstd for a piece when they cost more time than they save on the link"),
-        .init(key: "compression.link_gbps", kind: .float, defaultValue: .float(10), doc: "link speed the adaptive decision assumes, Gbit/s"),
-        .init(key: "checkpoint.every_steps", kind: .integer, defaultValue: .integer(0), doc: "write a checkpoint every N steps (0: only at the end)"),
-        .init(key: "checkpoint.every_seconds", kind: .float, defaultValue: .float(0), doc: "also write a checkpoint when this many seconds passed since the last one (0: off)"),
+        .init(key: "compression.link_gbps", kind: .float, defaultValue: .float(10), range: .openClosed(0, 1_000_000), doc: "link speed the adaptive decision assumes, Gbit/s"),
+        .init(key: "checkpoint.every_steps", kind: .integer, defaultValue: .integer(0), range: steps, doc: "write a checkpoint every N steps (0: only at the end)"),
+        .init(key: "checkpoint.every_seconds", kind: .float, defaultValue: .float(0), range: .closed(0, 31_536_000), doc: "also write a checkpoint when this many seconds passed since the last one (0: off)"),
         .init(key: "checkpoint.at_end", kind: .bool, defaultValue: .bool(true), doc: "write a checkpoint when the run ends"),
-        .init(key: "checkpoint.keep", kind: .integer, defaultValue: .integer(3), doc: "complete checkpoints kept; older ones are deleted after a new one is complete"),
+        .init(key: "checkpoint.keep", kind: .integer, defaultValue: .integer(3), range: .closed(1, 10_000), doc: "complete checkpoints kept; older ones are deleted after a new one is complete"),
         .init(key: "debug.die_at_steps", kind: .string, defaultValue: .string(""), doc: "for tests: comma-separated steps at which worker debug.die_worker kills itself with SIGKILL, each at most once per run directory"),
-        .init(key: "debug.slow_worker", kind: .integer, defaultValue: .integer(-1), doc: "for tests: this worker is a straggler (-1: none)"),
-        .init(key: "debug.slow_ms", kind: .float, defaultValue: .float(0), doc: "for tests: milliseconds the straggler sleeps in every step's compute"),
+        .init(key: "debug.slow_worker", kind: .integer, defaultValue: .integer(-1), range: .closed(-1, Double(maxRanks - 1)), doc: "for tests: this worker is a straggler (-1: none)"),
+        .init(key: "debug.slow_ms", kind: .float, defaultValue: .float(0), range: .closed(0, 60_000), doc: "for tests: milliseconds the straggler sleeps in every step's compute"),
         .init(key: "debug.die_in_checkpoint", kind: .string, defaultValue: .string(""), doc: "for tests: \"N:point\": server 0 kills itself while completing checkpoint N, at point after-files, after-manifest or after-rename (once per run directory)"),
-        .init(key: "debug.die_worker", kind: .integer, defaultValue: .integer(0), doc: "for tests: the worker debug.die_at_step kills"),
-        .init(key: "debug.overflow_step", kind: .integer, defaultValue: .integer(-1), doc: "for tests: put +inf into a worker's gradient at this step (-1: never)"),
-        .init(key: "debug.overflow_steps", kind: .integer, defaultValue: .integer(1), doc: "for tests: how many consecutive steps from debug.overflow_step are spoilt"),
-        .init(key: "debug.overflow_worker", kind: .integer, defaultValue: .integer(0), doc: "for tests: the worker whose gradient debug.overflow_step spoils"),
-        .init(key: "debug.corrupt_step", kind: .integer, defaultValue: .integer(-1), doc: "for tests: worker 0 flips a payload byte of its first gradient piece at this step, after sealing (-1: never)"),
+        .init(key: "debug.die_worker", kind: .integer, defaultValue: .integer(0), range: workerIndex, doc: "for tests: the worker debug.die_at_step kills"),
+        .init(key: "debug.overflow_step", kind: .integer, defaultValue: .integer(-1), range: stepOrNever, doc: "for tests: put +inf into a worker's gradient at this step (-1: never)"),
+        .init(key: "debug.overflow_steps", kind: .integer, defaultValue: .integer(1), range: steps, doc: "for tests: how many consecutive steps from debug.overflow_step are spoilt"),
+        .init(key: "debug.overflow_worker", kind: .integer, defaultValue: .integer(0), range: workerIndex, doc: "for tests: the worker whose gradient debug.overflow_step spoils"),
+        .init(key: "debug.corrupt_step", kind: .integer, defaultValue: .integer(-1), range: stepOrNever, doc: "for tests: worker 0 flips a payload byte of its first gradient piece at this step, after sealing (-1: never)"),
         .init(key: "debug.digest_every_step", kind: .bool, defaultValue: .bool(false), doc: "for tests: log each server's parameter digest after every step"),
-        .init(key: "run.timeout_seconds", kind: .float, defaultValue: .float(120), doc: "longest wait for any message before a rank gives up"),
-        .init(key: "run.blas_threads", kind: .integer, defaultValue: .integer(1), doc: "OpenBLAS threads per worker"),
-        .init(key: "run.chunk_elements", kind: .integer, defaultValue: .integer(65536), doc: "largest message, in elements: tensors are cut into pieces so that servers and transfers overlap"),
+        .init(key: "run.timeout_seconds", kind: .float, defaultValue: .float(120), range: .openClosed(0, 86_400), doc: "longest wait for any message before a rank gives up"),
+        .init(key: "run.blas_threads", kind: .integer, defaultValue: .integer(1), range: .closed(1, 1024), doc: "OpenBLAS threads per worker"),
+        .init(key: "run.chunk_elements", kind: .integer, defaultValue: .integer(65536), range: .closed(256, Double(maxChunkElements)), doc: "largest message, in elements: tensors are cut into pieces so that servers and transfers overlap"),
         .init(key: "run.poll", kind: .string, defaultValue: .string("yield"), doc: "how a waiting rank polls MPI: \"yield\" (sched_yield between polls), \"spin\", or \"sleep\" (20 us naps)"),
         .init(key: "run.pin_workers", kind: .bool, defaultValue: .bool(true), doc: "pin each worker to a core when mpirun did not bind it (oversubscribed)"),
-        .init(key: "run.progress_seconds", kind: .float, defaultValue: .float(10), doc: "seconds between progress lines within an epoch"),
-        .init(key: "run.workers", kind: .integer, defaultValue: .integer(0), doc: "expected workers (0: whatever MPI starts); the launcher sets it"),
-        .init(key: "run.servers", kind: .integer, defaultValue: .integer(0), doc: "expected servers (0: whatever MPI starts); the launcher sets it"),
+        .init(key: "run.progress_seconds", kind: .float, defaultValue: .float(10), range: .closed(0, 86_400), doc: "seconds between progress lines within an epoch"),
+        .init(key: "run.workers", kind: .integer, defaultValue: .integer(0), range: .closed(0, Double(maxRanks)), doc: "expected workers (0: whatever MPI starts); the launcher sets it"),
+        .init(key: "run.servers", kind: .integer, defaultValue: .integer(0), range: .closed(0, Double(maxRanks)), doc: "expected servers (0: whatever MPI starts); the launcher sets it"),
     ]
 
     static func layer(_ type: String, _ units: Int? = nil) -> TOMLValue {
@@ -220,47 +289,72 @@ public struct Config: Equatable {
         return prev[b.count]
     }
 
-    /// Checks ranges; the messages name the key.
+    /// Checks every value: each number against its key's range (finite),
+    /// then the keys that depend on each other and the sizes derived from
+    /// the model. The messages name the source, the key, the value and what
+    /// is allowed.
     public func validate() throws {
         func bad(_ key: String, _ why: String) -> PSError { PSError("\(source): \(key) \(why)") }
-        if epochs < 1 { throw bad("train.epochs", "must be at least 1 (is \(epochs))") }
-        if batchSize < 1 { throw bad("train.batch_size", "must be at least 1 (is \(batchSize))") }
-        if maxSteps < 0 { throw bad("train.max_steps", "must be 0 (no limit) or positive") }
-        if !(lr > 0) || !lr.isFinite { throw bad("train.lr", "must be a positive number (is \(lr))") }
+        for f in Config.schema {
+            guard let r = f.range, let v = values[f.key] else { continue }
+            let x: Double
+            switch v {
+            case .integer(let i): x = Double(i)
+            case .float(let d): x = d
+            default: continue
+            }
+            if !r.contains(x) {
+                throw bad(f.key, "= \(v) is out of range: it must be \(f.kind == .integer ? "an integer" : "a finite number") in \(r.text)")
+            }
+        }
         if !["constant", "cosine"].contains(lrSchedule) {
             throw bad("train.lr_schedule", "must be \"constant\" or \"cosine\" (is \"\(lrSchedule)\")")
         }
-        if !(momentum >= 0 && momentum < 1) { throw bad("train.momentum", "must be in [0, 1) (is \(momentum))") }
-        if !(weightDecay >= 0) { throw bad("train.weight_decay", "must be 0 or positive") }
-        if !(timeoutSeconds > 0) { throw bad("run.timeout_seconds", "must be positive") }
         if Precision(rawValue: string("train.precision")) == nil {
             throw bad("train.precision", "must be \"fp32\", \"fp16\" or \"bf16\" (is \"\(string("train.precision"))\")")
         }
         let sc = scalerSettings
-        if !(sc.initialScale > 0 && sc.minScale > 0 && sc.maxScale >= sc.minScale && sc.initialScale >= sc.minScale && sc.initialScale <= sc.maxScale) {
-            throw bad("scaler.initial", "must lie in [scaler.min, scaler.max], all positive")
+        if !(sc.minScale <= sc.initialScale && sc.initialScale <= sc.maxScale) {
+            throw bad("scaler.initial", "= \(sc.initialScale) must lie in [scaler.min, scaler.max] = [\(sc.minScale), \(sc.maxScale)]")
         }
-        if !(sc.growthFactor >= 1) { throw bad("scaler.growth_factor", "must be at least 1") }
-        if !(sc.backoffFactor > 0 && sc.backoffFactor < 1) { throw bad("scaler.backoff_factor", "must be in (0, 1)") }
-        if sc.growthInterval < 1 || sc.hysteresis < 1 || sc.maxSkipsAtMin < 1 {
-            throw bad("scaler.growth_interval/hysteresis/max_skips_at_min", "must be at least 1")
-        }
-        if !(double("compression.topk") >= 0 && double("compression.topk") <= 1) { throw bad("compression.topk", "must be in [0, 1]") }
-        if int("compression.zstd_level") < 0 || int("compression.zstd_level") > 19 { throw bad("compression.zstd_level", "must be 0 (off) to 19") }
-        if !(double("compression.link_gbps") > 0) { throw bad("compression.link_gbps", "must be positive") }
-        if int("checkpoint.every_steps") < 0 { throw bad("checkpoint.every_steps", "must be 0 (only at the end) or positive") }
-        if !(double("checkpoint.every_seconds") >= 0) { throw bad("checkpoint.every_seconds", "must be 0 (off) or positive") }
-        if int("checkpoint.keep") < 1 { throw bad("checkpoint.keep", "must be at least 1") }
-        if chunkElements < 256 { throw bad("run.chunk_elements", "must be at least 256") }
         if !["yield", "spin", "sleep"].contains(poll) { throw bad("run.poll", "must be \"yield\", \"spin\" or \"sleep\" (is \"\(poll)\")") }
-        if blasThreads < 1 { throw bad("run.blas_threads", "must be at least 1") }
-        if inputSize < 1 { throw bad("model.input", "must be positive") }
         if !["fashion-mnist", "synthetic"].contains(dataKind) {
             throw bad("data.kind", "must be \"fashion-mnist\" or \"synthetic\" (is \"\(dataKind)\")")
         }
-        if syntheticTrain < 1 || syntheticTest < 1 { throw bad("data.synthetic_train/test", "must be positive") }
-        if expectedWorkers < 0 || expectedServers < 0 { throw bad("run.workers/servers", "must be 0 or positive") }
-        _ = try layerSpecs()
+        if dataKind == "synthetic" {
+            for (key, n) in [("data.synthetic_train", syntheticTrain), ("data.synthetic_test", syntheticTest)] where n * inputSize > Config.maxDatasetBytes {
+                throw bad(key, "= \(n) samples of model.input = \(inputSize) bytes is \(n * inputSize) bytes, more than the \(Config.maxDatasetBytes) allowed")
+            }
+        }
+        try validateModel()
+    }
+
+    /// Checks the layers and the sizes they imply: layer widths, the number
+    /// of parameters and the largest activation buffer (see the limits).
+    /// Runs after the per-key ranges, so no product here can overflow.
+    func validateModel() throws {
+        let specs = try layerSpecs()
+        if specs.count > Config.maxLayers {
+            throw PSError("\(source): model.layers has \(specs.count) layers, more than the \(Config.maxLayers) allowed")
+        }
+        var width = inputSize, widest = inputSize, parameters = 0
+        for (n, spec) in specs.enumerated() {
+            guard case .dense(let units) = spec else { continue }
+            if units > Config.maxWidth {
+                throw PSError("\(source): model.layers[\(n)].units = \(units) is out of range: it must be an integer in [1, \(Config.maxWidth)]")
+            }
+            parameters += width * units + units   // weight (units, width) and bias
+            width = units
+            widest = max(widest, units)
+        }
+        if parameters > Config.maxParameters {
+            throw PSError("\(source): model.layers with model.input = \(inputSize) has \(parameters) parameters, more than the \(Config.maxParameters) (2^28) allowed")
+        }
+        let rows = max(batchSize, Model.minimumCapacity)
+        if rows * widest > Config.maxActivationElements {
+            throw PSError("\(source): train.batch_size = \(batchSize) with a layer \(widest) wide needs an activation buffer of \(rows) x \(widest) = \(rows * widest) "
+                + "elements, more than the \(Config.maxActivationElements) (2^28) allowed; use a smaller batch or narrower layers")
+        }
     }
 
     // MARK: typed access

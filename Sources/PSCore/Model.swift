@@ -53,6 +53,9 @@ public final class Model {
     public let inputSize: Int
     public let classes: Int
     public let capacity: Int
+    /// The fewest rows a worker's model holds (its batch slice can be
+    /// smaller; evaluation uses the room).
+    public static let minimumCapacity = 256
     /// FP16/BF16: every activation and gradient is rounded to that format
     /// when a layer stores it (computation stays FP32 through OpenBLAS).
     public var storage: Precision = .fp32

@@ -4,7 +4,9 @@
 // basic and literal strings (single line), integers (with _ separators, hex),
 // floats (exponents, inf, nan), booleans, arrays (multi-line, trailing comma)
 // and inline tables. Not supported (a clear error): multi-line strings, dates,
-// arrays of tables. Every error names the file and line.
+// arrays of tables. Every error names the file and line. Values nest at most
+// TOML.maxDepth levels deep (the parser and the code that walks values
+// recurse once per level: a deeper file would overflow the stack).
 
 public indirect enum TOMLValue: Equatable, CustomStringConvertible {
     case string(String)
@@ -72,6 +74,10 @@ func tomlKey(_ k: String) -> String {
 }
 
 public enum TOML {
+    /// The deepest a value may sit: each table header part, dotted-key part,
+    /// array and inline table is one level (`a.b = [1]`: the 1 is at level 3).
+    public static let maxDepth = 32
+
     /// Parses `text`; `source` names the file in error messages.
     public static func parse(_ text: String, source: String) throws -> TOMLTable {
         var p = TOMLParser(Array(text.utf8), source: source)
@@ -125,6 +131,7 @@ struct TOMLParser {
                 if peek == UInt8(ascii: "[") { throw error("arrays of tables ([[...]]) are not supported") }
                 skipSpaces()
                 let path = try parseKeyPath()
+                try checkDepth(path.count)
                 skipSpaces()
                 guard peek == UInt8(ascii: "]") else { throw error("expected ']' to close the table header") }
                 i += 1
@@ -139,7 +146,7 @@ struct TOMLParser {
                 guard peek == UInt8(ascii: "=") else { throw error("expected '=' after key '\(path.joined(separator: "."))'") }
                 i += 1
                 skipSpaces()
-                let v = try parseValue()
+                let v = try parseValue(depth: current.count + path.count)
                 try insert(&root, current + path, v, 0)
                 try expectLineEnd()
             }
@@ -199,7 +206,13 @@ struct TOMLParser {
         return String(decoding: s[start..<i], as: UTF8.self)
     }
 
-    mutating func parseValue() throws -> TOMLValue {
+    func checkDepth(_ depth: Int) throws {
+        if depth > TOML.maxDepth { throw error("values nest more than \(TOML.maxDepth) levels deep (tables, dotted keys, arrays and inline tables)") }
+    }
+
+    /// Parses the value at nesting level `depth` (a key of the root table: 1).
+    mutating func parseValue(depth: Int) throws -> TOMLValue {
+        try checkDepth(depth)
         switch peek {
         case UInt8(ascii: "\""):
             if i + 2 < s.count && s[i + 1] == UInt8(ascii: "\"") && s[i + 2] == UInt8(ascii: "\"") {
@@ -207,8 +220,8 @@ struct TOMLParser {
             }
             return .string(try parseBasicString())
         case UInt8(ascii: "'"): return .string(try parseLiteralString())
-        case UInt8(ascii: "["): return try parseArray()
-        case UInt8(ascii: "{"): return try parseInlineTable()
+        case UInt8(ascii: "["): return try parseArray(depth: depth)
+        case UInt8(ascii: "{"): return try parseInlineTable(depth: depth)
         case UInt8(ascii: "t"), UInt8(ascii: "f"):
             if s[i...].starts(with: Array("true".utf8)) { i += 4; return .bool(true) }
             if s[i...].starts(with: Array("false".utf8)) { i += 5; return .bool(false) }
@@ -262,14 +275,14 @@ struct TOMLParser {
         return str
     }
 
-    mutating func parseArray() throws -> TOMLValue {
+    mutating func parseArray(depth: Int) throws -> TOMLValue {
         i += 1
         var items: [TOMLValue] = []
         while true {
             skipBlank()
             if peek == UInt8(ascii: "]") { i += 1; return .array(items) }
             guard !atEnd else { throw error("unterminated array") }
-            items.append(try parseValue())
+            items.append(try parseValue(depth: depth + 1))
             skipBlank()
             if peek == UInt8(ascii: ",") { i += 1; continue }
             if peek == UInt8(ascii: "]") { i += 1; return .array(items) }
@@ -277,7 +290,7 @@ struct TOMLParser {
         }
     }
 
-    mutating func parseInlineTable() throws -> TOMLValue {
+    mutating func parseInlineTable(depth: Int) throws -> TOMLValue {
         i += 1
         var t = TOMLTable()
         skipSpaces()
@@ -289,7 +302,7 @@ struct TOMLParser {
             guard peek == UInt8(ascii: "=") else { throw error("expected '=' in inline table") }
             i += 1
             skipSpaces()
-            let v = try parseValue()
+            let v = try parseValue(depth: depth + path.count)
             try insert(&t, path, v, 0)
             skipSpaces()
             if peek == UInt8(ascii: ",") { i += 1; continue }

@@ -661,7 +661,7 @@ public final class WorkerRole {
         self.data = data
         let cfg = context.config
         let micro = Sampler.slice(batch: cfg.batchSize, worker: 0, of: context.world.workers).count
-        let m = try Model(config: cfg, capacity: max(micro, 256))
+        let m = try Model(config: cfg, capacity: max(micro, Model.minimumCapacity))
         guard m.inputSize == data.train.features else {
             throw PSError("model.input = \(m.inputSize) but the data set's samples have \(data.train.features) features")
         }

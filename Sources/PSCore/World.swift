@@ -8,6 +8,25 @@ public enum Role: UInt8 {
 /// What each rank announces at start-up (exchanged with one allgather).
 public struct RankHello: Equatable {
     public static let size = 1024
+    /// Where each text field lies in the encoded hello: a UInt16 length, then
+    /// at most `length - 2` bytes of UTF-8.
+    static let hostField = (offset: 32, length: 64)
+    static let runDirField = (offset: 96, length: 416)
+    static let errorField = (offset: 512, length: 480)
+    /// The longest run directory (UTF-8 bytes) a hello carries whole. The
+    /// ranks write where rank 0's hello says: a longer path would be cut and
+    /// the run written elsewhere, so `checkRunDir` refuses it.
+    public static let maxRunDirBytes = runDirField.length - 2
+
+    /// Refuses a run directory whose UTF-8 form does not fit in the hello.
+    public static func checkRunDir(_ path: String) throws {
+        let n = path.utf8.count
+        if n > maxRunDirBytes {
+            throw PSError("the run directory path is \(n) bytes long (UTF-8), more than the \(maxRunDirBytes) bytes the ranks can "
+                + "exchange at start-up; choose a shorter path: \(path)")
+        }
+    }
+
     public var role: Role
     public var configHash: UInt64
     public var buildHash: UInt64
@@ -33,15 +52,18 @@ public struct RankHello: Equatable {
         func put<T: FixedWidthInteger>(_ v: T, _ off: Int) {
             withUnsafeBytes(of: v.littleEndian) { for (i, x) in $0.enumerated() { b[off + i] = x } }
         }
-        func putString(_ s: String, _ off: Int, _ len: Int) {
-            let u = Array(s.utf8.prefix(len - 2))
-            put(UInt16(u.count), off)
-            for (i, x) in u.enumerated() { b[off + 2 + i] = x }
+        // Cuts what does not fit. The host and the error are only shown (the
+        // host name is at most 64 bytes on Linux, so at worst its end is
+        // lost); the run directory is checked beforehand (`checkRunDir`).
+        func putString(_ s: String, _ field: (offset: Int, length: Int)) {
+            let u = Array(s.utf8.prefix(field.length - 2))
+            put(UInt16(u.count), field.offset)
+            for (i, x) in u.enumerated() { b[field.offset + 2 + i] = x }
         }
         put(configHash, 8); put(buildHash, 16); put(pid, 24); put(UInt32(configLength), 28)
-        putString(host, 32, 64)
-        putString(runDir, 96, 416)
-        putString(error, 512, 480)
+        putString(host, Self.hostField)
+        putString(runDir, Self.runDirField)
+        putString(error, Self.errorField)
         put(UInt64(trainCount), 1000)
         return b
     }
@@ -53,13 +75,13 @@ public struct RankHello: Equatable {
             withUnsafeMutableBytes(of: &v) { for i in 0..<MemoryLayout<T>.size { $0[i] = b[off + i] } }
             return T(littleEndian: v)
         }
-        func getString(_ off: Int, _ len: Int) -> String {
-            let n = min(Int(get(off, UInt16.self)), len - 2)
-            return String(decoding: b[(off + 2)..<(off + 2 + n)], as: UTF8.self)
+        func getString(_ field: (offset: Int, length: Int)) -> String {
+            let n = min(Int(get(field.offset, UInt16.self)), field.length - 2)
+            return String(decoding: b[(field.offset + 2)..<(field.offset + 2 + n)], as: UTF8.self)
         }
         return RankHello(role: role, configHash: get(8, UInt64.self), buildHash: get(16, UInt64.self),
                          pid: get(24, Int32.self), configLength: Int(get(28, UInt32.self)),
-                         host: getString(32, 64), runDir: getString(96, 416), error: getString(512, 480),
+                         host: getString(hostField), runDir: getString(runDirField), error: getString(errorField),
                          trainCount: Int(get(1000, UInt64.self)))
     }
 }

@@ -122,6 +122,7 @@ public enum RankMain {
             config = try Config.load(path: path)
             for o in args.overrides { try config.apply(override: o) }
             runDirProposal = args.runDir ?? "runs/mpirun-\(Int(Date().timeIntervalSince1970))"
+            try RankHello.checkRunDir(runDirProposal)
             if let r = args.resume { resume = (r, try CheckpointStore.verify(r)) }
             if role == .worker {
                 openblas_set_num_threads(Int32(config.blasThreads))

@@ -69,7 +69,7 @@ struct Ckpt: ParsableCommand {
             do { chosen = try CheckpointStore.choose(runDir, from: from, warn: { print("pstrain: warning: \($0)") }) }
             catch let e as PSError { throw ValidationError(e.message) }
             let cfg: Config
-            do { cfg = try Config.parse(chosen.manifest.config, source: chosen.path + "/manifest.json (config)") }
+            do { cfg = try chosen.manifest.configuration(folder: chosen.path) }
             catch let e as PSError { throw ValidationError(e.message) }
             let layout = try Model(config: cfg, capacity: 1).layout
             let all = FloatBuffer(count: layout.totalCount)

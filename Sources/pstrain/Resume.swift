@@ -53,13 +53,13 @@ struct Resume: ParsableCommand {
             return
         }
         let W = workers ?? m.workers, S = servers ?? m.servers
+        var plan = try job.plan(workers: W, servers: S, config: cfg, configPath: tomlPath, runDir: absDir)   // checks the path before writing
         do {
             try cfg.apply(override: "run.workers=\(W)")
             try cfg.apply(override: "run.servers=\(S)")
             try Durable.replace(tomlPath, with: "# pstrain run configuration, resolved; world updated by pstrain resume\n" + cfg.canonicalTOML)
         } catch let e as PSError { throw ValidationError(e.message) }
         try job.requireMpirun()
-        var plan = try job.plan(workers: W, servers: S, config: cfg, configPath: tomlPath, runDir: absDir)
         plan.resume = chosen.path
         print("pstrain: resuming \(runDir) from \((chosen.path as NSString).lastPathComponent) (step \(m.step) of \(m.totalSteps)) with \(W) worker(s) and \(S) server(s)"
               + (W != m.workers || S != m.servers ? " (the checkpoint was written by \(m.workers) and \(m.servers))" : ""))

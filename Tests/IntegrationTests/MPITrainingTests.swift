@@ -122,6 +122,28 @@ final class BadInputTests: XCTestCase {
         XCTAssertTrue(m.stderr.contains("unknown configuration key 'train.lrr'"), m.stderr)
     }
 
+    /// A run directory longer than the ranks' hello carries is refused by the
+    /// launcher before mpirun starts, and by ranks started by hand with one
+    /// message (it used to be cut, and the ranks wrote elsewhere).
+    func testRunDirectoryTooLong() throws {
+        let dir = Harness.tempDir("longdir")
+        let long = (1...5).map { _ in String(repeating: "d", count: 100) }.joined(separator: "/")   // 504 bytes, relative
+        let abs = dir + "/" + long
+        let r = try Harness.launch(["--run-dir", long, "--set", "data.kind=synthetic"], cwd: dir, timeout: 30)
+        assertEnded(r, status: nil, "run directory too long via launch")
+        XCTAssertTrue(r.stderr.contains("the run directory path is \(abs.utf8.count) bytes long (UTF-8), more than the 414 bytes")
+                      && r.stderr.contains(abs), r.stderr)
+        XCTAssertFalse(r.output.contains("Fatal error"), "refused without a crash\n\(r.output)")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/" + String(repeating: "d", count: 100)), "refused before writing or starting mpirun")
+        // The ranks say the same under a plain mpirun, once for all of them.
+        let cfg = dir + "/c.toml"
+        try "[data]\nkind = \"synthetic\"\n".write(toFile: cfg, atomically: true, encoding: .utf8)
+        let m = try Harness.mpirun(servers: 1, ["--config", cfg, "--run-dir", long], workers: 1, ["--config", cfg, "--run-dir", long], cwd: dir)
+        assertEnded(m, status: nil, "run directory too long via mpirun")
+        XCTAssertTrue(m.stderr.contains("server 0 (rank 0), worker 0 (rank 1): the run directory path is 504 bytes long (UTF-8), more than the 414 bytes"), m.stderr)
+        XCTAssertEqual(m.stderr.components(separatedBy: "the run directory path is").count, 2, "said once\n\(m.stderr)")
+    }
+
     func testEmptyRoles() throws {
         let dir = Harness.tempDir("empty")
         for (flag, word) in [("--workers", "worker"), ("--servers", "server")] {

@@ -39,6 +39,29 @@ final class TOMLTests: XCTestCase {
         XCTAssertTrue(message("[[x]]").contains("arrays of tables"))
         XCTAssertTrue(message("a = 1 b = 2").contains("end of the line"))
     }
+
+    /// Nesting is bounded (the parser recurses once per level): a deep file is
+    /// an error naming the line, not a stack overflow.
+    func testNestingDepthIsBounded() throws {
+        func message(_ text: String) -> String {
+            do { _ = try TOML.parse(text, source: "deep.toml"); return "" } catch { return "\(error)" }
+        }
+        let deep = 100_000
+        for text in ["x = 1\na = " + String(repeating: "[", count: deep) + String(repeating: "]", count: deep),
+                     "x = 1\na = " + String(repeating: "{b = ", count: deep) + "1" + String(repeating: "}", count: deep),
+                     "x = 1\n" + Array(repeating: "k", count: deep).joined(separator: ".") + " = 1",
+                     "x = 1\n[" + Array(repeating: "k", count: deep).joined(separator: ".") + "]"] {
+            let m = message(text)
+            XCTAssertTrue(m.hasPrefix("deep.toml:2:") && m.contains("more than \(TOML.maxDepth) levels"), String(m.prefix(200)))
+        }
+        // Exactly the limit is fine: the innermost 1 sits at level 32.
+        let limit = TOML.maxDepth
+        let t = try TOML.parse("a = " + String(repeating: "[", count: limit - 1) + "1" + String(repeating: "]", count: limit - 1), source: "ok.toml")
+        XCTAssertNotNil(t["a"])
+        XCTAssertTrue(message("a = " + String(repeating: "[", count: limit) + "1" + String(repeating: "]", count: limit)).contains("levels"))
+        XCTAssertTrue(message("[s]\na = {b = {c = " + String(repeating: "[", count: limit - 3) + "1" + String(repeating: "]", count: limit - 3) + "}}")
+            .contains("levels"), "table headers and inline-table keys count")
+    }
 }
 
 final class ConfigTests: XCTestCase {
@@ -89,6 +112,107 @@ final class ConfigTests: XCTestCase {
         let d = a.differences(from: Config())
         XCTAssertEqual(d.map { $0.key }, ["data.kind", "train.lr"])
         XCTAssertNotEqual(a.hash, Config().hash)
+    }
+
+    func message(_ text: String, source: String = "b.toml") -> String {
+        do { _ = try Config.parse(text, source: source); return "" } catch { return "\(error)" }
+    }
+
+    /// `key = value` as a file of its section.
+    func file(_ key: String, _ value: TOMLValue) -> String {
+        let parts = key.split(separator: ".", maxSplits: 1)
+        return "[\(parts[0])]\n\(parts[1]) = \(value)\n"
+    }
+
+    /// Every number has a finite range; just outside it (and inf, -inf and
+    /// nan for floats) is an error naming the file, the key, the value and
+    /// the range.
+    func testEveryNumericKeyIsBounded() {
+        let numeric = Config.schema.filter { $0.kind == .integer || $0.kind == .float }
+        XCTAssertEqual(numeric.filter { $0.range == nil }.map { $0.key }, ["train.seed"], "only the seed takes any 64-bit integer")
+        for f in numeric {
+            guard let r = f.range else { continue }
+            XCTAssertTrue(r.lower.isFinite && r.upper.isFinite && r.lower < r.upper, f.key)
+            var outside: [TOMLValue]
+            if f.kind == .integer {
+                outside = [.integer(Int(r.upper) + 1), .integer(Int(r.lower) - 1), .integer(Int.max), .integer(Int.min)]
+            } else {
+                outside = [.float(r.upperOpen ? r.upper : r.upper + max(1, r.upper)), .float(r.lowerOpen ? r.lower : r.lower - 1),
+                           .float(.infinity), .float(-.infinity), .float(.nan)]
+            }
+            for v in outside {
+                let m = message(file(f.key, v))
+                XCTAssertTrue(m.hasPrefix("b.toml: \(f.key) = \(v) is out of range") && m.hasSuffix(" in \(r.text)"), "\(f.key) = \(v): \(m)")
+            }
+            // The ends themselves, when closed, are accepted (within the other keys' limits).
+            for (end, open) in [(r.lower, r.lowerOpen), (r.upper, r.upperOpen)] where !open {
+                let v: TOMLValue = f.kind == .integer ? .integer(Int(end)) : .float(end)
+                let m = message(file(f.key, v))
+                XCTAssertTrue(m.isEmpty || !m.contains("out of range"), "\(f.key) = \(v) is allowed: \(m)")
+            }
+        }
+        var c = Config()
+        XCTAssertThrowsError(try c.apply(override: "run.timeout_seconds=inf")) { e in
+            XCTAssertEqual("\(e)", "command line: run.timeout_seconds = inf is out of range: it must be a finite number in (0, 86400]")
+        }
+        XCTAssertThrowsError(try c.apply(override: "scaler.initial=2e12")) { e in XCTAssertTrue("\(e)".contains("scaler.initial = 2000000000000.0"), "\(e)") }
+        XCTAssertTrue(message("[scaler]\ninitial = 4\nmin = 8\n").contains("scaler.initial = 4.0 must lie in [scaler.min, scaler.max] = [8.0, 16777216.0]"))
+    }
+
+    /// The largest message the chunk limit allows fits an MPI count (Int32
+    /// bytes), with the real frame and codec bounds; the model limits keep
+    /// FP32 byte counts below Int32.max as well.
+    func testLimitsKeepByteCountsInInt32() {
+        var dense = CodecSettings(), sparse = CodecSettings()
+        dense.topk = 0
+        sparse.topk = 1   // the worst case: every element kept, with its index
+        for p in [Precision.fp32, .fp16, .bf16] {
+            for s in [dense, sparse] {
+                XCTAssertLessThanOrEqual(FrameHeader.size + PieceCodec.maxEncodedBytes(Config.maxChunkElements, p, s, sparse: true), Int(Int32.max))
+            }
+        }
+        XCTAssertLessThanOrEqual(8 + 8 * Config.maxChunkElements, Int(Int32.max), "PieceCodec scratch")
+        XCTAssertLessThan(4 * Config.maxParameters, Int(Int32.max))
+        XCTAssertLessThan(4 * Config.maxActivationElements, Int(Int32.max))
+        XCTAssertEqual(Config.schema.first { $0.key == "run.chunk_elements" }?.range?.upper, Double(Config.maxChunkElements))
+    }
+
+    func layers(_ units: [Int]) -> String {
+        "[model]\nlayers = [" + units.map { "{type = \"dense\", units = \($0)}" }.joined(separator: ", ") + "]\n"
+    }
+
+    /// Layer widths, the parameter count and the activation buffers are bounded.
+    func testModelSizesAreBounded() {
+        XCTAssertEqual(message(layers([784 * 100, 10])), "", "a 62M-parameter model is fine")
+        XCTAssertTrue(message(layers([(1 << 20) + 1, 10])).contains("b.toml: model.layers[0].units = 1048577 is out of range: it must be an integer in [1, 1048576]"))
+        XCTAssertTrue(message("[model]\ninput = 1099511627776\n").contains("model.input = 1099511627776 is out of range"))
+        // 1024 x 1048576 weights: 2^30 parameters.
+        let big = message("[model]\ninput = 1024\n" + layers([1 << 20, 10]).dropFirst(8))
+        XCTAssertTrue(big.contains("has 1085276170 parameters, more than the 268435456 (2^28) allowed"), big)
+        // 2^20 rows of a 1024-wide layer: 2^30 activations.
+        let acts = message("[train]\nbatch_size = 1048576\n" + layers([1024, 10]))
+        XCTAssertTrue(acts.contains("train.batch_size = 1048576 with a layer 1024 wide needs an activation buffer of 1048576 x 1024"), acts)
+        let many = "[model]\nlayers = [" + String(repeating: "{type = \"relu\"}, ", count: 1000) + "{type = \"dense\", units = 10}]\n"
+        XCTAssertTrue(message(many).contains("model.layers has 1001 layers, more than the 1000 allowed"))
+        let synth = message("[data]\nkind = \"synthetic\"\nsynthetic_train = 1000000\n[model]\ninput = 4096\n")
+        XCTAssertTrue(synth.contains("data.synthetic_train = 1000000 samples of model.input = 4096 bytes is 4096000000 bytes"), synth)
+    }
+
+    /// A checkpoint's embedded configuration (ckpt export builds the model
+    /// from it) is checked like a file.
+    func testCheckpointConfigurationIsValidated() throws {
+        var m = Manifest(run: "t", step: 5, epoch: 0, epochCursor: 0, stepsPerEpoch: 10, totalSteps: 20, seed: 1, dataOrder: "", rng: "",
+                         lrSchedule: "constant", learningRate: 0.1,
+                         scaler: .init(scale: 1, goodSteps: 0, hysteresisLeft: 2, skipped: 0, overflowsAtMin: 0, lastFiniteStep: 4),
+                         servers: 1, workers: 1, precision: "fp32", compression: "none", build: "test", configHash: "0",
+                         config: Config().canonicalTOML, created: 0, files: [], tensors: [])
+        XCTAssertEqual(try m.configuration(folder: "/r/step-5").values, Config().values)
+        m.config = Config().canonicalTOML.replacingOccurrences(of: "input = 784", with: "input = 1099511627776")
+        XCTAssertThrowsError(try m.configuration(folder: "/r/step-5")) { e in
+            XCTAssertTrue("\(e)".hasPrefix("/r/step-5/manifest.json (config): model.input = 1099511627776 is out of range"), "\(e)")
+        }
+        m.config = Config().canonicalTOML.replacingOccurrences(of: "lr = 0.05", with: "lr = nan")
+        XCTAssertThrowsError(try m.configuration(folder: "/r/step-5")) { e in XCTAssertTrue("\(e)".contains("train.lr = nan"), "\(e)") }
     }
 }
 
@@ -148,5 +272,11 @@ final class DocsTests: XCTestCase {
         let doc = try String(contentsOf: root.appendingPathComponent("docs/config.md"), encoding: .utf8)
         let missing = Config.schema.map { $0.key }.filter { !doc.contains($0) }
         XCTAssertEqual(missing, [], "keys missing from docs/config.md")
+        // Each numeric key's row states its range, as the error messages do.
+        let rows = doc.split(separator: "\n").filter { $0.hasPrefix("|") }
+        let wrong = Config.schema.compactMap { f in f.range.map { (f.key, $0.text) } }
+            .filter { key, text in !rows.contains { $0.contains("`\(key)`") && $0.contains(text) } }
+            .map { "\($0.0) \($0.1)" }
+        XCTAssertEqual(wrong, [], "ranges missing from docs/config.md")
     }
 }

@@ -186,4 +186,20 @@ final class WorldTests: XCTestCase {
         XCTAssertEqual(d.configHash, 0xdead_beef); XCTAssertEqual(d.host, "node-1"); XCTAssertEqual(d.trainCount, 60000)
         XCTAssertEqual(d.error.count, 478, "long errors are cut, not overflowing")
     }
+
+    /// A run directory that would be cut in the hello is refused; one that
+    /// fits travels whole. The limit is in UTF-8 bytes, not characters.
+    func testRunDirThatDoesNotFitIsRefused() throws {
+        XCTAssertEqual(RankHello.maxRunDirBytes, 414)
+        let fits = "/" + String(repeating: "d", count: RankHello.maxRunDirBytes - 1)
+        XCTAssertNoThrow(try RankHello.checkRunDir(fits))
+        let h = RankHello(role: .server, configHash: 1, buildHash: 2, pid: 3, configLength: 4, host: "h", runDir: fits, error: "")
+        XCTAssertEqual(RankHello.decode(h.encode())!.runDir, fits)
+        for long in [fits + "x", "/" + String(repeating: "é", count: 207)] {   // 415 bytes; 415 bytes in 208 characters
+            XCTAssertThrowsError(try RankHello.checkRunDir(long)) { e in
+                XCTAssertEqual("\(e)", "the run directory path is 415 bytes long (UTF-8), more than the 414 bytes the ranks can exchange at start-up; "
+                               + "choose a shorter path: \(long)")
+            }
+        }
+    }
 }
