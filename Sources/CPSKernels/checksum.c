@@ -44,7 +44,8 @@ __attribute__((always_inline)) static inline void scramble(uint64_t *acc) {
 }
 
 __attribute__((always_inline)) static inline uint64_t checksum_body(const void *data, size_t len, uint64_t seed) {
-    const uint8_t *p = (const uint8_t *)data;
+    static const uint8_t empty[1] = {0};   // an empty input may come as a null pointer (see xxh64.c)
+    const uint8_t *p = len == 0 || !data ? empty : (const uint8_t *)data;
     uint64_t acc[8];
     for (int i = 0; i < 8; i++) acc[i] = KEY[i] ^ (seed + (uint64_t)i * P1);
     size_t stripes = len / 64;

@@ -23,7 +23,9 @@ static inline uint64_t merge64(uint64_t acc, uint64_t val) {
 }
 
 uint64_t pst_xxh64(const void *data, size_t len, uint64_t seed) {
-    const uint8_t *p = (const uint8_t *)data;
+    // An empty input may come as a null pointer; arithmetic on it is undefined (UBSan).
+    static const uint8_t empty[1] = {0};
+    const uint8_t *p = len == 0 || !data ? empty : (const uint8_t *)data;
     const uint8_t *end = p + len;
     uint64_t h;
     if (len >= 32) {
