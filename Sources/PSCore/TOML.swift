@@ -84,10 +84,25 @@ struct TOMLParser {
     let source: String
     var i = 0
     var line = 1
+    /// How deep the value being parsed lies: the table a line's key path
+    /// names, then each array, inline table and dotted key part inside it.
+    var depth = 0
+    /// The deepest nesting a document may have (and the most parts a dotted
+    /// key may have). The parser and the code that walks its tables recurse
+    /// once per level: deeper input is an error, not a stack overflow.
+    static let maxDepth = 64
 
     init(_ s: [UInt8], source: String) { self.s = s; self.source = source }
 
     func error(_ msg: String) -> PSError { PSError("\(source):\(line): \(msg)") }
+
+    /// Enters `levels` more levels of nesting.
+    mutating func nest(_ levels: Int) throws {
+        depth += levels
+        if depth > TOMLParser.maxDepth {
+            throw error("tables, arrays and dotted keys nested deeper than \(TOMLParser.maxDepth) levels")
+        }
+    }
 
     var atEnd: Bool { i >= s.count }
     var peek: UInt8 { i < s.count ? s[i] : 0 }
@@ -139,6 +154,8 @@ struct TOMLParser {
                 guard peek == UInt8(ascii: "=") else { throw error("expected '=' after key '\(path.joined(separator: "."))'") }
                 i += 1
                 skipSpaces()
+                depth = 0
+                try nest(current.count + path.count)
                 let v = try parseValue()
                 try insert(&root, current + path, v, 0)
                 try expectLineEnd()
@@ -181,6 +198,7 @@ struct TOMLParser {
         while true {
             skipSpaces()
             parts.append(try parseKey())
+            if parts.count > TOMLParser.maxDepth { throw error("a key of more than \(TOMLParser.maxDepth) dotted parts") }
             skipSpaces()
             if peek == UInt8(ascii: ".") { i += 1; continue }
             return parts
@@ -263,6 +281,8 @@ struct TOMLParser {
     }
 
     mutating func parseArray() throws -> TOMLValue {
+        try nest(1)
+        defer { depth -= 1 }
         i += 1
         var items: [TOMLValue] = []
         while true {
@@ -278,6 +298,8 @@ struct TOMLParser {
     }
 
     mutating func parseInlineTable() throws -> TOMLValue {
+        try nest(1)
+        defer { depth -= 1 }
         i += 1
         var t = TOMLTable()
         skipSpaces()
@@ -289,7 +311,9 @@ struct TOMLParser {
             guard peek == UInt8(ascii: "=") else { throw error("expected '=' in inline table") }
             i += 1
             skipSpaces()
+            try nest(path.count)
             let v = try parseValue()
+            depth -= path.count
             try insert(&t, path, v, 0)
             skipSpaces()
             if peek == UInt8(ascii: ",") { i += 1; continue }

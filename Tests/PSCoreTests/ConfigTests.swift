@@ -39,6 +39,32 @@ final class TOMLTests: XCTestCase {
         XCTAssertTrue(message("[[x]]").contains("arrays of tables"))
         XCTAssertTrue(message("a = 1 b = 2").contains("end of the line"))
     }
+
+    /// Found by fuzzing (docs/fuzzing.md): deeply nested arrays, inline tables
+    /// and dotted keys overflowed the stack (the parser recursed once per
+    /// level without a bound) and killed the process. Now an error names the
+    /// line; nesting up to the limit still parses.
+    func testDeepNestingIsAnErrorNotACrash() throws {
+        let n = 100_000
+        let deep = [
+            "a = " + String(repeating: "[", count: n) + String(repeating: "]", count: n),
+            "a = " + String(repeating: "{b=", count: n) + "1" + String(repeating: "}", count: n),
+            "x" + String(repeating: ".x", count: n) + " = 1",
+            "[x" + String(repeating: ".x", count: n) + "]",
+            "a = [" + String(repeating: "{b.c.d.e.f.g.h = [", count: 20) + "]",
+        ]
+        for text in deep {
+            XCTAssertThrowsError(try TOML.parse("ok = 1\n" + text + "\n", source: "deep.toml")) { err in
+                XCTAssertTrue("\(err)".hasPrefix("deep.toml:2: "), "\(err)")
+                XCTAssertTrue("\(err)".contains("deeper than 64") || "\(err)".contains("more than 64 dotted parts"), "\(err)")
+            }
+        }
+        let k = TOMLParser.maxDepth - 1
+        let t = try TOML.parse("a = " + String(repeating: "[", count: k) + String(repeating: "]", count: k), source: "ok.toml")
+        XCTAssertNotNil(t["a"])
+        XCTAssertNoThrow(try TOML.parse("[s]\nx" + String(repeating: ".x", count: k - 2) + " = 1", source: "ok.toml"))
+        XCTAssertThrowsError(try Config.parse("model.layers = " + String(repeating: "[", count: n), source: "c.toml"))
+    }
 }
 
 final class ConfigTests: XCTestCase {
