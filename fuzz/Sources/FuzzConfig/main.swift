@@ -31,6 +31,8 @@ func seeds() throws -> [(String, [UInt8])] {
         ("dotted.toml", Array("train.lr = 0.5\n\"data\".kind = \"synthetic\"\nrun = { poll = \"spin\", chunk_elements = 256 }\n".utf8)),
         ("strings.toml", Array("[data]\ndir = \"a\\u00e9\\tb\\\\ \\U0001F600\"\n".utf8)),
         ("bad.toml", Array("[train\nlr = [1, 2,\n".utf8)),
+        // Deeper than TOMLParser.maxDepth allows (nesting used to overflow the stack).
+        ("deep.toml", Array(("model.layers = " + String(repeating: "[", count: 64) + String(repeating: "]", count: 64) + "\n").utf8)),
     ]
 }
 

@@ -50,6 +50,6 @@ func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     return 0
 }
 
-writeSeedsIfAsked(seeds)
 atexit { try? FileManager.default.removeItem(atPath: dir) }
+writeSeedsIfAsked(seeds)
 runFuzzer { data, size in fuzz(data ?? emptyInput, size) }

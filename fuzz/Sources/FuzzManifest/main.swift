@@ -87,6 +87,6 @@ func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
 }
 
 do { try writeCheckpoint() } catch { fatalError("cannot write the fuzzer's checkpoint: \(error)") }
-writeSeedsIfAsked { try seeds() }
 atexit { try? FileManager.default.removeItem(atPath: root) }
+writeSeedsIfAsked { try seeds() }
 runFuzzer { data, size in fuzz(data ?? emptyInput, size) }

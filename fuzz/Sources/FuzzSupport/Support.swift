@@ -19,8 +19,11 @@ public func writeSeedsIfAsked(_ make: () throws -> [(String, [UInt8])]) {
 }
 
 /// A private temporary folder for a harness that must hand files to the code under test.
+/// Under $TMPDIR (scripts/fuzz points it into its work folder, so that a
+/// harness killed by a finding leaves nothing behind elsewhere).
 public func makeTempDir(_ tag: String) -> String {
-    var t = Array("/tmp/pstrain-fuzz-\(tag)-XXXXXX".utf8CString)
+    let base = ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp"
+    var t = Array("\(base)/pstrain-fuzz-\(tag)-XXXXXX".utf8CString)
     guard let p = mkdtemp(&t) else { fatalError("mkdtemp failed") }
     return String(cString: p)
 }
