@@ -1,0 +1,92 @@
+// Checkpoint manifest verification: CheckpointStore.verify reads
+// <dir>/manifest.json and every file it lists. The harness keeps a small
+// valid checkpoint (two server files, one worker file, step 5) in a
+// temporary folder and writes each input as its manifest.
+//
+// Input: [ctl u8][manifest.json bytes...]
+//   ctl bit 0: if the bytes decode as a Manifest, seal it (set its checksum)
+//   before writing it, so that mutations reach the checks behind the checksum.
+// A manifest verify accepts is then read as a resume does: loadRange of the
+// weights and momentum for the model of the checkpoint, loadResidual of each
+// worker file.
+import Foundation
+import FuzzSupport
+@testable import PSCore
+
+let root = makeTempDir("manifest")
+let dir = CheckpointStore.folder(root) + "/step-5"
+let layout = ModelLayout(specs: [ParamSpec(name: "w", shape: [2, 3], initializer: .zeros),
+                                 ParamSpec(name: "b", shape: [2], initializer: .zeros)])
+var validManifest: [UInt8] = []
+
+func tensor(_ name: String, _ values: [Float], _ shape: [Int]) -> Safetensors.Tensor {
+    values.withUnsafeBufferPointer { Safetensors.Tensor(name: name, shape: shape, floats: $0) }
+}
+
+func writeCheckpoint() throws {
+    let w = CheckpointWriter(runDir: root)
+    let p: [Float] = [1, 2, 3, 4, 5, 6, 7, 8], v = p.map { -$0 / 10 }
+    let s0 = try w.writeRankFile(step: 5, name: "server-0.safetensors",
+                                 tensors: [tensor("w", Array(p[0..<4]), [4]), tensor("w.momentum", Array(v[0..<4]), [4])], metadata: [:])
+    let s1 = try w.writeRankFile(step: 5, name: "server-1.safetensors",
+                                 tensors: [tensor("w", Array(p[4..<6]), [2]), tensor("w.momentum", Array(v[4..<6]), [2]),
+                                           tensor("b", Array(p[6..<8]), [2]), tensor("b.momentum", Array(v[6..<8]), [2])], metadata: [:])
+    let w0 = try w.writeRankFile(step: 5, name: "worker-0.safetensors", tensors: [tensor("residual", p.map { $0 / 4 }, [8])], metadata: [:])
+    let m = Manifest(run: "t", step: 5, epoch: 0, epochCursor: 40, stepsPerEpoch: 10, totalSteps: 20, seed: 1, dataOrder: "", rng: "",
+                     lrSchedule: "constant", learningRate: 0.1,
+                     scaler: .init(scale: 65536, goodSteps: 5, hysteresisLeft: 2, skipped: 0, overflowsAtMin: 0, lastFiniteStep: 4),
+                     servers: 2, workers: 1, precision: "fp16", compression: "none", build: "fuzz", configHash: "0", config: "", created: 0,
+                     files: [.init(name: "server-0.safetensors", role: "server", index: 0, bytes: s0.bytes, sha256: s0.sha256),
+                             .init(name: "server-1.safetensors", role: "server", index: 1, bytes: s1.bytes, sha256: s1.sha256),
+                             .init(name: "worker-0.safetensors", role: "worker", index: 0, bytes: w0.bytes, sha256: w0.sha256)],
+                     tensors: [.init(name: "w", shape: [2, 3], shards: [.init(file: "server-0.safetensors", start: 0, count: 4),
+                                                                        .init(file: "server-1.safetensors", start: 4, count: 2)]),
+                               .init(name: "b", shape: [2], shards: [.init(file: "server-1.safetensors", start: 0, count: 2)])])
+    _ = try w.complete(m, keep: 3)
+    validManifest = Array(try Data(contentsOf: URL(fileURLWithPath: dir + "/manifest.json")))
+    try CheckpointStore.verify(dir)
+}
+
+func seeds() throws -> [(String, [UInt8])] {
+    let m = try JSONDecoder().decode(Manifest.self, from: Data(validManifest))
+    func encoded(_ m: Manifest) throws -> [UInt8] { Array(try JSONEncoder().encode(m)) }
+    var shards = m; shards.tensors[0].shards[1].start = 3
+    var files = m; files.files[2].name = "../worker-0.safetensors"
+    var noSum = m; noSum.checksum = nil
+    return [
+        ("valid", [0] + validManifest),
+        ("valid-compact", [0] + (try encoded(m))),
+        ("reseal-overlap", [1] + (try encoded(shards))),
+        ("reseal-path", [1] + (try encoded(files))),
+        ("no-checksum", [0] + (try encoded(noSum))),
+        ("format-1", [0] + Array(#"{"format":1}"#.utf8)),
+    ]
+}
+
+
+@_cdecl("LLVMFuzzerTestOneInput")  // libFuzzer's archive references it; runFuzzer passes it too
+func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
+    guard size >= 1 else { return 0 }
+    var bytes = Array(UnsafeBufferPointer(start: data + 1, count: size - 1))
+    if data[0] & 1 != 0, let m = try? JSONDecoder().decode(Manifest.self, from: Data(bytes)), let s = try? m.sealed(),
+       let e = try? JSONEncoder().encode(s) {
+        bytes = Array(e)
+    }
+    bytes.withUnsafeBufferPointer { writeFile(dir + "/manifest.json", $0) }
+    guard let m = try? CheckpointStore.verify(dir) else { return 0 }
+    for suffix in CheckpointStore.serverSuffixes {
+        let out = UnsafeMutablePointer<Float>.allocate(capacity: layout.totalCount)
+        defer { out.deallocate() }
+        _ = try? CheckpointStore.loadRange(dir, m, layout: layout, suffix: suffix, lo: 0, hi: layout.totalCount, into: out)
+        _ = try? CheckpointStore.loadRange(dir, m, layout: layout, suffix: suffix, lo: 3, hi: 7, into: out)
+    }
+    for f in m.files where f.role == "worker" {
+        _ = try? CheckpointStore.loadResidual(dir, m, file: f.name, count: layout.totalCount)
+    }
+    return 0
+}
+
+do { try writeCheckpoint() } catch { fatalError("cannot write the fuzzer's checkpoint: \(error)") }
+atexit { try? FileManager.default.removeItem(atPath: root) }
+writeSeedsIfAsked { try seeds() }
+runFuzzer { data, size in fuzz(data ?? emptyInput, size) }
