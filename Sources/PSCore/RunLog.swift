@@ -110,14 +110,14 @@ public final class RunLog {
     @discardableResult
     public func flush() -> Bool {
         guard !buffer.isEmpty else { return true }
-        if dropped > 0 {
-            buffer.insert(contentsOf: record("log_gap", [("dropped_records", .int(dropped))]).utf8, at: 0)
-            dropped = 0
-        }
+        // The count of dropped records goes first, and is forgotten only once written.
+        let gap = dropped > 0 ? Array(record("log_gap", [("dropped_records", .int(dropped))]).utf8) : []
         let start = lseek(fd, 0, SEEK_END)
-        let err = buffer.withUnsafeBytes { writeAll(fd, $0) }
+        var err = gap.withUnsafeBytes { writeAll(fd, $0) }
+        if err == 0 { err = buffer.withUnsafeBytes { writeAll(fd, $0) } }
         if err == 0 {
             buffer.removeAll(keepingCapacity: true)
+            dropped = 0
             failure = nil
             return true
         }

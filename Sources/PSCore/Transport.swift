@@ -78,10 +78,12 @@ public final class InProcessHub: @unchecked Sendable {
     /// Eager: message bytes by (destination, source, tag) and send number, until taken.
     var mail: [Key: [Int: [UInt8]]] = [:]
     /// Adversarial: sends not yet completed, by key and send number.
-    struct Slot { let bytes: UnsafeRawBufferPointer; let hash: UInt64; let senderMoves: Bool; var moved = false }
+    /// A send not yet completed; `frame` keeps its bytes alive even if the sending rank has gone.
+    struct Slot { let frame: FrameBuffer; let bytes: UnsafeRawBufferPointer; let hash: UInt64; let senderMoves: Bool; var moved = false }
     var slots: [Key: [Int: Slot]] = [:]
     /// Adversarial: posted receives, by key and receive number, until completed.
-    struct Posted { let buffer: UnsafeMutableRawBufferPointer; var count: Int? }
+    /// A posted receive; `frame` keeps its buffer alive even if the receiving rank has gone.
+    struct Posted { let frame: FrameBuffer; let buffer: UnsafeMutableRawBufferPointer; var count: Int? }
     var posted: [Key: [Int: Posted]] = [:]
     var sent: [Key: Int] = [:]
     var violationList: [String] = []
@@ -113,6 +115,7 @@ public final class InProcessHub: @unchecked Sendable {
         if slot.bytes.count > 0 { buf.baseAddress!.copyMemory(from: slot.bytes.baseAddress!, byteCount: slot.bytes.count) }
         slots[key]![seq]!.moved = true
         posted[key]![seq]!.count = slot.bytes.count
+        cond.broadcast()
     }
 }
 
@@ -158,7 +161,7 @@ public final class InProcessTransport: Transport {
         let n = hub.sent[key, default: 0]
         hub.sent[key] = n + 1
         if adversarial {
-            hub.slots[key, default: [:]][n] = .init(bytes: buffer, hash: pst_xxh64(buffer.baseAddress, buffer.count, 0), senderMoves: senderMoves)
+            hub.slots[key, default: [:]][n] = .init(frame: frame, bytes: buffer, hash: pst_xxh64(buffer.baseAddress, buffer.count, 0), senderMoves: senderMoves)
         } else {
             hub.mail[key, default: [:]][n] = [UInt8](buffer)
         }
@@ -178,7 +181,7 @@ public final class InProcessTransport: Transport {
         if adversarial {
             if let b = buffer.baseAddress { b.initializeMemory(as: UInt8.self, repeating: Self.poison, count: buffer.count) }
             hub.cond.lock()
-            hub.posted[key, default: [:]][seq] = .init(buffer: buffer, count: nil)
+            hub.posted[key, default: [:]][seq] = .init(frame: frame, buffer: buffer, count: nil)
             hub.cond.broadcast()
             hub.cond.unlock()
         }
@@ -231,23 +234,24 @@ public final class InProcessTransport: Transport {
         hub.cond.lock()
         defer { hub.cond.unlock() }
         while !open.isEmpty {
+            let late = Date() >= deadline
             if adversarial {
                 try progressSends()
-                // Shuffled, and now and then a completable request is left for later.
+                // Shuffled, and now and then a completable request is left for later (never at the deadline).
                 for i in stride(from: open.count - 1, to: 0, by: -1) { open.swapAt(i, random(i + 1)) }
             }
             var still: [Int] = []
             for i in open {
-                if adversarial && random(4) == 0 { still.append(i); continue }
+                if adversarial && !late && random(4) == 0 { still.append(i); continue }
                 if let n = try tryComplete(requests[i].id) { counts[i] = n } else { still.append(i) }
             }
-            hub.cond.broadcast()
+            // Completing an adversarial request frees its peer's send; an eager one concerns nobody else.
+            if adversarial && still.count < open.count { hub.cond.broadcast() }
             open = still
             if open.isEmpty { break }
+            if late { throw TransportTimeout(peer: requests[open[0]].peer, seconds: timeout) }
             let nap = adversarial ? Date().addingTimeInterval(Double(1 + random(200)) * 1e-6) : deadline
-            if !hub.cond.wait(until: min(nap, deadline)) && Date() >= deadline {
-                throw TransportTimeout(peer: requests[open[0]].peer, seconds: timeout)
-            }
+            _ = hub.cond.wait(until: min(nap, deadline))
         }
         return counts
     }

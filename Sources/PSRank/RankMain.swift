@@ -160,11 +160,12 @@ public enum RankMain {
             }
             if let problem {
                 if rank == 0 { stderrLine("pstrain: error: the job cannot start:\n" + problem) }
-                transport.finalize()
+                finalize(transport, seconds: seconds, who: exeName)
                 exit(2)
             }
         } catch let t as TransportTimeout {
-            stderrLine("\(exeName) (rank \(rank)): error: rank \(t.peer) sent no start-up hello for \(Int(t.seconds)) s: it is hung or dead "
+            stderrLine("\(exeName) (rank \(rank)): error: rank \(t.peer) sent nothing for \(Int(t.seconds)) s during the start-up exchange "
+                + "(its hello, or its configuration when the ranks' configurations differ): it is hung or dead "
                 + "(stopped while loading its data?); run.timeout_seconds sets this deadline")
             exit(1)
         } catch {
@@ -230,11 +231,16 @@ public enum RankMain {
             exit(1)
         }
         testHang("finalize", rank: rank)
-        let finalizeDeadline = Deadline(seconds: seconds, "\(exeName)[\(me)]: error: MPI_Finalize did not return within \(Int(seconds)) s: "
-                                        + "another rank is hung or dead at shutdown (run.timeout_seconds sets this deadline)")
-        transport.finalize()
-        finalizeDeadline.cancel()
+        finalize(transport, seconds: seconds, who: "\(exeName)[\(me)]")
         exit(0)
+    }
+
+    /// MPI_Finalize under a deadline: it waits for every other rank.
+    static func finalize(_ transport: MPITransport, seconds: Double, who: String) {
+        let deadline = Deadline(seconds: seconds, "\(who): error: MPI_Finalize did not return within \(Int(seconds)) s: "
+                                + "another rank is hung or dead at shutdown (run.timeout_seconds sets this deadline)")
+        transport.finalize()
+        deadline.cancel()
     }
 
     /// run.timeout_seconds from the arguments, before MPI starts (the

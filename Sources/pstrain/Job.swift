@@ -363,8 +363,9 @@ final class Watchdog: @unchecked Sendable {
                 }
                 lock.unlock()
                 usleep(3_000_000)
-                lock.lock(); let done = stopped; lock.unlock()
-                if !done { kill(-group, SIGKILL) }
+                lock.lock()
+                if !stopped { kill(-group, SIGKILL) }   // under the lock: mpirun is not reaped before stop()
+                lock.unlock()
                 return
             }
         }

@@ -270,7 +270,9 @@ final class PreemptionTests: XCTestCase {
 
     func testCheckpointsEverySoManySeconds() throws {
         let dir = Harness.tempDir("seconds")
-        let r = try Harness.launch(longer + ["--run-dir", "r", "--set", "checkpoint.every_seconds=0.4", "--set", "checkpoint.keep=100"], cwd: dir, timeout: 180)
+        // A straggler of 8 ms a step makes the 256 steps last at least 2 s in any build (the release build is otherwise done in under 1 s).
+        let r = try Harness.launch(longer + ["--run-dir", "r", "--set", "checkpoint.every_seconds=0.4", "--set", "checkpoint.keep=100",
+                                             "--set", "debug.slow_worker=0", "--set", "debug.slow_ms=8"], cwd: dir, timeout: 180)
         assertEnded(r, status: 0, "run with time-based checkpoints")
         let steps = Harness.events(dir + "/r/logs/server-0.jsonl", "checkpoint").compactMap { $0["step"] as? Int }
         XCTAssertGreaterThanOrEqual(steps.count, 3, "several during the run and one at the end: \(steps)")

@@ -112,10 +112,10 @@ final class AdversarialDefaultShapeTests: XCTestCase {
     /// makes each of servers 0-2 send one 235 KB piece.
     func testDefaultModelW8S4() throws {
         var c = Config()
-        for o in ["data.kind=synthetic", "data.synthetic_train=1024", "data.synthetic_test=128", "train.epochs=1",
-                  "run.timeout_seconds=60", "train.batch_size=128"] { try c.apply(override: o) }
+        for o in ["data.kind=synthetic", "data.synthetic_train=384", "data.synthetic_test=64", "train.epochs=1",
+                  "run.timeout_seconds=60", "train.batch_size=128", "checkpoint.every_steps=2"] { try c.apply(override: o) }
         let d = DataSplit.synthetic(train: c.syntheticTrain, test: c.syntheticTest, features: c.inputSize, classes: 10, seed: 3)
-        for seed in 1...3 as ClosedRange<UInt64> {
+        for seed in 1...2 as ClosedRange<UInt64> {
             let adv = try runInProcess(config: c, servers: 4, workers: 8, data: d, mode: .adversarial(seed: seed), checkpoints: true)
             XCTAssertEqual(records(adv, rank: 0, event: "done").count, 1)
         }
