@@ -19,30 +19,9 @@ let layout = ModelLayout(specs: [ParamSpec(name: "w", shape: [2, 3], initializer
                                  ParamSpec(name: "b", shape: [2], initializer: .zeros)])
 var validManifest: [UInt8] = []
 
-func tensor(_ name: String, _ values: [Float], _ shape: [Int]) -> Safetensors.Tensor {
-    values.withUnsafeBufferPointer { Safetensors.Tensor(name: name, shape: shape, floats: $0) }
-}
-
 func writeCheckpoint() throws {
-    let w = CheckpointWriter(runDir: root)
-    let p: [Float] = [1, 2, 3, 4, 5, 6, 7, 8], v = p.map { -$0 / 10 }
-    let s0 = try w.writeRankFile(step: 5, name: "server-0.safetensors",
-                                 tensors: [tensor("w", Array(p[0..<4]), [4]), tensor("w.momentum", Array(v[0..<4]), [4])], metadata: [:])
-    let s1 = try w.writeRankFile(step: 5, name: "server-1.safetensors",
-                                 tensors: [tensor("w", Array(p[4..<6]), [2]), tensor("w.momentum", Array(v[4..<6]), [2]),
-                                           tensor("b", Array(p[6..<8]), [2]), tensor("b.momentum", Array(v[6..<8]), [2])], metadata: [:])
-    let w0 = try w.writeRankFile(step: 5, name: "worker-0.safetensors", tensors: [tensor("residual", p.map { $0 / 4 }, [8])], metadata: [:])
-    let m = Manifest(run: "t", step: 5, epoch: 0, epochCursor: 40, stepsPerEpoch: 10, totalSteps: 20, seed: 1, dataOrder: "", rng: "",
-                     lrSchedule: "constant", learningRate: 0.1,
-                     scaler: .init(scale: 65536, goodSteps: 5, hysteresisLeft: 2, skipped: 0, overflowsAtMin: 0, lastFiniteStep: 4),
-                     servers: 2, workers: 1, precision: "fp16", compression: "none", build: "fuzz", configHash: "0", config: "", created: 0,
-                     files: [.init(name: "server-0.safetensors", role: "server", index: 0, bytes: s0.bytes, sha256: s0.sha256),
-                             .init(name: "server-1.safetensors", role: "server", index: 1, bytes: s1.bytes, sha256: s1.sha256),
-                             .init(name: "worker-0.safetensors", role: "worker", index: 0, bytes: w0.bytes, sha256: w0.sha256)],
-                     tensors: [.init(name: "w", shape: [2, 3], shards: [.init(file: "server-0.safetensors", start: 0, count: 4),
-                                                                        .init(file: "server-1.safetensors", start: 4, count: 2)]),
-                               .init(name: "b", shape: [2], shards: [.init(file: "server-1.safetensors", start: 0, count: 2)])])
-    _ = try w.complete(m, keep: 3)
+    let p: [Float] = [1, 2, 3, 4, 5, 6, 7, 8]
+    try writeExampleCheckpoint(runDir: root, weights: p, momentum: p.map { -$0 / 10 }, residual: p.map { $0 / 4 }, build: "fuzz")
     validManifest = Array(try Data(contentsOf: URL(fileURLWithPath: dir + "/manifest.json")))
     try CheckpointStore.verify(dir)
 }
