@@ -41,9 +41,6 @@ public protocol Transport: AnyObject {
     /// Completes all requests; returns the byte count of each (0 for sends).
     /// Throws TransportTimeout naming a peer still silent at the deadline.
     func waitAll(_ requests: [TransportRequest], timeout: Double) throws -> [Int]
-    /// Every rank contributes `mine` (same length everywhere) and gets all,
-    /// by rank; throws TransportTimeout naming a rank still silent at the deadline.
-    func allgather(_ mine: [UInt8], timeout: Double) throws -> [[UInt8]]
 }
 
 // MARK: - In-process transport
@@ -267,28 +264,28 @@ public final class InProcessTransport: Transport {
         hub.cond.unlock()
     }
 
-    public func allgather(_ mine: [UInt8], timeout: Double) throws -> [[UInt8]] {
-        try pointToPointAllgather(self, mine, timeout: timeout)
-    }
 }
 
-/// An allgather made of point-to-point messages, so that it has a deadline
-/// and names a silent rank (MPI's collectives have neither).
-public func pointToPointAllgather(_ t: Transport, _ mine: [UInt8], timeout: Double) throws -> [[UInt8]] {
-    let tag: Int32 = 999
-    let peers = (0..<t.size).filter { $0 != t.rank }
-    let out = FrameBuffer(payloadCapacity: mine.count)
-    mine.withUnsafeBytes { if $0.count > 0 { out.raw.copyMemory(from: $0.baseAddress!, byteCount: $0.count) } }
-    out.length = mine.count
-    let ins = peers.map { _ in FrameBuffer(payloadCapacity: mine.count) }
-    var reqs: [TransportRequest] = []
-    for p in peers { reqs.append(try t.irecv(ins[peers.firstIndex(of: p)!], from: p, tag: tag)) }
-    for p in peers { reqs.append(try t.isend(out, to: p, tag: tag)) }
-    let counts = try t.waitAll(reqs, timeout: timeout)
-    var result = Array(repeating: mine, count: t.size)
-    for (i, p) in peers.enumerated() {
-        guard counts[i] == mine.count else { throw PSError("rank \(p) sent \(counts[i]) bytes at start-up, expected \(mine.count)") }
-        result[p] = Array(UnsafeRawBufferPointer(start: ins[i].raw, count: counts[i]))
+extension Transport {
+    /// Every rank contributes `mine` (same length everywhere) and gets all,
+    /// by rank; throws TransportTimeout naming a rank still silent at the
+    /// deadline. Made of point-to-point messages, so that it has a deadline
+    /// and names a silent rank (MPI's collectives have neither).
+    public func allgather(_ mine: [UInt8], timeout: Double) throws -> [[UInt8]] {
+        let tag: Int32 = 999
+        let peers = (0..<size).filter { $0 != rank }
+        let out = FrameBuffer(payloadCapacity: mine.count)
+        mine.withUnsafeBytes { if $0.count > 0 { out.raw.copyMemory(from: $0.baseAddress!, byteCount: $0.count) } }
+        out.length = mine.count
+        let ins = peers.map { _ in FrameBuffer(payloadCapacity: mine.count) }
+        var reqs = try zip(peers, ins).map { try irecv($0.1, from: $0.0, tag: tag) }
+        reqs += try peers.map { try isend(out, to: $0, tag: tag) }
+        let counts = try waitAll(reqs, timeout: timeout)
+        var result = Array(repeating: mine, count: size)
+        for (i, p) in peers.enumerated() {
+            guard counts[i] == mine.count else { throw PSError("rank \(p) sent \(counts[i]) bytes at start-up, expected \(mine.count)") }
+            result[p] = Array(UnsafeRawBufferPointer(start: ins[i].raw, count: counts[i]))
+        }
+        return result
     }
-    return result
 }

@@ -133,10 +133,6 @@ public final class MPITransport: Transport {
         return counts
     }
 
-    public func allgather(_ mine: [UInt8], timeout: Double) throws -> [[UInt8]] {
-        try pointToPointAllgather(self, mine, timeout: timeout)
-    }
-
     static func clock() -> Double {
         var ts = timespec()
         clock_gettime(CLOCK_MONOTONIC, &ts)
