@@ -461,6 +461,9 @@ public enum CheckpointStore {
 }
 
 /// A rank's part of writing a checkpoint, and server 0's part of completing it.
+/// A rank's checkpoint file name.
+public func checkpointFile(_ role: Role, _ index: Int) -> String { "\(role.name)-\(index).safetensors" }
+
 public struct CheckpointWriter {
     public let runDir: String
     public init(runDir: String) { self.runDir = runDir }
@@ -485,6 +488,14 @@ public struct CheckpointWriter {
         try Durable.checkRoom(dir, for: bytes.count)
         try Durable.writeNew(dir + "/" + name, bytes)
         return (bytes.count, sha256Hex(bytes))
+    }
+
+    /// Rank `role` `index`'s file of checkpoint `step` (`server-0.safetensors`),
+    /// with the metadata every rank's file carries.
+    public func writeRankFile(step: Int, role: Role, index: Int, tensors: [Safetensors.Tensor]) throws -> CheckpointFileInfo {
+        let r = try writeRankFile(step: step, name: checkpointFile(role, index), tensors: tensors,
+                                  metadata: ["format": "pstrain-checkpoint", "step": String(step), "role": role.name, "index": String(index)])
+        return CheckpointFileInfo(bytes: r.bytes, sha256: r.sha256)
     }
 
     /// Server 0, once every rank's file is written: the manifest (sealed with

@@ -173,39 +173,3 @@ public final class Model {
                                             dlogits: nil, gradScale: 0)
     }
 }
-
-/// SGD with momentum and weight decay (PyTorch's semantics), in FP32 on a
-/// server's slice: g += wd * w; v = mu * v + g; w -= lr * v.
-public struct SGD {
-    public var lr: Float
-    public var momentum: Float
-    public var weightDecay: Float
-
-    public init(lr: Float, momentum: Float, weightDecay: Float) {
-        self.lr = lr; self.momentum = momentum; self.weightDecay = weightDecay
-    }
-
-    public func apply(weights w: UnsafeMutablePointer<Float>, velocity v: UnsafeMutablePointer<Float>,
-                      grads g: UnsafePointer<Float>, count n: Int) {
-        let lr = self.lr, mu = momentum, wd = weightDecay
-        for i in 0..<n {
-            let gi = g[i] + wd * w[i]
-            let vi = mu * v[i] + gi
-            v[i] = vi
-            w[i] -= lr * vi
-        }
-    }
-
-    /// The same update on gradients that still carry a factor 1/gradScale
-    /// (the loss scale): g is multiplied by gradScale first.
-    public func apply(weights w: UnsafeMutablePointer<Float>, velocity v: UnsafeMutablePointer<Float>,
-                      grads g: UnsafePointer<Float>, count n: Int, gradScale s: Float) {
-        let lr = self.lr, mu = momentum, wd = weightDecay
-        for i in 0..<n {
-            let gi = g[i] * s + wd * w[i]
-            let vi = mu * v[i] + gi
-            v[i] = vi
-            w[i] -= lr * vi
-        }
-    }
-}

@@ -13,11 +13,11 @@ func realGradients(steps: Int = 20) throws -> [Float] {
     m.layout.initialize(seed: 1, range: 0, n, into: params.pointer)
     let labels = UnsafeMutablePointer<UInt8>.allocate(capacity: batch)
     defer { labels.deallocate() }
-    let sgd = SGD(lr: 0.05, momentum: 0.9, weightDecay: 0)
+    let sgd = SGD(momentum: 0.9, weightDecay: 0)
     for step in 0..<steps {
         data.train.gather((step * batch)..<((step + 1) * batch), into: m.input, labels: labels)
         _ = m.trainStep(batch: batch, labels: labels, gradScale: 1 / Float(batch), params: params.pointer, grads: grads.pointer)
-        sgd.apply(weights: params.pointer, velocity: vel.pointer, grads: grads.pointer, count: n)
+        sgd.apply(weights: params.pointer, state: [vel.pointer], grads: grads.pointer, count: n, gradScale: 1, lr: 0.05)
     }
     return grads.array
 }

@@ -1,0 +1,35 @@
+import Foundation
+import CPSKernels
+
+/// Peak resident memory of this process, in bytes (getrusage).
+public func peakRSSBytes() -> Int {
+    var u = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &u)
+    return u.ru_maxrss * 1024
+}
+
+/// "top-k 1% + shuffle + zstd 1, adaptive at 10 Gbit/s", for logs.
+func describe(_ c: CodecSettings) -> String {
+    var parts: [String] = []
+    if c.topk > 0 { parts.append("top-k \(c.topk * 100)%") }
+    if c.shuffle { parts.append("shuffle") }
+    if c.zstdLevel > 0 { parts.append("zstd \(c.zstdLevel)") }
+    if parts.isEmpty { return "none" }
+    return parts.joined(separator: " + ") + (c.adaptiveBypass ? ", adaptive at \(c.linkBytesPerSecond * 8 / 1e9) Gbit/s" : "")
+}
+
+func hex64(_ v: UInt64) -> String {
+    let s = String(v, radix: 16)
+    return String(repeating: "0", count: 16 - s.count) + s
+}
+
+/// XXH64 of a Float range: the parameter digest runs log and tests compare.
+public func digest(_ p: UnsafePointer<Float>, count: Int) -> String {
+    hex64(pst_xxh64(p, count * 4, 0))
+}
+
+@inline(__always) func now() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+}

@@ -1,0 +1,95 @@
+import Foundation
+
+/// What a server learns in one step and decides about it.
+struct StepOutcome {
+    var lr: Float
+    /// The loss scale the workers used for this step.
+    var scaleBefore: Double
+    var lossSum = 0.0
+    var samples = 0
+    /// Who saw an overflow ("worker 1", "sum on server 0", "server 1"); empty: none.
+    var overflowBy: [String] = []
+    /// Server 0's requests (FrameFlags.checkpoint, .stop), the same on every server.
+    var request: UInt8 = 0
+    var scaleChange: LossScaler.Change = .none
+
+    init(lr: Float, scaleBefore: Double) { self.lr = lr; self.scaleBefore = scaleBefore }
+
+    var overflow: Bool { !overflowBy.isEmpty }
+    var stops: Bool { request & FrameFlags.stop != 0 }
+    var loss: Double { lossSum / Double(max(samples, 1)) }
+}
+
+/// Where a rank's time and bytes went in one step (the `step` record).
+struct StepMeter {
+    /// When the step began (the previous one ended) and ended.
+    var start: Double
+    var end: Double
+    var waited = 0.0, applied = 0.0
+    var bytesIn = 0, bytesOut = 0
+    init(start: Double = 0) { self.start = start; end = start }
+}
+
+extension ServerRole {
+    /// The `step` record, and `overflow` / `scale` records when they happened; the progress line.
+    func logStep(_ step: Int, _ o: StepOutcome) {
+        let end = now()
+        meter.end = end
+        let codecTime = codec.takeStats()
+        let took = end - meter.start
+        var fields: [(String, JSONValue)] = [
+            ("step", .int(step)), ("epoch", .int(schedule.epoch(of: step))), ("loss", .double(o.loss)),
+            ("fp32_bytes", .int(range.count * 4)), ("encode_s", .double(codecTime.encode)), ("decode_s", .double(codecTime.decode)),
+            ("lr", .double(Double(o.lr))), ("loss_scale", .double(o.scaleBefore)), ("skipped", .int(scaler.skipped)),
+            ("overflow", .bool(o.overflow)),
+            ("samples", .int(o.samples)), ("step_s", .double(took)),
+            ("wait_s", .double(meter.waited)), ("apply_s", .double(meter.applied)),
+            ("bytes_recv", .int(meter.bytesIn)), ("bytes_sent", .int(meter.bytesOut)),
+            ("samples_per_s", .double(Double(o.samples) / max(took, 1e-9)))]
+        if ctx.config.digestEveryStep { fields.append(("params_digest", .string(digest(weights.pointer, count: range.count)))) }
+        ctx.log?.write("step", fields)
+        if o.overflow {
+            ctx.log?.write("overflow", [("step", .int(step)), ("seen_by", .array(o.overflowBy.map { .string($0) })),
+                                        ("loss_scale", .double(o.scaleBefore)), ("new_loss_scale", .double(scaler.scale))])
+        }
+        switch o.scaleChange {
+        case .grew(let a, let b):
+            ctx.log?.write("scale", [("step", .int(step)), ("from", .double(a)), ("to", .double(b)), ("why", .string("growth"))])
+        case .backedOff(let a, let b):
+            ctx.log?.write("scale", [("step", .int(step)), ("from", .double(a)), ("to", .double(b)), ("why", .string("overflow"))])
+        case .none: break
+        }
+        progress.step(step, loss: o.loss, skipped: o.overflow, scale: (o.scaleBefore, scaler.scale), at: end)
+    }
+
+    /// Stops the run when steps keep overflowing with the loss scale at its floor.
+    func stopIfDiverged() throws {
+        guard scaler.diverged else { return }
+        ctx.log?.flush()
+        throw PSError("training diverged: steps kept overflowing for \(scaler.overflowsAtMin) steps with the loss scale at its minimum (\(scaler.scale)); "
+            + "the last step with finite gradients was \(scaler.lastFiniteStep < 0 ? "none" : String(scaler.lastFiniteStep)). "
+            + "This is not a scaling problem: lower train.lr or check the data (scaler.max_skips_at_min sets the patience)")
+    }
+
+    func logStopped(after steps: Int) {
+        ctx.log?.write("stopped", [("step", .int(steps)), ("why", .string("the launcher asked (SIGINT/SIGTERM)"))])
+        if lead { ctx.say("stopped after step \(steps) of \(schedule.total) as asked; checkpoint step-\(steps) holds the state") }
+    }
+
+    /// This server's file of a checkpoint: its slice of every tensor it holds
+    /// (full shape when it holds all of it), weights and optimizer state.
+    func checkpointTensors() -> [Safetensors.Tensor] {
+        var out: [Safetensors.Tensor] = []
+        for t in layout.tensors {
+            let a = max(range.lowerBound, t.offset), b = min(range.upperBound, t.offset + t.count)
+            if a >= b { continue }
+            let shape = (a == t.offset && b == t.offset + t.count) ? t.spec.shape : [b - a]
+            let off = a - range.lowerBound
+            out.append(Safetensors.Tensor(name: t.name, shape: shape, floats: UnsafeBufferPointer(start: weights.pointer + off, count: b - a)))
+            for (name, s) in zip(optimizer.stateNames, state) {
+                out.append(Safetensors.Tensor(name: t.name + "." + name, shape: shape, floats: UnsafeBufferPointer(start: s.pointer + off, count: b - a)))
+            }
+        }
+        return out
+    }
+}
