@@ -4,7 +4,7 @@
 /// Payload (480 bytes): f64 1 (written) or 0 (failed) at 0, f64 byte count
 /// at 8, the SHA-256 as 64 hex characters at 16, and the error text (UTF-8,
 /// at most 399 bytes, zero-padded) at 80.
-public struct CheckpointReport: ControlMessage {
+public struct CheckpointReport: ControlMessage, Equatable {
     public static let kind = FrameKind.checkpoint
     public static let payloadBytes = 480
     static let shaOffset = 16, errorOffset = 80, errorBytes = 399
@@ -20,8 +20,12 @@ public struct CheckpointReport: ControlMessage {
             p.storeF64(Double(r.bytes), at: 1)
             for (i, c) in r.sha256.utf8.prefix(64).enumerated() { p.storeBytes(of: c, toByteOffset: Self.shaOffset + i, as: UInt8.self) }
         case .failure(let e):
-            for (i, c) in e.message.utf8.prefix(Self.errorBytes).enumerated() {
-                p.storeBytes(of: c, toByteOffset: Self.errorOffset + i, as: UInt8.self)
+            // Cut at a character boundary, so the text stays valid UTF-8.
+            var i = 0
+            for u in e.message.unicodeScalars {
+                let bytes = Array(String(u).utf8)
+                if i + bytes.count > Self.errorBytes { break }
+                for c in bytes { p.storeBytes(of: c, toByteOffset: Self.errorOffset + i, as: UInt8.self); i += 1 }
             }
         }
     }

@@ -1,0 +1,82 @@
+import XCTest
+@testable import PSCore
+
+/// Each control message seals into a frame and opens back to the same value;
+/// a frame of another step, chunk or kind, a damaged byte, and a payload
+/// value that cannot be are refused with a message naming the sender.
+final class MessageTests: XCTestCase {
+    func roundTrip<M: ControlMessage & Equatable>(_ m: M, step: Int = 7, chunk: Int = 2) throws -> M {
+        let b = M.buffer()
+        m.seal(into: b, step: step, chunk: chunk)
+        XCTAssertEqual(b.length, FrameHeader.size + M.payloadBytes)
+        return try M.open(b, length: b.length, step: step, chunk: chunk, sender: "worker 1 (rank 2)")
+    }
+
+    func testEveryMessageRoundTrips() throws {
+        XCTAssertEqual(try roundTrip(StepSummary(lossSum: 12.5, samples: 64, overflow: true)), StepSummary(lossSum: 12.5, samples: 64, overflow: true))
+        XCTAssertEqual(try roundTrip(StepSummary(lossSum: -0.0, samples: 0, overflow: false)), StepSummary(lossSum: -0.0, samples: 0, overflow: false))
+        XCTAssertEqual(try roundTrip(OverflowVote(overflow: true, request: FrameFlags.checkpoint | FrameFlags.stop)),
+                       OverflowVote(overflow: true, request: FrameFlags.checkpoint | FrameFlags.stop))
+        XCTAssertEqual(try roundTrip(EvalResult(lossSum: 3.25, correct: 900, count: 1000)), EvalResult(lossSum: 3.25, correct: 900, count: 1000))
+        XCTAssertEqual(try roundTrip(Goodbye()), Goodbye())
+        let ok = try roundTrip(CheckpointReport(.success(CheckpointFileInfo(bytes: 123_456, sha256: String(repeating: "ab", count: 32)))))
+        XCTAssertEqual(try ok.result.get(), CheckpointFileInfo(bytes: 123_456, sha256: String(repeating: "ab", count: 32)))
+        let failed = try roundTrip(CheckpointReport(.failure(CheckpointFailure(message: "disk full: /tmp/x"))))
+        guard case .failure(let e) = failed.result else { return XCTFail("a failure report opened as a success") }
+        XCTAssertEqual(e.message, "disk full: /tmp/x")
+    }
+
+    func testALongErrorIsCutNotOverflowed() throws {
+        let long = String(repeating: "é", count: 1000)
+        let r = try roundTrip(CheckpointReport(.failure(CheckpointFailure(message: long))))
+        guard case .failure(let e) = r.result else { return XCTFail("expected a failure") }
+        XCTAssertLessThanOrEqual(e.message.utf8.count, 399)
+        XCTAssertTrue(long.hasPrefix(e.message.replacingOccurrences(of: "\u{FFFD}", with: "")))
+    }
+
+    func testWrongStepChunkOrKindIsRefused() throws {
+        let b = StepSummary.buffer()
+        StepSummary(lossSum: 1, samples: 2, overflow: false).seal(into: b, step: 5, chunk: 0)
+        XCTAssertThrowsError(try StepSummary.open(b, length: b.length, step: 6, sender: "worker 0 (rank 1)")) {
+            XCTAssertTrue("\($0)".contains("worker 0 (rank 1)"), "\($0)")
+        }
+        XCTAssertThrowsError(try StepSummary.open(b, length: b.length, step: 5, chunk: 1, sender: "w"))
+        XCTAssertThrowsError(try EvalResult.open(b, length: b.length, step: 5, sender: "w"))
+        b.payload.storeBytes(of: 0xFF, toByteOffset: 3, as: UInt8.self)
+        XCTAssertThrowsError(try StepSummary.open(b, length: b.length, step: 5, sender: "w")) {
+            XCTAssertTrue("\($0)".contains("checksum"), "\($0)")
+        }
+    }
+
+    /// Values no honest peer sends are refused even under a valid checksum.
+    func testImpossibleValuesAreRefused() {
+        func payload<M: ControlMessage>(_: M.Type, _ fields: [Double]) -> UnsafeRawPointer {
+            let p = UnsafeMutableRawPointer.allocate(byteCount: M.payloadBytes, alignment: 8)
+            p.initializeMemory(as: UInt8.self, repeating: 0, count: M.payloadBytes)
+            for (i, f) in fields.enumerated() { p.storeBytes(of: f, toByteOffset: 8 * i, as: Double.self) }
+            return UnsafeRawPointer(p)
+        }
+        XCTAssertThrowsError(try StepSummary.decode(from: payload(StepSummary.self, [0, -1, 0])))
+        XCTAssertThrowsError(try StepSummary.decode(from: payload(StepSummary.self, [0, 1.5, 0])))
+        XCTAssertThrowsError(try StepSummary.decode(from: payload(StepSummary.self, [0, .nan, 0])))
+        XCTAssertThrowsError(try EvalResult.decode(from: payload(EvalResult.self, [0, 11, 10])))
+        XCTAssertThrowsError(try OverflowVote.decode(from: payload(OverflowVote.self, [0, 64])))
+        XCTAssertThrowsError(try CheckpointReport.decode(from: payload(CheckpointReport.self, [1, -5])))
+        XCTAssertNoThrow(try EvalResult.decode(from: payload(EvalResult.self, [0, 10, 10])))
+    }
+
+    func testParameterPieceCarriesScaleSkippedAndRequests() throws {
+        let n = 100
+        let codec = PieceCodec(settings: CodecSettings(), maxElements: n)
+        let v = FloatBuffer((0..<n).map { Float($0) * 0.25 })
+        let b = FrameBuffer(payloadCapacity: PieceCodec.maxEncodedBytes(n, .fp16, CodecSettings(), sparse: false))
+        let e = codec.encode(v.pointer, count: n, as: .fp16, sparse: false, chunk: 3, step: 9, into: b.payload, capacity: b.capacity - FrameHeader.size)
+        ParameterPiece.seal(b, version: 9, piece: 3, count: n, precision: .fp16, encoded: e, lossScale: 1024, skipped: 4, request: FrameFlags.stop)
+        let got = try ParameterPiece.open(b, length: b.length, version: 9, piece: 3, count: n, precision: .fp16, sender: "server 0 (rank 0)")
+        XCTAssertEqual(got.lossScale, 1024)
+        XCTAssertEqual(got.skipped, 4)
+        XCTAssertEqual(got.flags & FrameFlags.stop, FrameFlags.stop)
+        XCTAssertThrowsError(try ParameterPiece.open(b, length: b.length, version: 10, piece: 3, count: n, precision: .fp16, sender: "s"))
+        XCTAssertThrowsError(try ParameterPiece.open(b, length: b.length, version: 9, piece: 3, count: n, precision: .bf16, sender: "s"))
+    }
+}
