@@ -99,8 +99,8 @@ public enum Frame {
     /// peer in the error.
     public static func open(buffer: UnsafeRawPointer, length: Int, expect e: FrameExpectation,
                             sender: String) throws -> FrameHeader {
-        func bad(_ why: String) -> PSError {
-            PSError("bad frame from \(sender) (expected \(e.kind) of step \(e.step), piece \(e.chunk); \(length) bytes arrived): \(why)")
+        func bad(_ why: String) -> FrameError {
+            .badFrame(sender: sender, expected: "\(e.kind) of step \(e.step), piece \(e.chunk)", length: length, problem: why)
         }
         guard length >= FrameHeader.size else { throw bad("only \(length) bytes, shorter than the 64-byte header") }
         let b = buffer

@@ -169,8 +169,8 @@ public final class PieceCodec {
                        into out: UnsafeMutablePointer<Float>, add: Bool) throws {
         let t0 = now()
         defer { decodeSeconds += now() - t0 }
-        guard flagged.isSubset(of: .known) else { throw PSError("unknown codec stages 0x\(String(flagged.rawValue, radix: 16))") }
-        guard n <= maxElements else { throw PSError("piece of \(n) elements is larger than this codec's \(maxElements)") }
+        guard flagged.isSubset(of: .known) else { throw CodecError.unknownStages(flagged.rawValue) }
+        guard n <= maxElements else { throw CodecError.pieceTooLarge(elements: n, limit: maxElements) }
         let es = p.elementType.size
         let sparse = flagged.contains(TopK.flag)
         let limit = sparse ? TopK.bytes(n, elementSize: es) : n * es
@@ -179,7 +179,7 @@ public final class PieceCodec {
         /// The layout of the payload at `cur`, checked against the piece.
         func fields() throws -> PayloadFields {
             if sparse { return try TopK.fields(of: cur, length: len, count: n, elementSize: es) }
-            guard len == n * es else { throw PSError("payload of \(len) bytes for \(n) elements of \(es) bytes") }
+            guard len == n * es else { throw CodecError.wrongLength(bytes: len, elements: n, elementSize: es) }
             return PayloadFields(planes: [(n, es)])
         }
         for stage in stages.reversed() where flagged.contains(stage.flag) {

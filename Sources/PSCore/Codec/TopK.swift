@@ -50,10 +50,10 @@ public final class TopK {
     /// The layout of a received top-k payload of `length` bytes for a piece
     /// of n, checked: its count must fit the piece and the length.
     public static func fields(of src: UnsafeRawPointer, length: Int, count n: Int, elementSize es: Int) throws -> PayloadFields {
-        guard length >= 4 else { throw PSError("top-k payload of \(length) bytes has no count") }
+        guard length >= 4 else { throw CodecError.topkWithoutCount(bytes: length) }
         let k = Int(UInt32(littleEndian: src.loadUnaligned(as: UInt32.self)))
         guard k <= n, length == bytes(k, elementSize: es) else {
-            throw PSError("top-k payload claims \(k) entries of a piece of \(n) in \(length) bytes")
+            throw CodecError.topkCount(kept: k, elements: n, bytes: length)
         }
         return fields(k, elementSize: es)
     }
@@ -69,7 +69,7 @@ public final class TopK {
             let delta = Int(UInt32(littleEndian: src.loadUnaligned(fromByteOffset: 4 + 4 * j, as: UInt32.self)))
             index = j == 0 ? delta : index + delta
             guard index < n, j == 0 || delta > 0 else {
-                throw PSError("top-k index \(index) at entry \(j) is out of order or outside the piece of \(n)")
+                throw CodecError.topkIndex(index: index, entry: j, elements: n)
             }
             out[index] += values[j]
         }

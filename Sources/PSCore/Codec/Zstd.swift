@@ -27,12 +27,12 @@ public final class Zstd: CodecStage {
                        into dst: UnsafeMutableRawPointer) throws -> Int {
         let size = ZSTD_getFrameContentSize(src, length)
         guard size != ZSTD_CONTENTSIZE_ERROR && size != ZSTD_CONTENTSIZE_UNKNOWN else {
-            throw PSError("zstd frame is damaged or has no content size")
+            throw CodecError.zstdWithoutSize
         }
-        guard size <= UInt64(limit) else { throw PSError("zstd frame claims \(size) bytes, more than the piece's \(limit)") }
+        guard size <= UInt64(limit) else { throw CodecError.zstdTooLarge(claimed: size, limit: limit) }
         let d = ZSTD_decompressDCtx(dctx, dst, Int(size), src, length)
-        if ZSTD_isError(d) != 0 { throw PSError("zstd decompression failed: \(String(cString: ZSTD_getErrorName(d)))") }
-        guard d == Int(size) else { throw PSError("zstd gave \(d) bytes, its header said \(size)") }
+        if ZSTD_isError(d) != 0 { throw CodecError.zstdFailed(String(cString: ZSTD_getErrorName(d))) }
+        guard d == Int(size) else { throw CodecError.zstdSize(got: d, header: size) }
         return d
     }
 }

@@ -34,7 +34,7 @@ public struct CheckpointReport: ControlMessage, Equatable {
         if p.loadF64(at: 0) == 1 {
             let bytes = p.loadF64(at: 1)
             guard bytes >= 0 && bytes <= Double(Int.max / 2) && bytes == bytes.rounded() else {
-                throw PSError("checkpoint report claims a file of \(bytes) bytes")
+                throw FrameError.impossible(message: "checkpoint report", problem: "claims a file of \(bytes) bytes")
             }
             let sha = String(decoding: (0..<64).map { p.load(fromByteOffset: shaOffset + $0, as: UInt8.self) }, as: UTF8.self)
             return CheckpointReport(.success(CheckpointFileInfo(bytes: Int(bytes), sha256: sha)))

@@ -37,7 +37,11 @@ extension ControlMessage {
                            expect: FrameExpectation(kind: kind, step: UInt64(step), chunk: UInt32(chunk), elementType: .f64,
                                                     rawLength: payloadBytes),
                            sender: sender)
-        return try decode(from: UnsafeRawPointer(buffer.payload))
+        do {
+            return try decode(from: UnsafeRawPointer(buffer.payload))
+        } catch let e as FrameError {
+            throw FrameError.badPayload(sender: sender, what: "\(kind) of step \(step)", problem: e.description)
+        }
     }
 }
 

@@ -17,7 +17,7 @@ public struct EvalResult: ControlMessage, Equatable {
         let correct = p.loadF64(at: 1), count = p.loadF64(at: 2)
         guard count >= 0 && count <= Double(Int32.max) && count == count.rounded(),
               correct >= 0 && correct <= count && correct == correct.rounded() else {
-            throw PSError("test result claims \(correct) correct of \(count)")
+            throw FrameError.impossible(message: "test result", problem: "claims \(correct) correct of \(count)")
         }
         return EvalResult(lossSum: p.loadF64(at: 0), correct: Int(correct), count: Int(count))
     }

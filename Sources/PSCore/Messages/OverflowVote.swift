@@ -17,7 +17,7 @@ public struct OverflowVote: ControlMessage, Equatable {
     public static func decode(from p: UnsafeRawPointer) throws -> OverflowVote {
         let r = p.loadF64(at: 1)
         guard r >= 0 && r <= 255 && r == r.rounded(), UInt8(r) & ~FrameFlags.known == 0 else {
-            throw PSError("overflow vote carries an unknown request \(r)")
+            throw FrameError.impossible(message: "overflow vote", problem: "carries an unknown request \(r)")
         }
         return OverflowVote(overflow: p.loadF64(at: 0) != 0, request: UInt8(r))
     }

@@ -31,10 +31,13 @@ public enum ParameterPiece {
                                expect: FrameExpectation(kind: kind, step: UInt64(version), chunk: UInt32(piece),
                                                         elementType: precision.elementType, rawLength: Payload.bytes(count, precision)),
                                sender: sender)
-        guard !h.codec.contains(.topk) else { throw PSError("bad frame from \(sender): parameters are never top-k encoded") }
+        guard !h.codec.contains(.topk) else {
+            throw FrameError.badPayload(sender: sender, what: "parameters of version \(version), piece \(piece)", problem: "parameters are never top-k encoded")
+        }
         let skipped = h.aux1
         guard h.aux0.isFinite && h.aux0 > 0, skipped >= 0 && skipped <= 1e15 && skipped == skipped.rounded() else {
-            throw PSError("bad frame from \(sender) (parameters of version \(version), piece \(piece)): loss scale \(h.aux0), skipped \(skipped)")
+            throw FrameError.badPayload(sender: sender, what: "parameters of version \(version), piece \(piece)",
+                                        problem: "loss scale \(h.aux0), skipped \(skipped)")
         }
         return Received(header: h)
     }

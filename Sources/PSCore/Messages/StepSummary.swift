@@ -19,7 +19,7 @@ public struct StepSummary: ControlMessage, Equatable {
     public static func decode(from p: UnsafeRawPointer) throws -> StepSummary {
         let samples = p.loadF64(at: 1)
         guard samples >= 0 && samples <= Double(Int32.max) && samples == samples.rounded() else {
-            throw PSError("step summary claims \(samples) samples")
+            throw FrameError.impossible(message: "step summary", problem: "claims \(samples) samples")
         }
         return StepSummary(lossSum: p.loadF64(at: 0), samples: Int(samples), overflow: p.loadF64(at: 2) != 0)
     }

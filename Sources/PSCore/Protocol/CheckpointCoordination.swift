@@ -39,7 +39,7 @@ extension RankContext {
             ?? "no earlier checkpoint exists; LATEST was not written"
         if !failures.isEmpty {
             try? FileManager.default.removeItem(atPath: writer.tempDir(step))
-            throw PSError("checkpoint step-\(step) failed: " + failures.joined(separator: "; ") + "; " + previous)
+            throw ProtocolError.checkpointFailed(step: step, reasons: failures, previous: previous)
         }
         files.sort { ($0.role == "server" ? 0 : 1, $0.index) < ($1.role == "server" ? 0 : 1, $1.index) }
         do {
@@ -47,7 +47,7 @@ extension RankContext {
                                        crashPoint: { TestHooks(config, runDir: runDir, log: log).crashInCheckpoint(step: step, at: $0) })
         } catch {
             try? FileManager.default.removeItem(atPath: writer.tempDir(step))
-            throw PSError("checkpoint step-\(step) failed: \(error); " + previous)
+            throw ProtocolError.checkpointFailed(step: step, reasons: ["\(error)"], previous: previous)
         }
     }
 }

@@ -34,7 +34,7 @@ public final class RankContext {
         do {
             return try transport.waitAll(reqs, timeout: timeout)
         } catch let t as TransportTimeout {
-            throw PSError(blame(WaitClaim(rank: rank, peer: t.peer, what: what, step: step, seconds: t.seconds)))
+            throw ProtocolError.silentRank(blame(WaitClaim(rank: rank, peer: t.peer, what: what, step: step, seconds: t.seconds)))
         }
     }
 
@@ -94,7 +94,7 @@ struct Schedule {
         config = ctx.config
         perEpoch = trainCount / config.batchSize
         guard perEpoch > 0 else {
-            throw PSError("train.batch_size = \(config.batchSize) is larger than the training set (\(trainCount) samples)")
+            throw ProtocolError.dataDoesNotFit("train.batch_size = \(config.batchSize) is larger than the training set (\(trainCount) samples)")
         }
         var total = perEpoch * config.epochs
         if config.maxSteps > 0 { total = min(total, config.maxSteps) }
@@ -102,8 +102,8 @@ struct Schedule {
         // A checkpoint being resumed must belong to a run of this length.
         if let (path, m) = ctx.resume {
             guard m.stepsPerEpoch == perEpoch, m.totalSteps == total else {
-                throw PSError("\(path) was written by a run of \(m.totalSteps) steps (\(m.stepsPerEpoch) per epoch); this configuration gives \(total) (\(perEpoch)): "
-                    + "resume with the run's own configuration (train.epochs, train.batch_size, train.max_steps)")
+                throw ProtocolError.otherRunLength(checkpoint: path, steps: m.totalSteps, perEpoch: m.stepsPerEpoch, configured: total,
+                                                   configuredPerEpoch: perEpoch)
             }
             start = m.step
         } else {

@@ -66,9 +66,7 @@ extension ServerRole {
     func stopIfDiverged() throws {
         guard scaler.diverged else { return }
         ctx.log?.flush()
-        throw PSError("training diverged: steps kept overflowing for \(scaler.overflowsAtMin) steps with the loss scale at its minimum (\(scaler.scale)); "
-            + "the last step with finite gradients was \(scaler.lastFiniteStep < 0 ? "none" : String(scaler.lastFiniteStep)). "
-            + "This is not a scaling problem: lower train.lr or check the data (scaler.max_skips_at_min sets the patience)")
+        throw ProtocolError.diverged(stepsAtMinimum: scaler.overflowsAtMin, scale: scaler.scale, lastFiniteStep: scaler.lastFiniteStep)
     }
 
     func logStopped(after steps: Int) {

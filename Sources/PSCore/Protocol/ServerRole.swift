@@ -168,8 +168,8 @@ public final class ServerRole {
                 do {
                     try codec.decode(gradFrames[w][k].payload, length: Int(h.encodedLength), stages: h.codec, count: n, as: precision,
                                      into: sum, add: w > 0)
-                } catch let e as PSError {
-                    throw PSError("bad frame from \(sender) (gradients of step \(step), piece \(pieceIDs[k])): \(e.message)")
+                } catch let e as CodecError {
+                    throw FrameError.badPayload(sender: sender, what: "gradients of step \(step), piece \(pieceIDs[k])", problem: e.description)
                 }
             }
             meter.applied += now() - workStart

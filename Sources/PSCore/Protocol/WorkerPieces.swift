@@ -53,8 +53,8 @@ extension WorkerRole {
             do {
                 try codec.decode(paramFrames[i].payload, length: Int(got.header.encodedLength), stages: got.header.codec, count: p.range.count,
                                  as: precision, into: params.pointer + p.range.lowerBound, add: false)
-            } catch let e as PSError {
-                throw PSError("bad frame from \(sender) (parameters of version \(pulled.version), piece \(i)): \(e.message)")
+            } catch let e as CodecError {
+                throw FrameError.badPayload(sender: sender, what: "parameters of version \(pulled.version), piece \(i)", problem: e.description)
             }
             pulled.bytesIn += counts[j]
             lossScale = got.lossScale

@@ -56,10 +56,10 @@ public final class WorkerRole {
         let micro = Sampler.slice(batch: cfg.batchSize, worker: 0, of: world.workers).count
         let m = try Model(config: cfg, capacity: max(micro, Model.minimumCapacity))
         guard m.inputSize == data.train.features else {
-            throw PSError("model.input = \(m.inputSize) but the data set's samples have \(data.train.features) features")
+            throw ProtocolError.dataDoesNotFit("model.input = \(m.inputSize) but the data set's samples have \(data.train.features) features")
         }
         guard m.classes == data.train.classes else {
-            throw PSError("the last layer of model.layers has \(m.classes) outputs but the data set has \(data.train.classes) classes")
+            throw ProtocolError.dataDoesNotFit("the last layer of model.layers has \(m.classes) outputs but the data set has \(data.train.classes) classes")
         }
         model = m
         precision = cfg.precision
