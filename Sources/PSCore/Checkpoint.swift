@@ -22,8 +22,8 @@ public func sha256Hex(_ bytes: [UInt8]) -> String { bytes.withUnsafeBytes { sha2
 
 /// Durable file-system steps, each failure a message naming the path.
 public enum Durable {
-    static func errno(_ what: String, _ path: String) -> PSError {
-        PSError("\(what) \(path): \(String(cString: strerror(Foundation.errno)))")
+    static func errno(_ what: String, _ path: String) -> CheckpointError {
+        CheckpointError.io("\(what) \(path): \(String(cString: strerror(Foundation.errno)))")
     }
 
     /// Creates `path` (which must not exist), writes all of `bytes`, fsyncs it.
@@ -78,7 +78,7 @@ public enum Durable {
         if ProcessInfo.processInfo.environment["PSTRAIN_TEST_NO_ROOM_CHECK"] == "1" { return }
         let margin = 1 << 20
         if let free = freeBytes(dir), free < bytes + margin {
-            throw PSError("not enough free space in \(dir): a checkpoint file needs \(bytes / 1_000_000 + 1) MB, \(free / 1_000_000) MB are free")
+            throw CheckpointError.noRoom(dir: dir, neededMB: bytes / 1_000_000 + 1, freeMB: free / 1_000_000)
         }
     }
 }
@@ -213,7 +213,7 @@ public enum CheckpointStore {
         let m = try readManifest(dir)
         let modelCount = try m.tensors.reduce(0) { sum, t in
             let (s, o) = sum.addingReportingOverflow(Safetensors.checkedProduct(t.shape) ?? 0)
-            if o { throw PSError("\(dir)/manifest.json: field tensors: the model's element count overflows an Int") }
+            if o { throw CheckpointError.invalid("\(dir)/manifest.json: field tensors: the model's element count overflows an Int") }
             return s
         }
         for f in m.files {
@@ -235,7 +235,7 @@ public enum CheckpointStore {
         let all = list(runDir)
         if let from {
             guard let c = all.first(where: { "step-\($0.step)" == from || String($0.step) == from }) else {
-                throw PSError("no checkpoint \(from) in \(folder(runDir)) (have: \(all.map { "step-\($0.step)" }.joined(separator: ", ")))")
+                throw CheckpointError.notFound("no checkpoint \(from) in \(folder(runDir)) (have: \(all.map { "step-\($0.step)" }.joined(separator: ", ")))")
             }
             return (c.path, try verify(c.path))
         }
@@ -247,7 +247,7 @@ public enum CheckpointStore {
         for c in candidates {
             do { return (c.path, try verify(c.path)) } catch { warn("checkpoint \(c.path) is damaged and is skipped: \(error)") }
         }
-        throw PSError("no complete checkpoint in \(folder(runDir))")
+        throw CheckpointError.notFound("no complete checkpoint in \(folder(runDir))")
     }
 
     /// Reads the elements [lo, hi) of the model's flat weights (`suffix` "")
@@ -259,10 +259,10 @@ public enum CheckpointStore {
         try check(m, dir: dir)
         guard m.tensors.map({ $0.name }) == layout.tensors.map({ $0.name }),
               m.tensors.map({ $0.shape }) == layout.tensors.map({ $0.spec.shape }) else {
-            throw PSError("\(dir): the checkpoint's tensors (\(m.tensors.map { "\($0.name)\($0.shape)" }.joined(separator: ", "))) do not match the model of this configuration")
+            throw CheckpointError.doesNotFit("\(dir): the checkpoint's tensors (\(m.tensors.map { "\($0.name)\($0.shape)" }.joined(separator: ", "))) do not match the model of this configuration")
         }
         guard 0 <= lo, lo <= hi, hi <= layout.totalCount else {
-            throw PSError("\(dir): elements [\(lo), \(hi)) asked for, the model has \(layout.totalCount)")
+            throw CheckpointError.doesNotFit("\(dir): elements [\(lo), \(hi)) asked for, the model has \(layout.totalCount)")
         }
         var files: [String: [String: Safetensors.Tensor]] = [:]
         for (t, slot) in zip(m.tensors, layout.tensors) {
@@ -296,20 +296,20 @@ public enum CheckpointStore {
         let mpath = dir + "/manifest.json"
         let bytes = try readRegularFile(mpath) { n in
             guard n <= Manifest.maxBytes else {
-                throw PSError("\(mpath) has \(n) bytes, more than a manifest may have (\(Manifest.maxBytes)): it is not a pstrain manifest")
+                throw CheckpointError.invalid("\(mpath) has \(n) bytes, more than a manifest may have (\(Manifest.maxBytes)): it is not a pstrain manifest")
             }
         }
         struct Format: Decodable { var format: Int }
         guard let f = try? JSONDecoder().decode(Format.self, from: Data(bytes)) else {
-            throw PSError("\(mpath) is not a valid manifest: not a JSON object with an integer field format")
+            throw CheckpointError.invalid("\(mpath) is not a valid manifest: not a JSON object with an integer field format")
         }
         guard f.format == Manifest.formatVersion else {
-            throw PSError("\(mpath): field format is \(f.format), this build reads format \(Manifest.formatVersion) only (format 2 added the manifest's own SHA-256, field checksum); "
+            throw CheckpointError.invalid("\(mpath): field format is \(f.format), this build reads format \(Manifest.formatVersion) only (format 2 added the manifest's own SHA-256, field checksum); "
                 + "the checkpoint was written by another version of pstrain: read it with that version, or start the run again")
         }
         let m: Manifest
         do { m = try JSONDecoder().decode(Manifest.self, from: Data(bytes)) } catch {
-            throw PSError("\(mpath) is not a valid manifest: \(describe(error))")
+            throw CheckpointError.invalid("\(mpath) is not a valid manifest: \(describe(error))")
         }
         try check(m, dir: dir)
         return m
@@ -321,7 +321,7 @@ public enum CheckpointStore {
     /// shards lie inside it, do not overlap, cover it, and name listed files.
     static func check(_ m: Manifest, dir: String) throws {
         let mpath = dir + "/manifest.json"
-        func bad(_ field: String, _ why: String) -> PSError { PSError("\(mpath): field \(field) \(why)") }
+        func bad(_ field: String, _ why: String) -> CheckpointError { CheckpointError.invalid("\(mpath): field \(field) \(why)") }
         guard let stored = m.checksum, !stored.isEmpty else {
             throw bad("checksum", "is missing: every manifest of format \(Manifest.formatVersion) carries its own SHA-256; the manifest was edited or damaged")
         }
@@ -345,7 +345,7 @@ public enum CheckpointStore {
     }
 
     /// A name from a manifest must be a plain file name inside the checkpoint folder.
-    static func checkFileName(_ name: String, field: String, _ bad: (String, String) -> PSError) throws {
+    static func checkFileName(_ name: String, field: String, _ bad: (String, String) -> CheckpointError) throws {
         let why: String? =
             name.isEmpty ? "is empty"
             : name.utf8.count > Manifest.maxFileNameLength ? "is longer than \(Manifest.maxFileNameLength) bytes"
@@ -360,7 +360,7 @@ public enum CheckpointStore {
 
     /// The shards of a tensor, in order of `start`: each inside the tensor,
     /// none overlapping, together covering it, each naming a listed file.
-    static func checkShards(_ t: Manifest.TensorEntry, field: String, listed: Set<String>, _ bad: (String, String) -> PSError) throws {
+    static func checkShards(_ t: Manifest.TensorEntry, field: String, listed: Set<String>, _ bad: (String, String) -> CheckpointError) throws {
         guard let total = Safetensors.checkedProduct(t.shape) else {
             throw bad("\(field).shape", "is \(t.shape): a dimension is negative or the element count overflows an Int")
         }
@@ -389,13 +389,13 @@ public enum CheckpointStore {
     /// must be a valid safetensors file. Returns its tensors by name.
     static func readListedFile(_ dir: String, _ m: Manifest, _ name: String) throws -> [String: Safetensors.Tensor] {
         guard let entry = m.files.first(where: { $0.name == name }) else {
-            throw PSError("\(dir)/manifest.json: field files does not list \(name.debugDescription): the file cannot be verified and is not read")
+            throw CheckpointError.invalid("\(dir)/manifest.json: field files does not list \(name.debugDescription): the file cannot be verified and is not read")
         }
         let path = dir + "/" + name
         let bytes = try readRegularFile(path) { n in
-            guard n == entry.bytes else { throw PSError("\(path) has \(n) bytes, the manifest says \(entry.bytes): truncated or damaged") }
+            guard n == entry.bytes else { throw CheckpointError.invalid("\(path) has \(n) bytes, the manifest says \(entry.bytes): truncated or damaged") }
         }
-        guard sha256Hex(bytes) == entry.sha256 else { throw PSError("\(path): SHA-256 mismatch (file damaged); use another checkpoint") }
+        guard sha256Hex(bytes) == entry.sha256 else { throw CheckpointError.invalid("\(path): SHA-256 mismatch (file damaged); use another checkpoint") }
         let tensors = try Safetensors.decode(bytes, source: path).tensors
         return Dictionary(tensors.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
     }
@@ -406,7 +406,7 @@ public enum CheckpointStore {
                            shard: Manifest.TensorEntry.Shard) throws -> Safetensors.Tensor {
         let key = suffix.isEmpty ? tensor : "\(tensor).\(suffix)"
         guard let piece = tensors[key], piece.dtype == .f32, piece.count == shard.count else {
-            throw PSError("\(dir)/\(shard.file) lacks \(key) with \(shard.count) FP32 elements (the manifest's shard of \(tensor) says so): damaged or crafted checkpoint")
+            throw CheckpointError.invalid("\(dir)/\(shard.file) lacks \(key) with \(shard.count) FP32 elements (the manifest's shard of \(tensor) says so): damaged or crafted checkpoint")
         }
         return piece
     }
@@ -415,7 +415,7 @@ public enum CheckpointStore {
     static func residual(_ tensors: [String: Safetensors.Tensor], dir: String, file: String, count: Int) throws -> Safetensors.Tensor? {
         guard let r = tensors["residual"] else { return nil }
         guard r.dtype == .f32, r.count == count else {
-            throw PSError("\(dir)/\(file): residual has \(r.count) \(r.dtype.rawValue) elements, the model has \(count) (FP32)")
+            throw CheckpointError.doesNotFit("\(dir)/\(file): residual has \(r.count) \(r.dtype.rawValue) elements, the model has \(count) (FP32)")
         }
         return r
     }
@@ -426,13 +426,13 @@ public enum CheckpointStore {
     static func readRegularFile(_ path: String, checkSize: (Int) throws -> Void) throws -> [UInt8] {
         let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         if fd < 0 {
-            if errno == ENOENT { throw PSError("\(path) is missing: the checkpoint is incomplete") }
+            if errno == ENOENT { throw CheckpointError.invalid("\(path) is missing: the checkpoint is incomplete") }
             throw Durable.errno("cannot open", path)
         }
         defer { close(fd) }
         var st = stat()
         if fstat(fd, &st) != 0 { throw Durable.errno("cannot stat", path) }
-        guard st.st_mode & S_IFMT == S_IFREG else { throw PSError("\(path) is not a regular file: a checkpoint holds only plain files") }
+        guard st.st_mode & S_IFMT == S_IFREG else { throw CheckpointError.invalid("\(path) is not a regular file: a checkpoint holds only plain files") }
         let size = Int(st.st_size)
         try checkSize(size)
         var bytes = [UInt8](repeating: 0, count: size)
@@ -440,7 +440,7 @@ public enum CheckpointStore {
         while off < size {
             let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + off, size - off) }
             if n < 0 { if errno == EINTR { continue }; throw Durable.errno("cannot read", path) }
-            if n == 0 { throw PSError("\(path) shrank from \(size) to \(off) bytes while it was read") }
+            if n == 0 { throw CheckpointError.invalid("\(path) shrank from \(size) to \(off) bytes while it was read") }
             off += n
         }
         return bytes
@@ -482,7 +482,7 @@ public struct CheckpointWriter {
     public func writeRankFile(step: Int, name: String, tensors: [Safetensors.Tensor], metadata: [String: String]) throws -> (bytes: Int, sha256: String) {
         let dir = tempDir(step)
         do { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) } catch {
-            throw PSError("cannot create \(dir): \(error.localizedDescription)")
+            throw CheckpointError.io("cannot create \(dir): \(error.localizedDescription)")
         }
         let bytes = Safetensors.encode(tensors, metadata: metadata)
         try Durable.checkRoom(dir, for: bytes.count)
@@ -513,7 +513,7 @@ public struct CheckpointWriter {
         crashPoint("after-manifest")
         let final = folder + "/step-\(m.step)"
         if FileManager.default.fileExists(atPath: final) { try? FileManager.default.removeItem(atPath: final) }
-        if rename(tmp, final) != 0 { throw PSError("cannot rename \(tmp) to \(final): \(String(cString: strerror(errno)))") }
+        if rename(tmp, final) != 0 { throw CheckpointError.io("cannot rename \(tmp) to \(final): \(String(cString: strerror(errno)))") }
         try Durable.fsyncDirectory(folder)
         crashPoint("after-rename")
         try Durable.replace(folder + "/LATEST", with: "step-\(m.step)\n")

@@ -95,7 +95,7 @@ public enum Safetensors {
     /// ranges inside the data, back to back, covering it exactly. `source`
     /// names the file in errors.
     public static func decode(_ bytes: [UInt8], source: String) throws -> (tensors: [Tensor], metadata: [String: String]) {
-        func bad(_ why: String) -> PSError { PSError("\(source): not a valid safetensors file: \(why)") }
+        func bad(_ why: String) -> CheckpointError { .invalid("\(source): not a valid safetensors file: \(why)") }
         guard bytes.count >= 8 else { throw bad("only \(bytes.count) bytes") }
         let n64 = bytes.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
         guard n64 >= 2, n64 <= UInt64(maxHeaderBytes) else {

@@ -65,12 +65,8 @@ struct Ckpt: ParsableCommand {
         @Option(name: .long, help: "The checkpoint (default: the newest valid one).") var from: String?
 
         func run() throws {
-            let chosen: (path: String, manifest: Manifest)
-            do { chosen = try CheckpointStore.choose(runDir, from: from, warn: { print("pstrain: warning: \($0)") }) }
-            catch let e as PSError { throw ValidationError(e.message) }
-            let cfg: Config
-            do { cfg = try chosen.manifest.configuration(folder: chosen.path) }
-            catch let e as PSError { throw ValidationError(e.message) }
+            let chosen = try userFacing { try CheckpointStore.choose(runDir, from: from, warn: { print("pstrain: warning: \($0)") }) }
+            let cfg = try userFacing { try chosen.manifest.configuration(folder: chosen.path) }
             let layout = try Model(config: cfg, capacity: 1).layout
             let all = FloatBuffer(count: layout.totalCount)
             try CheckpointStore.loadRange(chosen.path, chosen.manifest, layout: layout, suffix: "", lo: 0, hi: layout.totalCount, into: all.pointer)
@@ -80,7 +76,7 @@ struct Ckpt: ParsableCommand {
             let bytes = Safetensors.encode(tensors, metadata: ["format": "pstrain-model", "step": String(chosen.manifest.step),
                                                                "layers": cfg.values["model.layers"]!.description])
             if FileManager.default.fileExists(atPath: out) { try FileManager.default.removeItem(atPath: out) }
-            do { try Durable.writeNew(out, bytes) } catch let e as PSError { throw ValidationError(e.message) }
+            try userFacing { try Durable.writeNew(out, bytes) }
             print("pstrain: wrote \(out): \(tensors.count) tensors, \(layout.totalCount) parameters, from \((chosen.path as NSString).lastPathComponent)")
         }
     }

@@ -42,7 +42,7 @@ struct Inspect: ParsableCommand {
             setvbuf(stdout, nil, _IOLBF, 0)
             while true {
                 let report: RunReport
-                do { report = try RunReport(dir: runDirs[0]) } catch let e as PSError { throw ValidationError(e.message) }
+                report = try userFacing { try RunReport(dir: runDirs[0]) }
                 let s = report.summary()
                 if isatty(1) != 0 { print("\u{1B}[H\u{1B}[2J", terminator: "") }
                 print(Self.text(s))
@@ -52,7 +52,7 @@ struct Inspect: ParsableCommand {
             }
         }
         let reports: [RunReport]
-        do { reports = try runDirs.map { try RunReport(dir: $0) } } catch let e as PSError { throw ValidationError(e.message) }
+        reports = try userFacing { try runDirs.map { try RunReport(dir: $0) } }
         let summaries = reports.map { $0.summary() }
         if let trace {
             let data = try JSONSerialization.data(withJSONObject: reports[0].chromeTrace())

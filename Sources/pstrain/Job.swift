@@ -26,7 +26,7 @@ struct JobOptions: ParsableArguments {
     /// The mpirun command line of a job with these options.
     /// Refuses a run directory the ranks could not carry whole (before mpirun starts).
     func plan(workers: Int, servers: Int, config: Config, configPath: String, runDir: String) throws -> MpirunPlan {
-        do { try RankHello.checkRunDir(runDir) } catch let e as PSError { throw ValidationError(e.message) }
+        try userFacing { try RankHello.checkRunDir(runDir) }
         var plan = MpirunPlan(workers: workers, servers: servers, binDir: try Job.rankBinDir(), configPath: configPath,
                               runDir: runDir, hostfile: hostfile, isRoot: geteuid() == 0,
                               cores: ProcessInfo.processInfo.activeProcessorCount, blasThreads: config.blasThreads)

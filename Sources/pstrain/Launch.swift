@@ -49,9 +49,8 @@ struct Launch: ParsableCommand {
 
     func run() throws {
         setvbuf(stdout, nil, _IOLBF, 0)
-        var cfg: Config
-        do {
-            cfg = try config.map { try Config.load(path: $0) } ?? Config()
+        let cfg: Config = try userFacing {
+            var cfg = try config.map { try Config.load(path: $0) } ?? Config()
             if let e = epochs { try cfg.apply(override: "train.epochs=\(e)") }
             if let p = precision { try cfg.apply(override: "train.precision=\"\(p)\"") }
             for o in overrides { try cfg.apply(override: o) }
@@ -60,8 +59,7 @@ struct Launch: ParsableCommand {
             }
             try cfg.apply(override: "run.workers=\(workers)")
             try cfg.apply(override: "run.servers=\(servers)")
-        } catch let e as PSError {
-            throw ValidationError(e.message)
+            return cfg
         }
         let dir = runDir ?? "runs/" + Self.stamp()
         let absDir = dir.hasPrefix("/") ? dir : FileManager.default.currentDirectoryPath + "/" + dir

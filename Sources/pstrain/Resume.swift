@@ -41,12 +41,8 @@ struct Resume: ParsableCommand {
         guard FileManager.default.fileExists(atPath: tomlPath) else {
             throw ValidationError("\(runDir) is not a run directory (no run.toml)")
         }
-        var cfg: Config
-        do { cfg = try Config.load(path: tomlPath) } catch let e as PSError { throw ValidationError(e.message) }
-        let chosen: (path: String, manifest: Manifest)
-        do {
-            chosen = try CheckpointStore.choose(absDir, from: from, warn: { print("pstrain: warning: \($0)") })
-        } catch let e as PSError { throw ValidationError(e.message) }
+        var cfg = try userFacing { try Config.load(path: tomlPath) }
+        let chosen = try userFacing { try CheckpointStore.choose(absDir, from: from, warn: { print("pstrain: warning: \($0)") }) }
         let m = chosen.manifest
         if m.step >= m.totalSteps {
             print("pstrain: \((chosen.path as NSString).lastPathComponent) is the end of the run (step \(m.step) of \(m.totalSteps)); nothing to do")
@@ -54,11 +50,11 @@ struct Resume: ParsableCommand {
         }
         let W = workers ?? m.workers, S = servers ?? m.servers
         var plan = try job.plan(workers: W, servers: S, config: cfg, configPath: tomlPath, runDir: absDir)   // checks the path before writing
-        do {
+        try userFacing {
             try cfg.apply(override: "run.workers=\(W)")
             try cfg.apply(override: "run.servers=\(S)")
             try Durable.replace(tomlPath, with: "# pstrain run configuration, resolved; world updated by pstrain resume\n" + cfg.canonicalTOML)
-        } catch let e as PSError { throw ValidationError(e.message) }
+        }
         try job.requireMpirun()
         plan.resume = chosen.path
         print("pstrain: resuming \(runDir) from \((chosen.path as NSString).lastPathComponent) (step \(m.step) of \(m.totalSteps)) with \(W) worker(s) and \(S) server(s)"
