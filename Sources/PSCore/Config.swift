@@ -441,6 +441,16 @@ public struct Config: Equatable {
 
     public enum LayerSpec: Equatable { case dense(units: Int), relu }
 
+    /// `model.layers` as entries of the layer kinds (Layers/).
+    public func layerEntries() throws -> [LayerEntry] {
+        try layerSpecs().map {
+            switch $0 {
+            case .dense(let u): return LayerEntry(type: "dense", options: ["units": u])
+            case .relu: return LayerEntry(type: "relu")
+            }
+        }
+    }
+
     public func layerSpecs() throws -> [LayerSpec] {
         guard case .array(let items)? = values["model.layers"] else { return [] }
         if items.isEmpty { throw PSError("\(source): model.layers is empty; the network needs at least one dense layer") }

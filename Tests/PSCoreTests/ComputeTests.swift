@@ -81,7 +81,7 @@ final class GradientCheckTests: XCTestCase {
 
     /// The whole model: trainStep's gradients against differences of the loss.
     func testModelEndToEnd() throws {
-        let m = try Model(inputSize: 6, specs: [.dense(units: 5), .relu, .dense(units: 4), .relu, .dense(units: 3)], capacity: 4)
+        let m = try Model(inputSize: 6, entries: [.dense(5), .relu, .dense(4), .relu, .dense(3)], capacity: 4)
         let batch = 4
         let params = FloatBuffer(count: m.layout.totalCount)
         m.layout.initialize(seed: 3, range: 0, m.layout.totalCount, into: params.pointer)

@@ -66,17 +66,15 @@ public final class Model {
     /// Gradients of the activations, same shapes as acts[1...].
     let dActs: [FloatBuffer]
 
-    public init(inputSize: Int, specs: [Config.LayerSpec], capacity: Int) throws {
+    /// The model of `entries` (checked by the configuration) on inputs of `inputSize` features.
+    public init(inputSize: Int, entries: [LayerEntry], capacity: Int) throws {
         var layers: [Layer] = []
         var size = inputSize
-        for (i, s) in specs.enumerated() {
-            switch s {
-            case .dense(let units):
-                layers.append(Dense(name: "layers.\(i)", inputs: size, outputs: units))
-                size = units
-            case .relu:
-                layers.append(ReLU(size: size))
-            }
+        for (i, e) in entries.enumerated() {
+            let kind = try LayerKinds.check(e).mapError { PSError("model.layers[\(i)] \($0.text)") }.get()
+            let layer = kind.make(e, index: i, inputSize: size)
+            layers.append(layer)
+            size = layer.outputSize
         }
         guard layers.contains(where: { !$0.parameters.isEmpty }) else {
             throw PSError("model.layers has no dense layer: nothing to train")
@@ -95,7 +93,7 @@ public final class Model {
     }
 
     public convenience init(config: Config, capacity: Int) throws {
-        try self.init(inputSize: config.inputSize, specs: config.layerSpecs(), capacity: capacity)
+        try self.init(inputSize: config.inputSize, entries: config.layerEntries(), capacity: capacity)
     }
 
     /// The input buffer: fill (batch, inputSize) before forward.

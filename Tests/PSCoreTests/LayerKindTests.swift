@@ -1,0 +1,35 @@
+import XCTest
+@testable import PSCore
+
+/// The layer registry: entries are checked against their kind, and a model
+/// is built from kinds alone.
+final class LayerKindTests: XCTestCase {
+    func problem(_ e: LayerEntry) -> String? {
+        if case .failure(let p) = LayerKinds.check(e) { return p.text }
+        return nil
+    }
+
+    func testEntriesAreCheckedAgainstTheirKind() {
+        XCTAssertNil(problem(.dense(10)))
+        XCTAssertNil(problem(.relu))
+        XCTAssertEqual(problem(LayerEntry(type: "conv")), #"has type "conv", which is not a layer kind; the kinds are "dense", "relu""#)
+        XCTAssertEqual(problem(LayerEntry(type: "dense")), "is a dense layer without units")
+        XCTAssertEqual(problem(LayerEntry(type: "dense", options: ["units": 0])), "has units = 0, outside [1, 1048576]")
+        XCTAssertEqual(problem(LayerEntry(type: "relu", options: ["units": 3])), "has key units, which a relu layer does not take (it takes no other key)")
+        XCTAssertEqual(problem(LayerEntry(type: "dense", options: ["units": 3, "kernel": 5])), "has key kernel, which a dense layer does not take (it takes units)")
+    }
+
+    func testAnUnknownLayerIsAnErrorNotASubstitute() {
+        XCTAssertThrowsError(try Model(inputSize: 4, entries: [.dense(3), LayerEntry(type: "tanh"), .dense(2)], capacity: 1)) {
+            XCTAssertTrue("\($0)".contains("model.layers[1]"), "\($0)")
+        }
+    }
+
+    func testTheModelIsBuiltFromTheKinds() throws {
+        let m = try Model(inputSize: 6, entries: [.dense(5), .relu, .dense(3)], capacity: 2)
+        XCTAssertEqual(m.layers.map { $0.kind }, ["dense", "relu", "dense"])
+        XCTAssertEqual(m.layout.tensors.map { $0.name }, ["layers.0.weight", "layers.0.bias", "layers.2.weight", "layers.2.bias"])
+        XCTAssertEqual(m.layout.totalCount, 6 * 5 + 5 + 5 * 3 + 3)
+        XCTAssertEqual(m.classes, 3)
+    }
+}
