@@ -3,7 +3,7 @@
 //
 // Layering (see docs/architecture.md):
 //   CBLAS, CZlib, CZstd,       C at the edge (system libraries, small kernels)
-//   CPSKernels
+//   CXXHash, CPSKernels
 //   PSCore                     model, optimizer, data, config, run log, frames,
 //                              server/worker logic over a Transport protocol;
 //                              knows nothing of MPI
@@ -37,10 +37,13 @@ let package = Package(
                        providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd",
                        providers: [.apt(["libzstd-dev"])]),
+        // XXH64 (parameter digests, config and build hashes) and XXH3 (the frame checksum).
+        .systemLibrary(name: "CXXHash", pkgConfig: "libxxhash",
+                       providers: [.apt(["libxxhash-dev"])]),
         .target(name: "CPSKernels",
                 cSettings: [.unsafeFlags(["-O3"])]),
         .target(name: "PSCore",
-                dependencies: ["CBLAS", "CZlib", "CZstd", "CPSKernels"],
+                dependencies: ["CBLAS", "CZlib", "CZstd", "CXXHash", "CPSKernels"],
                 swiftSettings: release),
         .target(name: "PSMPI", dependencies: ["CMPI", "PSCore"], swiftSettings: release),
         .target(name: "PSRank", dependencies: ["PSCore", "PSMPI"], swiftSettings: release),
@@ -50,8 +53,8 @@ let package = Package(
                           dependencies: ["PSCore",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           swiftSettings: release),
-        .executableTarget(name: "pstrain-bench", dependencies: ["PSCore", "CPSKernels"], swiftSettings: release),
-        .testTarget(name: "PSCoreTests", dependencies: ["PSCore"]),
+        .executableTarget(name: "pstrain-bench", dependencies: ["PSCore", "CPSKernels", "CXXHash"], swiftSettings: release),
+        .testTarget(name: "PSCoreTests", dependencies: ["PSCore", "CXXHash"]),
         .testTarget(name: "IntegrationTests", dependencies: ["PSCore"]),
     ],
     swiftLanguageModes: [.v5]

@@ -47,7 +47,7 @@ public enum RankMain {
         var h: UInt64 = 0x5053_5452_4149_4E00
         for name in ["pstrain-server", "pstrain-worker"] {
             let bytes = FileManager.default.contents(atPath: dir + "/" + name) ?? Data(name.utf8)
-            h = bytes.withUnsafeBytes { pst_xxh64($0.baseAddress, $0.count, h) }
+            h = bytes.withUnsafeBytes { xxh64($0, seed: h) }
         }
         return h
     }

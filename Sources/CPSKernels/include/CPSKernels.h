@@ -1,27 +1,9 @@
 // Small C kernels for pstrain's hot paths. No stable API: PSCore wraps them.
+// (XXH64 and XXH3 come from libxxhash: PSCore/Hash.swift.)
 #ifndef PSTRAIN_KERNELS_H
 #define PSTRAIN_KERNELS_H
 #include <stddef.h>
 #include <stdint.h>
-
-/// XXH64 of `len` bytes (the public xxHash 64-bit algorithm), used as the
-/// wire-frame checksum. Runs at memory speed.
-uint64_t pst_xxh64(const void *data, size_t len, uint64_t seed);
-
-
-
-/// The wire-frame checksum (docs/formats.md): a multi-lane XXH3-style
-/// accumulation, several times faster than XXH64, chosen at run time for
-/// AVX-512, AVX2 or plain C. All variants give the same value.
-uint64_t pst_checksum64(const void *data, size_t len, uint64_t seed);
-/// The plain C variant, for tests that compare variants.
-uint64_t pst_checksum64_generic(const void *data, size_t len, uint64_t seed);
-/// Which variant pst_checksum64 runs: "avx512", "avx2" or "generic".
-const char *pst_checksum64_variant(void);
-/// Whether variant 0 (generic), 1 (AVX2) or 2 (AVX-512) can run on this CPU.
-int pst_checksum64_variant_runs(int variant);
-/// The checksum by one chosen variant (0 when that variant cannot run here).
-uint64_t pst_checksum64_with(int variant, const void *data, size_t len, uint64_t seed);
 
 /// Array conversions between FP32 and the half formats, round to nearest
 /// even, vectorised (AVX-512, AVX2+F16C) with a plain C build chosen at run
