@@ -27,6 +27,8 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // SHA-256 of checkpoint files (Crypto.SHA256; BoringSSL underneath on Linux).
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         .systemLibrary(name: "CMPI", pkgConfig: "ompi-c",
@@ -43,7 +45,8 @@ let package = Package(
         .target(name: "CPSKernels",
                 cSettings: [.unsafeFlags(["-O3"])]),
         .target(name: "PSCore",
-                dependencies: ["CBLAS", "CZlib", "CZstd", "CXXHash", "CPSKernels"],
+                dependencies: ["CBLAS", "CZlib", "CZstd", "CXXHash", "CPSKernels",
+                               .product(name: "Crypto", package: "swift-crypto")],
                 swiftSettings: release),
         .target(name: "PSMPI", dependencies: ["CMPI", "PSCore"], swiftSettings: release),
         .target(name: "PSRank", dependencies: ["PSCore", "PSMPI"], swiftSettings: release),

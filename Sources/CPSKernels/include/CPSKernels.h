@@ -1,5 +1,5 @@
 // Small C kernels for pstrain's hot paths. No stable API: PSCore wraps them.
-// (XXH64 and XXH3 come from libxxhash: PSCore/Hash.swift.)
+// (Hashes come from libraries: XXH64/XXH3 from libxxhash, SHA-256 from swift-crypto.)
 #ifndef PSTRAIN_KERNELS_H
 #define PSTRAIN_KERNELS_H
 #include <stddef.h>
@@ -31,9 +31,6 @@ void pst_unshuffle(const uint8_t *src, uint8_t *dst, size_t n, size_t size);
 /// Indices (ascending) of the k entries of largest magnitude, exact, O(n);
 /// ties go to lower indices; `hist` is scratch of 65536 entries.
 size_t pst_topk_indices(const float *x, size_t n, size_t k, uint32_t *idx, uint32_t *hist);
-
-/// SHA-256 of `len` bytes into `out` (32 bytes).
-void pst_sha256(const void *data, size_t len, uint8_t out[32]);
 
 /// Sets this thread's timer slack (Linux prctl PR_SET_TIMERSLACK) so short
 /// sleeps in polling loops are not rounded up to 50 us. Returns 0 on success.
