@@ -3,7 +3,7 @@
 //
 // Layering (see docs/architecture.md):
 //   CBLAS, CZlib, CZstd,       C at the edge (system libraries, small kernels)
-//   CPSKernels
+//   CXXHash, CPSKernels
 //   PSCore                     model, optimizer, data, config, run log, frames,
 //                              server/worker logic over a Transport protocol;
 //                              knows nothing of MPI
@@ -27,6 +27,8 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // SHA-256 of checkpoint files (Crypto.SHA256; BoringSSL underneath on Linux).
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         .systemLibrary(name: "CMPI", pkgConfig: "ompi-c",
@@ -37,21 +39,27 @@ let package = Package(
                        providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd",
                        providers: [.apt(["libzstd-dev"])]),
+        // XXH64 (parameter digests, config and build hashes) and XXH3 (the frame checksum).
+        .systemLibrary(name: "CXXHash", pkgConfig: "libxxhash",
+                       providers: [.apt(["libxxhash-dev"])]),
         .target(name: "CPSKernels",
                 cSettings: [.unsafeFlags(["-O3"])]),
         .target(name: "PSCore",
-                dependencies: ["CBLAS", "CZlib", "CZstd", "CPSKernels"],
+                dependencies: ["CBLAS", "CZlib", "CZstd", "CXXHash", "CPSKernels",
+                               .product(name: "Crypto", package: "swift-crypto")],
                 swiftSettings: release),
         .target(name: "PSMPI", dependencies: ["CMPI", "PSCore"], swiftSettings: release),
-        .target(name: "PSRank", dependencies: ["PSCore", "PSMPI"], swiftSettings: release),
+        .target(name: "PSRank", dependencies: ["PSCore", "PSMPI",
+                                              .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                swiftSettings: release),
         .executableTarget(name: "pstrain-server", dependencies: ["PSRank"]),
         .executableTarget(name: "pstrain-worker", dependencies: ["PSRank"]),
         .executableTarget(name: "pstrain",
                           dependencies: ["PSCore",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           swiftSettings: release),
-        .executableTarget(name: "pstrain-bench", dependencies: ["PSCore", "CPSKernels"], swiftSettings: release),
-        .testTarget(name: "PSCoreTests", dependencies: ["PSCore"]),
+        .executableTarget(name: "pstrain-bench", dependencies: ["PSCore", "CPSKernels", "CXXHash"], swiftSettings: release),
+        .testTarget(name: "PSCoreTests", dependencies: ["PSCore", "CXXHash"]),
         .testTarget(name: "IntegrationTests", dependencies: ["PSCore"]),
     ],
     swiftLanguageModes: [.v5]

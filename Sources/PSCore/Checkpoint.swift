@@ -1,4 +1,4 @@
-import CPSKernels
+import Crypto
 import Foundation
 
 // ---------------------------------------------------------------------------
@@ -12,10 +12,11 @@ import Foundation
 // (write a temporary file, fsync, rename, fsync the folder).
 // ---------------------------------------------------------------------------
 
+/// SHA-256 (swift-crypto) of bytes in memory, as 64 lowercase hex digits.
 public func sha256Hex(_ bytes: UnsafeRawBufferPointer) -> String {
-    var out = [UInt8](repeating: 0, count: 32)
-    pst_sha256(bytes.baseAddress, bytes.count, &out)
-    return out.map { String(format: "%02x", $0) }.joined()
+    var hasher = SHA256()
+    hasher.update(bufferPointer: bytes)
+    return hasher.finalize().map { String(format: "%02x", $0) }.joined()
 }
 
 public func sha256Hex(_ bytes: [UInt8]) -> String { bytes.withUnsafeBytes { sha256Hex($0) } }

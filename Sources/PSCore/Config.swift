@@ -1,5 +1,4 @@
 import Foundation
-import CPSKernels
 
 /// One configuration key: its dotted name, type, default, allowed values
 /// (numbers) and meaning.
@@ -487,7 +486,7 @@ public struct Config: Equatable {
     /// XXH64 of the canonical form: ranks compare it at start-up.
     public var hash: UInt64 {
         let bytes = Array(canonicalTOML.utf8)
-        return bytes.withUnsafeBytes { pst_xxh64($0.baseAddress, $0.count, 0) }
+        return bytes.withUnsafeBytes { xxh64($0) }
     }
 
     /// The keys whose values differ, with both values: for the message that

@@ -1,5 +1,3 @@
-import CPSKernels
-
 /// What a frame carries.
 public enum FrameKind: UInt8, CaseIterable {
     case params = 1      // server -> worker: a shard of parameters of a version
@@ -26,11 +24,11 @@ public enum ElementType: UInt8 {
 ///    21  flags (u8)            22 reserved (u16, zero)
 ///    24  raw length (u64)      32 encoded length (u64)
 ///    40  aux0 (f64)            48 aux1 (f64)
-///    56  checksum (u64): pst_checksum64 of the payload, seeded with XXH64 of bytes 0..<56
+///    56  checksum (u64): XXH3-64 of the payload, seeded with XXH64 of bytes 0..<56
 public struct FrameHeader: Equatable {
     public static let size = 64
     public static let magic: UInt32 = 0x4654_5350   // "PSTF" read little-endian
-    public static let version: UInt16 = 1
+    public static let version: UInt16 = 2   // 2: the checksum is libxxhash's XXH3 (1: a hand-written one)
 
     public var kind: FrameKind
     public var codec: CodecStages = []
@@ -90,8 +88,8 @@ public enum Frame {
     }
 
     static func checksum(buffer: UnsafeRawPointer, payloadLength: Int) -> UInt64 {
-        let headerSum = pst_xxh64(buffer, 56, 0)
-        return pst_checksum64(buffer + FrameHeader.size, payloadLength, headerSum)
+        let headerSum = xxh64(UnsafeRawBufferPointer(start: buffer, count: 56))
+        return xxh3(buffer + FrameHeader.size, count: payloadLength, seed: headerSum)
     }
 
     /// Checks every field of a received frame of `length` bytes against what

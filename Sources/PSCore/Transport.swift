@@ -1,5 +1,4 @@
 import Foundation
-import CPSKernels
 
 /// A pending send or receive.
 public struct TransportRequest {
@@ -103,7 +102,7 @@ public final class InProcessHub: @unchecked Sendable {
         if let b = buf.baseAddress, (0..<buf.count).contains(where: { b.load(fromByteOffset: $0, as: UInt8.self) != InProcessTransport.poison }) {
             violationList.append("rank \(key.dst) wrote its receive buffer (from rank \(key.src), tag \(key.tag), receive #\(seq)) before the receive completed")
         }
-        if pst_xxh64(slot.bytes.baseAddress, slot.bytes.count, 0) != slot.hash {
+        if xxh64(slot.bytes) != slot.hash {
             violationList.append("rank \(key.src) changed or released its send buffer (to rank \(key.dst), tag \(key.tag), send #\(seq), \(slot.bytes.count) bytes) before the send completed")
         }
         guard slot.bytes.count <= buf.count else {
@@ -158,7 +157,7 @@ public final class InProcessTransport: Transport {
         let n = hub.sent[key, default: 0]
         hub.sent[key] = n + 1
         if adversarial {
-            hub.slots[key, default: [:]][n] = .init(frame: frame, bytes: buffer, hash: pst_xxh64(buffer.baseAddress, buffer.count, 0), senderMoves: senderMoves)
+            hub.slots[key, default: [:]][n] = .init(frame: frame, bytes: buffer, hash: xxh64(buffer), senderMoves: senderMoves)
         } else {
             hub.mail[key, default: [:]][n] = [UInt8](buffer)
         }

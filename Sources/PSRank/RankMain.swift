@@ -1,3 +1,4 @@
+import ArgumentParser
 import CBLAS
 import CPSKernels
 import Foundation
@@ -7,36 +8,45 @@ import PSMPI
 /// What `pstrain-server` and `pstrain-worker` do: read the arguments, start
 /// MPI, announce this rank, check the world, run the role, report.
 ///
-///     pstrain-server|pstrain-worker --config FILE [--run-dir DIR] [--set key=value]...
+///     pstrain-server|pstrain-worker --config FILE [--run-dir DIR] [--resume CHECKPOINT_DIR] [--set key=value]...
 public enum RankMain {
-    struct Arguments {
-        var config: String?
+    /// The rank executables' arguments (swift-argument-parser). Every option
+    /// takes the next argument as its value whatever it looks like, as the
+    /// launcher's command line expects. Parse errors are not reported here:
+    /// main() carries them into the start-up exchange, so that all ranks
+    /// stop together with one message instead of leaving the others waiting
+    /// in MPI.
+    struct Arguments: ParsableCommand {
+        /// "pstrain-server" or "pstrain-worker", for the usage and help text.
+        nonisolated(unsafe) static var commandName = "pstrain-server|pstrain-worker"
+        static var configuration: CommandConfiguration {
+            CommandConfiguration(commandName: commandName,
+                                 abstract: "A rank of a pstrain job. Run under mpirun, servers first; see `pstrain launch --help`.")
+        }
+
+        @Option(name: .customLong("config"), parsing: .unconditional, help: ArgumentHelp("The run's configuration (TOML).", valueName: "file"))
+        var config: String
+
+        @Option(name: .customLong("run-dir"), parsing: .unconditional,
+                help: ArgumentHelp("The run directory (default runs/mpirun-<time>); server 0's choice holds for every rank.", valueName: "dir"))
         var runDir: String?
+
+        @Option(name: .customLong("resume"), parsing: .unconditional,
+                help: ArgumentHelp("Start from this checkpoint folder.", valueName: "checkpoint-dir"))
         var resume: String?
+
+        @Option(name: .customLong("set"), parsing: .unconditionalSingleValue,
+                help: ArgumentHelp("Override one configuration value (repeatable).", valueName: "key=value"))
         var overrides: [String] = []
     }
 
-    static let usage = "usage: pstrain-server|pstrain-worker --config FILE [--run-dir DIR] [--resume CHECKPOINT_DIR] [--set key=value]..."
+    static var usage: String { "usage: " + Arguments.usageString() }
 
+    /// The arguments, or a one-line error that names what is wrong and shows the usage.
     static func parse(_ args: [String]) throws -> Arguments {
-        var a = Arguments()
-        var i = 0
-        func value(_ flag: String) throws -> String {
-            i += 1
-            guard i < args.count else { throw PSError("\(flag) needs a value; \(usage)") }
-            return args[i]
+        do { return try Arguments.parse(args) } catch {
+            throw PSError("\(Arguments.message(for: error)); \(usage)")
         }
-        while i < args.count {
-            switch args[i] {
-            case "--config": a.config = try value("--config")
-            case "--run-dir": a.runDir = try value("--run-dir")
-            case "--set": a.overrides.append(try value("--set"))
-            case "--resume": a.resume = try value("--resume")
-            default: throw PSError("unknown argument '\(args[i])'; \(usage)")
-            }
-            i += 1
-        }
-        return a
     }
 
     /// XXH64 over the two rank executables next to this one: ranks started
@@ -47,7 +57,7 @@ public enum RankMain {
         var h: UInt64 = 0x5053_5452_4149_4E00
         for name in ["pstrain-server", "pstrain-worker"] {
             let bytes = FileManager.default.contents(atPath: dir + "/" + name) ?? Data(name.utf8)
-            h = bytes.withUnsafeBytes { pst_xxh64($0.baseAddress, $0.count, h) }
+            h = bytes.withUnsafeBytes { xxh64($0, seed: h) }
         }
         return h
     }
@@ -91,9 +101,9 @@ public enum RankMain {
         setvbuf(stdout, nil, _IOLBF, 0)
         signal(SIGPIPE, SIG_IGN)   // a closed pipe is an error to report, not a reason to die
         let exeName = "pstrain-\(role.name)"
+        Arguments.commandName = exeName
         if CommandLine.arguments.contains("--help") || CommandLine.arguments.contains("-h") {
-            print(usage)
-            print("Run under mpirun, servers first; see `pstrain launch --help`.")
+            print(Arguments.helpMessage(columns: 100))
             exit(0)
         }
         // Every wait has a deadline, the blocking MPI calls included: a rank
@@ -118,8 +128,7 @@ public enum RankMain {
         var resume: (path: String, manifest: Manifest)?
         do {
             let args = try parse(Array(CommandLine.arguments.dropFirst()))
-            guard let path = args.config else { throw PSError("--config FILE is required; \(usage)") }
-            config = try Config.load(path: path)
+            config = try Config.load(path: args.config)
             for o in args.overrides { try config.apply(override: o) }
             runDirProposal = args.runDir ?? "runs/mpirun-\(Int(Date().timeIntervalSince1970))"
             try RankHello.checkRunDir(runDirProposal)
@@ -246,8 +255,8 @@ public enum RankMain {
     /// run.timeout_seconds from the arguments, before MPI starts (the
     /// default when they cannot be read: that error is reported later).
     static func startupSeconds() -> Double {
-        guard let args = try? parse(Array(CommandLine.arguments.dropFirst())), let path = args.config,
-              var config = try? Config.load(path: path) else { return Config().timeoutSeconds }
+        guard let args = try? parse(Array(CommandLine.arguments.dropFirst())),
+              var config = try? Config.load(path: args.config) else { return Config().timeoutSeconds }
         for o in args.overrides { try? config.apply(override: o) }
         return config.timeoutSeconds
     }

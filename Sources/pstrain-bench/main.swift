@@ -4,6 +4,7 @@ import CBLAS
 import Foundation
 import PSCore
 import CPSKernels
+import CXXHash
 
 func seconds(_ body: () -> Void) -> Double {
     let t0 = DispatchTime.now().uptimeNanoseconds
@@ -41,16 +42,28 @@ func benchCompute(batch: Int, iters: Int) throws {
     }
 }
 
+/// The frame checksum's candidates from libxxhash on `bytes` bytes, next to
+/// memcpy: XXH64, XXH3 (64-bit, seeded) through the plain entry point and
+/// through libxxhash's x86 run-time dispatch (AVX-512/AVX2/SSE2). The frame
+/// checksum (Frame.swift, PSCore's xxh3) uses the fastest.
 func benchMemory(bytes: Int, iters: Int) {
     let a = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
     let b = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
     memset(a, 1, bytes); memset(b, 2, bytes)
     var h: UInt64 = 0
-    let x = median((0..<iters).map { _ in seconds { h &+= pst_xxh64(a, bytes, h) } })
-    let c = median((0..<iters).map { _ in seconds { h &+= pst_checksum64(a, bytes, h) } })
-    let m = median((0..<iters).map { _ in seconds { memcpy(b, a, bytes) } })
-    print(String(format: "memory   %d bytes: frame checksum (%@) %.1f GB/s, xxh64 %.1f GB/s, memcpy %.1f GB/s (%llu)", bytes,
-                 String(cString: pst_checksum64_variant()), Double(bytes) / c / 1e9, Double(bytes) / x / 1e9, Double(bytes) / m / 1e9, h & 1))
+    func rate(_ body: () -> Void) -> Double { Double(bytes) / median((0..<iters).map { _ in seconds(body) }) / 1e9 }
+    let x64 = rate { h &+= XXH64(a, bytes, h) }
+    let x3 = rate { h &+= XXH3_64bits_withSeed(a, bytes, h) }
+    #if arch(x86_64)
+    let x3d = rate { h &+= XXH3_64bits_withSeed_dispatch(a, bytes, h) }
+    #endif
+    let m = rate { memcpy(b, a, bytes); h &+= UInt64(b.load(fromByteOffset: Int(h % UInt64(bytes)), as: UInt8.self)) }
+    var line = String(format: "memory   %d bytes (libxxhash %u): XXH64 %.1f GB/s, XXH3 %.1f GB/s", bytes, XXH_versionNumber(), x64, x3)
+    #if arch(x86_64)
+    line += String(format: ", XXH3 dispatch %.1f GB/s", x3d)
+    #endif
+    line += String(format: ", memcpy %.1f GB/s (%llu)", m, h & 1)
+    print(line)
 }
 
 /// FP32 <-> FP16/BF16 conversions in GB/s of FP32 data, next to memcpy.
@@ -132,6 +145,6 @@ case "convert":
 case "compute":
     try benchCompute(batch: opt("--batch", 64), iters: opt("--iters", 200))
 default:
-    print("usage: pstrain-bench compute [--batch N] [--iters N] | memory [--bytes N] | convert [--count N]")
+    print("usage: pstrain-bench compute [--batch N] [--iters N] | memory [--bytes N] | convert [--count N] | codec [--count N] | checkpoint-load [RUN_DIR]")
     exit(2)
 }

@@ -142,6 +142,22 @@ enum Job {
         guard pipe(&fds) == 0, pipe(&outFds) == 0 else { throw ValidationError("cannot create a pipe: \(String(cString: strerror(errno)))") }
         // mpirun runs in its own process group: a Ctrl-C at the terminal reaches
         // only the launcher, which turns it into "checkpoint and stop".
+        //
+        // Why posix_spawn and not swiftlang/swift-subprocess (1.0.2, checked):
+        // it can start the child in its own group (PlatformOptions.processGroupID
+        // = 0, or createSession) with default signal dispositions, but it reaps
+        // the child itself, inside `run`, as soon as the body closure has
+        // returned and its monitor (a pidfd on Linux) has seen the exit. The
+        // body cannot wait for the exit itself (Execution offers no wait), and
+        // there is no step between exit and reap to hook into (no WNOWAIT wait,
+        // no preSpawnProcessConfigurator outside Darwin). Signalling the group,
+        // which the second Ctrl-C and the watchdog below do, is a plain
+        // kill(-pgid) there too (pidfd_send_signal cannot address a group). So
+        // either the launcher forgets the group before mpirun has exited (and
+        // a second Ctrl-C in between is lost) or after `run` reaped it (and a
+        // signal could reach a process group that reuses the id). Here the
+        // launcher waits with waitid(WNOWAIT), forgets the group under the
+        // lock the signal paths take, and only then reaps it.
         var fa = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&fa)
         posix_spawn_file_actions_adddup2(&fa, fds[1], 2)

@@ -144,6 +144,28 @@ final class BadInputTests: XCTestCase {
         XCTAssertEqual(m.stderr.components(separatedBy: "the run directory path is").count, 2, "said once\n\(m.stderr)")
     }
 
+    /// The rank executables' own arguments (swift-argument-parser): --help
+    /// before MPI starts; a bad argument on one rank stops every rank with
+    /// one message that names it and shows the usage, and a non-zero exit.
+    func testBadRankArguments() throws {
+        let dir = Harness.tempDir("rankargs")
+        let help = Harness.run(try Harness.executable("pstrain-worker"), ["--help"], cwd: dir, timeout: 30)
+        XCTAssertEqual(help.status, 0, help.output)
+        XCTAssertTrue(help.stdout.contains("USAGE: pstrain-worker --config <file> [--run-dir <dir>] [--resume <checkpoint-dir>] [--set <key=value> ...]"),
+                      help.stdout)
+        let cfg = dir + "/c.toml"
+        try "[data]\nkind = \"synthetic\"\n".write(toFile: cfg, atomically: true, encoding: .utf8)
+        for (bad, why) in [(["--bogus"], "Unknown option '--bogus'"), (["--set"], "Missing value for '--set <key=value>'"),
+                           (["stray"], "Unexpected argument 'stray'")] {
+            let m = try Harness.mpirun(servers: 1, ["--config", cfg], workers: 1, ["--config", cfg] + bad, cwd: dir)
+            assertEnded(m, status: nil, "worker argument \(bad)")
+            XCTAssertTrue(m.stderr.contains("worker 0 (rank 1): \(why); usage: pstrain-worker --config <file>"), m.stderr)
+        }
+        let m = try Harness.mpirun(servers: 1, [], workers: 1, ["--config", cfg], cwd: dir)
+        assertEnded(m, status: nil, "server without --config")
+        XCTAssertTrue(m.stderr.contains("server 0 (rank 0): Missing expected argument '--config <file>'; usage: pstrain-server"), m.stderr)
+    }
+
     func testEmptyRoles() throws {
         let dir = Harness.tempDir("empty")
         for (flag, word) in [("--workers", "worker"), ("--servers", "server")] {

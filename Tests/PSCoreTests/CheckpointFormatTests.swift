@@ -1,5 +1,4 @@
 import XCTest
-import CPSKernels
 @testable import PSCore
 
 final class SHA256Tests: XCTestCase {

@@ -1,13 +1,20 @@
 import XCTest
-import CPSKernels
+import CXXHash
 @testable import PSCore
 
 final class FrameTests: XCTestCase {
     func testXXH64KnownValues() {
         // Reference values of the public xxHash XXH64 specification.
-        XCTAssertEqual(pst_xxh64(nil, 0, 0), 0xEF46_DB37_51D8_E999)
-        let abc = Array("abc".utf8)
-        XCTAssertEqual(abc.withUnsafeBytes { pst_xxh64($0.baseAddress, 3, 0) }, 0x44BC_2CF5_AD77_0999)
+        XCTAssertEqual(xxh64(UnsafeRawBufferPointer(start: nil, count: 0)), 0xEF46_DB37_51D8_E999)
+        XCTAssertEqual(Array("abc".utf8).withUnsafeBytes { xxh64($0) }, 0x44BC_2CF5_AD77_0999)
+        // Values of the hand-written pst_xxh64 this project used before
+        // libxxhash (computed with it before it was removed): run logs'
+        // digests and the baseline of scripts/digest-matrix depend on them.
+        XCTAssertEqual(Array("pstrain parameter digest".utf8).withUnsafeBytes { xxh64($0) }, 0xA773_FB55_0A73_6C78)
+        XCTAssertEqual((0..<256).map { UInt8($0) }.withUnsafeBytes { xxh64($0) }, 0x1FAC_BE84_06CD_904B)
+        XCTAssertEqual((0..<100).map { UInt8($0) }.withUnsafeBytes { xxh64($0) }, 0x6AC1_E580_3216_6597)
+        let floats = (0..<1000).map { Float($0) * 0.25 - 3 }
+        XCTAssertEqual(floats.withUnsafeBufferPointer { digest($0.baseAddress!, count: 1000) }, "3855d479cc0f8742")
     }
 
     func makeFrame(n: Int = 100) -> (FrameBuffer, FrameExpectation) {
@@ -52,34 +59,40 @@ final class FrameTests: XCTestCase {
 }
 
 final class ChecksumTests: XCTestCase {
-    /// Every vector variant this CPU can run agrees with the plain C one on
-    /// every length (each variant is called by name, so the comparison is
-    /// never generic against itself), the variant pst_checksum64 picks is
-    /// the best one available, and a single flipped bit anywhere changes the value.
-    func testVariantsAgreeAndBitFlipsShow() throws {
+    /// The frame checksum is what docs/formats.md says: XXH3-64 of the
+    /// payload seeded with XXH64 of header bytes 0..<56, stored little-endian
+    /// at offset 56 (computed here with libxxhash's plain entry points, the
+    /// frame code using its run-time dispatch).
+    func testFrameChecksumIsXXH3SeededWithTheHeadersXXH64() {
+        XCTAssertEqual(XXH3_64bits_withSeed(nil, 0, 0), 0x2D06_8005_38D3_94C2)   // xxHash's reference value
+        for n in [0, 1, 3, 16, 17, 128, 129, 240, 241, 1000, 65536] {
+            let f = FrameBuffer(payloadCapacity: n * 4)
+            for i in 0..<n { f.floats[i] = Float(i) * 0.5 - 7 }
+            f.length = Frame.seal(FrameHeader(kind: .grads, step: 9, chunk: 2, elementType: .f32, rawLength: UInt64(n * 4),
+                                              encodedLength: UInt64(n * 4)), buffer: f.raw)
+            let header = XXH64(f.raw, 56, 0)
+            let expected = XXH3_64bits_withSeed(f.raw + FrameHeader.size, n * 4, header)
+            XCTAssertEqual(UInt64(littleEndian: f.raw.loadUnaligned(fromByteOffset: 56, as: UInt64.self)), expected, "\(n) floats")
+        }
+    }
+
+    /// libxxhash's dispatched XXH3 (what frames use) agrees with its plain
+    /// build on every length, and a single flipped bit anywhere, or another
+    /// seed, changes the value.
+    func testDispatchAgreesAndBitFlipsShow() throws {
         var bytes = [UInt8](repeating: 0, count: 5000)
         for i in bytes.indices { bytes[i] = UInt8(truncatingIfNeeded: CounterRNG.bits(seed: 3, stream: 4, index: UInt64(i))) }
-        let vector = [1, 2].filter { pst_checksum64_variant_runs(Int32($0)) != 0 }
-        #if arch(x86_64)
-        let avx2 = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?.contains(" avx2") ?? false
-        if avx2 { XCTAssertTrue(vector.contains(1), "the CPU has AVX2, so the AVX2 variant must be compared") }
-        #endif
-        let picked = String(cString: pst_checksum64_variant())
-        XCTAssertEqual(picked, vector.contains(2) ? "avx512" : vector.contains(1) ? "avx2" : "generic")
         bytes.withUnsafeMutableBytes { b in
-            for v in vector {
-                for len in Array(0...300) + [1023, 1024, 1025, 4096, 5000] {
-                    XCTAssertEqual(pst_checksum64_with(Int32(v), b.baseAddress, len, 9), pst_checksum64_generic(b.baseAddress, len, 9),
-                                   "variant \(v), length \(len)")
-                }
+            for len in Array(0...300) + [1023, 1024, 1025, 4096, 5000] {
+                XCTAssertEqual(xxh3(b.baseAddress, count: len, seed: 9), XXH3_64bits_withSeed(b.baseAddress, len, 9), "length \(len)")
             }
-            let base = pst_checksum64(b.baseAddress, 5000, 0)
+            let base = xxh3(b.baseAddress, count: 5000, seed: 0)
             for pos in stride(from: 0, to: 5000 * 8, by: 37) {
                 b[pos / 8] ^= UInt8(1 << (pos % 8))
-                XCTAssertNotEqual(pst_checksum64(b.baseAddress, 5000, 0), base, "bit \(pos)")
+                XCTAssertNotEqual(xxh3(b.baseAddress, count: 5000, seed: 0), base, "bit \(pos)")
                 b[pos / 8] ^= UInt8(1 << (pos % 8))
             }
-            XCTAssertNotEqual(pst_checksum64(b.baseAddress, 5000, 1), base, "the seed matters")
+            XCTAssertNotEqual(xxh3(b.baseAddress, count: 5000, seed: 1), base, "the seed matters")
         }
     }
 }

@@ -1,27 +1,9 @@
 // Small C kernels for pstrain's hot paths. No stable API: PSCore wraps them.
+// (Hashes come from libraries: XXH64/XXH3 from libxxhash, SHA-256 from swift-crypto.)
 #ifndef PSTRAIN_KERNELS_H
 #define PSTRAIN_KERNELS_H
 #include <stddef.h>
 #include <stdint.h>
-
-/// XXH64 of `len` bytes (the public xxHash 64-bit algorithm), used as the
-/// wire-frame checksum. Runs at memory speed.
-uint64_t pst_xxh64(const void *data, size_t len, uint64_t seed);
-
-
-
-/// The wire-frame checksum (docs/formats.md): a multi-lane XXH3-style
-/// accumulation, several times faster than XXH64, chosen at run time for
-/// AVX-512, AVX2 or plain C. All variants give the same value.
-uint64_t pst_checksum64(const void *data, size_t len, uint64_t seed);
-/// The plain C variant, for tests that compare variants.
-uint64_t pst_checksum64_generic(const void *data, size_t len, uint64_t seed);
-/// Which variant pst_checksum64 runs: "avx512", "avx2" or "generic".
-const char *pst_checksum64_variant(void);
-/// Whether variant 0 (generic), 1 (AVX2) or 2 (AVX-512) can run on this CPU.
-int pst_checksum64_variant_runs(int variant);
-/// The checksum by one chosen variant (0 when that variant cannot run here).
-uint64_t pst_checksum64_with(int variant, const void *data, size_t len, uint64_t seed);
 
 /// Array conversions between FP32 and the half formats, round to nearest
 /// even, vectorised (AVX-512, AVX2+F16C) with a plain C build chosen at run
@@ -49,9 +31,6 @@ void pst_unshuffle(const uint8_t *src, uint8_t *dst, size_t n, size_t size);
 /// Indices (ascending) of the k entries of largest magnitude, exact, O(n);
 /// ties go to lower indices; `hist` is scratch of 65536 entries.
 size_t pst_topk_indices(const float *x, size_t n, size_t k, uint32_t *idx, uint32_t *hist);
-
-/// SHA-256 of `len` bytes into `out` (32 bytes).
-void pst_sha256(const void *data, size_t len, uint8_t out[32]);
 
 /// Sets this thread's timer slack (Linux prctl PR_SET_TIMERSLACK) so short
 /// sleeps in polling loops are not rounded up to 50 us. Returns 0 on success.
