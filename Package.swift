@@ -4,14 +4,17 @@
 // Layering (see docs/architecture.md):
 //   CBLAS, CZlib, CZstd,       C at the edge (system libraries, small kernels)
 //   CXXHash, CPSKernels
-//   PSCore                     model, optimizer, data, config, run log, frames,
+//   PSCore                     model, optimizer, data, config, run log (the
+//                              record types, written and read), frames,
 //                              server/worker logic over a Transport protocol;
 //                              knows nothing of MPI
+//   PSInspect                  reading a run directory back: summary, HTML
+//                              report, Chrome trace (pstrain inspect)
 //   CMPI, PSMPI                Open MPI behind a prefixed shim; MPITransport
 //   PSRank                     what a rank executable does (argument parsing,
 //                              hello exchange, error reporting)
 //   pstrain-server/-worker     thin main.swift files
-//   pstrain                    launcher and tools
+//   pstrain                    launcher and tools (PSCore, PSInspect)
 import PackageDescription
 
 let release: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release))]
@@ -24,6 +27,7 @@ let package = Package(
         .executable(name: "pstrain-server", targets: ["pstrain-server"]),
         .executable(name: "pstrain-worker", targets: ["pstrain-worker"]),
         .library(name: "PSCore", targets: ["PSCore"]),
+        .library(name: "PSInspect", targets: ["PSInspect"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -48,6 +52,7 @@ let package = Package(
                 dependencies: ["CBLAS", "CZlib", "CZstd", "CXXHash", "CPSKernels",
                                .product(name: "Crypto", package: "swift-crypto")],
                 swiftSettings: release),
+        .target(name: "PSInspect", dependencies: ["PSCore"], swiftSettings: release),
         .target(name: "PSMPI", dependencies: ["CMPI", "PSCore"], swiftSettings: release),
         .target(name: "PSRank", dependencies: ["PSCore", "PSMPI",
                                               .product(name: "ArgumentParser", package: "swift-argument-parser")],
@@ -55,12 +60,12 @@ let package = Package(
         .executableTarget(name: "pstrain-server", dependencies: ["PSRank"]),
         .executableTarget(name: "pstrain-worker", dependencies: ["PSRank"]),
         .executableTarget(name: "pstrain",
-                          dependencies: ["PSCore",
+                          dependencies: ["PSCore", "PSInspect",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           swiftSettings: release),
         .executableTarget(name: "pstrain-bench", dependencies: ["PSCore", "CPSKernels", "CXXHash"], swiftSettings: release),
         .testTarget(name: "PSCoreTests", dependencies: ["PSCore", "CXXHash"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["PSCore"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["PSCore", "PSInspect"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -1,5 +1,4 @@
 import Foundation
-import CPSKernels
 
 /// Peak resident memory of this process, in bytes (getrusage).
 public func peakRSSBytes() -> Int {
@@ -25,7 +24,7 @@ func hex64(_ v: UInt64) -> String {
 
 /// XXH64 of a Float range: the parameter digest runs log and tests compare.
 public func digest(_ p: UnsafePointer<Float>, count: Int) -> String {
-    hex64(pst_xxh64(p, count * 4, 0))
+    hex64(xxh64(UnsafeRawBufferPointer(start: p, count: count * 4)))
 }
 
 @inline(__always) func now() -> Double {

@@ -193,8 +193,7 @@ public enum RankMain {
         var log: RunLog?
         do {
             log = try RunLog(path: "\(runDir)/logs/\(role.name)-\(index).jsonl",
-                             fixed: [("run", .string((runDir as NSString).lastPathComponent)), ("rank", .int(rank)),
-                                     ("role", .string(role.name)), ("index", .int(index))])
+                             fixed: RankStamp(run: (runDir as NSString).lastPathComponent, rank: rank, role: role.name, index: index))
         } catch {
             stderrLine("\(exeName)[\(me)]: error: \(error)")
             exit(1)
@@ -205,16 +204,16 @@ public enum RankMain {
                 + "export OPENBLAS_CORETYPE=\(core) to every rank (mpirun -x) for a 3-4x faster sgemm (pstrain launch does this)")
         }
         let env = ProcessInfo.processInfo.environment
-        log?.write("hello", [("blas_core", .string(BLASInfo.coreName)),
-                             ("ranks_on_node", .int(env["OMPI_COMM_WORLD_LOCAL_SIZE"].flatMap(Int.init) ?? 0)),
-                             ("address", .string(localAddress())), ("config_hash", .string(String(config.hash, radix: 16))),
-                             ("build", .string(String(hello.buildHash, radix: 16))),
-                             ("host", .string(hello.host)), ("pid", .int(Int(hello.pid))),
-                             ("servers", .int(world.servers)), ("workers", .int(world.workers))])
+        log?.write(HelloRecord(blasCore: BLASInfo.coreName,
+                               ranksOnNode: env["OMPI_COMM_WORLD_LOCAL_SIZE"].flatMap(Int.init) ?? 0,
+                               address: localAddress(), configHash: String(config.hash, radix: 16),
+                               build: String(hello.buildHash, radix: 16),
+                               host: hello.host, pid: Int(hello.pid),
+                               servers: world.servers, workers: world.workers))
         transport.poll = MPITransport.Poll(rawValue: config.poll) ?? .yield
         if role == .worker && config.pinWorkers, let core = pinnableCore() {
             _ = pst_pin_to_core(Int32(core))
-            log?.write("pinned", [("core", .int(core))])
+            log?.write(PinnedRecord(core: core))
         }
         let ctx = RankContext(config: config, world: world, transport: transport, log: log, say: { print($0) },
                               runDir: runDir, resume: resume)
@@ -228,7 +227,7 @@ public enum RankMain {
                 try WorkerRole(context: ctx, data: data!).run()
             }
         } catch {
-            log?.write("error", [("message", .string("\(error)"))])
+            log?.write(ErrorRecord(message: "\(error)"))
             log?.flush()
             stderrLine("\(exeName)[\(me)]: error: \(error)")
             exit(1)

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import PSCore
+import PSInspect
 
 struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -55,7 +56,7 @@ struct Inspect: ParsableCommand {
         reports = try userFacing { try runDirs.map { try RunReport(dir: $0) } }
         let summaries = reports.map { $0.summary() }
         if let trace {
-            let data = try JSONSerialization.data(withJSONObject: reports[0].chromeTrace())
+            let data = try JSONEncoder().encode(reports[0].chromeTrace())
             do { try data.write(to: URL(fileURLWithPath: trace)) } catch {
                 throw ValidationError("cannot write \(trace): \(error.localizedDescription)")
             }

@@ -48,9 +48,10 @@ struct JobOptions: ParsableArguments {
 enum Job {
     /// Runs `plan` as attempt `attempt` of the run in `dir` (shown as `shown`),
     /// restarting from the newest valid checkpoint up to `maxRestarts` times.
+    /// `kind` records the first attempt (`LaunchRecord`, `ResumeRecord`); later ones are `RestartRecord`s.
     static func run(plan first: MpirunPlan, dir: String, shown: String, attempt firstAttempt: Int, maxRestarts: Int,
-                    kind: String) throws {
-        let events = try RunLog(path: dir + "/events.jsonl", fixed: [("run", .string((dir as NSString).lastPathComponent))])
+                    kind: any AttemptRecord.Type) throws {
+        let events = try RunLog(path: dir + "/events.jsonl", fixed: LauncherStamp(run: (dir as NSString).lastPathComponent))
         events.onFailure = { Console.err("pstrain: warning: \($0)\n") }
         Preemption.install(runDir: dir)
         var plan = first
@@ -58,20 +59,19 @@ enum Job {
         var restarts = 0
         while true {
             print("pstrain: running: \(plan.commandLine)")
-            var fields: [(String, JSONValue)] = [("attempt", .int(attempt)), ("workers", .int(plan.workers)), ("servers", .int(plan.servers)),
-                                                 ("command", .array(plan.arguments.map { .string($0) }))]
-            if let r = plan.resume { fields.append(("from", .string(r))) }
-            events.write(attempt == firstAttempt ? kind : "restart", fields)
+            let fields = AttemptFields(attempt: attempt, workers: plan.workers, servers: plan.servers, command: plan.arguments, from: plan.resume)
+            let begins: any AttemptRecord = attempt == firstAttempt ? kind.init(fields) : RestartRecord(fields)
+            events.write(begins)
             events.flush()
             let started = Date()
             unlink(dir + "/STOP")   // a request of an earlier attempt must not stop this one
             let status = try runMpirun(plan: plan, logPath: dir + "/logs/mpirun-\(attempt).log", runDir: dir, silence: watchdogSeconds(dir))
-            events.write("exit", [("attempt", .int(attempt)), ("code", .int(Int(status.code))), ("signal", .int(Int(status.signal))),
-                                  ("seconds", .double(Date().timeIntervalSince(started)))])
+            events.write(ExitRecord(attempt: attempt, code: Int(status.code), signal: Int(status.signal),
+                                    seconds: Date().timeIntervalSince(started)))
             events.flush()
             if status.code == 0 && status.signal == 0 {
                 if let stopped = Self.stoppedStep(dir) {
-                    events.write("stopped", [("attempt", .int(attempt)), ("step", .int(stopped))])
+                    events.write(LauncherStoppedRecord(attempt: attempt, step: stopped))
                     events.flush()
                     unlink(dir + "/STOP")
                     print("pstrain: stopped after step \(stopped) as asked; checkpoint step-\(stopped) holds the state. Continue with: pstrain resume \(shown)")
@@ -250,10 +250,10 @@ enum Job {
     /// The step at which the last attempt stopped on request, from server 0's log.
     static func stoppedStep(_ dir: String) -> Int? {
         var stopped: Int?
-        for r in readJSONLines(dir + "/logs/server-0.jsonl")?.records ?? [] {
-            switch r["event"] as? String {
-            case "stopped": stopped = r["step"] as? Int
-            case "hello": stopped = nil   // a later attempt started
+        for e in LogFile(path: dir + "/logs/server-0.jsonl")?.entries ?? [] {
+            switch e.event {
+            case StoppedRecord.event: stopped = (e.record as? StoppedRecord)?.step
+            case HelloRecord.event: stopped = nil   // a later attempt started
             default: break
             }
         }
@@ -264,14 +264,14 @@ enum Job {
     /// "final test accuracy 88.41% after 10 epochs (4680 steps) in 62.3 s", from server 0's log.
     static func finalSummary(runDir: String) -> String? {
         var acc: Double?, epoch = 0, steps = 0, wall = 0.0
-        for r in readJSONLines(runDir + "/logs/server-0.jsonl")?.records ?? [] {
-            switch r["event"] as? String {
-            case "eval":
-                acc = r["test_accuracy"] as? Double
-                epoch = r["epoch"] as? Int ?? epoch
-            case "done":
-                steps = r["steps"] as? Int ?? 0
-                wall += r["wall_s"] as? Double ?? 0
+        for r in LogFile(path: runDir + "/logs/server-0.jsonl")?.records((any LogRecord).self) ?? [] {
+            switch r {
+            case let e as EvalRecord:
+                acc = e.testAccuracy
+                epoch = e.epoch
+            case let d as ServerDoneRecord:
+                steps = d.steps
+                wall += d.wallS
             default: break
             }
         }
@@ -281,7 +281,7 @@ enum Job {
 
     /// The next attempt number of a run: one more than the attempts events.jsonl records.
     static func nextAttempt(_ dir: String) -> Int {
-        (readJSONLines(dir + "/events.jsonl")?.records ?? []).filter { $0["event"] as? String == "exit" }.count + 1
+        (LogFile(path: dir + "/events.jsonl")?.count(ExitRecord.event) ?? 0) + 1
     }
 }
 

@@ -83,7 +83,7 @@ struct Launch: ParsableCommand {
             throw ValidationError("cannot write the run directory \(dir): \(error.localizedDescription)")
         }
         print("pstrain: run directory \(dir)")
-        try Job.run(plan: plan, dir: absDir, shown: dir, attempt: 1, maxRestarts: job.maxRestarts, kind: "launch")
+        try Job.run(plan: plan, dir: absDir, shown: dir, attempt: 1, maxRestarts: job.maxRestarts, kind: LaunchRecord.self)
     }
 
     static func stamp() -> String {

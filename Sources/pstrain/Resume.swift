@@ -59,6 +59,6 @@ struct Resume: ParsableCommand {
         plan.resume = chosen.path
         print("pstrain: resuming \(runDir) from \((chosen.path as NSString).lastPathComponent) (step \(m.step) of \(m.totalSteps)) with \(W) worker(s) and \(S) server(s)"
               + (W != m.workers || S != m.servers ? " (the checkpoint was written by \(m.workers) and \(m.servers))" : ""))
-        try Job.run(plan: plan, dir: absDir, shown: runDir, attempt: Job.nextAttempt(absDir), maxRestarts: job.maxRestarts, kind: "resume")
+        try Job.run(plan: plan, dir: absDir, shown: runDir, attempt: Job.nextAttempt(absDir), maxRestarts: job.maxRestarts, kind: ResumeRecord.self)
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import PSCore
 import XCTest
 
 /// Checkpoints, exact resume, resharding, restarts, damage, interop: real jobs.
@@ -30,8 +31,8 @@ final class CheckpointMPITests: XCTestCase {
             Harness.assertComplete(a)
             XCTAssertEqual(a, b, "bit-identical after kill and resume \(extra)")
             if extra.contains("fp16") {
-                let resumed = Harness.events(dir + "/b/logs/server-0.jsonl", "resumed").first
-                XCTAssertEqual(resumed?["loss_scale"] as? Double, 65536 * 4, "the scale had grown twice (steps 7 and 14) before step 20")
+                let resumed = Harness.records(dir + "/b/logs/server-0.jsonl", ResumedRecord.self).first
+                XCTAssertEqual(resumed?.lossScale, 65536 * 4, "the scale had grown twice (steps 7 and 14) before step 20")
             }
         }
     }
@@ -42,7 +43,7 @@ final class CheckpointMPITests: XCTestCase {
         let dir = Harness.tempDir("reshard")
         let r = try Harness.launch(synthetic + ["--workers", "2", "--servers", "2", "--run-dir", "orig"], cwd: dir)
         assertEnded(r, status: 0, "S=2 W=2")
-        let saved = Harness.events(dir + "/orig/logs/worker-0.jsonl", "checkpoint").first { $0["step"] as? Int == 20 }?["params_digest"] as? String
+        let saved = Harness.records(dir + "/orig/logs/worker-0.jsonl", WorkerCheckpointRecord.self).first { $0.step == 20 }?.paramsDigest
         XCTAssertNotNil(saved)
         for (w, s) in [(1, 1), (3, 3)] {
             let copy = "w\(w)s\(s)"
@@ -50,11 +51,11 @@ final class CheckpointMPITests: XCTestCase {
             let res = try resume([copy, "--workers", "\(w)", "--servers", "\(s)", "--from", "step-20"], cwd: dir)
             assertEnded(res, status: 0, "resume W=\(w) S=\(s)")
             for j in 0..<w {
-                let loaded = Harness.events("\(dir)/\(copy)/logs/worker-\(j).jsonl", "resumed").first?["params_digest"] as? String
+                let loaded = Harness.records("\(dir)/\(copy)/logs/worker-\(j).jsonl", ResumedRecord.self).first?.paramsDigest
                 XCTAssertEqual(loaded, saved, "worker \(j) of W=\(w) S=\(s) starts from the saved parameters")
             }
-            let evals = Harness.events("\(dir)/\(copy)/logs/server-0.jsonl", "eval")
-            XCTAssertEqual(evals.last?["step"] as? Int, 32, "training continued to the end")
+            let evals = Harness.records("\(dir)/\(copy)/logs/server-0.jsonl", EvalRecord.self)
+            XCTAssertEqual(evals.last?.step, 32, "training continued to the end")
             XCTAssertTrue(FileManager.default.fileExists(atPath: "\(dir)/\(copy)/checkpoints/step-32/server-\(s - 1).safetensors"))
         }
     }
@@ -73,10 +74,10 @@ final class CheckpointMPITests: XCTestCase {
                                                 "--set", "debug.die_worker=1"], cwd: dir)
         assertEnded(r, status: 0, "run with two kills (steps \(first), \(second))")
         XCTAssertTrue(r.stdout.contains("restart 1 of 3 from step-10") && r.stdout.contains("restart 2 of 3 from step-\(second > 30 ? 30 : 20)"), r.stdout)
-        XCTAssertEqual(Harness.events(dir + "/b/events.jsonl", "restart").count, 2)
+        XCTAssertEqual(Harness.records(dir + "/b/events.jsonl", RestartRecord.self).count, 2)
         XCTAssertEqual(digests(dir + "/a", servers: 1, workers: 2), digests(dir + "/b", servers: 1, workers: 2))
-        let accA = Harness.events(dir + "/a/logs/server-0.jsonl", "eval").last?["test_accuracy"] as? Double
-        let accB = Harness.events(dir + "/b/logs/server-0.jsonl", "eval").last?["test_accuracy"] as? Double
+        let accA = Harness.records(dir + "/a/logs/server-0.jsonl", EvalRecord.self).last?.testAccuracy
+        let accB = Harness.records(dir + "/b/logs/server-0.jsonl", EvalRecord.self).last?.testAccuracy
         XCTAssertEqual(accA, accB)
     }
 
@@ -114,7 +115,7 @@ final class CheckpointMPITests: XCTestCase {
         assertEnded(r, status: 0, "short Fashion-MNIST run")
         let ex = Harness.run(try Harness.executable("pstrain"), ["ckpt", "export", "a", "--out", "model.safetensors"], cwd: dir)
         assertEnded(ex, status: 0, "export")
-        let reported = Harness.events(dir + "/a/logs/server-0.jsonl", "eval").last?["test_accuracy"] as? Double ?? -1
+        let reported = Harness.records(dir + "/a/logs/server-0.jsonl", EvalRecord.self).last?.testAccuracy ?? -1
         let script = """
         import gzip, sys, numpy as np
         from safetensors.numpy import load_file
@@ -217,8 +218,8 @@ final class CheckpointFailureTests: XCTestCase {
         var pid: Int?
         let deadline = Date().addingTimeInterval(60)
         while Date() < deadline {
-            let steps = Harness.events(dir + "/r/logs/worker-1.jsonl", "step")
-            if steps.count > 12 { pid = Harness.events(dir + "/r/logs/worker-1.jsonl", "hello").first?["pid"] as? Int; break }
+            let steps = Harness.records(dir + "/r/logs/worker-1.jsonl", WorkerStepRecord.self)
+            if steps.count > 12 { pid = Harness.records(dir + "/r/logs/worker-1.jsonl", HelloRecord.self).first?.pid; break }
             usleep(20_000)
         }
         let victim = try XCTUnwrap(pid, "worker 1 never reached step 12")
@@ -232,11 +233,11 @@ final class CheckpointFailureTests: XCTestCase {
         for e in errors { XCTAssertTrue(e.contains("error: worker 1 (rank 2) sent nothing for 3 s while server 0 (rank 0) waited"), String(e)) }
         // The checkpoint the message names is the one the restart resumed from.
         let named = try XCTUnwrap(errors.first.flatMap { $0.range(of: #"last checkpoint: step-\d+"#, options: .regularExpression).map { String(errors.first![$0].dropFirst(17)) } })
-        let restarts = Harness.events(dir + "/r/events.jsonl", "restart")
+        let restarts = Harness.records(dir + "/r/events.jsonl", RestartRecord.self)
         XCTAssertEqual(restarts.count, 1)
-        XCTAssertEqual((restarts.first?["from"] as? String).map { ($0 as NSString).lastPathComponent }, named, r.stderr)
-        let exits = Harness.events(dir + "/r/events.jsonl", "exit")
-        let firstExit = try XCTUnwrap(exits.first?["t"] as? Double, "the launcher recorded the stuck attempt's exit")
+        XCTAssertEqual(restarts.first?.from.map { ($0 as NSString).lastPathComponent }, named, r.stderr)
+        let exits = LogFile(path: dir + "/r/events.jsonl")?.logged(ExitRecord.self) ?? []
+        let firstExit = try XCTUnwrap(exits.first?.t, "the launcher recorded the stuck attempt's exit")
         XCTAssertLessThan(firstExit - stoppedAt.timeIntervalSince1970, 20, "the stuck attempt ended within the deadline and shutdown")
     }
 }
@@ -253,11 +254,11 @@ final class PreemptionTests: XCTestCase {
         assertEnded(straight, status: 0, "straight")
         let run = try XCTUnwrap(Harness.start(try Harness.executable("pstrain"), ["launch"] + longer + ["--run-dir", "b"], cwd: dir))
         let deadline = Date().addingTimeInterval(60)
-        while Date() < deadline && Harness.events(dir + "/b/logs/server-0.jsonl", "step").count < 30 { usleep(20_000) }
+        while Date() < deadline && Harness.records(dir + "/b/logs/server-0.jsonl", ServerStepRecord.self).count < 30 { usleep(20_000) }
         kill(run.pid, SIGTERM)
         let r = Harness.finish(run, timeout: 120)
         assertEnded(r, status: 0, "preempted launcher")
-        let stopped = try XCTUnwrap(Harness.events(dir + "/b/logs/server-0.jsonl", "stopped").first?["step"] as? Int)
+        let stopped = try XCTUnwrap(Harness.records(dir + "/b/logs/server-0.jsonl", StoppedRecord.self).first?.step)
         XCTAssertLessThan(stopped, 256)
         XCTAssertTrue(r.stdout.contains("stopped after step \(stopped) as asked") && r.stdout.contains("pstrain resume b"), r.stdout)
         XCTAssertEqual(try String(contentsOfFile: dir + "/b/checkpoints/LATEST", encoding: .utf8), "step-\(stopped)\n")
@@ -274,13 +275,13 @@ final class PreemptionTests: XCTestCase {
         let r = try Harness.launch(longer + ["--run-dir", "r", "--set", "checkpoint.every_seconds=0.4", "--set", "checkpoint.keep=100",
                                              "--set", "debug.slow_worker=0", "--set", "debug.slow_ms=8"], cwd: dir, timeout: 180)
         assertEnded(r, status: 0, "run with time-based checkpoints")
-        let steps = Harness.events(dir + "/r/logs/server-0.jsonl", "checkpoint").compactMap { $0["step"] as? Int }
+        let steps = Harness.records(dir + "/r/logs/server-0.jsonl", ServerCheckpointRecord.self).map { $0.step }
         XCTAssertGreaterThanOrEqual(steps.count, 3, "several during the run and one at the end: \(steps)")
         XCTAssertEqual(steps.last, 256)
         let v = Harness.run(try Harness.executable("pstrain"), ["ckpt", "verify", "r"], cwd: dir)
         XCTAssertEqual(v.status, 0, v.output)
         // Every worker wrote its file at the same steps the servers chose.
-        let w = Harness.events(dir + "/r/logs/worker-1.jsonl", "checkpoint").compactMap { $0["step"] as? Int }
+        let w = Harness.records(dir + "/r/logs/worker-1.jsonl", WorkerCheckpointRecord.self).map { $0.step }
         XCTAssertEqual(w, steps)
     }
 }

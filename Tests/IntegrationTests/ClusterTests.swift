@@ -1,4 +1,5 @@
 import Foundation
+import PSCore
 import XCTest
 
 /// A cluster of three hosts on this machine (network namespaces, a bridge,
@@ -30,15 +31,15 @@ final class ClusterTests: XCTestCase {
         // Each rank alone on its host, at the host's address.
         var addresses: [String] = []
         for name in ["server-0", "worker-0", "worker-1"] {
-            let hello = Harness.events("\(dir)/cluster/logs/\(name).jsonl", "hello").first
-            XCTAssertEqual(hello?["ranks_on_node"] as? Int, 1, "\(name) shares its host with no other rank")
-            addresses.append(hello?["address"] as? String ?? "")
+            let hello = Harness.records("\(dir)/cluster/logs/\(name).jsonl", HelloRecord.self).first
+            XCTAssertEqual(hello?.ranksOnNode, 1, "\(name) shares its host with no other rank")
+            addresses.append(hello?.address ?? "")
         }
         XCTAssertEqual(addresses, ["10.77.0.1", "10.77.0.2", "10.77.0.3"])
         for name in ["server-0", "worker-0", "worker-1"] {
-            let a = Harness.events("\(dir)/local/logs/\(name).jsonl", "done").last?["params_digest"] as? String
+            let a = Harness.records("\(dir)/local/logs/\(name).jsonl", (any DoneRecord).self).last?.paramsDigest
             XCTAssertNotNil(a)
-            XCTAssertEqual(Harness.events("\(dir)/cluster/logs/\(name).jsonl", "done").last?["params_digest"] as? String, a, name)
+            XCTAssertEqual(Harness.records("\(dir)/cluster/logs/\(name).jsonl", (any DoneRecord).self).last?.paramsDigest, a, name)
         }
     }
 }

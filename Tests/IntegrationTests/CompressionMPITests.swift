@@ -1,4 +1,5 @@
 import Foundation
+import PSCore
 import XCTest
 
 /// The codec pipeline between real ranks.
@@ -8,9 +9,9 @@ final class CompressionMPITests: XCTestCase {
 
     func digests(_ run: String) -> [String] { Harness.finalState(run, servers: 2, workers: 2) }
 
-    func wireShare(_ run: String, _ key: String) -> Double {
-        let steps = Harness.events("\(run)/logs/worker-0.jsonl", "step")
-        return Double(steps.reduce(0) { $0 + ($1[key] as? Int ?? 0) }) / Double(steps.reduce(0) { $0 + ($1["fp32_bytes"] as? Int ?? 0) })
+    func wireShare(_ run: String, _ bytes: KeyPath<WorkerStepRecord, Int>) -> Double {
+        let steps = Harness.records("\(run)/logs/worker-0.jsonl", WorkerStepRecord.self)
+        return Double(steps.reduce(0) { $0 + $1[keyPath: bytes] }) / Double(steps.reduce(0) { $0 + $1.fp32Bytes })
     }
 
     /// Lossless stages change the bytes, never the numbers: a run with
@@ -23,8 +24,8 @@ final class CompressionMPITests: XCTestCase {
         assertEnded(packed, status: 0, "compressed")
         Harness.assertComplete(digests(dir + "/plain"))
         XCTAssertEqual(digests(dir + "/plain"), digests(dir + "/packed"))
-        XCTAssertGreaterThan(wireShare(dir + "/plain", "bytes_sent"), 0.49, "FP16 raw is half of FP32")
-        XCTAssertLessThan(wireShare(dir + "/packed", "bytes_sent"), wireShare(dir + "/plain", "bytes_sent"), "zstd made it smaller")
+        XCTAssertGreaterThan(wireShare(dir + "/plain", \.bytesSent), 0.49, "FP16 raw is half of FP32")
+        XCTAssertLessThan(wireShare(dir + "/packed", \.bytesSent), wireShare(dir + "/plain", \.bytesSent), "zstd made it smaller")
         // Adaptive (the default) on shared memory: compressing does not pay at 10 Gbit/s.
         let auto = try Harness.launch(common + ["--run-dir", "auto"], cwd: dir)
         assertEnded(auto, status: 0, "adaptive")
@@ -36,8 +37,8 @@ final class CompressionMPITests: XCTestCase {
         let r = try Harness.launch(common + ["--run-dir", "r", "--set", "compression.topk=0.01", "--set", "compression.adaptive=false",
                                              "--set", "train.epochs=3"], cwd: dir)
         assertEnded(r, status: 0, "top-k run")
-        XCTAssertLessThan(wireShare(dir + "/r", "bytes_sent"), 0.02, "top 1% of gradients")
-        let acc = Harness.events(dir + "/r/logs/server-0.jsonl", "eval").last?["test_accuracy"] as? Double ?? 0
+        XCTAssertLessThan(wireShare(dir + "/r", \.bytesSent), 0.02, "top 1% of gradients")
+        let acc = Harness.records(dir + "/r/logs/server-0.jsonl", EvalRecord.self).last?.testAccuracy ?? 0
         XCTAssertGreaterThan(acc, 0.5, "it learns")
     }
 
@@ -50,7 +51,7 @@ final class CompressionMPITests: XCTestCase {
         assertEnded(r, status: nil, "corrupted frame")
         XCTAssertTrue(r.stderr.contains("bad frame from worker 0 (rank 2) (expected grads of step 3, piece ") && r.stderr.contains("checksum mismatch"), r.stderr)
         XCTAssertLessThan(r.seconds, 60)
-        let errors = Harness.events(dir + "/r/logs/server-0.jsonl", "error") + Harness.events(dir + "/r/logs/server-1.jsonl", "error")
+        let errors = Harness.records(dir + "/r/logs/server-0.jsonl", ErrorRecord.self) + Harness.records(dir + "/r/logs/server-1.jsonl", ErrorRecord.self)
         XCTAssertFalse(errors.isEmpty, "the error is in the run log too")
     }
 }

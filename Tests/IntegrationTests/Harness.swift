@@ -160,25 +160,33 @@ enum Harness {
         return run(which("mpirun")!, args, cwd: cwd, timeout: timeout)
     }
 
-    /// JSON-lines records of a log file.
-    static func records(_ path: String) -> [[String: Any]] { readJSONLines(path)?.records ?? [] }
-
-    static func events(_ path: String, _ event: String) -> [[String: Any]] {
-        records(path).filter { $0["event"] as? String == event }
-    }
+    /// A log file's records of one type (`EvalRecord.self`) or protocol
+    /// (`(any DoneRecord).self`), read as pstrain inspect reads them; none
+    /// when the file is missing.
+    static func records<R>(_ path: String, _ type: R.Type) -> [R] { LogFile(path: path)?.records(type) ?? [] }
 
     /// Everything a run ends with, per rank, from the `done` records:
     /// servers their FP32 master weights, momentum and loss-scaler state;
     /// workers their parameters and top-k residual. A rank without a `done`
-    /// record gives "missing ...", a record without a field "...=absent", so
+    /// record gives "missing ...", a last `done` record that does not read as
+    /// its type (a field missing) or has no momentum digest "...=absent", so
     /// two runs that both failed never compare equal by accident.
     static func finalState(_ run: String, servers: Int, workers: Int) -> [String] {
         let names = (0..<servers).map { "server-\($0)" } + (0..<workers).map { "worker-\($0)" }
         return names.map { name in
-            guard let done = events("\(run)/logs/\(name).jsonl", "done").last else { return "missing \(name) in \(run)" }
-            let keys = name.hasPrefix("server") ? ["params_digest", "momentum_digest", "loss_scale", "skipped", "steps"]
-                                                : ["params_digest", "residual_digest", "steps"]
-            return name + " " + keys.map { k in "\(k)=\(done[k].map { "\($0)" } ?? "absent")" }.joined(separator: " ")
+            guard let last = LogFile(path: "\(run)/logs/\(name).jsonl")?.entries.last(where: { $0.event == "done" }) else {
+                return "missing \(name) in \(run)"
+            }
+            let fields: [(String, String?)]
+            if name.hasPrefix("server") {
+                guard let done = last.record as? ServerDoneRecord else { return "\(name) done=absent (it does not read as a server's done record)" }
+                fields = [("params_digest", done.paramsDigest), ("momentum_digest", done.stateDigest("momentum")),
+                          ("loss_scale", "\(done.lossScale)"), ("skipped", "\(done.skipped)"), ("steps", "\(done.steps)")]
+            } else {
+                guard let done = last.record as? WorkerDoneRecord else { return "\(name) done=absent (it does not read as a worker's done record)" }
+                fields = [("params_digest", done.paramsDigest), ("residual_digest", done.residualDigest), ("steps", "\(done.steps)")]
+            }
+            return name + " " + fields.map { "\($0.0)=\($0.1 ?? "absent")" }.joined(separator: " ")
         }
     }
 

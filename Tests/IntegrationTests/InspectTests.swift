@@ -1,4 +1,6 @@
 import Foundation
+import PSCore
+import PSInspect
 import XCTest
 
 /// pstrain inspect on runs made here (not on hand-written fixtures).
@@ -35,24 +37,22 @@ final class InspectTests: XCTestCase {
 
         let js = try inspect(["r", "--json"], cwd: dir)
         assertEnded(js, status: 0, "inspect --json")
-        let obj = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(js.stdout.utf8)) as? [String: Any])
-        XCTAssertEqual(obj["restarts"] as? Int, 1)
-        XCTAssertEqual(obj["stepsDone"] as? Int, 32)
-        XCTAssertEqual((obj["ranks"] as? [Any])?.count, 3)
-        XCTAssertEqual((obj["loss"] as? [Double])?.count, 32, "one loss per step, the restarted steps counted once")
-        let finalAcc = try XCTUnwrap(obj["finalAccuracy"] as? Double)
-        XCTAssertEqual(finalAcc, Harness.events(dir + "/r/logs/server-0.jsonl", "eval").last?["test_accuracy"] as? Double)
+        let obj = try JSONDecoder().decode(RunSummary.self, from: Data(js.stdout.utf8))
+        XCTAssertEqual(obj.restarts, 1)
+        XCTAssertEqual(obj.stepsDone, 32)
+        XCTAssertEqual(obj.ranks.count, 3)
+        XCTAssertEqual(obj.loss.count, 32, "one loss per step, the restarted steps counted once")
+        let finalAcc = try XCTUnwrap(obj.finalAccuracy)
+        XCTAssertEqual(finalAcc, Harness.records(dir + "/r/logs/server-0.jsonl", EvalRecord.self).last?.testAccuracy)
 
         let tr = try inspect(["r", "--trace", "trace.json"], cwd: dir)
         assertEnded(tr, status: 0, "inspect --trace")
-        let trace = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/trace.json"))) as? [String: Any])
-        let events = try XCTUnwrap(trace["traceEvents"] as? [[String: Any]])
+        // name, ph, ts, pid and tid are not optional: every event that decodes has them.
+        let trace = try JSONDecoder().decode(ChromeTrace.self, from: Data(contentsOf: URL(fileURLWithPath: dir + "/trace.json")))
+        let events = trace.traceEvents
         XCTAssertGreaterThan(events.count, 100)
-        for e in events {
-            for k in ["name", "ph", "ts", "pid", "tid"] { XCTAssertNotNil(e[k], "trace event lacks \(k): \(e)") }
-            if e["ph"] as? String == "X" { XCTAssertNotNil(e["dur"], "complete event lacks dur: \(e)") }
-        }
-        XCTAssertEqual(Set(events.compactMap { $0["pid"] as? Int }), [0, 1, 2], "every rank has a track")
+        for e in events where e.ph == "X" { XCTAssertNotNil(e.dur, "complete event lacks dur: \(e)") }
+        XCTAssertEqual(Set(events.map { $0.pid }), [0, 1, 2], "every rank has a track")
     }
 
     func testAStragglerStandsOut() throws {

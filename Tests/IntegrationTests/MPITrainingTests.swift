@@ -1,4 +1,5 @@
 import Foundation
+import PSCore
 import XCTest
 
 /// Real jobs: the launcher, mpirun and the rank executables, on this machine.
@@ -16,23 +17,27 @@ final class MPITrainingTests: XCTestCase {
         XCTAssertTrue(r.stdout.contains("final test accuracy"), r.stdout)
         let run = dir + "/run"
         XCTAssertTrue(FileManager.default.fileExists(atPath: run + "/run.toml"))
-        XCTAssertEqual(Harness.events(run + "/events.jsonl", "launch").count, 1)
-        XCTAssertEqual(Harness.events(run + "/events.jsonl", "exit").first?["code"] as? Int, 0)
+        XCTAssertEqual(Harness.records(run + "/events.jsonl", LaunchRecord.self).count, 1)
+        XCTAssertEqual(Harness.records(run + "/events.jsonl", ExitRecord.self).first?.code, 0)
         for name in ["server-0", "worker-0", "worker-1"] {
-            let steps = Harness.events("\(run)/logs/\(name).jsonl", "step")
+            let log = try XCTUnwrap(LogFile(path: "\(run)/logs/\(name).jsonl"))
+            XCTAssertEqual(log.badLines + log.unreadableLines, [], "\(name): every line reads as its record type")
+            // Every field of the step records is there: they read as their types.
+            let steps = log.logged((any StepRecord).self)
             XCTAssertEqual(steps.count, 32, name)   // 2048 / 128 = 16 steps per epoch, 2 epochs
-            for key in ["step", "epoch", "loss", "samples_per_s", "wait_s", "bytes_sent", "bytes_recv", "run", "rank", "role"] {
-                XCTAssertNotNil(steps.first?[key], "\(name) step record lacks \(key)")
-            }
+            XCTAssertEqual(log.count("step"), 32, name)
+            let e = steps.first?.envelope
+            XCTAssertTrue(e?.run == "run" && e?.rank != nil && e?.role == String(name.prefix(6)) && e?.t != nil, "\(name): \(String(describing: e))")
+            XCTAssertNotNil(steps.first?.loss, name)
         }
-        XCTAssertNotNil(Harness.events(run + "/logs/worker-0.jsonl", "step").first?["compute_s"])
-        let evals = Harness.events(run + "/logs/server-0.jsonl", "eval")
+        XCTAssertEqual(Harness.records(run + "/logs/worker-0.jsonl", WorkerStepRecord.self).count, 32)
+        let evals = Harness.records(run + "/logs/server-0.jsonl", EvalRecord.self)
         XCTAssertEqual(evals.count, 2)
-        XCTAssertGreaterThan(evals.last?["test_accuracy"] as? Double ?? 0, 0.5)
+        XCTAssertGreaterThan(evals.last?.testAccuracy ?? 0, 0.5)
     }
 
     func losses(_ run: String) -> [Double] {
-        Harness.events(run + "/logs/server-0.jsonl", "step").map { $0["loss"] as! Double }
+        Harness.records(run + "/logs/server-0.jsonl", ServerStepRecord.self).map { $0.loss! }
     }
 
     /// W=2 S=2 and W=1 S=1 on Fashion-MNIST, same seed and global batch: the
@@ -63,7 +68,7 @@ final class MPITrainingTests: XCTestCase {
         }
         Harness.assertComplete(digests[0])
         XCTAssertEqual(digests[0], digests[1])
-        let workers = (0..<2).map { Harness.events("\(dir)/a/logs/worker-\($0).jsonl", "done").first?["params_digest"] as? String }
+        let workers = (0..<2).map { Harness.records("\(dir)/a/logs/worker-\($0).jsonl", WorkerDoneRecord.self).first?.paramsDigest }
         XCTAssertNotNil(workers[0])
         XCTAssertEqual(workers[0], workers[1], "both workers hold the same final parameters")
     }
@@ -76,9 +81,9 @@ final class MPITrainingTests: XCTestCase {
         let r = try Harness.mpirun(servers: 1, rankArgs, workers: 2, rankArgs, cwd: dir, timeout: 120)
         assertEnded(r, status: 0, "plain mpirun")
         XCTAssertTrue(r.stdout.contains("test accuracy"), r.output)
-        XCTAssertEqual(Harness.events(dir + "/r/logs/worker-1.jsonl", "done").count, 1)
-        let hello = Harness.events(dir + "/r/logs/server-0.jsonl", "hello").first
-        XCTAssertEqual(hello?["workers"] as? Int, 2)
+        XCTAssertEqual(Harness.records(dir + "/r/logs/worker-1.jsonl", WorkerDoneRecord.self).count, 1)
+        let hello = Harness.records(dir + "/r/logs/server-0.jsonl", HelloRecord.self).first
+        XCTAssertEqual(hello?.workers, 2)
     }
 }
 
@@ -189,7 +194,7 @@ final class BadInputTests: XCTestCase {
         assertEnded(r, status: nil, "too few slots")
         XCTAssertTrue(r.stderr.contains("mpirun refused to start 3 ranks: not enough slots"), r.stderr)
         XCTAssertTrue(r.stderr.contains("slots=N") && r.stderr.contains("r/logs/mpirun-1.log"), r.stderr)
-        XCTAssertEqual(Harness.events(dir + "/r/events.jsonl", "exit").count, 1, "the failure is recorded")
+        XCTAssertEqual(Harness.records(dir + "/r/events.jsonl", ExitRecord.self).count, 1, "the failure is recorded")
     }
 
     func testRanksWithDifferentConfigs() throws {

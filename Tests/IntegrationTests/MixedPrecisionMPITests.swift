@@ -1,4 +1,5 @@
 import Foundation
+import PSCore
 import XCTest
 
 /// Mixed precision over real MPI: an overflow injected into one worker's
@@ -15,23 +16,23 @@ final class MixedPrecisionMPITests: XCTestCase {
         XCTAssertEqual(r.stdout.components(separatedBy: "skipped for overflow").count, 2, "and only one")
         var newScales: [Double] = []
         for s in 0..<2 {
-            let steps = Harness.events("\(dir)/r/logs/server-\(s).jsonl", "step")
+            let steps = Harness.records("\(dir)/r/logs/server-\(s).jsonl", ServerStepRecord.self)
             XCTAssertEqual(steps.count, 16)
-            let d = steps.map { $0["params_digest"] as? String ?? "" }
+            let d = steps.map { $0.paramsDigest ?? "" }
             XCTAssertEqual(d[6], d[7], "server \(s): step 7 left the parameters bit-identical")
             XCTAssertEqual(d[7], d[8], "server \(s): step 8 left the parameters bit-identical")
             XCTAssertNotEqual(d[8], d[9], "server \(s): step 9 applied")
-            XCTAssertEqual(steps.map { $0["overflow"] as? Bool ?? false }.indices.filter { steps[$0]["overflow"] as? Bool == true }, [7, 8])
-            newScales.append(steps[9]["loss_scale"] as? Double ?? 0)
-            XCTAssertEqual(steps.last?["skipped"] as? Int, 2)
+            XCTAssertEqual(steps.indices.filter { steps[$0].overflow }, [7, 8])
+            newScales.append(steps[9].lossScale)
+            XCTAssertEqual(steps.last?.skipped, 2)
         }
         XCTAssertEqual(newScales, [32768, 32768], "both servers report the same new scale")
         // The workers were told the new scale with the next parameters.
-        let w0 = Harness.events("\(dir)/r/logs/worker-0.jsonl", "step")
-        XCTAssertEqual(w0[9]["loss_scale"] as? Double, 32768)
-        XCTAssertEqual(w0[7]["loss_scale"] as? Double, 65536)
-        XCTAssertEqual(w0[9]["skipped"] as? Int, 2, "workers log the count of skipped steps before theirs")
-        XCTAssertEqual(w0[8]["skipped"] as? Int, 1)
-        XCTAssertEqual(w0[7]["skipped"] as? Int, 0)
+        let w0 = Harness.records("\(dir)/r/logs/worker-0.jsonl", WorkerStepRecord.self)
+        XCTAssertEqual(w0[9].lossScale, 32768)
+        XCTAssertEqual(w0[7].lossScale, 65536)
+        XCTAssertEqual(w0[9].skipped, 2, "workers log the count of skipped steps before theirs")
+        XCTAssertEqual(w0[8].skipped, 1)
+        XCTAssertEqual(w0[7].skipped, 0)
     }
 }

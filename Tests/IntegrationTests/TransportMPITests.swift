@@ -1,4 +1,5 @@
 import Foundation
+import PSCore
 import XCTest
 
 /// The shapes that damaged the last parameters before the transport held its
@@ -20,7 +21,7 @@ final class TransportMPITests: XCTestCase {
                             cwd: dir, timeout: 120)
         assertEnded(r, status: 0, "W=\(workers) S=\(servers) over \(btl)")
         XCTAssertFalse(r.output.contains("bad frame"), r.output)
-        let done = (0..<workers).compactMap { Harness.events(dir + "/run/logs/worker-\($0).jsonl", "done").first?["params_digest"] as? String }
+        let done = (0..<workers).compactMap { Harness.records(dir + "/run/logs/worker-\($0).jsonl", WorkerDoneRecord.self).first?.paramsDigest }
         XCTAssertEqual(done.count, workers, "every worker finished")
         XCTAssertEqual(Set(done).count, 1, "every worker holds the same last parameters")
     }

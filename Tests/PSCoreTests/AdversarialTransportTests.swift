@@ -18,8 +18,8 @@ final class AdversarialTransportTests: XCTestCase {
         return c
     }
 
-    func digests(_ recs: [[String: Any]], ranks: Int) -> [String] {
-        (0..<ranks).map { records(recs, rank: $0, event: "done").first?["params_digest"] as? String ?? "missing" }
+    func digests(_ logs: [LogFile], ranks: Int) -> [String] {
+        (0..<ranks).map { records(logs, rank: $0, (any DoneRecord).self).first?.paramsDigest ?? "missing" }
     }
 
     /// Many (W, S) shapes up to W=16 S=8, with checkpoints, evaluation and
@@ -33,8 +33,8 @@ final class AdversarialTransportTests: XCTestCase {
             let adv = try runInProcess(config: c, servers: s, workers: w, data: d, mode: .adversarial(seed: UInt64(100 + i)), checkpoints: true)
             XCTAssertEqual(digests(adv, ranks: s + w), digests(eager, ranks: s + w), "W=\(w) S=\(s): final parameters")
             XCTAssertFalse(digests(adv, ranks: s + w).contains("missing"), "W=\(w) S=\(s)")
-            XCTAssertEqual(records(adv, rank: 0, event: "eval").count, 1, "W=\(w) S=\(s): one evaluation")
-            XCTAssertEqual(records(adv, rank: 0, event: "checkpoint").count, 2, "W=\(w) S=\(s): checkpoints at 5 and the end")
+            XCTAssertEqual(records(adv, rank: 0, EvalRecord.self).count, 1, "W=\(w) S=\(s): one evaluation")
+            XCTAssertEqual(records(adv, rank: 0, ServerCheckpointRecord.self).count, 2, "W=\(w) S=\(s): checkpoints at 5 and the end")
         }
     }
 
@@ -117,7 +117,7 @@ final class AdversarialDefaultShapeTests: XCTestCase {
         let d = DataSplit.synthetic(train: c.syntheticTrain, test: c.syntheticTest, features: c.inputSize, classes: 10, seed: 3)
         for seed in 1...2 as ClosedRange<UInt64> {
             let adv = try runInProcess(config: c, servers: 4, workers: 8, data: d, mode: .adversarial(seed: seed), checkpoints: true)
-            XCTAssertEqual(records(adv, rank: 0, event: "done").count, 1)
+            XCTAssertEqual(records(adv, rank: 0, ServerDoneRecord.self).count, 1)
         }
     }
 }

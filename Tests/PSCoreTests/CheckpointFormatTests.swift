@@ -367,10 +367,10 @@ final class RunLogFullDiskTests: XCTestCase {
         guard p.terminationStatus == 0 else { return }
         defer { let u = Process(); u.executableURL = URL(fileURLWithPath: "/bin/umount"); u.arguments = ["-l", mnt]; try? u.run(); u.waitUntilExit() }
 
-        let log = try RunLog(path: mnt + "/logs/worker-0.jsonl", fixed: [("rank", .int(1))])
+        let log = try RunLog(path: mnt + "/logs/worker-0.jsonl", fixed: RankStamp(run: "full", rank: 1, role: "worker", index: 0))
         var reported: [String] = []
         log.onFailure = { reported.append($0) }
-        log.write("hello", [("n", .int(0))])
+        log.write(PinnedRecord(core: 0))
         XCTAssertTrue(log.flush())
         // Fill the file system but for a few bytes.
         let filler = mnt + "/filler"
@@ -379,20 +379,21 @@ final class RunLogFullDiskTests: XCTestCase {
         let block = [UInt8](repeating: 0x41, count: 4096)
         while block.withUnsafeBytes({ writeAll(fd, $0) }) == 0 {}
         close(fd)
-        for i in 1...200 { log.write("step", [("step", .int(i)), ("pad", .string(String(repeating: "x", count: 40)))]) }
+        for i in 1...200 { log.write(WorkerCheckpointRecord(step: i, paramsDigest: String(repeating: "x", count: 40))) }
         XCTAssertFalse(log.flush(), "the disk is full")
         XCTAssertFalse(log.flush(), "still full")
         XCTAssertEqual(reported.count, 1, "one report per failure, not one per flush: \(reported)")
         XCTAssertTrue(reported.first?.contains("No space left on device") ?? false, "\(reported)")
         let during = try String(contentsOfFile: mnt + "/logs/worker-0.jsonl", encoding: .utf8)
         XCTAssertTrue(during.hasSuffix("\n"), "no half line")
-        XCTAssertEqual(readJSONLines(mnt + "/logs/worker-0.jsonl")?.records.count, 1)
+        XCTAssertEqual(LogFile(path: mnt + "/logs/worker-0.jsonl")?.entries.count, 1)
         // Room again: every record arrives, each line whole.
         try FileManager.default.removeItem(atPath: filler)
         XCTAssertTrue(log.flush())
         XCTAssertNil(log.failure)
-        let recs = try XCTUnwrap(readJSONLines(mnt + "/logs/worker-0.jsonl")?.records)
-        XCTAssertEqual(recs.count, 201)
-        XCTAssertEqual(recs.last?["step"] as? Int, 200)
+        let file = try XCTUnwrap(LogFile(path: mnt + "/logs/worker-0.jsonl"))
+        XCTAssertEqual(file.badLines, [])
+        XCTAssertEqual(file.entries.count, 201)
+        XCTAssertEqual(file.records(WorkerCheckpointRecord.self).last?.step, 200)
     }
 }

@@ -128,14 +128,14 @@ final class MixedPrecisionTrainingTests: XCTestCase {
         for p in ["fp32", "fp16", "bf16"] {
             let c = try config(p, extra: ["train.epochs=3"])
             let recs = try runInProcess(config: c, servers: 2, workers: 2, data: data(c))
-            let acc = records(recs, rank: 0, event: "eval").last!["test_accuracy"] as! Double
+            let acc = records(recs, rank: 0, EvalRecord.self).last!.testAccuracy
             accuracy[p] = acc
             // Tolerance: half precision may cost at most 3 points on this small set.
             XCTAssertGreaterThan(acc, (accuracy["fp32"] ?? acc) - 0.03, p)
             XCTAssertGreaterThan(acc, 0.8, p)
-            bytes[p] = records(recs, rank: 2, event: "step").last!["bytes_sent"] as? Int
-            let steps = records(recs, rank: 0, event: "step")
-            XCTAssertEqual(steps.last!["loss_scale"] as? Double, p == "fp16" ? 65536 : 1, p)
+            bytes[p] = records(recs, rank: 2, WorkerStepRecord.self).last!.bytesSent
+            let steps = records(recs, rank: 0, ServerStepRecord.self)
+            XCTAssertEqual(steps.last!.lossScale, p == "fp16" ? 65536 : 1, p)
         }
         // 2 bytes instead of 4 per element; headers and the step summary are the same size.
         XCTAssertLessThan(Double(bytes["fp16"]!), 0.55 * Double(bytes["fp32"]!))
@@ -149,21 +149,21 @@ final class MixedPrecisionTrainingTests: XCTestCase {
                                            "debug.digest_every_step=true"])
         let recs = try runInProcess(config: c, servers: 2, workers: 2, data: data(c))
         for s in 0..<2 {
-            let steps = records(recs, rank: s, event: "step")
-            let d = steps.map { $0["params_digest"] as! String }
-            XCTAssertEqual(steps[5]["overflow"] as? Bool, true)
-            XCTAssertEqual(steps[6]["overflow"] as? Bool, true)
+            let steps = records(recs, rank: s, ServerStepRecord.self)
+            let d = steps.map { $0.paramsDigest! }
+            XCTAssertEqual(steps[5].overflow, true)
+            XCTAssertEqual(steps[6].overflow, true)
             XCTAssertEqual(d[4], d[5], "server \(s): parameters unchanged by skipped step 5")
             XCTAssertEqual(d[5], d[6], "server \(s): parameters unchanged by skipped step 6")
             XCTAssertNotEqual(d[6], d[7], "server \(s): step 7 applies")
-            XCTAssertEqual(steps[6]["loss_scale"] as? Double, 65536)
-            XCTAssertEqual(steps[7]["loss_scale"] as? Double, 32768, "backed off after the 2nd consecutive overflow")
-            XCTAssertEqual(steps.last!["skipped"] as? Int, 2)
-            let ov = records(recs, rank: s, event: "overflow")
-            XCTAssertEqual(ov.map { $0["step"] as! Int }, [5, 6])
+            XCTAssertEqual(steps[6].lossScale, 65536)
+            XCTAssertEqual(steps[7].lossScale, 32768, "backed off after the 2nd consecutive overflow")
+            XCTAssertEqual(steps.last!.skipped, 2)
+            let ov = records(recs, rank: s, OverflowRecord.self)
+            XCTAssertEqual(ov.map { $0.step }, [5, 6])
         }
         // Server 1 learned of it through worker 1's flag, server 0 likewise: both name worker 1.
-        XCTAssertTrue((records(recs, rank: 1, event: "overflow").first!["seen_by"] as! [String]).contains("worker 1"))
+        XCTAssertTrue(records(recs, rank: 1, OverflowRecord.self).first!.seenBy.contains("worker 1"))
     }
 
     func testPersistentOverflowStopsTheRunAndNamesTheLastFiniteStep() throws {

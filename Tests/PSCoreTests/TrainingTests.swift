@@ -2,9 +2,9 @@ import XCTest
 @testable import PSCore
 
 /// Runs a whole world (S servers, W workers) on threads over the in-process
-/// transport and returns each rank's log records.
+/// transport and returns each rank's log, read back (index: rank).
 func runInProcess(config: Config, servers: Int, workers: Int, data: DataSplit, mode: InProcessMode = .eager,
-                  checkpoints: Bool = false) throws -> [[String: Any]] {
+                  checkpoints: Bool = false) throws -> [LogFile] {
     let size = servers + workers
     let hub = InProcessHub(size: size, mode: mode)
     let dir = NSTemporaryDirectory() + "pstrain-inproc-\(UUID().uuidString)"
@@ -21,7 +21,8 @@ func runInProcess(config: Config, servers: Int, workers: Int, data: DataSplit, m
     let threads = (0..<size).map { r in
         Thread {
             do {
-                let log = try RunLog(path: "\(dir)/logs/rank-\(r).jsonl", fixed: [("rank", .int(r))])
+                let log = try RunLog(path: "\(dir)/logs/rank-\(r).jsonl",
+                                     fixed: RankStamp(run: "inproc", rank: r, role: r < servers ? "server" : "worker", index: r < servers ? r : r - servers))
                 let t = hub.transport(rank: r)
                 let ctx = RankContext(config: config, world: world, transport: t, log: log, say: { _ in }, runDir: checkpoints ? dir : "")
                 if r < servers {
@@ -40,14 +41,13 @@ func runInProcess(config: Config, servers: Int, workers: Int, data: DataSplit, m
     while threads.contains(where: { !$0.isFinished }) { usleep(2000) }
     if !hub.violations.isEmpty { throw PSError("the adversarial transport caught \(hub.violations.count) misuse(s):\n" + hub.violations.prefix(8).joined(separator: "\n")) }
     if let e = errors.list.compactMap({ $0 }).first { throw PSError("in-process run failed: \(e)") }
-    return (0..<size).flatMap { r -> [[String: Any]] in
-        readJSONLines("\(dir)/logs/rank-\(r).jsonl")?.records ?? []
+    return try (0..<size).map { r in
+        try XCTUnwrap(LogFile(path: "\(dir)/logs/rank-\(r).jsonl"), "rank \(r)'s log")
     }
 }
 
-func records(_ recs: [[String: Any]], rank: Int, event: String) -> [[String: Any]] {
-    recs.filter { $0["rank"] as? Int == rank && $0["event"] as? String == event }
-}
+/// Rank `rank`'s records of a type (or of a protocol: `(any DoneRecord).self`).
+func records<R>(_ logs: [LogFile], rank: Int, _ type: R.Type) -> [R] { logs[rank].records(type) }
 
 final class InProcessTrainingTests: XCTestCase {
     func smallConfig() throws -> Config {
@@ -72,15 +72,15 @@ final class InProcessTrainingTests: XCTestCase {
         let d = data(c)
         let one = try runInProcess(config: c, servers: 1, workers: 1, data: d)
         let two = try runInProcess(config: c, servers: 2, workers: 2, data: d)
-        let l1 = records(one, rank: 0, event: "step").map { $0["loss"] as! Double }
-        let l2 = records(two, rank: 0, event: "step").map { $0["loss"] as! Double }
+        let l1 = records(one, rank: 0, ServerStepRecord.self).map { $0.loss! }
+        let l2 = records(two, rank: 0, ServerStepRecord.self).map { $0.loss! }
         XCTAssertEqual(l1.count, 32)
         XCTAssertEqual(l1.count, l2.count)
         for (i, (a, b)) in zip(l1, l2).enumerated() {
             XCTAssertLessThanOrEqual(abs(a - b), 1e-4 * abs(a), "step \(i): \(a) vs \(b)")
         }
         XCTAssertLessThan(l1.last!, l1.first! * 0.5, "the loss should fall on the synthetic set")
-        let acc = records(one, rank: 0, event: "eval").last!["test_accuracy"] as! Double
+        let acc = records(one, rank: 0, EvalRecord.self).last!.testAccuracy
         XCTAssertGreaterThan(acc, 0.9)
     }
 
@@ -90,18 +90,18 @@ final class InProcessTrainingTests: XCTestCase {
         let a = try runInProcess(config: c, servers: 2, workers: 3, data: d)
         let b = try runInProcess(config: c, servers: 2, workers: 3, data: d)
         for r in 0..<5 {
-            let da = records(a, rank: r, event: "done").first?["params_digest"] as? String
+            let da = records(a, rank: r, (any DoneRecord).self).first?.paramsDigest
             XCTAssertNotNil(da)
-            XCTAssertEqual(da, records(b, rank: r, event: "done").first?["params_digest"] as? String, "rank \(r)")
+            XCTAssertEqual(da, records(b, rank: r, (any DoneRecord).self).first?.paramsDigest, "rank \(r)")
         }
         // Every worker ends with the same full parameters.
-        let w = (2..<5).map { records(a, rank: $0, event: "done").first!["params_digest"] as! String }
+        let w = (2..<5).map { records(a, rank: $0, WorkerDoneRecord.self).first!.paramsDigest }
         XCTAssertEqual(Set(w).count, 1)
         // A different seed changes them.
         var c2 = c
         try c2.apply(override: "train.seed=2")
         let e = try runInProcess(config: c2, servers: 2, workers: 3, data: d)
-        XCTAssertNotEqual(records(e, rank: 2, event: "done").first!["params_digest"] as? String, w[0])
+        XCTAssertNotEqual(records(e, rank: 2, WorkerDoneRecord.self).first!.paramsDigest, w[0])
     }
 
     func testASilentRankIsNamedAtTheDeadline() throws {

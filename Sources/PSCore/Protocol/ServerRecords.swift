@@ -37,26 +37,21 @@ extension ServerRole {
         meter.end = end
         let codecTime = codec.takeStats()
         let took = end - meter.start
-        var fields: [(String, JSONValue)] = [
-            ("step", .int(step)), ("epoch", .int(schedule.epoch(of: step))), ("loss", .double(o.loss)),
-            ("fp32_bytes", .int(range.count * 4)), ("encode_s", .double(codecTime.encode)), ("decode_s", .double(codecTime.decode)),
-            ("lr", .double(Double(o.lr))), ("loss_scale", .double(o.scaleBefore)), ("skipped", .int(scaler.skipped)),
-            ("overflow", .bool(o.overflow)),
-            ("samples", .int(o.samples)), ("step_s", .double(took)),
-            ("wait_s", .double(meter.waited)), ("apply_s", .double(meter.applied)),
-            ("bytes_recv", .int(meter.bytesIn)), ("bytes_sent", .int(meter.bytesOut)),
-            ("samples_per_s", .double(Double(o.samples) / max(took, 1e-9)))]
-        if ctx.config.digestEveryStep { fields.append(("params_digest", .string(digest(weights.pointer, count: range.count)))) }
-        ctx.log?.write("step", fields)
+        ctx.log?.write(ServerStepRecord(
+            step: step, epoch: schedule.epoch(of: step), loss: o.loss,
+            fp32Bytes: range.count * 4, encodeS: codecTime.encode, decodeS: codecTime.decode,
+            lr: Double(o.lr), lossScale: o.scaleBefore, skipped: scaler.skipped, overflow: o.overflow,
+            samples: o.samples, stepS: took, waitS: meter.waited, applyS: meter.applied,
+            bytesRecv: meter.bytesIn, bytesSent: meter.bytesOut, samplesPerS: Double(o.samples) / max(took, 1e-9),
+            paramsDigest: ctx.config.digestEveryStep ? digest(weights.pointer, count: range.count) : nil))
         if o.overflow {
-            ctx.log?.write("overflow", [("step", .int(step)), ("seen_by", .array(o.overflowBy.map { .string($0) })),
-                                        ("loss_scale", .double(o.scaleBefore)), ("new_loss_scale", .double(scaler.scale))])
+            ctx.log?.write(OverflowRecord(step: step, seenBy: o.overflowBy, lossScale: o.scaleBefore, newLossScale: scaler.scale))
         }
         switch o.scaleChange {
         case .grew(let a, let b):
-            ctx.log?.write("scale", [("step", .int(step)), ("from", .double(a)), ("to", .double(b)), ("why", .string("growth"))])
+            ctx.log?.write(ScaleRecord(step: step, from: a, to: b, why: "growth"))
         case .backedOff(let a, let b):
-            ctx.log?.write("scale", [("step", .int(step)), ("from", .double(a)), ("to", .double(b)), ("why", .string("overflow"))])
+            ctx.log?.write(ScaleRecord(step: step, from: a, to: b, why: "overflow"))
         case .none: break
         }
         progress.step(step, loss: o.loss, skipped: o.overflow, scale: (o.scaleBefore, scaler.scale), at: end)
@@ -70,7 +65,7 @@ extension ServerRole {
     }
 
     func logStopped(after steps: Int) {
-        ctx.log?.write("stopped", [("step", .int(steps)), ("why", .string("the launcher asked (SIGINT/SIGTERM)"))])
+        ctx.log?.write(StoppedRecord(step: steps, why: "the launcher asked (SIGINT/SIGTERM)"))
         if lead { ctx.say("stopped after step \(steps) of \(schedule.total) as asked; checkpoint step-\(steps) holds the state") }
     }
 

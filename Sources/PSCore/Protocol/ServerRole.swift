@@ -128,10 +128,10 @@ public final class ServerRole {
     /// parameters the first step computes on and post its receives.
     func begin() throws {
         let cfg = ctx.config
-        ctx.log?.write("start", [("servers", .int(world.servers)), ("workers", .int(world.workers)), ("shard_lo", .int(range.lowerBound)),
-                                 ("shard_hi", .int(range.upperBound)), ("pieces", .int(pieces.count)), ("precision", .string(precision.rawValue)),
-                                 ("compression", .string(describe(cfg.codecSettings))), ("loss_scale", .double(scaler.scale)),
-                                 ("steps", .int(schedule.total)), ("steps_per_epoch", .int(schedule.perEpoch))])
+        ctx.log?.write(ServerStartRecord(servers: world.servers, workers: world.workers, shardLo: range.lowerBound,
+                                         shardHi: range.upperBound, pieces: pieces.count, precision: precision.rawValue,
+                                         compression: describe(cfg.codecSettings), lossScale: scaler.scale,
+                                         steps: schedule.total, stepsPerEpoch: schedule.perEpoch))
         ctx.log?.flush()
         if lead && ctx.hasRunDir {
             CheckpointWriter(runDir: ctx.runDir).removeStale()
@@ -139,9 +139,8 @@ public final class ServerRole {
         }
         let start = schedule.start
         if start > 0 {
-            ctx.log?.write("resumed", [("step", .int(start)), ("from", .string(ctx.resume!.path)),
-                                       ("params_digest", .string(digest(weights.pointer, count: range.count))),
-                                       ("loss_scale", .double(scaler.scale)), ("skipped", .int(scaler.skipped))])
+            ctx.log?.write(ResumedRecord(step: start, from: ctx.resume!.path, paramsDigest: digest(weights.pointer, count: range.count),
+                                         lossScale: scaler.scale, skipped: scaler.skipped))
             if lead { ctx.say("resuming from \(ctx.resume!.path) at step \(start) of \(schedule.total)") }
         }
         for k in pieces.indices.reversed() { try sendPiece(k, version: start, request: 0) }
@@ -249,9 +248,8 @@ public final class ServerRole {
         let loss = results.reduce(0.0) { $0 + $1.lossSum }
         let correct = results.reduce(0) { $0 + $1.correct }, count = results.reduce(0) { $0 + $1.count }
         let accuracy = Double(correct) / Double(max(count, 1))
-        ctx.log?.write("eval", [("step", .int(step + 1)), ("epoch", .int(schedule.epoch(of: step) + 1)),
-                                ("test_accuracy", .double(accuracy)), ("test_loss", .double(loss / Double(max(count, 1)))),
-                                ("test_samples", .int(count))])
+        ctx.log?.write(EvalRecord(step: step + 1, epoch: schedule.epoch(of: step) + 1, testAccuracy: accuracy,
+                                  testLoss: loss / Double(max(count, 1)), testSamples: count))
         progress.epochEnd(step, accuracy: accuracy, at: now())
     }
 
@@ -267,7 +265,7 @@ public final class ServerRole {
         let size = ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).reduce(0) {
             $0 + ((try? FileManager.default.attributesOfItem(atPath: dir + "/" + $1)[.size] as? Int) ?? 0)
         }
-        ctx.log?.write("checkpoint", [("step", .int(step)), ("path", .string(dir)), ("bytes", .int(size)), ("seconds", .double(took))])
+        ctx.log?.write(ServerCheckpointRecord(step: step, path: dir, bytes: size, seconds: took))
         ctx.say("checkpoint step-\(step) written (\(String(format: "%.1f", Double(size) / 1e6)) MB, \(String(format: "%.0f", took * 1000)) ms)")
     }
 
@@ -278,12 +276,10 @@ public final class ServerRole {
         progress.finish()
         for k in pieces.indices { _ = try ctx.wait(sends[k], for: "parameter sends", step: finished) }
         _ = try ctx.receive(Goodbye.self, from: world.workerRanks, step: finished, for: "the workers' goodbyes")
-        var fields: [(String, JSONValue)] = [
-            ("steps", .int(finished)), ("wall_s", .double(now() - progress.start)), ("peak_rss_bytes", .int(peakRSSBytes())),
-            ("skipped", .int(scaler.skipped)), ("loss_scale", .double(scaler.scale)),
-            ("params_digest", .string(digest(weights.pointer, count: range.count)))]
-        for (name, s) in zip(optimizer.stateNames, state) { fields.append(("\(name)_digest", .string(digest(s.pointer, count: range.count)))) }
-        ctx.log?.write("done", fields)
+        ctx.log?.write(ServerDoneRecord(
+            steps: finished, wallS: now() - progress.start, peakRSSBytes: peakRSSBytes(),
+            skipped: scaler.skipped, lossScale: scaler.scale, paramsDigest: digest(weights.pointer, count: range.count),
+            stateDigests: zip(optimizer.stateNames, state).map { StateDigest(name: $0, digest: digest($1.pointer, count: range.count)) }))
         ctx.log?.flush()
     }
 

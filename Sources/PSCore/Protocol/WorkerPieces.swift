@@ -102,15 +102,12 @@ extension WorkerRole {
         let end = now()
         let codecTime = codec.takeStats()
         let n = slice.count
-        ctx.log?.write("step", [("step", .int(step)), ("epoch", .int(schedule.epoch(of: step))),
-                                ("loss", .double(lossSum / Double(max(n, 1)))),
-                                ("fp32_bytes", .int(params.count * 4)), ("encode_s", .double(codecTime.encode)),
-                                ("decode_s", .double(codecTime.decode)),
-                                ("loss_scale", .double(push.lossScale)), ("overflow", .bool(push.overflow)), ("skipped", .int(skipped)),
-                                ("samples", .int(n)), ("step_s", .double(end - last)),
-                                ("compute_s", .double(computed)), ("wait_s", .double(received.waited)),
-                                ("bytes_sent", .int(push.bytesOut)), ("bytes_recv", .int(received.bytesIn)),
-                                ("samples_per_s", .double(Double(n) / max(end - last, 1e-9)))])
+        ctx.log?.write(WorkerStepRecord(step: step, epoch: schedule.epoch(of: step), loss: lossSum / Double(max(n, 1)),
+                                        fp32Bytes: params.count * 4, encodeS: codecTime.encode, decodeS: codecTime.decode,
+                                        lossScale: push.lossScale, overflow: push.overflow, skipped: skipped,
+                                        samples: n, stepS: end - last, computeS: computed, waitS: received.waited,
+                                        bytesSent: push.bytesOut, bytesRecv: received.bytesIn,
+                                        samplesPerS: Double(n) / max(end - last, 1e-9)))
         last = end
     }
 

@@ -126,18 +126,17 @@ public final class WorkerRole {
 
     /// Before the first step: log, and receive the parameters it computes on.
     func begin() throws {
-        ctx.log?.write("start", [("servers", .int(world.servers)), ("workers", .int(world.workers)), ("microbatch", .int(slice.count)),
-                                 ("train_samples", .int(data.train.count)), ("test_samples", .int(data.test.count)),
-                                 ("precision", .string(precision.rawValue)), ("compression", .string(describe(ctx.config.codecSettings))),
-                                 ("pieces", .int(pieces.count)), ("steps", .int(schedule.total)), ("steps_per_epoch", .int(schedule.perEpoch))])
+        ctx.log?.write(WorkerStartRecord(servers: world.servers, workers: world.workers, microbatch: slice.count,
+                                         trainSamples: data.train.count, testSamples: data.test.count,
+                                         precision: precision.rawValue, compression: describe(ctx.config.codecSettings),
+                                         pieces: pieces.count, steps: schedule.total, stepsPerEpoch: schedule.perEpoch))
         ctx.log?.flush()
         try postParameters(version: schedule.start)
         try awaitParameters(Array(allPieces))
         skippedBefore = skipped
         if schedule.start > 0 {
-            ctx.log?.write("resumed", [("step", .int(schedule.start)), ("from", .string(ctx.resume!.path)),
-                                       ("params_digest", .string(digest(params.pointer, count: params.count))),
-                                       ("loss_scale", .double(lossScale)), ("skipped", .int(skipped))])
+            ctx.log?.write(ResumedRecord(step: schedule.start, from: ctx.resume!.path, paramsDigest: digest(params.pointer, count: params.count),
+                                         lossScale: lossScale, skipped: skipped))
         }
         last = now()
     }
@@ -190,15 +189,15 @@ public final class WorkerRole {
         let e = evaluate()
         try ctx.send(EvalResult(lossSum: e.lossSum, correct: e.correct, count: e.count), to: [world.serverRanks[0]], step: step + 1,
                      for: "sending test results")
-        ctx.log?.write("eval_part", [("step", .int(step + 1)), ("epoch", .int(schedule.epoch(of: step) + 1)), ("correct", .int(e.correct)),
-                                     ("test_samples", .int(e.count)), ("test_loss_sum", .double(e.lossSum))])
+        ctx.log?.write(EvalPartRecord(step: step + 1, epoch: schedule.epoch(of: step) + 1, correct: e.correct,
+                                      testSamples: e.count, testLossSum: e.lossSum))
         last = now()
     }
 
     /// This worker's file of checkpoint `step` (its error feedback's residual), reported to server 0.
     func checkpoint(_ step: Int) throws {
         _ = try ctx.writeCheckpointFile(step: step, role: .worker, index: index, tensors: feedback?.checkpointTensors ?? [])
-        ctx.log?.write("checkpoint", [("step", .int(step)), ("params_digest", .string(digest(params.pointer, count: params.count)))])
+        ctx.log?.write(WorkerCheckpointRecord(step: step, paramsDigest: digest(params.pointer, count: params.count)))
     }
 
     /// After the last step: the last parameters, the final checkpoint, goodbyes.
@@ -210,9 +209,9 @@ public final class WorkerRole {
             try checkpoint(total)
         }
         try ctx.send(Goodbye(), to: world.serverRanks, step: finished, for: "sending goodbyes")
-        ctx.log?.write("done", [("steps", .int(finished)), ("peak_rss_bytes", .int(peakRSSBytes())),
-                                ("params_digest", .string(digest(params.pointer, count: params.count))),
-                                ("residual_digest", .string(digest(feedback?.residual.pointer ?? params.pointer, count: feedback?.residual.count ?? 0)))])
+        ctx.log?.write(WorkerDoneRecord(steps: finished, peakRSSBytes: peakRSSBytes(),
+                                        paramsDigest: digest(params.pointer, count: params.count),
+                                        residualDigest: digest(feedback?.residual.pointer ?? params.pointer, count: feedback?.residual.count ?? 0)))
         ctx.log?.flush()
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import PSCore
 
 // ---------------------------------------------------------------------------
 // Reading a run directory back (pstrain inspect): every rank's log, the
@@ -7,31 +8,22 @@ import Foundation
 // reported for what they are; a folder that is not a run is a clear error.
 // ---------------------------------------------------------------------------
 
-/// One rank's log, parsed.
+/// One rank's log, read into its record types (PSCore's RunLog/).
 public struct RankLog {
     public let file: String
     public let role: String
     public let index: Int
-    public var records: [[String: Any]] = []
+    public var log: LogFile
     /// Lines that did not parse (a crash can truncate the last one).
-    public var badLines: [Int] = []
-    public var lineCount = 0
+    public var badLines: [Int] { log.badLines }
+    public var lineCount: Int { log.lineCount }
     /// Schema versions seen (1 today; records without "v" count as 0).
-    public var versions: Set<Int> = []
+    public var versions: Set<Int> { log.versions }
 
-    public func events(_ name: String) -> [[String: Any]] { records.filter { $0["event"] as? String == name } }
-}
-
-public func readJSONLines(_ path: String) -> (records: [[String: Any]], bad: [Int], lines: Int)? {
-    guard let data = FileManager.default.contents(atPath: path) else { return nil }
-    var records: [[String: Any]] = []
-    var bad: [Int] = []
-    var n = 0
-    for (i, line) in data.split(separator: 0x0A, omittingEmptySubsequences: true).enumerated() {
-        n += 1
-        if let obj = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any] { records.append(obj) } else { bad.append(i + 1) }
-    }
-    return (records, bad, n)
+    /// The records of one type (or protocol: `(any StepRecord).self`), in file order.
+    public func records<R>(_ type: R.Type) -> [R] { log.records(type) }
+    public func logged<R>(_ type: R.Type) -> [Logged<R>] { log.logged(type) }
+    public func count(_ event: String) -> Int { log.count(event) }
 }
 
 /// What `pstrain inspect` says about a run, as one JSON-friendly value.
@@ -86,7 +78,8 @@ public struct RunSummary: Codable {
 public struct RunReport {
     public let dir: String
     public var logs: [RankLog] = []
-    public var events: [[String: Any]] = []
+    /// The launcher's events.jsonl (nil: none).
+    public var events: LogFile?
     public var config: Config?
 
     /// Reads a run directory; throws when `dir` is not one.
@@ -105,19 +98,14 @@ public struct RunReport {
         if hasToml { config = try? Config.load(path: dir + "/run.toml") }
         for n in names {
             let parts = n.dropLast(6).split(separator: "-")
-            guard parts.count == 2, let i = Int(parts[1]), ["server", "worker"].contains(String(parts[0])) else { continue }
-            guard let (recs, bad, lines) = readJSONLines(logDir + "/" + n) else { continue }
-            if !recs.isEmpty && !recs.contains(where: { $0["event"] != nil }) {
+            guard parts.count == 2, let i = Int(parts[1]), let source = LogSource(fileName: n), source != .launcher else { continue }
+            guard let file = LogFile(path: logDir + "/" + n, source: source) else { continue }
+            if !file.entries.isEmpty && !file.entries.contains(where: { $0.event != nil }) {
                 throw PSError("\(logDir)/\(n) is not a pstrain run log (no record has an \"event\")")
             }
-            var log = RankLog(file: logDir + "/" + n, role: String(parts[0]), index: i)
-            log.records = recs
-            log.badLines = bad
-            log.lineCount = lines
-            log.versions = Set(recs.map { $0["v"] as? Int ?? 0 })
-            logs.append(log)
+            logs.append(RankLog(file: logDir + "/" + n, role: source.rawValue, index: i, log: file))
         }
-        events = readJSONLines(dir + "/events.jsonl")?.records ?? []
+        events = LogFile(path: dir + "/events.jsonl", source: .launcher)
     }
 
     public func log(_ role: String, _ index: Int) -> RankLog? { logs.first { $0.role == role && $0.index == index } }
@@ -131,32 +119,34 @@ public struct RunReport {
     public func summary() -> RunSummary {
         var notes: [String] = []
         for l in logs {
+            let name = (l.file as NSString).lastPathComponent
             if !l.badLines.isEmpty {
                 let last = l.badLines == [l.lineCount] ? "its last line is truncated (the rank stopped while writing)" : "lines \(l.badLines.prefix(5).map(String.init).joined(separator: ", ")) do not parse"
-                notes.append("\((l.file as NSString).lastPathComponent): \(last)")
+                notes.append("\(name): \(last)")
             }
-            if l.versions.contains(where: { $0 > RunLog.schemaVersion }) { notes.append("\((l.file as NSString).lastPathComponent): written by a newer pstrain (schema \(l.versions.max()!)); fields this version does not know are ignored") }
-            if l.versions.contains(0) { notes.append("\((l.file as NSString).lastPathComponent): records without a schema version (older than schema 1)") }
+            if l.versions.contains(where: { $0 > RunLog.schemaVersion }) { notes.append("\(name): written by a newer pstrain (schema \(l.versions.max()!)); fields this version does not know are ignored") }
+            if l.versions.contains(0) { notes.append("\(name): records without a schema version (older than schema 1)") }
+            let odd = l.log.unreadableLines
+            if !odd.isEmpty { notes.append("\(name): lines \(odd.prefix(5).map(String.init).joined(separator: ", ")) lack fields of their event or hold other types; left out") }
         }
         let server0 = log("server", 0)
-        let attempts = max(1, events.filter { ["launch", "resume", "restart"].contains($0["event"] as? String ?? "") }.count,
-                           server0?.events("hello").count ?? 0)
-        let restarts = events.filter { $0["event"] as? String == "restart" }.count
-        let lastStart = server0?.events("start").last
-        let stepsTotal = lastStart?["steps"] as? Int ?? 0
-        let perEpoch = lastStart?["steps_per_epoch"] as? Int ?? 1
+        let attempts = max(1, Self.attemptEvents.reduce(0) { $0 + (events?.count($1) ?? 0) }, server0?.count(HelloRecord.event) ?? 0)
+        let restarts = events?.count(RestartRecord.event) ?? 0
+        let lastStart = server0?.records(ServerStartRecord.self).last
+        let stepsTotal = lastStart?.steps ?? 0
+        let perEpoch = lastStart?.stepsPerEpoch ?? 1
         // The steps of the latest attempt win over earlier attempts' records of the same step.
-        var serverSteps: [Int: [String: Any]] = [:]
-        for r in server0?.events("step") ?? [] { if let s = r["step"] as? Int { serverSteps[s] = r } }
+        var serverSteps: [Int: ServerStepRecord] = [:]
+        for r in server0?.records(ServerStepRecord.self) ?? [] { serverSteps[r.step] = r }
         let stepKeys = serverSteps.keys.sorted()
         let stepsDone = (stepKeys.last ?? -1) + 1
-        let done = server0?.events("done").last
-        let lastExit = events.last { $0["event"] as? String == "exit" }
-        let stopped = server0?.events("stopped").last != nil && (done?["steps"] as? Int ?? 0) < stepsTotal
+        let done = server0?.records(ServerDoneRecord.self).last
+        let lastExit = events?.records(ExitRecord.self).last
+        let stopped = server0?.records(StoppedRecord.self).last != nil && (done?.steps ?? 0) < stepsTotal
         var status: String
-        if let d = done, d["steps"] as? Int == stepsTotal, stepsTotal > 0 { status = "finished" }
+        if let d = done, d.steps == stepsTotal, stepsTotal > 0 { status = "finished" }
         else if stopped { status = "stopped (preempted) at step \(stepsDone); resume it with pstrain resume" }
-        else if let e = lastExit, (e["code"] as? Int ?? 0) != 0 || (e["signal"] as? Int ?? 0) != 0 { status = "failed (attempt \(e["attempt"] ?? "?") exited with \(e["code"] ?? "?"))" }
+        else if let e = lastExit, e.code != 0 || e.signal != 0 { status = "failed (attempt \(e.attempt) exited with \(e.code))" }
         else {
             let mod = (try? FileManager.default.attributesOfItem(atPath: server0?.file ?? "")[.modificationDate] as? Date) ?? .distantPast
             status = Date().timeIntervalSince(mod) < 30 ? "running" : "ended without a result (no exit recorded)"
@@ -165,45 +155,44 @@ public struct RunReport {
 
         let workers = logs.filter { $0.role == "worker" }
         let servers = logs.filter { $0.role == "server" }
-        let hello = server0?.events("hello").last
-        let evals = (server0?.events("eval") ?? []).compactMap { r -> RunSummary.Eval? in
-            guard let a = r["test_accuracy"] as? Double else { return nil }
-            return .init(epoch: r["epoch"] as? Int ?? 0, step: r["step"] as? Int ?? 0, accuracy: a)
-        }
-        let loss = stepKeys.compactMap { serverSteps[$0]?["loss"] as? Double }
-        let trainSeconds = stepKeys.reduce(0.0) { $0 + (serverSteps[$1]?["step_s"] as? Double ?? 0) }
-        let samples = stepKeys.reduce(0) { $0 + (serverSteps[$1]?["samples"] as? Int ?? 0) }
+        let hello = server0?.records(HelloRecord.self).last
+        let evals = (server0?.records(EvalRecord.self) ?? []).map { RunSummary.Eval(epoch: $0.epoch, step: $0.step, accuracy: $0.testAccuracy) }
+        let loss = stepKeys.compactMap { serverSteps[$0]?.loss }
+        let trainSeconds = stepKeys.reduce(0.0) { $0 + (serverSteps[$1]?.stepS ?? 0) }
+        let samples = stepKeys.reduce(0) { $0 + (serverSteps[$1]?.samples ?? 0) }
 
-        func sum(_ logs: [RankLog], _ key: String) -> Double {
-            logs.reduce(0) { $0 + $1.events("step").reduce(0) { $0 + ($1[key] as? Double ?? 0) } }
+        func sum<R>(_ logs: [RankLog], _ type: R.Type, _ value: (R) -> Double) -> Double {
+            logs.reduce(0) { $0 + $1.records(type).reduce(0) { $0 + value($1) } }
         }
-        let wCompute = sum(workers, "compute_s"), wWait = sum(workers, "wait_s"), wEncode = sum(workers, "encode_s"), wDecode = sum(workers, "decode_s")
-        let wTotal = max(sum(workers, "step_s"), 1e-12)
+        let wCompute = sum(workers, WorkerStepRecord.self) { $0.computeS }, wWait = sum(workers, WorkerStepRecord.self) { $0.waitS }
+        let wEncode = sum(workers, WorkerStepRecord.self) { $0.encodeS }, wDecode = sum(workers, WorkerStepRecord.self) { $0.decodeS }
+        let wTotal = max(sum(workers, WorkerStepRecord.self) { $0.stepS }, 1e-12)
         var phases = [RunSummary.Phase(name: "worker compute (forward, backward, encode)", seconds: wCompute, share: wCompute / wTotal),
                       .init(name: "worker waiting for parameters", seconds: wWait, share: wWait / wTotal),
                       .init(name: "  of which codec encode", seconds: wEncode, share: wEncode / wTotal),
                       .init(name: "  of which codec decode", seconds: wDecode, share: wDecode / wTotal)]
-        let sApply = sum(servers, "apply_s"), sTotal = max(sum(servers, "step_s"), 1e-12)
+        let sApply = sum(servers, ServerStepRecord.self) { $0.applyS }, sTotal = max(sum(servers, ServerStepRecord.self) { $0.stepS }, 1e-12)
         phases.append(.init(name: "server sum + SGD + send", seconds: sApply, share: sApply / sTotal))
-        let wSteps = workers.flatMap { $0.events("step") }
-        let wire = Double(wSteps.reduce(0) { $0 + ($1["bytes_sent"] as? Int ?? 0) + ($1["bytes_recv"] as? Int ?? 0) })
-        let fp32 = Double(wSteps.reduce(0) { $0 + 2 * ($1["fp32_bytes"] as? Int ?? 0) })
+        let wSteps = workers.flatMap { $0.records(WorkerStepRecord.self) }
+        let wire = Double(wSteps.reduce(0) { $0 + $1.bytesSent + $1.bytesRecv })
+        let fp32 = Double(wSteps.reduce(0) { $0 + 2 * $1.fp32Bytes })
         // Per step: average over the step records (a restarted step is logged twice).
         let stepCount = max(Double(wSteps.count) / Double(max(workers.count, 1)), 1)
 
         var ranks: [RunSummary.RankStat] = []
         for l in logs.sorted(by: { ($0.role == "server" ? 0 : 1, $0.index) < ($1.role == "server" ? 0 : 1, $1.index) }) {
-            let st = l.events("step")
-            let times = st.compactMap { $0["step_s"] as? Double }
-            let waits = st.reduce(0.0) { $0 + ($1["wait_s"] as? Double ?? 0) }
-            let sps = l.role == "worker" ? st.compactMap { $0["samples_per_s"] as? Double }.sorted().dropFirst(st.count / 2).first : nil
-            let compute = l.role == "worker" ? Self.percentile(st.compactMap { $0["compute_s"] as? Double }, 0.5) : nil
+            let st = l.records((any StepRecord).self)
+            let times = st.map { $0.stepS }
+            let waits = st.reduce(0.0) { $0 + $1.waitS }
+            let ws = l.role == "worker" ? l.records(WorkerStepRecord.self) : []
+            let sps = l.role == "worker" ? ws.map { $0.samplesPerS }.sorted().dropFirst(st.count / 2).first : nil
+            let compute = l.role == "worker" ? Self.percentile(ws.map { $0.computeS }, 0.5) : nil
             ranks.append(.init(rank: "\(l.role) \(l.index)", steps: st.count, stepP50: Self.percentile(times, 0.5), stepP95: Self.percentile(times, 0.95),
                                stepMax: times.max() ?? 0, waitShare: waits / max(times.reduce(0, +), 1e-12), samplesPerSecond: sps,
                                computeP50: compute))
         }
-        let scaleChanges = (server0?.events("scale") ?? []).map {
-            RunSummary.ScaleChange(step: $0["step"] as? Int ?? 0, from: $0["from"] as? Double ?? 0, to: $0["to"] as? Double ?? 0, why: $0["why"] as? String ?? "")
+        let scaleChanges = (server0?.records(ScaleRecord.self) ?? []).map {
+            RunSummary.ScaleChange(step: $0.step, from: $0.from, to: $0.to, why: $0.why)
         }
         let latest = CheckpointStore.latestName(dir)
         let checkpoints = CheckpointStore.list(dir).map { c -> RunSummary.CheckpointInfo in
@@ -219,19 +208,22 @@ public struct RunReport {
         }()
         return RunSummary(
             run: (dir as NSString).lastPathComponent, path: dir, status: status, attempts: attempts, restarts: restarts,
-            servers: hello?["servers"] as? Int ?? servers.count, workers: hello?["workers"] as? Int ?? workers.count,
-            model: layers, precision: lastStart?["precision"] as? String ?? config?.precision.rawValue ?? "fp32",
-            compression: (workers.first?.events("start").last?["compression"] as? String) ?? "?",
+            servers: hello?.servers ?? servers.count, workers: hello?.workers ?? workers.count,
+            model: layers, precision: lastStart?.precision ?? config?.precision.rawValue ?? "fp32",
+            compression: workers.first?.records(WorkerStartRecord.self).last?.compression ?? "?",
             batchSize: config?.batchSize ?? 0, stepsDone: stepsDone, stepsTotal: stepsTotal,
             epochsDone: evals.last?.epoch ?? stepsDone / max(perEpoch, 1), epochsTotal: config?.epochs ?? 0,
             trainingSeconds: trainSeconds, samplesPerSecond: Double(samples) / max(trainSeconds, 1e-9),
             finalAccuracy: evals.last?.accuracy, bestAccuracy: evals.map { $0.accuracy }.max(), evals: evals, loss: loss,
             phases: phases, wireBytesPerStep: wire / stepCount, fp32BytesPerStep: fp32 / stepCount,
             compressionRatio: fp32 > 0 ? wire / fp32 : 1,
-            lossScale: serverSteps[stepKeys.last ?? -1]?["loss_scale"] as? Double,
-            skippedSteps: serverSteps[stepKeys.last ?? -1]?["skipped"] as? Int ?? 0,
+            lossScale: serverSteps[stepKeys.last ?? -1]?.lossScale,
+            skippedSteps: serverSteps[stepKeys.last ?? -1]?.skipped ?? 0,
             scaleChanges: scaleChanges, ranks: ranks, checkpoints: checkpoints, notes: notes)
     }
+
+    /// The events that begin an attempt.
+    static let attemptEvents = [LaunchRecord.event, ResumeRecord.event, RestartRecord.event]
 
     /// Eight levels of block characters over `width` bins.
     public static func sparkline(_ xs: [Double], width: Int = 60) -> String {
@@ -249,33 +241,66 @@ public struct RunReport {
 
     /// The Chrome trace event format (Perfetto, chrome://tracing): one
     /// process per rank, complete events ("X") for its phases of every step.
-    public func chromeTrace() -> [String: Any] {
-        var events: [[String: Any]] = []
+    public func chromeTrace() -> ChromeTrace {
+        var events: [ChromeTrace.Event] = []
         let ordered = logs.sorted(by: { ($0.role == "server" ? 0 : 1, $0.index) < ($1.role == "server" ? 0 : 1, $1.index) })
         for (pid, l) in ordered.enumerated() {
-            let rank = l.records.first?["rank"] as? Int ?? pid
-            events.append(["name": "process_name", "ph": "M", "pid": rank, "tid": 0, "ts": 0, "args": ["name": "\(l.role) \(l.index) (rank \(rank))"]])
-            events.append(["name": "thread_name", "ph": "M", "pid": rank, "tid": 0, "ts": 0, "args": ["name": l.role]])
-            for r in l.events("step") {
-                guard let t = r["t"] as? Double, let stepS = r["step_s"] as? Double, let step = r["step"] as? Int else { continue }
+            let rank = l.log.entries.first?.envelope.rank ?? pid
+            events.append(.init(name: "process_name", ph: "M", pid: rank, ts: 0, args: .init(name: "\(l.role) \(l.index) (rank \(rank))")))
+            events.append(.init(name: "thread_name", ph: "M", pid: rank, ts: 0, args: .init(name: l.role)))
+            for r in l.logged((any StepRecord).self) {
+                guard let t = r.t else { continue }
+                let stepS = r.stepS, step = r.step
                 let end = t * 1e6, start = end - stepS * 1e6
-                let wait = (r["wait_s"] as? Double ?? 0) * 1e6
+                let wait = r.waitS * 1e6
                 if l.role == "worker" {
-                    let compute = (r["compute_s"] as? Double ?? 0) * 1e6
-                    events.append(["name": "compute", "cat": "step", "ph": "X", "pid": rank, "tid": 0, "ts": start, "dur": compute, "args": ["step": step]])
-                    events.append(["name": "wait for parameters", "cat": "step", "ph": "X", "pid": rank, "tid": 0,
-                                   "ts": start + compute, "dur": max(0, min(wait, stepS * 1e6 - compute)), "args": ["step": step]])
+                    let compute = ((r.record as? WorkerStepRecord)?.computeS ?? 0) * 1e6
+                    events.append(.init(name: "compute", cat: "step", ph: "X", pid: rank, ts: start, dur: compute, args: .init(step: step)))
+                    events.append(.init(name: "wait for parameters", cat: "step", ph: "X", pid: rank,
+                                        ts: start + compute, dur: max(0, min(wait, stepS * 1e6 - compute)), args: .init(step: step)))
                 } else {
-                    let apply = (r["apply_s"] as? Double ?? 0) * 1e6
-                    events.append(["name": "wait for gradients", "cat": "step", "ph": "X", "pid": rank, "tid": 0, "ts": start, "dur": max(0, stepS * 1e6 - apply), "args": ["step": step]])
-                    events.append(["name": "sum + SGD + send", "cat": "step", "ph": "X", "pid": rank, "tid": 0, "ts": end - apply, "dur": apply, "args": ["step": step]])
+                    let apply = ((r.record as? ServerStepRecord)?.applyS ?? 0) * 1e6
+                    events.append(.init(name: "wait for gradients", cat: "step", ph: "X", pid: rank, ts: start, dur: max(0, stepS * 1e6 - apply), args: .init(step: step)))
+                    events.append(.init(name: "sum + SGD + send", cat: "step", ph: "X", pid: rank, ts: end - apply, dur: apply, args: .init(step: step)))
                 }
             }
-            for r in l.events("checkpoint") + l.events("eval") {
-                guard let t = r["t"] as? Double else { continue }
-                events.append(["name": r["event"] as? String ?? "", "ph": "i", "s": "p", "pid": rank, "tid": 0, "ts": t * 1e6])
+            let marks = l.log.entries.filter { $0.event == "checkpoint" } + l.log.entries.filter { $0.event == "eval" }
+            for e in marks {
+                guard let t = e.envelope.t else { continue }
+                events.append(.init(name: e.event ?? "", ph: "i", s: "p", pid: rank, ts: t * 1e6))
             }
         }
-        return ["traceEvents": events, "displayTimeUnit": "ms"]
+        return ChromeTrace(traceEvents: events, displayTimeUnit: "ms")
     }
+}
+
+/// A trace in the Chrome trace event format, for JSONEncoder.
+public struct ChromeTrace: Codable, Equatable {
+    public struct Event: Codable, Equatable {
+        public struct Args: Codable, Equatable {
+            public var name: String?
+            public var step: Int?
+            public init(name: String? = nil, step: Int? = nil) { self.name = name; self.step = step }
+        }
+        public var name: String
+        public var cat: String?
+        /// "M" metadata, "X" complete, "i" instant.
+        public var ph: String
+        /// Scope of an instant event ("p": process).
+        public var s: String?
+        public var pid: Int
+        public var tid: Int
+        /// Microseconds.
+        public var ts: Double
+        public var dur: Double?
+        public var args: Args?
+
+        public init(name: String, cat: String? = nil, ph: String, s: String? = nil, pid: Int, tid: Int = 0, ts: Double,
+                    dur: Double? = nil, args: Args? = nil) {
+            self.name = name; self.cat = cat; self.ph = ph; self.s = s; self.pid = pid; self.tid = tid; self.ts = ts
+            self.dur = dur; self.args = args
+        }
+    }
+    public var traceEvents: [Event]
+    public var displayTimeUnit: String
 }

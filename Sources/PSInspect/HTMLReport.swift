@@ -1,4 +1,5 @@
 import Foundation
+import PSCore
 
 /// A self-contained HTML report of a run: no network, inline SVG charts
 /// (loss, test accuracy, samples per second, loss scale, wire bytes per step,
@@ -51,32 +52,29 @@ public enum HTMLReport {
     public static func render(_ r: RunReport) -> String {
         let s = r.summary()
         let server0 = r.log("server", 0)
-        var steps: [Int: [String: Any]] = [:]
-        for rec in server0?.events("step") ?? [] { if let k = rec["step"] as? Int { steps[k] = rec } }
+        var steps: [Int: ServerStepRecord] = [:]
+        for rec in server0?.records(ServerStepRecord.self) ?? [] { steps[rec.step] = rec }
         let keys = steps.keys.sorted()
-        func series(_ key: String) -> [(Double, Double)] { keys.compactMap { k in (steps[k]?[key] as? Double).map { (Double(k), $0) } } }
+        func series(_ value: (ServerStepRecord) -> Double?) -> [(Double, Double)] { keys.compactMap { k in steps[k].flatMap(value).map { (Double(k), $0) } } }
         let workers = r.logs.filter { $0.role == "worker" }.sorted { $0.index < $1.index }
         let wire: [(Double, Double)] = {
             // The latest record of each step per worker (a restarted step is logged twice), summed over workers.
             var perStep: [Int: Double] = [:]
             for w in workers {
                 var last: [Int: Double] = [:]
-                for rec in w.events("step") { if let k = rec["step"] as? Int { last[k] = Double((rec["bytes_sent"] as? Int ?? 0) + (rec["bytes_recv"] as? Int ?? 0)) } }
+                for rec in w.records(WorkerStepRecord.self) { last[rec.step] = Double(rec.bytesSent + rec.bytesRecv) }
                 for (k, v) in last { perStep[k, default: 0] += v }
             }
             return perStep.keys.sorted().map { (Double($0), perStep[$0]! / 1e6) }
         }()
         let rankTimes = r.logs.sorted { ($0.role == "server" ? 0 : 1, $0.index) < ($1.role == "server" ? 0 : 1, $1.index) }.map { l in
-            ("\(l.role) \(l.index)", l.events("step").compactMap { rec -> (Double, Double)? in
-                guard let k = rec["step"] as? Int, let t = rec["step_s"] as? Double else { return nil }
-                return (Double(k), t * 1e3)
-            })
+            ("\(l.role) \(l.index)", l.records((any StepRecord).self).map { (Double($0.step), $0.stepS * 1e3) })
         }
         let charts = [
-            chart("training loss (server 0, global batch)", unit: "step", series: [("loss", series("loss"))]),
+            chart("training loss (server 0, global batch)", unit: "step", series: [("loss", series { $0.loss })]),
             chart("test accuracy (%)", unit: "step", series: [("accuracy", s.evals.map { (Double($0.step), $0.accuracy * 100) })]),
-            chart("samples per second (server 0)", unit: "step", series: [("samples/s", series("samples_per_s"))]),
-            chart("loss scale (log scale)", unit: "step", series: [("scale", series("loss_scale"))], logY: true),
+            chart("samples per second (server 0)", unit: "step", series: [("samples/s", series { $0.samplesPerS })]),
+            chart("loss scale (log scale)", unit: "step", series: [("scale", series { $0.lossScale })], logY: true),
             chart("wire MB per step (all workers, both directions)", unit: "step", series: [("MB", wire)]),
             chart("step time per rank (ms)", unit: "step", series: rankTimes),
         ]

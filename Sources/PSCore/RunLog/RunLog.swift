@@ -1,13 +1,17 @@
 import Foundation
 
-/// A JSON value for run-log records.
-public enum JSONValue {
+/// A JSON value of a run-log line, as `LogFieldEncoder` makes it from a
+/// record and `write(into:)` formats it: the one place the log's number
+/// format lives (docs/run-log.md; other tools parse these bytes).
+enum JSONValue {
     case int(Int)
     case double(Double)
     case string(String)
     case bool(Bool)
     case null
     case array([JSONValue])
+    /// Keys in the order they were encoded (no record nests one today).
+    case object([(String, JSONValue)])
 
     func write(into s: inout String) {
         switch self {
@@ -26,6 +30,10 @@ public enum JSONValue {
             s += "["
             for (i, v) in a.enumerated() { if i > 0 { s += "," }; v.write(into: &s) }
             s += "]"
+        case .object(let fields):
+            s += "{"
+            for (i, (k, v)) in fields.enumerated() { if i > 0 { s += "," }; s += jsonQuote(k) + ":"; v.write(into: &s) }
+            s += "}"
         }
     }
 }
@@ -47,7 +55,10 @@ func jsonQuote(_ v: String) -> String {
     return s + "\""
 }
 
-/// Appends one JSON object per line to a rank's log file (docs/run-log.md).
+/// Appends one JSON object per line to a rank's log file (docs/run-log.md):
+/// `write(_:)` takes one of the record types of RankRecords.swift or
+/// LauncherRecords.swift and writes
+/// `{"v":1,"event":<its event>,"t":<unix seconds>,<fixed fields>,<its fields>}`.
 /// Lines are buffered and written at `flush()` (once per step), so a crash
 /// loses at most the lines of the step in progress and can truncate only the
 /// last line.
@@ -69,10 +80,15 @@ public final class RunLog {
     public private(set) var failure: String?
     public private(set) var dropped = 0
     public var onFailure: ((String) -> Void)?
+    /// Unix seconds for "t" (tests fix it).
+    var clock: () -> Double = { Date().timeIntervalSince1970 }
 
-    /// Opens (creating folders) `path` for appending. `fixed` fields (run id,
-    /// rank, role) go into every record.
-    public init(path: String, fixed: [(String, JSONValue)]) throws {
+    /// Opens (creating folders) `path` for appending. `fixed`'s fields (a
+    /// `RankStamp`: run id, rank, role, index; the launcher's `LauncherStamp`)
+    /// go into every record, after "t".
+    public init(path: String, fixed: some Encodable) throws {
+        let stamp: [(String, JSONValue)]
+        do { stamp = try LogFieldEncoder.fields(of: fixed) } catch { throw PSError("cannot encode the log's fixed fields: \(error)") }
         let dir = (path as NSString).deletingLastPathComponent
         do {
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
@@ -83,7 +99,7 @@ public final class RunLog {
         if fd < 0 { throw PSError("cannot open log file \(path): \(String(cString: strerror(errno)))") }
         self.path = path
         var f = ""
-        for (k, v) in fixed { f += ",\(jsonQuote(k)):"; v.write(into: &f) }
+        for (k, v) in stamp { f += ",\(jsonQuote(k)):"; v.write(into: &f) }
         self.fixed = f
     }
 
@@ -91,15 +107,25 @@ public final class RunLog {
 
     func record(_ event: String, _ fields: [(String, JSONValue)]) -> String {
         var s = "{\"v\":\(RunLog.schemaVersion),\"event\":\(jsonQuote(event)),\"t\":"
-        JSONValue.double((Date().timeIntervalSince1970 * 1e6).rounded() / 1e6).write(into: &s)
+        JSONValue.double((clock() * 1e6).rounded() / 1e6).write(into: &s)
         s += fixed
         for (k, v) in fields { s += ",\(jsonQuote(k)):"; v.write(into: &s) }
         return s + "}\n"
     }
 
-    /// Adds a record: {"v":1,"event":..., "t": unix seconds, fixed..., fields...}.
-    public func write(_ event: String, _ fields: [(String, JSONValue)]) {
-        buffer.append(contentsOf: record(event, fields).utf8)
+    /// The line of a record: {"v":1,"event":..., "t": unix seconds, fixed..., fields...}.
+    func line<R: LogRecord>(_ record: R) -> String {
+        let fields: [(String, JSONValue)]
+        do { fields = try LogFieldEncoder.fields(of: record) } catch {
+            // Only a record type of ours that encodes something the log cannot hold: a bug, caught by the tests.
+            preconditionFailure("the \(R.event) record cannot be written to the log: \(error)")
+        }
+        return self.record(R.event, fields)
+    }
+
+    /// Adds a record (written at the next `flush()`).
+    public func write<R: LogRecord>(_ record: R) {
+        buffer.append(contentsOf: line(record).utf8)
         if buffer.count > RunLog.maxPending, let cut = buffer[(buffer.count - RunLog.maxPending)...].firstIndex(of: 0x0A) {
             dropped += buffer[..<cut].filter { $0 == 0x0A }.count + 1
             buffer.removeSubrange(...cut)
@@ -111,7 +137,7 @@ public final class RunLog {
     public func flush() -> Bool {
         guard !buffer.isEmpty else { return true }
         // The count of dropped records goes first, and is forgotten only once written.
-        let gap = dropped > 0 ? Array(record("log_gap", [("dropped_records", .int(dropped))]).utf8) : []
+        let gap = dropped > 0 ? Array(line(LogGapRecord(droppedRecords: dropped)).utf8) : []
         let start = lseek(fd, 0, SEEK_END)
         var err = gap.withUnsafeBytes { writeAll(fd, $0) }
         if err == 0 { err = buffer.withUnsafeBytes { writeAll(fd, $0) } }
