@@ -4,7 +4,7 @@
 // Layering (see docs/architecture.md):
 //   CBLAS, CZlib, CZstd,       C at the edge (system libraries, small kernels)
 //   CPSKernels
-//   PSCore                     model, optimizer, data, config, run log, frames,
+//   PSCore                     model, optimizer, data, config (TOML via TOMLKit), run log, frames,
 //                              server/worker logic over a Transport protocol;
 //                              knows nothing of MPI
 //   CMPI, PSMPI                Open MPI behind a prefixed shim; MPITransport
@@ -27,6 +27,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
     ],
     targets: [
         .systemLibrary(name: "CMPI", pkgConfig: "ompi-c",
@@ -40,7 +41,8 @@ let package = Package(
         .target(name: "CPSKernels",
                 cSettings: [.unsafeFlags(["-O3"])]),
         .target(name: "PSCore",
-                dependencies: ["CBLAS", "CZlib", "CZstd", "CPSKernels"],
+                dependencies: ["CBLAS", "CZlib", "CZstd", "CPSKernels",
+                               .product(name: "TOMLKit", package: "TOMLKit")],
                 swiftSettings: release),
         .target(name: "PSMPI", dependencies: ["CMPI", "PSCore"], swiftSettings: release),
         .target(name: "PSRank", dependencies: ["PSCore", "PSMPI"], swiftSettings: release),

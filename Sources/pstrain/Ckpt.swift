@@ -70,7 +70,7 @@ struct Ckpt: ParsableCommand {
             catch let e as PSError { throw ValidationError(e.message) }
             let cfg: Config
             do { cfg = try chosen.manifest.configuration(folder: chosen.path) }
-            catch let e as PSError { throw ValidationError(e.message) }
+            catch let e as ConfigError { throw ValidationError(e.description) }
             let layout = try Model(config: cfg, capacity: 1).layout
             let all = FloatBuffer(count: layout.totalCount)
             try CheckpointStore.loadRange(chosen.path, chosen.manifest, layout: layout, suffix: "", lo: 0, hi: layout.totalCount, into: all.pointer)
@@ -78,7 +78,7 @@ struct Ckpt: ParsableCommand {
                 Safetensors.Tensor(name: $0.name, shape: $0.spec.shape, floats: UnsafeBufferPointer(start: all.pointer + $0.offset, count: $0.count))
             }
             let bytes = Safetensors.encode(tensors, metadata: ["format": "pstrain-model", "step": String(chosen.manifest.step),
-                                                               "layers": cfg.values["model.layers"]!.description])
+                                                               "layers": cfg.model.layersTOML])
             if FileManager.default.fileExists(atPath: out) { try FileManager.default.removeItem(atPath: out) }
             do { try Durable.writeNew(out, bytes) } catch let e as PSError { throw ValidationError(e.message) }
             print("pstrain: wrote \(out): \(tensors.count) tensors, \(layout.totalCount) parameters, from \((chosen.path as NSString).lastPathComponent)")

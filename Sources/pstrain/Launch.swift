@@ -60,8 +60,8 @@ struct Launch: ParsableCommand {
             }
             try cfg.apply(override: "run.workers=\(workers)")
             try cfg.apply(override: "run.servers=\(servers)")
-        } catch let e as PSError {
-            throw ValidationError(e.message)
+        } catch let e as ConfigError {
+            throw ValidationError(e.description)
         }
         let dir = runDir ?? "runs/" + Self.stamp()
         let absDir = dir.hasPrefix("/") ? dir : FileManager.default.currentDirectoryPath + "/" + dir

@@ -42,7 +42,7 @@ struct Resume: ParsableCommand {
             throw ValidationError("\(runDir) is not a run directory (no run.toml)")
         }
         var cfg: Config
-        do { cfg = try Config.load(path: tomlPath) } catch let e as PSError { throw ValidationError(e.message) }
+        do { cfg = try Config.load(path: tomlPath) } catch let e as ConfigError { throw ValidationError(e.description) }
         let chosen: (path: String, manifest: Manifest)
         do {
             chosen = try CheckpointStore.choose(absDir, from: from, warn: { print("pstrain: warning: \($0)") })
@@ -58,7 +58,11 @@ struct Resume: ParsableCommand {
             try cfg.apply(override: "run.workers=\(W)")
             try cfg.apply(override: "run.servers=\(S)")
             try Durable.replace(tomlPath, with: "# pstrain run configuration, resolved; world updated by pstrain resume\n" + cfg.canonicalTOML)
-        } catch let e as PSError { throw ValidationError(e.message) }
+        } catch let e as ConfigError {
+            throw ValidationError(e.description)
+        } catch let e as PSError {
+            throw ValidationError(e.message)
+        }
         try job.requireMpirun()
         plan.resume = chosen.path
         print("pstrain: resuming \(runDir) from \((chosen.path as NSString).lastPathComponent) (step \(m.step) of \(m.totalSteps)) with \(W) worker(s) and \(S) server(s)"
