@@ -50,10 +50,9 @@ func seeds() throws -> [(String, [UInt8])] {
             /tmp/\\
               data\"""
             kind = '''synthetic'''
-            [train]
-            lr = 1979-05-27T07:32:00Z
 
             """.utf8)),
+        ("date.toml", Array("[train]\nlr = 1979-05-27 07:32:00\n".utf8)),
     ]
 }
 
