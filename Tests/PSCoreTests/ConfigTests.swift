@@ -60,7 +60,10 @@ final class TOMLTests: XCTestCase {
             XCTAssertTrue(message("x = 1\n" + bad + "\n").hasPrefix("f.toml:2:"), "\(bad.debugDescription): \(message("x = 1\n" + bad + "\n"))")
         }
         XCTAssertEqual(try TOMLDocument("a = 1979-05-27 07:32:00\nb = [\n  # c\n  1979-05-27 07:32:00, ]", source: "d").root,
-                       ["a": .dateTime("1979-05-27T07:32:00Z"), "b": .array([.dateTime("1979-05-27T07:32:00Z")])], "TOMLKit writes a local date-time with Z")
+                       ["a": .dateTime("1979-05-27T07:32:00"), "b": .array([.dateTime("1979-05-27T07:32:00")])])
+        XCTAssertEqual(try TOMLDocument("a = 1979-05-27T07:32:00-07:30\nb = 07:32:00\nc = 1979-05-27\nd = 1979-05-27T00:00:00Z", source: "d").root,
+                       ["a": .dateTime("1979-05-27T07:32:00-07:30"), "b": .dateTime("07:32:00"), "c": .dateTime("1979-05-27"),
+                        "d": .dateTime("1979-05-27T00:00:00Z")])
         XCTAssertEqual(message("\u{FEFF}[=]"), "f.toml:1:2: invalid TOML (table header): expected a key, saw '='", "after a byte order mark too")
         XCTAssertEqual(message("[\u{11}compression]"), "f.toml:1:2: invalid TOML (table header): expected a key, saw control character 0x11")
         XCTAssertEqual(message("[[ é]]"), "f.toml:1:4: invalid TOML (table header): expected a key, saw 'é'")

@@ -61,7 +61,17 @@ struct TOMLDocument {
             let a = v.array!
             return .array((0..<a.count).map { value(a[$0]) })
         case .table: return .table(dictionary(v.table!))
-        case .date, .time, .dateTime: return .dateTime(v.tomlValue.debugDescription)
+        case .date: return .dateTime(v.date!.debugDescription)
+        case .time: return .dateTime(v.time!.debugDescription)
+        case .dateTime:
+            // Written here: TOMLKit's own text gives a local date-time a "Z".
+            let dt = v.dateTime!
+            var offset = ""
+            if let o = dt.offset?.offset {
+                let m = abs(o)
+                offset = o == 0 ? "Z" : (o < 0 ? "-" : "+") + (m / 60 < 10 ? "0" : "") + "\(m / 60):" + (m % 60 < 10 ? "0" : "") + "\(m % 60)"
+            }
+            return .dateTime(dt.date.debugDescription + "T" + dt.time.debugDescription + offset)
         }
     }
 
