@@ -33,6 +33,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         // SHA-256 of checkpoint files (Crypto.SHA256; BoringSSL underneath on Linux).
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
     ],
     targets: [
         .systemLibrary(name: "CMPI", pkgConfig: "ompi-c",
@@ -49,7 +50,7 @@ let package = Package(
         .target(name: "CPSKernels",
                 cSettings: [.unsafeFlags(["-O3"])]),
         .target(name: "PSCore",
-                dependencies: ["CBLAS", "CZlib", "CZstd", "CXXHash", "CPSKernels",
+                dependencies: ["CBLAS", "CZlib", "CZstd", "CXXHash", "CPSKernels", .product(name: "TOMLKit", package: "TOMLKit"),
                                .product(name: "Crypto", package: "swift-crypto")],
                 swiftSettings: release),
         .target(name: "PSInspect", dependencies: ["PSCore"], swiftSettings: release),

@@ -201,9 +201,9 @@ public struct RunReport {
             return .init(name: "step-\(c.step)", state: state, latest: "step-\(c.step)" == latest)
         }
         let layers: String = {
-            guard let c = config, let specs = try? c.layerSpecs() else { return "?" }
-            var dims = [c.inputSize]
-            for s in specs { if case .dense(let u) = s { dims.append(u) } }
+            guard let c = config, !c.model.layers.isEmpty else { return "?" }
+            var dims = [c.model.inputSize]
+            for e in c.model.layers { if let u = e.options["units"] { dims.append(u) } }
             return "MLP " + dims.map(String.init).joined(separator: "-")
         }()
         return RunSummary(

@@ -74,7 +74,7 @@ struct Ckpt: ParsableCommand {
                 Safetensors.Tensor(name: $0.name, shape: $0.spec.shape, floats: UnsafeBufferPointer(start: all.pointer + $0.offset, count: $0.count))
             }
             let bytes = Safetensors.encode(tensors, metadata: ["format": "pstrain-model", "step": String(chosen.manifest.step),
-                                                               "layers": cfg.values["model.layers"]!.description])
+                                                               "layers": cfg.model.layersTOML])
             if FileManager.default.fileExists(atPath: out) { try FileManager.default.removeItem(atPath: out) }
             try userFacing { try Durable.writeNew(out, bytes) }
             print("pstrain: wrote \(out): \(tensors.count) tensors, \(layout.totalCount) parameters, from \((chosen.path as NSString).lastPathComponent)")

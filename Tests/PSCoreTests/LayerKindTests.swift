@@ -12,11 +12,12 @@ final class LayerKindTests: XCTestCase {
     func testEntriesAreCheckedAgainstTheirKind() {
         XCTAssertNil(problem(.dense(10)))
         XCTAssertNil(problem(.relu))
-        XCTAssertEqual(problem(LayerEntry(type: "conv")), #"has type "conv", which is not a layer kind; the kinds are "dense", "relu""#)
-        XCTAssertEqual(problem(LayerEntry(type: "dense")), "is a dense layer without units")
-        XCTAssertEqual(problem(LayerEntry(type: "dense", options: ["units": 0])), "has units = 0, outside [1, 1048576]")
-        XCTAssertEqual(problem(LayerEntry(type: "relu", options: ["units": 3])), "has key units, which a relu layer does not take (it takes no other key)")
-        XCTAssertEqual(problem(LayerEntry(type: "dense", options: ["units": 3, "kernel": 5])), "has key kernel, which a dense layer does not take (it takes units)")
+        XCTAssertEqual(problem(LayerEntry(type: "conv")), "has unknown type 'conv' (known: dense, relu)")
+        XCTAssertEqual(problem(LayerEntry(type: "dense")), "(dense) needs a positive integer 'units'")
+        XCTAssertEqual(problem(LayerEntry(type: "dense", options: ["units": 0])), "(dense) needs a positive integer 'units'")
+        XCTAssertEqual(problem(LayerEntry(type: "dense", options: ["units": 1 << 21])), "(dense) has units = 2097152, outside [1, 1048576]")
+        XCTAssertEqual(problem(LayerEntry(type: "relu", options: ["units": 3])), "has key 'units', which relu does not take (relu takes no options)")
+        XCTAssertEqual(problem(LayerEntry(type: "dense", options: ["units": 3, "kernel": 5])), "has key 'kernel', which dense does not take (dense takes 'units')")
     }
 
     func testAnUnknownLayerIsAnErrorNotASubstitute() {

@@ -57,35 +57,86 @@ public protocol LayerKind: Layer {
 public enum LayerKinds {
     public static let all: [LayerKind.Type] = [Dense.self, ReLU.self]
 
+    public static var types: [String] { all.map { $0.type } }
+
     public static func named(_ type: String) -> LayerKind.Type? { all.first { $0.type == type } }
 
-    /// Checks entry `index` against its kind: a known type, only its keys,
-    /// each present and in range. Returns the kind, or a message naming the
-    /// key and what is wrong (the caller adds where it is).
+    /// Checks an entry against its kind: a known type, only its keys, each
+    /// present and in range. Returns the kind or what is wrong.
     public static func check(_ entry: LayerEntry) -> Result<LayerKind.Type, LayerEntryProblem> {
-        guard let kind = named(entry.type) else {
-            return .failure(.init("has type \"\(entry.type)\", which is not a layer kind; the kinds are " + all.map { "\"\($0.type)\"" }.joined(separator: ", ")))
-        }
+        guard let kind = named(entry.type) else { return .failure(.unknownType(entry.type, known: types)) }
         for key in entry.options.keys.sorted() where !kind.keys.contains(where: { $0.name == key }) {
-            let known = kind.keys.isEmpty ? "it takes no other key" : "it takes " + kind.keys.map { $0.name }.joined(separator: ", ")
-            return .failure(.init("has key \(key), which a \(kind.type) layer does not take (\(known))"))
+            return .failure(.unknownKey(key, type: kind.type, takes: kind.keys.map { $0.name }))
         }
         for (name, range) in kind.keys {
-            guard let v = entry.options[name] else { return .failure(.init("is a \(kind.type) layer without \(name)")) }
-            if !range.contains(v) { return .failure(.init("has \(name) = \(v), outside [\(range.lowerBound), \(range.upperBound)]")) }
+            guard let v = entry.options[name], v >= 1 else { return .failure(.missing(name, type: kind.type)) }
+            if !range.contains(v) { return .failure(.outOfRange(name, value: v, range: range, type: kind.type)) }
         }
         return .success(kind)
+    }
+
+    /// The layers of `entries` (each checked) on inputs of `inputSize`
+    /// features: descriptions only, no buffers.
+    public static func build(_ entries: [LayerEntry], inputSize: Int) -> Result<[Layer], IndexedLayerProblem> {
+        var layers: [Layer] = []
+        var size = inputSize
+        for (i, e) in entries.enumerated() {
+            switch check(e) {
+            case .failure(let p): return .failure(IndexedLayerProblem(index: i, problem: p))
+            case .success(let kind):
+                let layer = kind.make(e, index: i, inputSize: size)
+                layers.append(layer)
+                size = layer.outputSize
+            }
+        }
+        return .success(layers)
     }
 }
 
 /// What is wrong with one entry of `model.layers`.
-public struct LayerEntryProblem: Error, Equatable {
-    public let text: String
-    init(_ text: String) { self.text = text }
+public enum LayerEntryProblem: Error, Equatable {
+    /// `type` names no layer kind.
+    case unknownType(String, known: [String])
+    /// A key the kind does not take; `takes` lists the ones it does.
+    case unknownKey(String, type: String, takes: [String])
+    /// A key the kind needs is missing (or not a positive integer).
+    case missing(String, type: String)
+    /// A key outside its range.
+    case outOfRange(String, value: Int, range: ClosedRange<Int>, type: String)
+
+    public var text: String {
+        switch self {
+        case .unknownType(let t, let known): return "has unknown type '\(t)' (known: \(known.joined(separator: ", ")))"
+        case .unknownKey(let k, let t, let takes):
+            return "has key '\(k)', which \(t) does not take (\(takes.isEmpty ? "\(t) takes no options" : "\(t) takes " + takes.map { "'\($0)'" }.joined(separator: ", ")))"
+        case .missing(let k, let t): return "(\(t)) needs a positive integer '\(k)'"
+        case .outOfRange(let k, let v, let r, let t): return "(\(t)) has \(k) = \(v), outside [\(r.lowerBound), \(r.upperBound)]"
+        }
+    }
+}
+
+/// A problem and the entry of `model.layers` it is in.
+public struct IndexedLayerProblem: UserFacingError, Equatable {
+    public let index: Int
+    public let problem: LayerEntryProblem
+    public var description: String { "model.layers[\(index)] \(problem.text)" }
 }
 
 extension LayerEntry {
     /// Shorthands for code and tests: `.dense(256)`, `.relu`.
     public static func dense(_ units: Int) -> LayerEntry { LayerEntry(type: Dense.type, options: ["units": units]) }
     public static var relu: LayerEntry { LayerEntry(type: ReLU.type) }
+}
+
+extension LayerEntry {
+    /// The entry as TOML writes it in run.toml and export metadata, type
+    /// first and then its keys in order: `{ type = "dense", units = 256 }`.
+    public var toml: String {
+        (["type = \"\(type)\""] + options.keys.sorted().map { "\($0) = \(options[$0]!)" }).joined(separator: ", ")
+            .wrappedInBraces
+    }
+}
+
+private extension String {
+    var wrappedInBraces: String { "{ " + self + " }" }
 }

@@ -68,14 +68,8 @@ public final class Model {
 
     /// The model of `entries` (checked by the configuration) on inputs of `inputSize` features.
     public init(inputSize: Int, entries: [LayerEntry], capacity: Int) throws {
-        var layers: [Layer] = []
-        var size = inputSize
-        for (i, e) in entries.enumerated() {
-            let kind = try LayerKinds.check(e).mapError { PSError("model.layers[\(i)] \($0.text)") }.get()
-            let layer = kind.make(e, index: i, inputSize: size)
-            layers.append(layer)
-            size = layer.outputSize
-        }
+        let layers = try LayerKinds.build(entries, inputSize: inputSize).get()
+        let size = layers.last?.outputSize ?? inputSize
         guard layers.contains(where: { !$0.parameters.isEmpty }) else {
             throw PSError("model.layers has no dense layer: nothing to train")
         }
@@ -93,7 +87,7 @@ public final class Model {
     }
 
     public convenience init(config: Config, capacity: Int) throws {
-        try self.init(inputSize: config.inputSize, entries: config.layerEntries(), capacity: capacity)
+        try self.init(inputSize: config.inputSize, entries: config.model.layers, capacity: capacity)
     }
 
     /// The input buffer: fill (batch, inputSize) before forward.

@@ -1,5 +1,6 @@
-// Configuration parsing: Config.parse (the TOML reader, the schema, then
-// validate), as `pstrain launch` and every rank do with a configuration file.
+// Configuration parsing: Config.parse (the pre-scan, TOMLKit, the typed
+// sections, then validate), as `pstrain launch` and every rank do with a
+// configuration file.
 // A configuration it accepts must survive its canonical form (run.toml):
 // parsing the canonical TOML gives the same canonical TOML. The values the
 // ranks derive at start-up are computed too.
@@ -31,8 +32,27 @@ func seeds() throws -> [(String, [UInt8])] {
         ("dotted.toml", Array("train.lr = 0.5\n\"data\".kind = \"synthetic\"\nrun = { poll = \"spin\", chunk_elements = 256 }\n".utf8)),
         ("strings.toml", Array("[data]\ndir = \"a\\u00e9\\tb\\\\ \\U0001F600\"\n".utf8)),
         ("bad.toml", Array("[train\nlr = [1, 2,\n".utf8)),
-        // Deeper than TOMLParser.maxDepth allows (nesting used to overflow the stack).
+        // Deeper than TOMLDocument.maxDepth allows (nesting used to overflow the stack).
         ("deep.toml", Array(("model.layers = " + String(repeating: "[", count: 64) + String(repeating: "]", count: 64) + "\n").utf8)),
+        ("deep-keys.toml", Array(("[" + Array(repeating: "k", count: 40).joined(separator: ".") + "]\nx.y = 1\n").utf8)),
+        // TOML the hand-written reader refused and TOMLKit reads.
+        ("tables.toml", Array("""
+            [[model.layers]]
+            type = "dense"
+            units = 32
+            [[model.layers]]
+            type = 'relu'
+            [[model.layers]]
+            type = "dense"
+            units = 10
+            [data]
+            dir = \"""
+            /tmp/\\
+              data\"""
+            kind = '''synthetic'''
+
+            """.utf8)),
+        ("date.toml", Array("[train]\nlr = 1979-05-27 07:32:00\n".utf8)),
     ]
 }
 
@@ -51,7 +71,7 @@ func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     _ = c.codecSettings; _ = c.scalerSettings; _ = c.precision; _ = c.seed
     _ = c.dieAtSteps; _ = c.dieInCheckpoint
     _ = c.learningRate(step: 0, total: 1)
-    _ = try? c.layerSpecs()
+    _ = c.model.layers.map { $0.toml }
     return 0
 }
 
