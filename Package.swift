@@ -1,23 +1,29 @@
 // swift-tools-version:6.0
 // pstrain: a parameter-server training coordinator over MPI.
 //
-// Layering (see docs/architecture.md):
-//   CBLAS, CZlib, CZstd,       C at the edge (system libraries, small kernels)
-//   CXXHash, CPSKernels
-//   PSCore                     model, optimizer, data, config, run log (the
-//                              record types, written and read), frames,
-//                              server/worker logic over a Transport protocol;
-//                              knows nothing of MPI
-//   PSInspect                  reading a run directory back: summary, HTML
-//                              report, Chrome trace (pstrain inspect)
-//   CMPI, PSMPI                Open MPI behind a prefixed shim; MPITransport
-//   PSRank                     what a rank executable does (argument parsing,
-//                              hello exchange, error reporting)
-//   pstrain-server/-worker     thin main.swift files
-//   pstrain                    launcher and tools (PSCore, PSInspect)
+// Modules, each with one reason to change; the graph is a DAG, drawn in
+// docs/architecture.md:
+//   CBLAS, CZlib, CZstd, CXXHash, CPSKernels   C at the edge (system libraries, small kernels)
+//   PSSupport      errors, hashes, durable console writes, timing
+//   PSNumerics     tensors, precision and the loss scaler, layers and the model, optimizers, data
+//   PSCodec        the codec pipeline: stages, top-k and its error feedback
+//   PSConfig       the configuration: typed sections over TOMLKit
+//   PSCheckpoint   safetensors, checkpoints (durable writes, manifest, verification, loading)
+//   PSRunLog       the run log's record types, written and read
+//   PSProtocol     frames, messages, the Transport protocol, the server and worker roles
+//   PSMPI          Open MPI behind a prefixed shim (CMPI); MPITransport
+//   PSRank         what a rank executable does (arguments, hello exchange, error reporting)
+//   PSLaunch       the mpirun plan and mpirun's failures in plain words
+//   PSInspect      reading a run directory back (pstrain inspect)
+//   pstrain-server, pstrain-worker, pstrain, pstrain-bench   the executables
 import PackageDescription
+import Foundation
 
-let release: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release))]
+// Release builds: whole-module optimisation at -Ounchecked. PSTRAIN_SWIFT_OPT
+// (for example -O) builds another level, so that scripts/bench-compare can
+// measure what the choice costs (docs/benchmarks.md).
+let optimisation = ProcessInfo.processInfo.environment["PSTRAIN_SWIFT_OPT"] ?? "-Ounchecked"
+let release: [SwiftSetting] = [.unsafeFlags([optimisation, "-wmo"], .when(configuration: .release))]
 
 let package = Package(
     name: "pstrain",
@@ -26,7 +32,8 @@ let package = Package(
         .executable(name: "pstrain", targets: ["pstrain"]),
         .executable(name: "pstrain-server", targets: ["pstrain-server"]),
         .executable(name: "pstrain-worker", targets: ["pstrain-worker"]),
-        .library(name: "PSCore", targets: ["PSCore"]),
+        // Everything but MPI, for the fuzz package (fuzz/) and other tools.
+        .library(name: "PSCore", targets: ["PSSupport", "PSNumerics", "PSCodec", "PSConfig", "PSCheckpoint", "PSRunLog", "PSProtocol"]),
         .library(name: "PSInspect", targets: ["PSInspect"]),
     ],
     dependencies: [
@@ -49,24 +56,30 @@ let package = Package(
                        providers: [.apt(["libxxhash-dev"])]),
         .target(name: "CPSKernels",
                 cSettings: [.unsafeFlags(["-O3"])]),
-        .target(name: "PSCore",
-                dependencies: ["CBLAS", "CZlib", "CZstd", "CXXHash", "CPSKernels", .product(name: "TOMLKit", package: "TOMLKit"),
-                               .product(name: "Crypto", package: "swift-crypto")],
+        .target(name: "PSSupport", dependencies: ["CXXHash"], swiftSettings: release),
+        .target(name: "PSNumerics", dependencies: ["PSSupport", "CBLAS", "CZlib", "CPSKernels"], swiftSettings: release),
+        .target(name: "PSCodec", dependencies: ["PSNumerics", "CZstd", "CPSKernels"], swiftSettings: release),
+        .target(name: "PSConfig", dependencies: ["PSNumerics", "PSCodec", .product(name: "TOMLKit", package: "TOMLKit")],
                 swiftSettings: release),
-        .target(name: "PSInspect", dependencies: ["PSCore"], swiftSettings: release),
-        .target(name: "PSMPI", dependencies: ["CMPI", "PSCore"], swiftSettings: release),
-        .target(name: "PSRank", dependencies: ["PSCore", "PSMPI",
+        .target(name: "PSCheckpoint", dependencies: ["PSConfig", .product(name: "Crypto", package: "swift-crypto")],
+                swiftSettings: release),
+        .target(name: "PSRunLog", dependencies: ["PSSupport"], swiftSettings: release),
+        .target(name: "PSProtocol", dependencies: ["PSCheckpoint", "PSRunLog"], swiftSettings: release),
+        .target(name: "PSLaunch", dependencies: ["PSSupport"], swiftSettings: release),
+        .target(name: "PSInspect", dependencies: ["PSCheckpoint", "PSRunLog"], swiftSettings: release),
+        .target(name: "PSMPI", dependencies: ["CMPI", "PSProtocol"], swiftSettings: release),
+        .target(name: "PSRank", dependencies: ["PSProtocol", "PSMPI",
                                               .product(name: "ArgumentParser", package: "swift-argument-parser")],
                 swiftSettings: release),
         .executableTarget(name: "pstrain-server", dependencies: ["PSRank"]),
         .executableTarget(name: "pstrain-worker", dependencies: ["PSRank"]),
         .executableTarget(name: "pstrain",
-                          dependencies: ["PSCore", "PSInspect",
+                          dependencies: ["PSProtocol", "PSLaunch", "PSInspect",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           swiftSettings: release),
-        .executableTarget(name: "pstrain-bench", dependencies: ["PSCore", "CPSKernels", "CXXHash"], swiftSettings: release),
-        .testTarget(name: "PSCoreTests", dependencies: ["PSCore", "CXXHash"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["PSCore", "PSInspect"]),
+        .executableTarget(name: "pstrain-bench", dependencies: ["PSProtocol", "CPSKernels", "CXXHash"], swiftSettings: release),
+        .testTarget(name: "PSCoreTests", dependencies: ["PSProtocol", "PSLaunch", "CXXHash"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["PSProtocol", "PSInspect"]),
     ],
     swiftLanguageModes: [.v5]
 )

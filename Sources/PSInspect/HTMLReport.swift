@@ -1,5 +1,9 @@
 import Foundation
-import PSCore
+import PSSupport
+import PSNumerics
+import PSConfig
+import PSCheckpoint
+import PSRunLog
 
 /// A self-contained HTML report of a run: no network, inline SVG charts
 /// (loss, test accuracy, samples per second, loss scale, wire bytes per step,

@@ -1,5 +1,9 @@
 import Foundation
-import PSCore
+import PSSupport
+import PSNumerics
+import PSConfig
+import PSCheckpoint
+import PSRunLog
 
 // ---------------------------------------------------------------------------
 // Reading a run directory back (pstrain inspect): every rank's log, the

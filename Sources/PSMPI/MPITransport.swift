@@ -1,7 +1,8 @@
 import CMPI
 import CPSKernels
 import Foundation
-import PSCore
+import PSSupport
+import PSProtocol
 
 /// An Open MPI call that failed: the function and Open MPI's own words.
 public struct MPIError: Error, CustomStringConvertible {

@@ -2,8 +2,14 @@ import ArgumentParser
 import CBLAS
 import CPSKernels
 import Foundation
-import PSCore
 import PSMPI
+import PSSupport
+import PSNumerics
+import PSCodec
+import PSConfig
+import PSCheckpoint
+import PSRunLog
+import PSProtocol
 
 /// What `pstrain-server` and `pstrain-worker` do: read the arguments, start
 /// MPI, announce this rank, check the world, run the role, report.
@@ -136,7 +142,7 @@ public enum RankMain {
             if role == .worker {
                 openblas_set_num_threads(Int32(config.blasThreads))
                 try BLASInfo.selfCheck()
-                data = try DataSplit.load(config: config)
+                data = try DataSplit.load(config.data, features: config.model.inputSize)
             }
             testHang("data", rank: rank)
         } catch {
@@ -220,7 +226,7 @@ public enum RankMain {
         do {
             switch role {
             case .server:
-                let layout = try Model(config: config, capacity: 1).layout
+                let layout = try Model(config.model, capacity: 1).layout
                 let trainCount = world.hellos[world.workerRanks[0]].trainCount
                 try ServerRole(context: ctx, layout: layout, trainCount: trainCount).run()
             case .worker:

@@ -2,9 +2,15 @@
 //   pstrain-bench compute [--batch N] [--iters N]   forward+backward of the default MLP
 import CBLAS
 import Foundation
-import PSCore
 import CPSKernels
 import CXXHash
+import PSSupport
+import PSNumerics
+import PSCodec
+import PSConfig
+import PSCheckpoint
+import PSRunLog
+import PSProtocol
 
 func seconds(_ body: () -> Void) -> Double {
     let t0 = DispatchTime.now().uptimeNanoseconds
@@ -17,7 +23,7 @@ func median(_ xs: [Double]) -> Double { let s = xs.sorted(); return s[s.count / 
 func benchCompute(batch: Int, iters: Int) throws {
     openblas_set_num_threads(1)
     let cfg = Config()
-    let m = try Model(config: cfg, capacity: batch)
+    let m = try Model(cfg.model, capacity: batch)
     let n = m.layout.totalCount
     let params = FloatBuffer(count: n), grads = FloatBuffer(count: n)
     m.layout.initialize(seed: 1, range: 0, n, into: params.pointer)
@@ -116,7 +122,7 @@ func benchCodec(count: Int, iters: Int) {
 func benchCheckpointLoad(_ runDir: String, iters: Int) throws {
     let (path, m) = try CheckpointStore.choose(runDir, from: nil, warn: { print($0) })
     let cfg = try Config.parse(m.config, source: path)
-    let layout = try Model(config: cfg, capacity: 1).layout
+    let layout = try Model(cfg.model, capacity: 1).layout
     let w = FloatBuffer(count: layout.totalCount), v = FloatBuffer(count: layout.totalCount)
     let verify = median((0..<iters).map { _ in seconds { _ = try! CheckpointStore.verify(path) } })
     let load = median((0..<iters).map { _ in seconds {

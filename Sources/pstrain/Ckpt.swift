@@ -1,6 +1,13 @@
 import ArgumentParser
 import Foundation
-import PSCore
+import PSSupport
+import PSNumerics
+import PSCodec
+import PSConfig
+import PSCheckpoint
+import PSRunLog
+import PSProtocol
+import PSLaunch
 
 struct Ckpt: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -67,7 +74,7 @@ struct Ckpt: ParsableCommand {
         func run() throws {
             let chosen = try userFacing { try CheckpointStore.choose(runDir, from: from, warn: { print("pstrain: warning: \($0)") }) }
             let cfg = try userFacing { try chosen.manifest.configuration(folder: chosen.path) }
-            let layout = try Model(config: cfg, capacity: 1).layout
+            let layout = try Model(cfg.model, capacity: 1).layout
             let all = FloatBuffer(count: layout.totalCount)
             try CheckpointStore.loadRange(chosen.path, chosen.manifest, layout: layout, suffix: "", lo: 0, hi: layout.totalCount, into: all.pointer)
             let tensors = layout.tensors.map {

@@ -1,7 +1,14 @@
 import ArgumentParser
 import Foundation
-import PSCore
 import PSInspect
+import PSSupport
+import PSNumerics
+import PSCodec
+import PSConfig
+import PSCheckpoint
+import PSRunLog
+import PSProtocol
+import PSLaunch
 
 struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(

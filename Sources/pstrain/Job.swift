@@ -1,6 +1,13 @@
 import ArgumentParser
 import Foundation
-import PSCore
+import PSSupport
+import PSNumerics
+import PSCodec
+import PSConfig
+import PSCheckpoint
+import PSRunLog
+import PSProtocol
+import PSLaunch
 
 /// Options every command that starts a job takes.
 struct JobOptions: ParsableArguments {

@@ -1,6 +1,13 @@
 import ArgumentParser
 import Foundation
-import PSCore
+import PSSupport
+import PSNumerics
+import PSCodec
+import PSConfig
+import PSCheckpoint
+import PSRunLog
+import PSProtocol
+import PSLaunch
 
 struct Launch: ParsableCommand {
     static let configuration = CommandConfiguration(

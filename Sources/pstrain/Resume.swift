@@ -1,6 +1,13 @@
 import ArgumentParser
 import Foundation
-import PSCore
+import PSSupport
+import PSNumerics
+import PSCodec
+import PSConfig
+import PSCheckpoint
+import PSRunLog
+import PSProtocol
+import PSLaunch
 
 struct Resume: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,5 +1,12 @@
 import ArgumentParser
-import PSCore
+import PSSupport
+import PSNumerics
+import PSCodec
+import PSConfig
+import PSCheckpoint
+import PSRunLog
+import PSProtocol
+import PSLaunch
 
 /// Runs `body`; an error a user can act on (any domain's UserFacingError)
 /// becomes ArgumentParser's ValidationError, which it prints as

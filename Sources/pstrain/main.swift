@@ -13,6 +13,14 @@ struct PSTrain: ParsableCommand {
 }
 
 import Foundation
+import PSSupport
+import PSNumerics
+import PSCodec
+import PSConfig
+import PSCheckpoint
+import PSRunLog
+import PSProtocol
+import PSLaunch
 
 // A closed pipe (`pstrain launch | head`) is an error each write reports, not a reason to die.
 signal(SIGPIPE, SIG_IGN)

@@ -1,5 +1,11 @@
 import Foundation
-import PSCore
+import PSSupport
+import PSNumerics
+import PSCodec
+import PSConfig
+import PSCheckpoint
+import PSRunLog
+import PSProtocol
 import XCTest
 
 /// Checkpoints, exact resume, resharding, restarts, damage, interop: real jobs.
@@ -212,7 +218,7 @@ final class CheckpointFailureTests: XCTestCase {
     func testHungRankIsDetectedAndRestarted() throws {
         let dir = Harness.tempDir("hung")
         let run = try XCTUnwrap(Harness.start(try Harness.executable("pstrain"),
-                                               ["launch"] + synthetic + ["--run-dir", "r", "--max-restarts", "1", "--set", "run.timeout_seconds=3",
+                                               ["launch"] + synthetic + ["--run-dir", "r", "--max-restarts", "1", "--set", "run.timeout_seconds=5",
                                                                          "--set", "data.synthetic_train=8192"], cwd: dir))
         // Wait for worker 1 to pass step 12, then stop it.
         var pid: Int?
@@ -230,7 +236,7 @@ final class CheckpointFailureTests: XCTestCase {
         // Every rank that gave up names worker 1, never the server that was itself waiting for it.
         let errors = r.stderr.split(separator: "\n").filter { $0.contains("]: error:") }
         XCTAssertFalse(errors.isEmpty, r.stderr)
-        for e in errors { XCTAssertTrue(e.contains("error: worker 1 (rank 2) sent nothing for 3 s while server 0 (rank 0) waited"), String(e)) }
+        for e in errors { XCTAssertTrue(e.contains("error: worker 1 (rank 2) sent nothing for 5 s while server 0 (rank 0) waited"), String(e)) }
         // The checkpoint the message names is the one the restart resumed from.
         let named = try XCTUnwrap(errors.first.flatMap { $0.range(of: #"last checkpoint: step-\d+"#, options: .regularExpression).map { String(errors.first![$0].dropFirst(17)) } })
         let restarts = Harness.records(dir + "/r/events.jsonl", RestartRecord.self)

@@ -1,5 +1,11 @@
 import Foundation
-import PSCore
+import PSSupport
+import PSNumerics
+import PSCodec
+import PSConfig
+import PSCheckpoint
+import PSRunLog
+import PSProtocol
 import XCTest
 
 /// A cluster of three hosts on this machine (network namespaces, a bridge,

@@ -1,5 +1,11 @@
 import Foundation
-import PSCore
+import PSSupport
+import PSNumerics
+import PSCodec
+import PSConfig
+import PSCheckpoint
+import PSRunLog
+import PSProtocol
 import XCTest
 
 /// The codec pipeline between real ranks.

@@ -1,5 +1,12 @@
 import XCTest
-@testable import PSCore
+@testable import PSSupport
+@testable import PSNumerics
+@testable import PSCodec
+@testable import PSConfig
+@testable import PSCheckpoint
+@testable import PSRunLog
+@testable import PSProtocol
+@testable import PSLaunch
 
 final class SHA256Tests: XCTestCase {
     /// FIPS 180-4 example vectors.

@@ -1,13 +1,20 @@
 import XCTest
 import CPSKernels
-@testable import PSCore
+@testable import PSSupport
+@testable import PSNumerics
+@testable import PSCodec
+@testable import PSConfig
+@testable import PSCheckpoint
+@testable import PSRunLog
+@testable import PSProtocol
+@testable import PSLaunch
 
 /// Real gradients of the default MLP on Fashion-MNIST after a few FP32 steps.
 func realGradients(steps: Int = 20) throws -> [Float] {
     let cfg = Config()
-    let data = try DataSplit.load(config: cfg)
+    let data = try DataSplit.load(cfg.data, features: cfg.model.inputSize)
     let batch = 128
-    let m = try Model(config: cfg, capacity: batch)
+    let m = try Model(cfg.model, capacity: batch)
     let n = m.layout.totalCount
     let params = FloatBuffer(count: n), grads = FloatBuffer(count: n), vel = FloatBuffer(count: n)
     m.layout.initialize(seed: 1, range: 0, n, into: params.pointer)

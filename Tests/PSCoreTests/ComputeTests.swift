@@ -1,5 +1,12 @@
 import XCTest
-@testable import PSCore
+@testable import PSSupport
+@testable import PSNumerics
+@testable import PSCodec
+@testable import PSConfig
+@testable import PSCheckpoint
+@testable import PSRunLog
+@testable import PSProtocol
+@testable import PSLaunch
 
 /// Finite-difference checks of every layer's backward pass.
 /// Tolerance: |analytic - numeric| <= 2e-3 + 2e-2 * |numeric|, with central

@@ -1,6 +1,13 @@
 import XCTest
 import CPSKernels
-@testable import PSCore
+@testable import PSSupport
+@testable import PSNumerics
+@testable import PSCodec
+@testable import PSConfig
+@testable import PSCheckpoint
+@testable import PSRunLog
+@testable import PSProtocol
+@testable import PSLaunch
 
 /// FP32 <-> FP16/BF16 array conversions: exact (bit-for-bit) agreement with
 /// Swift's own Float16 conversion and with the plain C build, on special

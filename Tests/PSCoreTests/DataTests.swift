@@ -1,6 +1,13 @@
 import XCTest
 import CZlib
-@testable import PSCore
+@testable import PSSupport
+@testable import PSNumerics
+@testable import PSCodec
+@testable import PSConfig
+@testable import PSCheckpoint
+@testable import PSRunLog
+@testable import PSProtocol
+@testable import PSLaunch
 
 final class IDXTests: XCTestCase {
     var dir: String!
@@ -82,7 +89,7 @@ final class IDXTests: XCTestCase {
         try XCTSkipUnless(FileManager.default.fileExists(atPath: d + "/train-images-idx3-ubyte.gz"), "dataset-fashion-mnist not installed")
         var c = Config()
         try c.apply(override: "data.dir=\"\(d)\"")
-        let s = try DataSplit.load(config: c)
+        let s = try DataSplit.load(c.data, features: c.model.inputSize)
         XCTAssertEqual(s.train.count, 60_000)
         XCTAssertEqual(s.test.count, 10_000)
         XCTAssertEqual(s.train.features, 784)
@@ -120,7 +127,7 @@ final class SamplerTests: XCTestCase {
 
 final class ShardPlanTests: XCTestCase {
     func testBalancedAndCutThroughTheBigLayer() throws {
-        let m = try Model(config: Config(), capacity: 1)
+        let m = try Model(Config().model, capacity: 1)
         XCTAssertEqual(m.layout.totalCount, 235_146)
         XCTAssertEqual(m.layout.tensors.map { $0.name },
                        ["layers.0.weight", "layers.0.bias", "layers.2.weight", "layers.2.bias", "layers.4.weight", "layers.4.bias"])
@@ -139,7 +146,7 @@ final class ShardPlanTests: XCTestCase {
     }
 
     func testInitialisationDoesNotDependOnTheCut() throws {
-        let m = try Model(config: Config(), capacity: 1)
+        let m = try Model(Config().model, capacity: 1)
         let n = m.layout.totalCount
         let whole = FloatBuffer(count: n)
         m.layout.initialize(seed: 5, range: 0, n, into: whole.pointer)

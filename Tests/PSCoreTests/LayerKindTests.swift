@@ -1,5 +1,12 @@
 import XCTest
-@testable import PSCore
+@testable import PSSupport
+@testable import PSNumerics
+@testable import PSCodec
+@testable import PSConfig
+@testable import PSCheckpoint
+@testable import PSRunLog
+@testable import PSProtocol
+@testable import PSLaunch
 
 /// The layer registry: entries are checked against their kind, and a model
 /// is built from kinds alone.

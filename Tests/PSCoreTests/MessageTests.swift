@@ -1,5 +1,12 @@
 import XCTest
-@testable import PSCore
+@testable import PSSupport
+@testable import PSNumerics
+@testable import PSCodec
+@testable import PSConfig
+@testable import PSCheckpoint
+@testable import PSRunLog
+@testable import PSProtocol
+@testable import PSLaunch
 
 /// Each control message seals into a frame and opens back to the same value;
 /// a frame of another step, chunk or kind, a damaged byte, and a payload

@@ -1,6 +1,13 @@
 import XCTest
 import CPSKernels
-@testable import PSCore
+@testable import PSSupport
+@testable import PSNumerics
+@testable import PSCodec
+@testable import PSConfig
+@testable import PSCheckpoint
+@testable import PSRunLog
+@testable import PSProtocol
+@testable import PSLaunch
 
 final class LossScalerTests: XCTestCase {
     func settings() -> LossScaler.Settings {

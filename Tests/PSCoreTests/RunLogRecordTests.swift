@@ -1,6 +1,13 @@
 import Foundation
 import XCTest
-@testable import PSCore
+@testable import PSSupport
+@testable import PSNumerics
+@testable import PSCodec
+@testable import PSConfig
+@testable import PSCheckpoint
+@testable import PSRunLog
+@testable import PSProtocol
+@testable import PSLaunch
 
 /// The run log's record types (Sources/PSCore/RunLog/): the bytes they write
 /// and what reads back.

@@ -1,5 +1,12 @@
 import XCTest
-@testable import PSCore
+@testable import PSSupport
+@testable import PSNumerics
+@testable import PSCodec
+@testable import PSConfig
+@testable import PSCheckpoint
+@testable import PSRunLog
+@testable import PSProtocol
+@testable import PSLaunch
 
 /// Runs a whole world (S servers, W workers) on threads over the in-process
 /// transport and returns each rank's log, read back (index: rank).
@@ -14,7 +21,7 @@ func runInProcess(config: Config, servers: Int, workers: Int, data: DataSplit, m
                   host: "test", runDir: dir, error: "", trainCount: data.train.count)
     }
     let world = World(hellos: hellos)
-    let layout = try Model(config: config, capacity: 1).layout
+    let layout = try Model(config.model, capacity: 1).layout
     final class Errors: @unchecked Sendable { var list = [String?](); let lock = NSLock() }
     let errors = Errors()
     errors.list = Array(repeating: nil, count: size)
@@ -111,7 +118,7 @@ final class InProcessTrainingTests: XCTestCase {
         let hellos = [RankHello(role: .server, configHash: 0, buildHash: 0, pid: 0, configLength: 0, host: "", runDir: "", error: "", trainCount: 512),
                       RankHello(role: .worker, configHash: 0, buildHash: 0, pid: 0, configLength: 0, host: "", runDir: "", error: "", trainCount: 512)]
         let ctx = RankContext(config: c, world: World(hellos: hellos), transport: hub.transport(rank: 0), log: nil, say: { _ in })
-        let layout = try Model(config: c, capacity: 1).layout
+        let layout = try Model(c.model, capacity: 1).layout
         // Nobody runs rank 1: the server must give up and say who was silent.
         XCTAssertThrowsError(try ServerRole(context: ctx, layout: layout, trainCount: 512).run()) { e in
             XCTAssertTrue("\(e)".contains("worker 0 (rank 1) sent nothing"), "\(e)")
@@ -137,7 +144,7 @@ extension InProcessTrainingTests {
                       runDir: dir, error: "", trainCount: d.train.count)
         }
         let world = World(hellos: hellos)
-        let layout = try Model(config: c, capacity: 1).layout
+        let layout = try Model(c.model, capacity: 1).layout
         final class Box: @unchecked Sendable { var errors = [String](repeating: "", count: 2); let lock = NSLock() }
         let box = Box()
         let threads = (0..<2).map { r in

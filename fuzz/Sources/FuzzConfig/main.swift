@@ -6,7 +6,13 @@
 // ranks derive at start-up are computed too.
 import Foundation
 import FuzzSupport
-@testable import PSCore
+@testable import PSSupport
+@testable import PSNumerics
+@testable import PSCodec
+@testable import PSConfig
+@testable import PSCheckpoint
+@testable import PSRunLog
+@testable import PSProtocol
 
 func seeds() throws -> [(String, [UInt8])] {
     let here = URL(fileURLWithPath: #filePath)

@@ -10,7 +10,13 @@
 //   n % 1100: the piece's element count (the codec holds 1024, so a few are too large)
 // Bits 4 and 5 let mutations of the payload reach the codec past the checksum.
 import FuzzSupport
-@testable import PSCore
+@testable import PSSupport
+@testable import PSNumerics
+@testable import PSCodec
+@testable import PSConfig
+@testable import PSCheckpoint
+@testable import PSRunLog
+@testable import PSProtocol
 
 let maxElements = 1024
 let codec = PieceCodec(settings: CodecSettings(), maxElements: maxElements)

@@ -4,7 +4,13 @@
 // parses is turned into a Dataset as loadPair does and a sample is gathered.
 import Foundation
 import FuzzSupport
-@testable import PSCore
+@testable import PSSupport
+@testable import PSNumerics
+@testable import PSCodec
+@testable import PSConfig
+@testable import PSCheckpoint
+@testable import PSRunLog
+@testable import PSProtocol
 
 let dir = makeTempDir("idx")
 let path = dir + "/input-idx-ubyte.gz"

@@ -11,7 +11,13 @@
 // worker file.
 import Foundation
 import FuzzSupport
-@testable import PSCore
+@testable import PSSupport
+@testable import PSNumerics
+@testable import PSCodec
+@testable import PSConfig
+@testable import PSCheckpoint
+@testable import PSRunLog
+@testable import PSProtocol
 
 let root = makeTempDir("manifest")
 let dir = CheckpointStore.folder(root) + "/step-5"

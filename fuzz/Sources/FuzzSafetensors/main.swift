@@ -1,7 +1,13 @@
 // Safetensors.decode: the reader of checkpoint files and exports. A file it
 // accepts must encode back to the same tensors (a second decode agrees).
 import FuzzSupport
-@testable import PSCore
+@testable import PSSupport
+@testable import PSNumerics
+@testable import PSCodec
+@testable import PSConfig
+@testable import PSCheckpoint
+@testable import PSRunLog
+@testable import PSProtocol
 
 func seeds() -> [(String, [UInt8])] {
     let w = (0..<6).map { Float($0) * 0.5 - 1 }

@@ -1,0 +1,311 @@
+import Foundation
+import CPSKernels
+import PSSupport
+import PSNumerics
+import PSCodec
+
+/// The resolved configuration of a run: one typed section per TOML table,
+/// every key holding the file's value, a command-line override's or its
+/// default. Each component takes its own section (`cfg.train`,
+/// `cfg.compression`...); Config+Compatibility.swift keeps the flat
+/// accessors older call sites use.
+///
+/// Files are parsed with TOMLKit (TOMLDocument.swift). An unknown key, a
+/// wrong type, a number out of range or a bad layer is a ConfigError naming
+/// the source, the key and what is allowed.
+public struct Config: Equatable {
+    public internal(set) var model = ModelSection()
+    public internal(set) var data = DataSection()
+    public internal(set) var train = TrainSection()
+    public internal(set) var scaler = ScalerSection()
+    public internal(set) var compression = CompressionSection()
+    public internal(set) var checkpoint = CheckpointSection()
+    /// Test hooks; the defaults (any production run) make every one inert.
+    public internal(set) var debug = DebugSection()
+    public internal(set) var run = RunSection()
+    /// Where the configuration came from, for error messages.
+    public var source: String
+
+    // MARK: limits
+    //
+    // Sizes derived from the configuration become byte counts of buffers and
+    // of MPI messages, whose counts are Int32. These limits keep every such
+    // count below Int32.max (2^31 - 1) and every product of them far from
+    // Int overflow; docs/config.md repeats them.
+
+    /// Largest message, in elements (run.chunk_elements): the biggest frame
+    /// is FrameHeader.size + PieceCodec.maxEncodedBytes, at worst top-k's
+    /// 4-byte count plus 8 bytes per element (UInt32 index + FP32 value):
+    /// 64 + 4 + 8 * 2^26 = 536,870,980 bytes; the codec's scratch is
+    /// 8 + 8 * 2^26. Both stay well below Int32.max (a unit test checks it
+    /// with the real functions).
+    public static let maxChunkElements = 1 << 26
+    /// Widest layer and model.input: 2^20 features.
+    public static let maxWidth = Model.maxWidth
+    /// Most entries in model.layers (keeps run.toml, whose length each rank
+    /// announces in its hello, small).
+    public static let maxLayers = 1000
+    /// Most parameters (weights and biases) in the model: 2^28, so the FP32
+    /// model is at most 1 GiB and every tensor's, shard's and checkpoint
+    /// file's byte count (4 bytes a parameter) stays at most 2^30, half of
+    /// Int32.max (OpenBLAS takes 32-bit sizes). Messages never carry a
+    /// whole tensor: run.chunk_elements bounds them.
+    public static let maxParameters = 1 << 28
+    /// Most elements in one activation buffer (rows x layer width; a worker
+    /// holds max(its batch slice, Model.minimumCapacity) rows): 2^28, 1 GiB
+    /// of FP32, so its byte count stays below Int32.max as well.
+    public static let maxActivationElements = 1 << 28
+    /// Largest synthetic data set, in bytes (samples x model.input).
+    public static let maxDatasetBytes = Int(Int32.max)
+    /// Most ranks of either role (run.workers, run.servers and the debug
+    /// hooks that name a worker).
+    public static let maxRanks = 4096
+
+    static let steps = ConfigRange.closed(0, 1_000_000_000)
+    static let stepOrNever = ConfigRange.closed(-1, 1_000_000_000)
+    static let workerIndex = ConfigRange.closed(0, Double(maxRanks - 1))
+
+    /// The sections in canonical order (run.toml's).
+    static let sectionNames = ["model", "data", "train", "scaler", "compression", "checkpoint", "debug", "run"]
+
+    /// Every key, in canonical order, with its type, default, range and meaning.
+    public static let schema: [ConfigField] = {
+        func fields<S: ConfigSection>(_: S.Type) -> [ConfigField] { S.keys.map { $0.field(section: S.name, defaults: S()) } }
+        return fields(ModelSection.self) + fields(DataSection.self) + fields(TrainSection.self) + fields(ScalerSection.self)
+            + fields(CompressionSection.self) + fields(CheckpointSection.self) + fields(DebugSection.self) + fields(RunSection.self)
+    }()
+
+    static let fields: [String: ConfigField] = Dictionary(uniqueKeysWithValues: schema.map { ($0.key, $0) })
+
+    /// The defaults alone.
+    public init() {
+        source = "defaults"
+    }
+
+    /// Equal when every key has the same value, wherever each came from.
+    public static func == (a: Config, b: Config) -> Bool {
+        a.model == b.model && a.data == b.data && a.train == b.train && a.scaler == b.scaler
+            && a.compression == b.compression && a.checkpoint == b.checkpoint && a.debug == b.debug && a.run == b.run
+    }
+
+    // MARK: reading
+
+    public static func load(path: String) throws -> Config {
+        guard FileManager.default.fileExists(atPath: path) else { throw ConfigError.fileNotFound(path: path) }
+        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+            throw ConfigError.unreadable(path: path)
+        }
+        return try parse(text, source: path)
+    }
+
+    /// Reads TOML `text`; `source` names it in error messages. Keys the text
+    /// leaves out keep their defaults.
+    public static func parse(_ text: String, source: String) throws -> Config {
+        let doc = try TOMLDocument(text, source: source)
+        var c = Config()
+        c.source = source
+        for name in doc.root.keys.sorted() {
+            let v = doc.root[name]!
+            guard sectionNames.contains(name) else {
+                let key = leafPath(name, v)
+                throw ConfigError.unknownKey(source: source, key: key.joined(separator: "."), at: doc.position(key),
+                                             suggestion: suggestion(for: key.joined(separator: ".")))
+            }
+            guard case .table(let t) = v else {
+                throw ConfigError.wrongType(source: source, key: name, at: doc.position([name]), expected: "a table ([\(name)])", given: v)
+            }
+            for k in t.keys.sorted() {
+                try c.assign(name + "." + k, t[k]!, at: doc.position([name, k])) { doc.position([name, k] + $0) }
+            }
+        }
+        try c.validate()
+        return c
+    }
+
+    /// The first key path under `key` that holds no table (an unknown
+    /// [section]'s first key), for the message.
+    static func leafPath(_ key: String, _ v: ConfigValue) -> [String] {
+        var path = [key], v = v
+        while case .table(let t) = v, let k = t.keys.min() { path.append(k); v = t[k]! }
+        return path
+    }
+
+    /// Sets one key, checking that it exists and that the value has its type
+    /// (ranges and the rules across keys are `validate()`'s).
+    public mutating func set(_ key: String, _ value: ConfigValue) throws {
+        try assign(key, value, at: nil)
+    }
+
+    mutating func assign(_ key: String, _ value: ConfigValue, at: SourcePosition?,
+                         locate: @escaping ([String]) -> SourcePosition? = { _ in nil }) throws {
+        let parts = key.split(separator: ".", maxSplits: 1).map(String.init)
+        let ctx = KeyContext(source: source, key: key, at: at, locate: locate)
+        func write<S: ConfigSection>(_ s: inout S) throws {
+            guard parts.count == 2, let k = S.key(parts[1]) else {
+                let path = Config.leafPath(key, value).joined(separator: ".")
+                throw ConfigError.unknownKey(source: source, key: path, at: at, suggestion: Config.suggestion(for: path))
+            }
+            try k.write(&s, value, ctx)
+        }
+        switch parts[0] {
+        case ModelSection.name: try write(&model)
+        case DataSection.name: try write(&data)
+        case TrainSection.name: try write(&train)
+        case ScalerSection.name: try write(&scaler)
+        case CompressionSection.name: try write(&compression)
+        case CheckpointSection.name: try write(&checkpoint)
+        case DebugSection.name: try write(&debug)
+        case RunSection.name: try write(&run)
+        default: throw ConfigError.unknownKey(source: source, key: key, at: at, suggestion: Config.suggestion(for: key))
+        }
+    }
+
+    /// Applies a command-line override written as `key=value`: TOML value
+    /// syntax, and a value that is not TOML (a bare word) is a string. A
+    /// string key takes the text as written unless it is a TOML string
+    /// (`--set debug.die_at_steps=25` is "25"). Nothing changes if the
+    /// override is refused.
+    public mutating func apply(override text: String) throws {
+        guard let eq = text.firstIndex(of: "=") else { throw ConfigError.badOverride(text: text) }
+        let key = text[..<eq].trimmingCharacters(in: .whitespaces)
+        let raw = text[text.index(after: eq)...].trimmingCharacters(in: .whitespaces)
+        var value = TOMLDocument.value(raw) ?? .string(raw)
+        if Config.fields[key]?.kind == .string, case .string = value {} else if Config.fields[key]?.kind == .string {
+            value = .string(raw)
+        }
+        var c = self
+        c.source = "command line"
+        try c.set(key, value)
+        try c.validate()
+        c.source = source
+        self = c
+    }
+
+    // MARK: checking
+
+    static func suggestion(for key: String) -> String {
+        let best = schema.map { ($0.key, editDistance($0.key, key)) }.min { $0.1 < $1.1 }
+        if let b = best, b.1 <= 3 { return "; did you mean '\(b.0)'?" }
+        let section = key.split(separator: ".").first.map(String.init) ?? ""
+        let known = schema.filter { $0.key.hasPrefix(section + ".") }.map { $0.key }
+        return known.isEmpty ? "; known sections: model, data, train, scaler, compression, checkpoint, run, debug" : "; known keys: " + known.joined(separator: ", ")
+    }
+
+    static func editDistance(_ a: String, _ b: String) -> Int {
+        let a = Array(a), b = Array(b)
+        var prev = Array(0...b.count)
+        for i in 1...max(a.count, 1) where !a.isEmpty {
+            var cur = [i] + Array(repeating: 0, count: b.count)
+            for j in 1...max(b.count, 1) where !b.isEmpty {
+                cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+            }
+            prev = cur
+        }
+        return prev[b.count]
+    }
+
+    /// Every key as a (section-qualified key, schema entry, value) triple, in canonical order.
+    var entries: [(field: ConfigField, value: ConfigValue)] {
+        func of<S: ConfigSection>(_ s: S) -> [ConfigValue] { S.keys.map { $0.read(s) } }
+        let values = of(model) + of(data) + of(train) + of(scaler) + of(compression) + of(checkpoint) + of(debug) + of(run)
+        return Array(zip(Config.schema, values))
+    }
+
+    /// Checks every value: each number against its key's range (finite),
+    /// then the keys that depend on each other and the sizes derived from
+    /// the model. The messages name the source, the key, the value and what
+    /// is allowed. (The words a string key takes, the layers and the debug
+    /// hooks' texts were checked when they were read.)
+    public func validate() throws {
+        func bad(_ key: String, _ why: String) -> ConfigError { .invalid(source: source, key: key, at: nil, problem: why) }
+        for (f, v) in entries {
+            guard let r = f.range else { continue }
+            let x: Double
+            switch v {
+            case .integer(let i): x = Double(i)
+            case .float(let d): x = d
+            default: continue
+            }
+            if !r.contains(x) {
+                throw ConfigError.outOfRange(source: source, key: f.key, value: v.description, integer: f.kind == .integer, range: r)
+            }
+        }
+        if !(scaler.minScale <= scaler.initialScale && scaler.initialScale <= scaler.maxScale) {
+            throw bad("scaler.initial", "= \(scaler.initialScale) must lie in [scaler.min, scaler.max] = [\(scaler.minScale), \(scaler.maxScale)]")
+        }
+        if data.kind == .synthetic {
+            for (key, n) in [("data.synthetic_train", data.syntheticTrain), ("data.synthetic_test", data.syntheticTest)] where n * model.inputSize > Config.maxDatasetBytes {
+                throw bad(key, "= \(n) samples of model.input = \(model.inputSize) bytes is \(n * model.inputSize) bytes, more than the \(Config.maxDatasetBytes) allowed")
+            }
+        }
+        try validateModel()
+    }
+
+    /// Checks the layers and the sizes they imply: layer widths, the number
+    /// of parameters and the largest activation buffer (see the limits).
+    /// Runs after the per-key ranges, so no product here can overflow.
+    func validateModel() throws {
+        func bad(_ key: String, _ why: String) -> ConfigError { .invalid(source: source, key: key, at: nil, problem: why) }
+        let specs = model.layers
+        if specs.isEmpty { throw bad("model.layers", "is empty; the network needs at least one dense layer") }
+        if specs.count > Config.maxLayers {
+            throw bad("model.layers", "has \(specs.count) layers, more than the \(Config.maxLayers) allowed")
+        }
+        let inputSize = model.inputSize, batchSize = train.batchSize
+        // Each entry was checked against its kind (and its keys' ranges) when read.
+        let layers: [Layer]
+        switch LayerKinds.build(specs, inputSize: inputSize) {
+        case .success(let l): layers = l
+        case .failure(let p): throw ConfigError.badLayer(source: source, index: p.index, at: nil, problem: .kind(p.problem))
+        }
+        let parameters = layers.reduce(0) { $0 + $1.parameters.reduce(0) { $0 + $1.count } }
+        let widest = layers.reduce(inputSize) { max($0, $1.outputSize) }
+        if parameters > Config.maxParameters {
+            throw bad("model.layers", "with model.input = \(inputSize) has \(parameters) parameters, more than the \(Config.maxParameters) (2^28) allowed")
+        }
+        let rows = max(batchSize, Model.minimumCapacity)
+        if rows * widest > Config.maxActivationElements {
+            throw bad("train.batch_size", "= \(batchSize) with a layer \(widest) wide needs an activation buffer of \(rows) x \(widest) = \(rows * widest) "
+                + "elements, more than the \(Config.maxActivationElements) (2^28) allowed; use a smaller batch or narrower layers")
+        }
+    }
+
+    // MARK: canonical form
+
+    /// The whole resolved configuration as TOML, in schema order. This is
+    /// what run.toml holds and what the configuration hash is taken over;
+    /// byte for byte what the hand-written TOML reader's Config wrote (a
+    /// unit test pins it), so run.toml files and checkpoint manifests keep
+    /// their hashes.
+    public var canonicalTOML: String {
+        var out = ""
+        var section = ""
+        for (f, v) in entries {
+            let parts = f.key.split(separator: ".", maxSplits: 1).map(String.init)
+            if parts[0] != section {
+                section = parts[0]
+                out += (out.isEmpty ? "" : "\n") + "[\(section)]\n"
+            }
+            if f.kind == .layers {
+                out += "\(parts[1]) = [\n" + model.layers.map { "  \($0.toml),\n" }.joined() + "]\n"
+            } else {
+                out += "\(parts[1]) = \(v.description)\n"
+            }
+        }
+        return out
+    }
+
+    /// XXH64 of the canonical form: ranks compare it at start-up.
+    public var hash: UInt64 {
+        let bytes = Array(canonicalTOML.utf8)
+        return bytes.withUnsafeBytes { xxh64($0) }
+    }
+
+    /// The keys whose values differ, with both values: for the message that
+    /// tells a person why two ranks disagree.
+    public func differences(from other: Config) -> [(key: String, mine: String, theirs: String)] {
+        zip(entries, other.entries).compactMap { a, b in
+            a.value == b.value ? nil : (a.field.key, a.value.description, b.value.description)
+        }
+    }
+}

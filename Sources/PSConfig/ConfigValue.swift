@@ -1,0 +1,92 @@
+import PSSupport
+import PSNumerics
+import PSCodec
+
+// The values configuration keys are read from and written back as: what
+// TOMLKit parsed, converted once into plain Swift values, and what the
+// canonical form (run.toml) and the error messages print.
+
+/// A TOML value as the configuration sees it: read from a file (through
+/// TOMLKit), from a `--set key=value` override, or printed back into the
+/// canonical form. The sections turn these into typed fields.
+public indirect enum ConfigValue: Equatable, CustomStringConvertible {
+    case string(String)
+    case integer(Int)
+    case float(Double)
+    case bool(Bool)
+    case array([ConfigValue])
+    /// A table; TOMLKit keeps no key order, so keys print sorted.
+    case table([String: ConfigValue])
+    /// A date, time or date-time, as TOML text. No key holds one; it exists
+    /// so that the message refusing it can name it.
+    case dateTime(String)
+
+    /// The TOML type, as error messages name it.
+    public var typeName: String {
+        switch self {
+        case .string: return "string"
+        case .integer: return "integer"
+        case .float: return "float"
+        case .bool: return "boolean"
+        case .array: return "array"
+        case .table: return "table"
+        case .dateTime: return "date-time"
+        }
+    }
+
+    /// The value written as TOML: what run.toml, differences and error
+    /// messages show. Byte for byte what the hand-written TOML reader's
+    /// values printed (run.toml and its hash depend on it).
+    public var description: String {
+        switch self {
+        case .string(let s): return tomlQuote(s)
+        case .integer(let i): return String(i)
+        case .float(let d): return tomlFloat(d)
+        case .bool(let b): return b ? "true" : "false"
+        case .array(let a): return "[" + a.map { $0.description }.joined(separator: ", ") + "]"
+        case .table(let t):
+            return "{ " + t.keys.sorted().map { "\(tomlKey($0)) = \(t[$0]!.description)" }.joined(separator: ", ") + " }"
+        case .dateTime(let text): return text
+        }
+    }
+}
+
+/// A float as TOML writes it: Swift's shortest round-trip digits, with ".0"
+/// added to integral values, and inf / -inf / nan.
+func tomlFloat(_ d: Double) -> String {
+    if d.isNaN { return "nan" }
+    if d.isInfinite { return d < 0 ? "-inf" : "inf" }
+    let s = "\(d)"
+    return s.contains(".") || s.contains("e") ? s : s + ".0"
+}
+
+/// A TOML basic string literal: JSON's escapes, plus \u007f (TOML allows no
+/// raw DEL in a basic string; the old reader let it through).
+func tomlQuote(_ v: String) -> String {
+    var s = "\""
+    for u in v.unicodeScalars {
+        switch u {
+        case "\"": s += "\\\""
+        case "\\": s += "\\\\"
+        case "\n": s += "\\n"
+        case "\r": s += "\\r"
+        case "\t": s += "\\t"
+        default:
+            if u.value < 0x20 || u.value == 0x7F {
+                let hex = String(u.value, radix: 16)
+                s += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            } else {
+                s.unicodeScalars.append(u)
+            }
+        }
+    }
+    return s + "\""
+}
+
+/// A key as TOML writes it: bare when it can be, quoted otherwise.
+func tomlKey(_ k: String) -> String {
+    let bare = !k.isEmpty && k.unicodeScalars.allSatisfy {
+        ($0 >= "a" && $0 <= "z") || ($0 >= "A" && $0 <= "Z") || ($0 >= "0" && $0 <= "9") || $0 == "_" || $0 == "-"
+    }
+    return bare ? k : tomlQuote(k)
+}

@@ -1,0 +1,23 @@
+import Foundation
+import PSSupport
+
+/// Why a data set cannot be used. Every case names the file.
+public enum DataError: UserFacingError, Equatable {
+    /// The file does not exist.
+    case missing(file: String)
+    /// The file exists but cannot be opened or read.
+    case unreadable(file: String, reason: String)
+    /// The file's content is not what its format says: `problem` tells what.
+    case malformed(file: String, problem: String)
+    /// Files (or halves of a set) that do not fit together.
+    case mismatch(String)
+
+    public var description: String {
+        switch self {
+        case .missing(let f): return "data set file not found: \(f) (install the Debian package dataset-fashion-mnist, or set data.dir)"
+        case .unreadable(let f, let why): return "cannot open \(f): \(why)"
+        case .malformed(let f, let problem): return "\(f): \(problem)"
+        case .mismatch(let what): return what
+        }
+    }
+}

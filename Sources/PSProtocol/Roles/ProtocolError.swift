@@ -1,0 +1,37 @@
+import PSSupport
+import PSNumerics
+import PSCodec
+import PSConfig
+import PSCheckpoint
+import PSRunLog
+
+/// Why a run cannot go on, as the coordination protocol sees it.
+public enum ProtocolError: UserFacingError, Equatable {
+    /// A wait ran out of time; the message names the rank that is really
+    /// silent, found by following the other ranks' wait claims (Blame.swift).
+    case silentRank(String)
+    /// Steps kept overflowing with the loss scale at its floor.
+    case diverged(stepsAtMinimum: Int, scale: Double, lastFiniteStep: Int)
+    /// A checkpoint could not be completed; the previous one is intact.
+    case checkpointFailed(step: Int, reasons: [String], previous: String)
+    /// The checkpoint being resumed belongs to a run of another length.
+    case otherRunLength(checkpoint: String, steps: Int, perEpoch: Int, configured: Int, configuredPerEpoch: Int)
+    /// The configuration and the data set do not fit together.
+    case dataDoesNotFit(String)
+
+    public var description: String {
+        switch self {
+        case .silentRank(let m): return m
+        case .diverged(let n, let scale, let last):
+            return "training diverged: steps kept overflowing for \(n) steps with the loss scale at its minimum (\(scale)); "
+                + "the last step with finite gradients was \(last < 0 ? "none" : String(last)). "
+                + "This is not a scaling problem: lower train.lr or check the data (scaler.max_skips_at_min sets the patience)"
+        case .checkpointFailed(let step, let reasons, let previous):
+            return "checkpoint step-\(step) failed: " + reasons.joined(separator: "; ") + "; " + previous
+        case .otherRunLength(let path, let total, let perEpoch, let configured, let configuredPerEpoch):
+            return "\(path) was written by a run of \(total) steps (\(perEpoch) per epoch); this configuration gives \(configured) (\(configuredPerEpoch)): "
+                + "resume with the run's own configuration (train.epochs, train.batch_size, train.max_steps)"
+        case .dataDoesNotFit(let m): return m
+        }
+    }
+}

@@ -1,0 +1,94 @@
+import Foundation
+import PSSupport
+import PSNumerics
+import PSCodec
+import PSConfig
+import PSCheckpoint
+import PSRunLog
+
+/// What a server learns in one step and decides about it.
+struct StepOutcome {
+    var lr: Float
+    /// The loss scale the workers used for this step.
+    var scaleBefore: Double
+    var lossSum = 0.0
+    var samples = 0
+    /// Who saw an overflow ("worker 1", "sum on server 0", "server 1"); empty: none.
+    var overflowBy: [String] = []
+    /// Server 0's requests (FrameFlags.checkpoint, .stop), the same on every server.
+    var request: UInt8 = 0
+    var scaleChange: LossScaler.Change = .none
+
+    init(lr: Float, scaleBefore: Double) { self.lr = lr; self.scaleBefore = scaleBefore }
+
+    var overflow: Bool { !overflowBy.isEmpty }
+    var stops: Bool { request & FrameFlags.stop != 0 }
+    var loss: Double { lossSum / Double(max(samples, 1)) }
+}
+
+/// Where a rank's time and bytes went in one step (the `step` record).
+struct StepMeter {
+    /// When the step began (the previous one ended) and ended.
+    var start: Double
+    var end: Double
+    var waited = 0.0, applied = 0.0
+    var bytesIn = 0, bytesOut = 0
+    init(start: Double = 0) { self.start = start; end = start }
+}
+
+extension ServerRole {
+    /// The `step` record, and `overflow` / `scale` records when they happened; the progress line.
+    func logStep(_ step: Int, _ o: StepOutcome) {
+        let end = now()
+        meter.end = end
+        let codecTime = codec.takeStats()
+        let took = end - meter.start
+        ctx.log?.write(ServerStepRecord(
+            step: step, epoch: schedule.epoch(of: step), loss: o.loss,
+            fp32Bytes: range.count * 4, encodeS: codecTime.encode, decodeS: codecTime.decode,
+            lr: Double(o.lr), lossScale: o.scaleBefore, skipped: scaler.skipped, overflow: o.overflow,
+            samples: o.samples, stepS: took, waitS: meter.waited, applyS: meter.applied,
+            bytesRecv: meter.bytesIn, bytesSent: meter.bytesOut, samplesPerS: Double(o.samples) / max(took, 1e-9),
+            paramsDigest: ctx.config.digestEveryStep ? digest(weights.pointer, count: range.count) : nil))
+        if o.overflow {
+            ctx.log?.write(OverflowRecord(step: step, seenBy: o.overflowBy, lossScale: o.scaleBefore, newLossScale: scaler.scale))
+        }
+        switch o.scaleChange {
+        case .grew(let a, let b):
+            ctx.log?.write(ScaleRecord(step: step, from: a, to: b, why: "growth"))
+        case .backedOff(let a, let b):
+            ctx.log?.write(ScaleRecord(step: step, from: a, to: b, why: "overflow"))
+        case .none: break
+        }
+        progress.step(step, loss: o.loss, skipped: o.overflow, scale: (o.scaleBefore, scaler.scale), at: end)
+    }
+
+    /// Stops the run when steps keep overflowing with the loss scale at its floor.
+    func stopIfDiverged() throws {
+        guard scaler.diverged else { return }
+        ctx.log?.flush()
+        throw ProtocolError.diverged(stepsAtMinimum: scaler.overflowsAtMin, scale: scaler.scale, lastFiniteStep: scaler.lastFiniteStep)
+    }
+
+    func logStopped(after steps: Int) {
+        ctx.log?.write(StoppedRecord(step: steps, why: "the launcher asked (SIGINT/SIGTERM)"))
+        if lead { ctx.say("stopped after step \(steps) of \(schedule.total) as asked; checkpoint step-\(steps) holds the state") }
+    }
+
+    /// This server's file of a checkpoint: its slice of every tensor it holds
+    /// (full shape when it holds all of it), weights and optimizer state.
+    func checkpointTensors() -> [Safetensors.Tensor] {
+        var out: [Safetensors.Tensor] = []
+        for t in layout.tensors {
+            let a = max(range.lowerBound, t.offset), b = min(range.upperBound, t.offset + t.count)
+            if a >= b { continue }
+            let shape = (a == t.offset && b == t.offset + t.count) ? t.spec.shape : [b - a]
+            let off = a - range.lowerBound
+            out.append(Safetensors.Tensor(name: t.name, shape: shape, floats: UnsafeBufferPointer(start: weights.pointer + off, count: b - a)))
+            for (name, s) in zip(optimizer.stateNames, state) {
+                out.append(Safetensors.Tensor(name: t.name + "." + name, shape: shape, floats: UnsafeBufferPointer(start: s.pointer + off, count: b - a)))
+            }
+        }
+        return out
+    }
+}

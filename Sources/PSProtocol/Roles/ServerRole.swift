@@ -1,0 +1,319 @@
+import Foundation
+import PSSupport
+import PSNumerics
+import PSCodec
+import PSConfig
+import PSCheckpoint
+import PSRunLog
+
+/// A server: it holds the FP32 master weights of its shard and the
+/// optimizer's state, and runs one synchronous step as these phases
+/// (docs/architecture.md, "one step"):
+///
+///     receive gradients -> collect step summaries -> agree on overflow
+///     -> apply and send -> log -> evaluate at epoch end -> checkpoint if due
+///
+/// Every phase is a method below; the messages they exchange are in
+/// Messages/, one file each.
+public final class ServerRole {
+    let ctx: RankContext
+    let index: Int
+    let lead: Bool
+    let layout: ModelLayout
+    let plan: ShardPlan
+    let range: Range<Int>
+    let schedule: Schedule
+    let precision: Precision
+    /// FP32 master weights of this server's shard.
+    public let weights: FloatBuffer
+    let optimizer: Optimizer
+    /// The optimizer's per-element state, in `optimizer.stateNames` order.
+    let state: [FloatBuffer]
+    /// The step's summed gradient (FP32, still scaled by the loss scale).
+    let gradSum: FloatBuffer
+    public private(set) var scaler: LossScaler
+
+    /// This server's pieces (global piece numbers and ranges), in the order the workers send them.
+    let pieceIDs: [Int]
+    let pieces: [ShardPlan.Chunk]
+    let codec: PieceCodec
+    let paramFrames: [FrameBuffer]
+    /// gradFrames[w][k]: worker w's gradients of piece k.
+    let gradFrames: [[FrameBuffer]]
+    let summaryFrames: [FrameBuffer]
+    let voteOut = OverflowVote.buffer()
+    let voteIn: [FrameBuffer]
+    let evalFrames: [FrameBuffer]
+
+    /// In flight: the parameter sends of each piece, the receives of the next step.
+    var sends: [[TransportRequest]]
+    var gradRecvs: [[TransportRequest]] = []
+    var summaryRecvs: [TransportRequest] = []
+    var meter = StepMeter()
+    var progress: Progress
+    var lastCheckpoint = now()
+
+    /// `layout` comes from the model the configuration builds; `trainCount`
+    /// is the size of the training set (servers do not load the data).
+    public init(context: RankContext, layout: ModelLayout, trainCount: Int) throws {
+        ctx = context
+        let cfg = context.config, world = context.world
+        index = world.index(ofRank: context.rank)
+        lead = index == 0
+        self.layout = layout
+        plan = ShardPlan(total: layout.totalCount, servers: world.servers)
+        range = plan.range(index)
+        schedule = try Schedule(context: context, trainCount: trainCount)
+        precision = cfg.precision
+        weights = FloatBuffer(count: range.count)
+        let opt = Optimizers.make(cfg.train), n = range.count
+        optimizer = opt
+        state = opt.stateNames.map { _ in FloatBuffer(count: n) }
+        gradSum = FloatBuffer(count: range.count)
+        scaler = LossScaler(settings: cfg.scalerSettings, dynamic: precision.usesLossScaling)
+        if let (path, m) = context.resume {
+            // Tensors are stored by name and full shape: any server count re-cuts them.
+            try CheckpointStore.loadRange(path, m, layout: layout, suffix: "", lo: range.lowerBound, hi: range.upperBound, into: weights.pointer)
+            for (name, s) in zip(opt.stateNames, state) {
+                try CheckpointStore.loadRange(path, m, layout: layout, suffix: name, lo: range.lowerBound, hi: range.upperBound, into: s.pointer)
+            }
+            scaler.restore(m.scaler)
+        } else {
+            layout.initialize(seed: cfg.seed, range: range.lowerBound, range.upperBound, into: weights.pointer)
+        }
+        let all = plan.pieces(layout, maxElements: cfg.chunkElements)
+        let me = index
+        let ids = all.indices.filter { all[$0].server == me }
+        let mine = ids.map { all[$0] }
+        pieceIDs = ids
+        pieces = mine
+        let cs = cfg.codecSettings, prec = precision
+        codec = PieceCodec(settings: cs, maxElements: mine.map { $0.range.count }.max() ?? 1)
+        paramFrames = mine.map { FrameBuffer(payloadCapacity: PieceCodec.maxEncodedBytes($0.range.count, prec, cs, sparse: false)) }
+        gradFrames = world.workerRanks.map { _ in mine.map { FrameBuffer(payloadCapacity: PieceCodec.maxEncodedBytes($0.range.count, prec, cs, sparse: true)) } }
+        summaryFrames = world.workerRanks.map { _ in StepSummary.buffer() }
+        voteIn = world.serverRanks.map { _ in OverflowVote.buffer() }
+        evalFrames = world.workerRanks.map { _ in EvalResult.buffer() }
+        sends = mine.map { _ in [] }
+        progress = Progress(lead: lead, say: context.say, every: cfg.progressSeconds, total: schedule.total, perEpoch: schedule.perEpoch,
+                            epochs: cfg.epochs, batch: cfg.batchSize, start: now(), firstStep: schedule.start)
+    }
+
+    var world: World { ctx.world }
+
+    public func run() throws {
+        try begin()
+        var finished = schedule.total
+        for step in schedule.steps {
+            meter = StepMeter(start: meter.end)
+            try receiveGradients(step)
+            var outcome = try collectSummaries(step)
+            outcome.request = leadRequests()
+            if world.servers > 1 { try agreeOnOverflow(step, &outcome) }
+            try applyAndSend(step, &outcome)
+            logStep(step, outcome)
+            try stopIfDiverged()
+            if lead && schedule.endsEpoch(step) { try collectEvaluation(step) }
+            if ctx.hasRunDir && schedule.checkpointDue(after: step + 1, flags: outcome.request) {
+                try checkpoint(step: step + 1)
+                lastCheckpoint = now()
+            }
+            ctx.log?.flush()
+            if outcome.stops {
+                finished = step + 1
+                logStopped(after: finished)
+                break
+            }
+        }
+        try finish(steps: finished)
+    }
+
+    // MARK: Phases
+
+    /// Before the first step: clean up after a dead attempt, log, send the
+    /// parameters the first step computes on and post its receives.
+    func begin() throws {
+        let cfg = ctx.config
+        ctx.log?.write(ServerStartRecord(servers: world.servers, workers: world.workers, shardLo: range.lowerBound,
+                                         shardHi: range.upperBound, pieces: pieces.count, precision: precision.rawValue,
+                                         compression: cfg.codecSettings.summary, lossScale: scaler.scale,
+                                         steps: schedule.total, stepsPerEpoch: schedule.perEpoch))
+        ctx.log?.flush()
+        if lead && ctx.hasRunDir {
+            CheckpointWriter(runDir: ctx.runDir).removeStale()
+            WaitClaims.removeStale(runDir: ctx.runDir, keep: ctx.attempt)
+        }
+        let start = schedule.start
+        if start > 0 {
+            ctx.log?.write(ResumedRecord(step: start, from: ctx.resume!.path, paramsDigest: digest(weights.pointer, count: range.count),
+                                         lossScale: scaler.scale, skipped: scaler.skipped))
+            if lead { ctx.say("resuming from \(ctx.resume!.path) at step \(start) of \(schedule.total)") }
+        }
+        for k in pieces.indices.reversed() { try sendPiece(k, version: start, request: 0) }
+        try postReceives()
+        meter = StepMeter(start: now())
+        progress.restart(at: meter.start)
+    }
+
+    /// Sums the pieces as they arrive, each in worker-rank order (never
+    /// arrival order: reproducible bits), widening to FP32.
+    func receiveGradients(_ step: Int) throws {
+        for (k, c) in pieces.enumerated() {
+            let n = c.range.count
+            let waitStart = now()
+            let counts = try ctx.wait(gradRecvs[k], for: "gradients", step: step)
+            let workStart = now()
+            meter.waited += workStart - waitStart
+            let sum = gradSum.pointer + (c.range.lowerBound - range.lowerBound)
+            for w in 0..<world.workers {
+                let sender = world.describe(world.workerRanks[w])
+                let h = try GradientPiece.open(gradFrames[w][k], length: counts[w], step: step, piece: pieceIDs[k], count: n,
+                                               precision: precision, sender: sender)
+                meter.bytesIn += counts[w]
+                do {
+                    try codec.decode(gradFrames[w][k].payload, length: Int(h.encodedLength), stages: h.codec, count: n, as: precision,
+                                     into: sum, add: w > 0)
+                } catch let e as CodecError {
+                    throw FrameError.badPayload(sender: sender, what: "gradients of step \(step), piece \(pieceIDs[k])", problem: e.description)
+                }
+            }
+            meter.applied += now() - workStart
+        }
+    }
+
+    /// The workers' step summaries: loss, samples, overflow; and whether this server's own sum overflowed.
+    func collectSummaries(_ step: Int) throws -> StepOutcome {
+        let t0 = now()
+        let counts = try ctx.wait(summaryRecvs, for: "step summaries", step: step)
+        var o = StepOutcome(lr: Float(ctx.config.learningRate(step: step, total: schedule.total)), scaleBefore: scaler.scale)
+        for w in 0..<world.workers {
+            let s = try StepSummary.open(summaryFrames[w], length: counts[w], step: step, sender: world.describe(world.workerRanks[w]))
+            o.lossSum += s.lossSum
+            o.samples += s.samples
+            if s.overflow { o.overflowBy.append("worker \(w)") }
+        }
+        if Payload.overflows(gradSum.pointer, count: range.count, as: .fp32) { o.overflowBy.append("sum on server \(index)") }
+        meter.waited += now() - t0
+        return o
+    }
+
+    /// Server 0 alone decides on time-based checkpoints and on stopping (the
+    /// launcher asks for it with a STOP file in the run directory).
+    func leadRequests() -> UInt8 {
+        guard lead && ctx.hasRunDir else { return 0 }
+        var request: UInt8 = 0
+        let every = ctx.config.checkpointSeconds
+        if every > 0 && now() - lastCheckpoint >= every { request |= FrameFlags.checkpoint }
+        if FileManager.default.fileExists(atPath: ctx.runDir + "/STOP") { request |= FrameFlags.checkpoint | FrameFlags.stop }
+        return request
+    }
+
+    /// Every server learns every other's overflow and server 0's requests, so
+    /// all apply or skip the step alike and checkpoint or stop alike.
+    func agreeOnOverflow(_ step: Int, _ o: inout StepOutcome) throws {
+        let t0 = now()
+        OverflowVote(overflow: o.overflow, request: o.request).seal(into: voteOut, step: step, chunk: index)
+        let peers = world.serverRanks.enumerated().filter { $0.offset != index }
+        var reqs: [TransportRequest] = []
+        for (s, r) in peers {
+            reqs.append(try ctx.transport.isend(voteOut, to: r, tag: OverflowVote.kind.tag))
+            reqs.append(try ctx.transport.irecv(voteIn[s], from: r, tag: OverflowVote.kind.tag))
+        }
+        let counts = try ctx.wait(reqs, for: "overflow votes", step: step)
+        for (i, (s, r)) in peers.enumerated() {
+            let v = try OverflowVote.open(voteIn[s], length: counts[2 * i + 1], step: step, chunk: s, sender: world.describe(r))
+            if v.overflow { o.overflowBy.append("server \(s)") }
+            if s == 0 { o.request = v.request }
+        }
+        meter.waited += now() - t0
+    }
+
+    /// Applies the optimizer (FP32, unscaled) or skips the step, sends
+    /// parameters step+1 and posts the next step's receives. Piece by piece,
+    /// so each is updated and encoded while in cache, first layer first:
+    /// workers start their next forward with it.
+    func applyAndSend(_ step: Int, _ o: inout StepOutcome) throws {
+        let t0 = now()
+        let inv = Float(1 / scaler.scale)
+        o.scaleChange = scaler.update(step: step, overflow: o.overflow)
+        for k in pieces.indices.reversed() {
+            let off = pieces[k].range.lowerBound - range.lowerBound
+            if !o.overflow {
+                optimizer.apply(weights: weights.pointer + off, state: state.map { $0.pointer + off }, grads: gradSum.pointer + off,
+                                count: pieces[k].range.count, gradScale: inv, lr: o.lr)
+            }
+            try sendPiece(k, version: step + 1, request: o.request)
+        }
+        meter.applied += now() - t0
+        if step + 1 < schedule.total && !o.stops { try postReceives() }
+    }
+
+    /// Server 0, after the last step of an epoch: the workers' test results.
+    func collectEvaluation(_ step: Int) throws {
+        let results = try ctx.receive(EvalResult.self, from: world.workerRanks, step: step + 1, into: evalFrames, for: "test results")
+        let loss = results.reduce(0.0) { $0 + $1.lossSum }
+        let correct = results.reduce(0) { $0 + $1.correct }, count = results.reduce(0) { $0 + $1.count }
+        let accuracy = Double(correct) / Double(max(count, 1))
+        ctx.log?.write(EvalRecord(step: step + 1, epoch: schedule.epoch(of: step) + 1, testAccuracy: accuracy,
+                                  testLoss: loss / Double(max(count, 1)), testSamples: count))
+        progress.epochEnd(step, accuracy: accuracy, at: now())
+    }
+
+    /// Writes this server's file of checkpoint `step`; server 0 then completes it.
+    func checkpoint(step: Int) throws {
+        let t0 = now()
+        let mine = try ctx.writeCheckpointFile(step: step, role: .server, index: index, tensors: checkpointTensors())
+        guard lead else { return }
+        let dir = try ctx.completeCheckpoint(step: step, mine: mine) { files in
+            Manifest(context: ctx, step: step, schedule: schedule, scaler: scaler, layout: layout, chunks: plan.chunks(layout), files: files)
+        }
+        let took = now() - t0
+        let size = ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).reduce(0) {
+            $0 + ((try? FileManager.default.attributesOfItem(atPath: dir + "/" + $1)[.size] as? Int) ?? 0)
+        }
+        ctx.log?.write(ServerCheckpointRecord(step: step, path: dir, bytes: size, seconds: took))
+        ctx.say("checkpoint step-\(step) written (\(String(format: "%.1f", Double(size) / 1e6)) MB, \(String(format: "%.0f", took * 1000)) ms)")
+    }
+
+    /// After the last step: every send completed and every worker's goodbye
+    /// (it has the last parameters) before this rank lets go of its buffers
+    /// and of MPI (a completed send only means the buffer may be reused).
+    func finish(steps finished: Int) throws {
+        progress.finish()
+        for k in pieces.indices { _ = try ctx.wait(sends[k], for: "parameter sends", step: finished) }
+        _ = try ctx.receive(Goodbye.self, from: world.workerRanks, step: finished, for: "the workers' goodbyes")
+        ctx.log?.write(ServerDoneRecord(
+            steps: finished, wallS: now() - progress.start, peakRSSBytes: peakRSSBytes(),
+            skipped: scaler.skipped, lossScale: scaler.scale, paramsDigest: digest(weights.pointer, count: range.count),
+            stateDigests: zip(optimizer.stateNames, state).map { StateDigest(name: $0, digest: digest($1.pointer, count: range.count)) }))
+        ctx.log?.flush()
+    }
+
+    // MARK: Pieces of the phases
+
+    /// Encodes piece k of the current weights as parameters `version` and
+    /// sends it to every worker, once its previous sends completed.
+    func sendPiece(_ k: Int, version: Int, request: UInt8) throws {
+        let c = pieces[k], n = c.range.count
+        _ = try ctx.wait(sends[k], for: "parameter sends", step: version)
+        let e = codec.encode(weights.pointer + (c.range.lowerBound - range.lowerBound), count: n, as: precision, sparse: false,
+                             chunk: pieceIDs[k], step: version, into: paramFrames[k].payload, capacity: paramFrames[k].capacity - FrameHeader.size)
+        ParameterPiece.seal(paramFrames[k], version: version, piece: pieceIDs[k], count: n, precision: precision, encoded: e,
+                            lossScale: scaler.scale, skipped: scaler.skipped, request: request)
+        sends[k] = try world.workerRanks.map { try ctx.transport.isend(paramFrames[k], to: $0, tag: ParameterPiece.kind.tag) }
+        meter.bytesOut += paramFrames[k].length * world.workers
+    }
+
+    /// The next step's receives: every worker's gradient pieces, then its
+    /// summary. The transport matches one sender's messages of one tag in
+    /// posting order, so posting in piece order matches the pieces.
+    func postReceives() throws {
+        let t = ctx.transport
+        gradRecvs = pieces.map { _ in [] }
+        summaryRecvs = []
+        for (w, rank) in world.workerRanks.enumerated() {
+            for k in pieces.indices { gradRecvs[k].append(try t.irecv(gradFrames[w][k], from: rank, tag: GradientPiece.kind.tag)) }
+            summaryRecvs.append(try t.irecv(summaryFrames[w], from: rank, tag: StepSummary.kind.tag))
+        }
+    }
+}

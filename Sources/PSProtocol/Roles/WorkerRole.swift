@@ -1,0 +1,227 @@
+import Foundation
+import PSSupport
+import PSNumerics
+import PSCodec
+import PSConfig
+import PSCheckpoint
+import PSRunLog
+
+/// A worker: it holds a copy of the parameters, computes gradients on its
+/// slice of every global batch and pushes them, as these phases
+/// (docs/architecture.md, "one step"):
+///
+///     load its slice -> forward (each layer waits for its parameters)
+///     -> checkpoint if due -> backward and push each layer's gradients
+///     -> send the step summary -> post the next parameters -> log
+///     -> evaluate at epoch end
+public final class WorkerRole {
+    let ctx: RankContext
+    let index: Int
+    let data: DataSplit
+    let model: Model
+    let plan: ShardPlan
+    let schedule: Schedule
+    let precision: Precision
+    public let params: FloatBuffer
+    let grads: FloatBuffer
+    /// Top-k's error feedback (nil for dense gradients): training state.
+    public let feedback: ErrorFeedback?
+    let hooks: TestHooks
+
+    /// This worker's rows of each global batch.
+    let slice: Range<Int>
+    let sampler: Sampler
+    let pieces: [ShardPlan.Chunk]
+    let codec: PieceCodec
+    let paramFrames: [FrameBuffer]
+    let gradFrames: [FrameBuffer]
+    let summaryFrame = StepSummary.buffer()
+    /// Which pieces each parameter tensor fills, and which tensors each layer has, in send order.
+    let piecesOfTensor: [[Int]]
+    let tensorsOfLayer: [[Int]]
+    /// The pieces each layer's forward waits for, ascending.
+    let piecesOfLayer: [[Int]]
+    let labels: UnsafeMutablePointer<UInt8>
+
+    /// The parameters being received: their version and open receives.
+    var pulled = Pull()
+    /// What the latest parameters' headers said.
+    var lossScale = 1.0, skipped = 0, flags: UInt8 = 0
+    var skippedBefore = 0
+    /// This step's push, filled in by `push(layer:)` during the backward pass.
+    var push = Push()
+    var permutation: [Int32] = []
+    var last = now()
+
+    public init(context: RankContext, data: DataSplit) throws {
+        ctx = context
+        let cfg = context.config, world = context.world
+        index = world.index(ofRank: context.rank)
+        self.data = data
+        slice = Sampler.slice(batch: cfg.batchSize, worker: index, of: world.workers)
+        let micro = Sampler.slice(batch: cfg.batchSize, worker: 0, of: world.workers).count
+        let m = try Model(cfg.model, capacity: max(micro, Model.minimumCapacity))
+        guard m.inputSize == data.train.features else {
+            throw ProtocolError.dataDoesNotFit("model.input = \(m.inputSize) but the data set's samples have \(data.train.features) features")
+        }
+        guard m.classes == data.train.classes else {
+            throw ProtocolError.dataDoesNotFit("the last layer of model.layers has \(m.classes) outputs but the data set has \(data.train.classes) classes")
+        }
+        model = m
+        precision = cfg.precision
+        model.storage = precision
+        plan = ShardPlan(total: m.layout.totalCount, servers: world.servers)
+        schedule = try Schedule(context: context, trainCount: data.train.count)
+        params = FloatBuffer(count: m.layout.totalCount)
+        grads = FloatBuffer(count: m.layout.totalCount)
+        let cs = cfg.codecSettings
+        feedback = cs.topk > 0 ? ErrorFeedback(count: m.layout.totalCount) : nil
+        hooks = TestHooks(cfg, runDir: context.runDir, log: context.log)
+        sampler = Sampler(count: data.train.count, batchSize: cfg.batchSize, seed: cfg.seed)
+        pieces = plan.pieces(m.layout, maxElements: cfg.chunkElements)
+        codec = PieceCodec(settings: cs, maxElements: pieces.map { $0.range.count }.max() ?? 1)
+        let prec = precision
+        paramFrames = pieces.map { FrameBuffer(payloadCapacity: PieceCodec.maxEncodedBytes($0.range.count, prec, cs, sparse: false)) }
+        gradFrames = pieces.map { FrameBuffer(payloadCapacity: PieceCodec.maxEncodedBytes($0.range.count, prec, cs, sparse: true)) }
+        var byTensor = [[Int]](repeating: [], count: m.layout.tensors.count)
+        for (i, p) in pieces.enumerated() { byTensor[p.tensor].append(i) }
+        var byLayer = [[Int]](repeating: [], count: m.layers.count)
+        var ti = 0
+        for (li, l) in m.layers.enumerated() { for _ in l.parameters { byLayer[li].append(ti); ti += 1 } }
+        piecesOfTensor = byTensor
+        tensorsOfLayer = byLayer
+        piecesOfLayer = byLayer.map { $0.flatMap { byTensor[$0] }.sorted() }
+        labels = .allocate(capacity: m.capacity)
+        if let (path, man) = context.resume, let feedback {
+            try feedback.restore(worker: index, workers: world.workers, saved: man.workers) { j in
+                try CheckpointStore.loadResidual(path, man, file: checkpointFile(.worker, j), count: feedback.residual.count)
+            }
+        }
+    }
+
+    deinit { labels.deallocate() }
+
+    var world: World { ctx.world }
+    var allPieces: Range<Int> { pieces.indices }
+
+    public func run() throws {
+        try begin()
+        var finished = schedule.total
+        for step in schedule.steps {
+            hooks.workerStep(step, worker: index)
+            let computeStart = now()
+            loadBatch(step)
+            try forward()
+            syncResidual()
+            if step > schedule.start && ctx.hasRunDir && schedule.checkpointDue(after: step, flags: flags) { try checkpoint(step) }
+            if flags & FrameFlags.stop != 0 {
+                finished = step
+                break
+            }
+            let lossSum = try backwardAndPush(step)
+            try sendSummary(step, lossSum: lossSum)
+            let computed = now() - computeStart - pulled.waited
+            let received = pulled
+            try postParameters(version: step + 1)
+            logStep(step, lossSum: lossSum, computed: computed, received: received)
+            if schedule.endsEpoch(step) { try evaluateAndReport(step) }
+            ctx.log?.flush()
+        }
+        try finish(steps: finished)
+    }
+
+    // MARK: Phases
+
+    /// Before the first step: log, and receive the parameters it computes on.
+    func begin() throws {
+        ctx.log?.write(WorkerStartRecord(servers: world.servers, workers: world.workers, microbatch: slice.count,
+                                         trainSamples: data.train.count, testSamples: data.test.count,
+                                         precision: precision.rawValue, compression: ctx.config.codecSettings.summary,
+                                         pieces: pieces.count, steps: schedule.total, stepsPerEpoch: schedule.perEpoch))
+        ctx.log?.flush()
+        try postParameters(version: schedule.start)
+        try awaitParameters(Array(allPieces))
+        skippedBefore = skipped
+        if schedule.start > 0 {
+            ctx.log?.write(ResumedRecord(step: schedule.start, from: ctx.resume!.path, paramsDigest: digest(params.pointer, count: params.count),
+                                         lossScale: lossScale, skipped: skipped))
+        }
+        last = now()
+    }
+
+    /// This worker's rows of the step's global batch, in the epoch's order.
+    func loadBatch(_ step: Int) {
+        let within = step % schedule.perEpoch
+        if within == 0 || permutation.isEmpty { permutation = sampler.permutation(epoch: schedule.epoch(of: step)) }
+        let base = within * ctx.config.batchSize
+        let rows = permutation[(base + slice.lowerBound)..<(base + slice.upperBound)].lazy.map { Int($0) }
+        data.train.gather(rows, into: model.input, labels: labels)
+        hooks.straggle(worker: index)
+    }
+
+    /// The forward pass; each layer waits for its own pieces of the
+    /// parameters just before it needs them (they arrive first layer first).
+    func forward() throws {
+        var failure: Error?
+        model.forward(batch: slice.count, params: params.pointer, beforeLayer: { li in
+            guard failure == nil else { return }
+            do { try self.awaitParameters(self.piecesOfLayer[li]) } catch { failure = error }
+        })
+        if let failure { throw failure }
+        try awaitParameters(Array(allPieces))   // layers without parameters of their own
+    }
+
+    /// Backward; each layer's gradients are encoded and pushed as soon as
+    /// they are final (`push(layer:)`). Returns the loss sum of the slice.
+    func backwardAndPush(_ step: Int) throws -> Double {
+        push = Push(step: step, lossScale: lossScale, spoil: hooks.spoilsGradient(step: step, worker: index))
+        feedback?.beginStep()
+        // The loss is multiplied by the loss scale (FP16); the servers divide it out.
+        let r = model.lossAndBackward(batch: slice.count, labels: labels, gradScale: Float(lossScale) / Float(ctx.config.batchSize),
+                                      params: params.pointer, grads: grads.pointer, layerDone: { self.push(layer: $0) })
+        if let e = push.error { throw e }
+        return r.lossSum
+    }
+
+    /// After the last piece: loss, samples and whether anything overflowed, to every server.
+    func sendSummary(_ step: Int, lossSum: Double) throws {
+        StepSummary(lossSum: lossSum, samples: slice.count, overflow: push.overflow).seal(into: summaryFrame, step: step)
+        for r in world.serverRanks { push.sends.append(try ctx.transport.isend(summaryFrame, to: r, tag: StepSummary.kind.tag)) }
+        push.bytesOut += summaryFrame.length * world.servers
+    }
+
+    /// After an epoch's last step: this worker's slice of the test set, scored
+    /// with the new parameters and sent to server 0.
+    func evaluateAndReport(_ step: Int) throws {
+        try awaitParameters(Array(allPieces))
+        let e = evaluate()
+        try ctx.send(EvalResult(lossSum: e.lossSum, correct: e.correct, count: e.count), to: [world.serverRanks[0]], step: step + 1,
+                     for: "sending test results")
+        ctx.log?.write(EvalPartRecord(step: step + 1, epoch: schedule.epoch(of: step) + 1, correct: e.correct,
+                                      testSamples: e.count, testLossSum: e.lossSum))
+        last = now()
+    }
+
+    /// This worker's file of checkpoint `step` (its error feedback's residual), reported to server 0.
+    func checkpoint(_ step: Int) throws {
+        _ = try ctx.writeCheckpointFile(step: step, role: .worker, index: index, tensors: feedback.map { f in
+            [Safetensors.Tensor(name: f.checkpointTensor.name, shape: [f.residual.count], floats: f.checkpointTensor.values)]
+        } ?? [])
+        ctx.log?.write(WorkerCheckpointRecord(step: step, paramsDigest: digest(params.pointer, count: params.count)))
+    }
+
+    /// After the last step: the last parameters, the final checkpoint, goodbyes.
+    func finish(steps finished: Int) throws {
+        try awaitParameters(Array(allPieces))
+        syncResidual()
+        let total = schedule.total
+        if finished == total && total > schedule.start && ctx.hasRunDir && schedule.checkpointDue(after: total, flags: flags) {
+            try checkpoint(total)
+        }
+        try ctx.send(Goodbye(), to: world.serverRanks, step: finished, for: "sending goodbyes")
+        ctx.log?.write(WorkerDoneRecord(steps: finished, peakRSSBytes: peakRSSBytes(),
+                                        paramsDigest: digest(params.pointer, count: params.count),
+                                        residualDigest: digest(feedback?.residual.pointer ?? params.pointer, count: feedback?.residual.count ?? 0)))
+        ctx.log?.flush()
+    }
+}

@@ -1,0 +1,452 @@
+import Foundation
+import PSSupport
+
+// ---------------------------------------------------------------------------
+// The records a rank writes to logs/server-<i>.jsonl or logs/worker-<j>.jsonl
+// (docs/run-log.md has the table). Fields are declared in the order they are
+// written; keep it so, the lines' bytes depend on it. Doubles that a run can
+// make non-finite (losses) are optional: the log writes a NaN or an infinity
+// as null, which reads back as nil.
+// ---------------------------------------------------------------------------
+
+// MARK: Every rank
+
+/// `hello`: once per attempt, right after the start-up exchange.
+public struct HelloRecord: LogRecord, Equatable {
+    public static let event = "hello"
+    /// The OpenBLAS kernels in use.
+    public var blasCore: String
+    /// OMPI_COMM_WORLD_LOCAL_SIZE (0: not under Open MPI).
+    public var ranksOnNode: Int
+    public var address: String
+    public var configHash: String
+    public var build: String
+    public var host: String
+    public var pid: Int
+    public var servers: Int
+    public var workers: Int
+
+    enum CodingKeys: String, CodingKey {
+        case blasCore = "blas_core", ranksOnNode = "ranks_on_node", address, configHash = "config_hash", build, host, pid, servers, workers
+    }
+
+    public init(blasCore: String, ranksOnNode: Int, address: String, configHash: String, build: String, host: String, pid: Int,
+                servers: Int, workers: Int) {
+        self.blasCore = blasCore; self.ranksOnNode = ranksOnNode; self.address = address; self.configHash = configHash
+        self.build = build; self.host = host; self.pid = pid; self.servers = servers; self.workers = workers
+    }
+}
+
+/// `pinned`: a worker pinned to a core.
+public struct PinnedRecord: LogRecord, Equatable {
+    public static let event = "pinned"
+    public var core: Int
+    public init(core: Int) { self.core = core }
+}
+
+/// `error`: a rank that stops on an error.
+public struct ErrorRecord: LogRecord, Equatable {
+    public static let event = "error"
+    public var message: String
+    public init(message: String) { self.message = message }
+}
+
+/// `log_gap`: records were dropped while the log could not be written
+/// (RunLog; also in the launcher's events.jsonl).
+public struct LogGapRecord: LogRecord, Equatable {
+    public static let event = "log_gap"
+    public var droppedRecords: Int
+    enum CodingKeys: String, CodingKey { case droppedRecords = "dropped_records" }
+
+    public init(droppedRecords: Int) {
+        self.droppedRecords = droppedRecords
+    }
+}
+
+/// `resumed`: a rank that starts from a checkpoint (servers and workers alike).
+public struct ResumedRecord: LogRecord, Equatable {
+    public static let event = "resumed"
+    public var step: Int
+    /// The checkpoint folder.
+    public var from: String
+    /// Servers: the loaded shard; workers: the full parameters received.
+    public var paramsDigest: String
+    public var lossScale: Double
+    public var skipped: Int
+    enum CodingKeys: String, CodingKey { case step, from, paramsDigest = "params_digest", lossScale = "loss_scale", skipped }
+
+    public init(step: Int, from: String, paramsDigest: String, lossScale: Double, skipped: Int) {
+        self.step = step; self.from = from; self.paramsDigest = paramsDigest; self.lossScale = lossScale; self.skipped = skipped
+    }
+}
+
+/// What the `step` records of servers and workers share.
+public protocol StepRecord: LogRecord {
+    var step: Int { get }
+    /// 0-based, of the step.
+    var epoch: Int { get }
+    /// Servers: mean over the global batch; workers: over their microbatch. nil: not finite.
+    var loss: Double? { get }
+    var fp32Bytes: Int { get }
+    var encodeS: Double { get }
+    var decodeS: Double { get }
+    var lossScale: Double { get }
+    var overflow: Bool { get }
+    var skipped: Int { get }
+    var samples: Int { get }
+    var stepS: Double { get }
+    var waitS: Double { get }
+    var bytesSent: Int { get }
+    var bytesRecv: Int { get }
+    var samplesPerS: Double { get }
+}
+
+/// What the `done` records of servers and workers share.
+public protocol DoneRecord: LogRecord {
+    var steps: Int { get }
+    var peakRSSBytes: Int { get }
+    /// XXH64 of the rank's final FP32 parameters (a server's shard, a worker's whole vector).
+    var paramsDigest: String { get }
+}
+
+/// What the `checkpoint` records of server 0 and workers share.
+public protocol CheckpointRecord: LogRecord {
+    var step: Int { get }
+}
+
+// MARK: Servers
+
+/// `start` of a server.
+public struct ServerStartRecord: LogRecord, Equatable {
+    public static let event = "start"
+    public var servers: Int
+    public var workers: Int
+    /// The global element range of the shard.
+    public var shardLo: Int
+    public var shardHi: Int
+    public var pieces: Int
+    public var precision: String
+    public var compression: String
+    /// The initial loss scale.
+    public var lossScale: Double
+    /// Of the run.
+    public var steps: Int
+    public var stepsPerEpoch: Int
+    enum CodingKeys: String, CodingKey {
+        case servers, workers, shardLo = "shard_lo", shardHi = "shard_hi", pieces, precision, compression, lossScale = "loss_scale",
+             steps, stepsPerEpoch = "steps_per_epoch"
+    }
+
+    public init(servers: Int, workers: Int, shardLo: Int, shardHi: Int, pieces: Int, precision: String, compression: String,
+                lossScale: Double, steps: Int, stepsPerEpoch: Int) {
+        self.servers = servers; self.workers = workers; self.shardLo = shardLo; self.shardHi = shardHi; self.pieces = pieces
+        self.precision = precision; self.compression = compression; self.lossScale = lossScale; self.steps = steps
+        self.stepsPerEpoch = stepsPerEpoch
+    }
+}
+
+/// `step` of a server.
+public struct ServerStepRecord: StepRecord, Equatable {
+    public static let event = "step"
+    public var step: Int
+    public var epoch: Int
+    public var loss: Double?
+    public var fp32Bytes: Int
+    public var encodeS: Double
+    public var decodeS: Double
+    public var lr: Double
+    public var lossScale: Double
+    /// Running count of skipped steps, this one included.
+    public var skipped: Int
+    /// The step was skipped.
+    public var overflow: Bool
+    public var samples: Int
+    public var stepS: Double
+    public var waitS: Double
+    /// Checking, summing, the optimizer and sending.
+    public var applyS: Double
+    public var bytesRecv: Int
+    public var bytesSent: Int
+    public var samplesPerS: Double
+    /// With debug.digest_every_step: the shard's parameters after the step.
+    public var paramsDigest: String?
+    enum CodingKeys: String, CodingKey {
+        case step, epoch, loss, fp32Bytes = "fp32_bytes", encodeS = "encode_s", decodeS = "decode_s", lr, lossScale = "loss_scale",
+             skipped, overflow, samples, stepS = "step_s", waitS = "wait_s", applyS = "apply_s", bytesRecv = "bytes_recv",
+             bytesSent = "bytes_sent", samplesPerS = "samples_per_s", paramsDigest = "params_digest"
+    }
+
+    public init(step: Int, epoch: Int, loss: Double?, fp32Bytes: Int, encodeS: Double, decodeS: Double, lr: Double, lossScale: Double,
+                skipped: Int, overflow: Bool, samples: Int, stepS: Double, waitS: Double, applyS: Double, bytesRecv: Int, bytesSent: Int,
+                samplesPerS: Double, paramsDigest: String?) {
+        self.step = step; self.epoch = epoch; self.loss = loss; self.fp32Bytes = fp32Bytes; self.encodeS = encodeS; self.decodeS = decodeS
+        self.lr = lr; self.lossScale = lossScale; self.skipped = skipped; self.overflow = overflow; self.samples = samples
+        self.stepS = stepS; self.waitS = waitS; self.applyS = applyS; self.bytesRecv = bytesRecv; self.bytesSent = bytesSent
+        self.samplesPerS = samplesPerS; self.paramsDigest = paramsDigest
+    }
+}
+
+/// `overflow`: every server, per skipped step.
+public struct OverflowRecord: LogRecord, Equatable {
+    public static let event = "overflow"
+    public var step: Int
+    /// e.g. ["worker 1"], ["sum on server 0"], ["server 1"].
+    public var seenBy: [String]
+    public var lossScale: Double
+    public var newLossScale: Double
+    enum CodingKeys: String, CodingKey { case step, seenBy = "seen_by", lossScale = "loss_scale", newLossScale = "new_loss_scale" }
+
+    public init(step: Int, seenBy: [String], lossScale: Double, newLossScale: Double) {
+        self.step = step; self.seenBy = seenBy; self.lossScale = lossScale; self.newLossScale = newLossScale
+    }
+}
+
+/// `scale`: every server, when the loss scale moves.
+public struct ScaleRecord: LogRecord, Equatable {
+    public static let event = "scale"
+    public var step: Int
+    public var from: Double
+    public var to: Double
+    /// "growth" or "overflow".
+    public var why: String
+
+    public init(step: Int, from: Double, to: Double, why: String) {
+        self.step = step; self.from = from; self.to = to; self.why = why
+    }
+}
+
+/// `eval`: server 0, after each epoch.
+public struct EvalRecord: LogRecord, Equatable {
+    public static let event = "eval"
+    /// The parameter version evaluated.
+    public var step: Int
+    /// 1-based, completed.
+    public var epoch: Int
+    /// 0...1.
+    public var testAccuracy: Double
+    /// nil: not finite.
+    public var testLoss: Double?
+    public var testSamples: Int
+    enum CodingKeys: String, CodingKey {
+        case step, epoch, testAccuracy = "test_accuracy", testLoss = "test_loss", testSamples = "test_samples"
+    }
+
+    public init(step: Int, epoch: Int, testAccuracy: Double, testLoss: Double?, testSamples: Int) {
+        self.step = step; self.epoch = epoch; self.testAccuracy = testAccuracy; self.testLoss = testLoss; self.testSamples = testSamples
+    }
+}
+
+/// `checkpoint` of server 0: a checkpoint is complete.
+public struct ServerCheckpointRecord: CheckpointRecord, Equatable {
+    public static let event = "checkpoint"
+    public var step: Int
+    public var path: String
+    public var bytes: Int
+    public var seconds: Double
+
+    public init(step: Int, path: String, bytes: Int, seconds: Double) {
+        self.step = step; self.path = path; self.bytes = bytes; self.seconds = seconds
+    }
+}
+
+/// `stopped`: every server, when it stopped on the launcher's request.
+public struct StoppedRecord: LogRecord, Equatable {
+    public static let event = "stopped"
+    public var step: Int
+    public var why: String
+
+    public init(step: Int, why: String) {
+        self.step = step; self.why = why
+    }
+}
+
+/// One optimizer state's digest in a server's `done` record, written as `<name>_digest`.
+public struct StateDigest: Sendable, Equatable {
+    /// The optimizer's name for the state (SGD: "momentum").
+    public var name: String
+    /// XXH64 of the shard's state, in hex.
+    public var digest: String
+    public init(name: String, digest: String) { self.name = name; self.digest = digest }
+}
+
+/// `done` of a server.
+public struct ServerDoneRecord: DoneRecord, Equatable {
+    public static let event = "done"
+    public var steps: Int
+    public var wallS: Double
+    public var peakRSSBytes: Int
+    public var skipped: Int
+    /// The final loss scale.
+    public var lossScale: Double
+    public var paramsDigest: String
+    /// One per optimizer state, written after the fields above as
+    /// `<name>_digest` in the optimizer's `stateNames` order (SGD:
+    /// `momentum_digest`); read back as every other key ending in `_digest`,
+    /// sorted by name.
+    public var stateDigests: [StateDigest]
+
+    public func stateDigest(_ name: String) -> String? { stateDigests.first { $0.name == name }?.digest }
+
+    enum CodingKeys: String, CodingKey {
+        case steps, wallS = "wall_s", peakRSSBytes = "peak_rss_bytes", skipped, lossScale = "loss_scale", paramsDigest = "params_digest"
+    }
+
+    /// The keys of the state digests, made from the state names.
+    struct StateKey: CodingKey {
+        let stringValue: String
+        var intValue: Int? { nil }
+        init(_ s: String) { stringValue = s }
+        init?(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { return nil }
+        static let suffix = "_digest"
+    }
+
+    public init(steps: Int, wallS: Double, peakRSSBytes: Int, skipped: Int, lossScale: Double, paramsDigest: String,
+                stateDigests: [StateDigest]) {
+        self.steps = steps; self.wallS = wallS; self.peakRSSBytes = peakRSSBytes; self.skipped = skipped
+        self.lossScale = lossScale; self.paramsDigest = paramsDigest; self.stateDigests = stateDigests
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(steps, forKey: .steps)
+        try c.encode(wallS, forKey: .wallS)
+        try c.encode(peakRSSBytes, forKey: .peakRSSBytes)
+        try c.encode(skipped, forKey: .skipped)
+        try c.encode(lossScale, forKey: .lossScale)
+        try c.encode(paramsDigest, forKey: .paramsDigest)
+        var states = encoder.container(keyedBy: StateKey.self)
+        for s in stateDigests { try states.encode(s.digest, forKey: StateKey(s.name + StateKey.suffix)) }
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        steps = try c.decode(Int.self, forKey: .steps)
+        wallS = try c.decode(Double.self, forKey: .wallS)
+        peakRSSBytes = try c.decode(Int.self, forKey: .peakRSSBytes)
+        skipped = try c.decode(Int.self, forKey: .skipped)
+        lossScale = try c.decode(Double.self, forKey: .lossScale)
+        paramsDigest = try c.decode(String.self, forKey: .paramsDigest)
+        let states = try decoder.container(keyedBy: StateKey.self)
+        stateDigests = try states.allKeys
+            .filter { $0.stringValue.hasSuffix(StateKey.suffix) && $0.stringValue != CodingKeys.paramsDigest.stringValue }
+            .sorted { $0.stringValue < $1.stringValue }
+            .map { key in
+                StateDigest(name: String(key.stringValue.dropLast(StateKey.suffix.count)), digest: try states.decode(String.self, forKey: key))
+            }
+    }
+}
+
+// MARK: Workers
+
+/// `start` of a worker.
+public struct WorkerStartRecord: LogRecord, Equatable {
+    public static let event = "start"
+    public var servers: Int
+    public var workers: Int
+    public var microbatch: Int
+    public var trainSamples: Int
+    public var testSamples: Int
+    public var precision: String
+    /// e.g. "top-k 1.0% + shuffle + zstd 1, adaptive at 10.0 Gbit/s".
+    public var compression: String
+    public var pieces: Int
+    public var steps: Int
+    public var stepsPerEpoch: Int
+    enum CodingKeys: String, CodingKey {
+        case servers, workers, microbatch, trainSamples = "train_samples", testSamples = "test_samples", precision, compression, pieces,
+             steps, stepsPerEpoch = "steps_per_epoch"
+    }
+
+    public init(servers: Int, workers: Int, microbatch: Int, trainSamples: Int, testSamples: Int, precision: String, compression: String,
+                pieces: Int, steps: Int, stepsPerEpoch: Int) {
+        self.servers = servers; self.workers = workers; self.microbatch = microbatch; self.trainSamples = trainSamples
+        self.testSamples = testSamples; self.precision = precision; self.compression = compression; self.pieces = pieces
+        self.steps = steps; self.stepsPerEpoch = stepsPerEpoch
+    }
+}
+
+/// `step` of a worker.
+public struct WorkerStepRecord: StepRecord, Equatable {
+    public static let event = "step"
+    public var step: Int
+    public var epoch: Int
+    public var loss: Double?
+    public var fp32Bytes: Int
+    public var encodeS: Double
+    public var decodeS: Double
+    /// The scale this step's gradients carry.
+    public var lossScale: Double
+    /// Its own gradient overflowed.
+    public var overflow: Bool
+    /// The count of skipped steps before this one, as the servers reported it.
+    public var skipped: Int
+    public var samples: Int
+    public var stepS: Double
+    /// Gather, forward, backward and encoding, without the waits.
+    public var computeS: Double
+    /// Blocked on the step's parameters.
+    public var waitS: Double
+    public var bytesSent: Int
+    public var bytesRecv: Int
+    public var samplesPerS: Double
+    enum CodingKeys: String, CodingKey {
+        case step, epoch, loss, fp32Bytes = "fp32_bytes", encodeS = "encode_s", decodeS = "decode_s", lossScale = "loss_scale",
+             overflow, skipped, samples, stepS = "step_s", computeS = "compute_s", waitS = "wait_s", bytesSent = "bytes_sent",
+             bytesRecv = "bytes_recv", samplesPerS = "samples_per_s"
+    }
+
+    public init(step: Int, epoch: Int, loss: Double?, fp32Bytes: Int, encodeS: Double, decodeS: Double, lossScale: Double, overflow: Bool,
+                skipped: Int, samples: Int, stepS: Double, computeS: Double, waitS: Double, bytesSent: Int, bytesRecv: Int,
+                samplesPerS: Double) {
+        self.step = step; self.epoch = epoch; self.loss = loss; self.fp32Bytes = fp32Bytes; self.encodeS = encodeS; self.decodeS = decodeS
+        self.lossScale = lossScale; self.overflow = overflow; self.skipped = skipped; self.samples = samples; self.stepS = stepS
+        self.computeS = computeS; self.waitS = waitS; self.bytesSent = bytesSent; self.bytesRecv = bytesRecv; self.samplesPerS = samplesPerS
+    }
+}
+
+/// `eval_part`: a worker's slice of the test set, after each epoch.
+public struct EvalPartRecord: LogRecord, Equatable {
+    public static let event = "eval_part"
+    public var step: Int
+    public var epoch: Int
+    public var correct: Int
+    public var testSamples: Int
+    /// nil: not finite.
+    public var testLossSum: Double?
+    enum CodingKeys: String, CodingKey { case step, epoch, correct, testSamples = "test_samples", testLossSum = "test_loss_sum" }
+
+    public init(step: Int, epoch: Int, correct: Int, testSamples: Int, testLossSum: Double?) {
+        self.step = step; self.epoch = epoch; self.correct = correct; self.testSamples = testSamples; self.testLossSum = testLossSum
+    }
+}
+
+/// `checkpoint` of a worker: its file is written.
+public struct WorkerCheckpointRecord: CheckpointRecord, Equatable {
+    public static let event = "checkpoint"
+    public var step: Int
+    /// Of the parameters at that step.
+    public var paramsDigest: String
+    enum CodingKeys: String, CodingKey { case step, paramsDigest = "params_digest" }
+
+    public init(step: Int, paramsDigest: String) {
+        self.step = step; self.paramsDigest = paramsDigest
+    }
+}
+
+/// `done` of a worker.
+public struct WorkerDoneRecord: DoneRecord, Equatable {
+    public static let event = "done"
+    public var steps: Int
+    public var peakRSSBytes: Int
+    public var paramsDigest: String
+    /// XXH64 of the top-k error-feedback residual (of nothing without top-k).
+    public var residualDigest: String
+    enum CodingKeys: String, CodingKey {
+        case steps, peakRSSBytes = "peak_rss_bytes", paramsDigest = "params_digest", residualDigest = "residual_digest"
+    }
+
+    public init(steps: Int, peakRSSBytes: Int, paramsDigest: String, residualDigest: String) {
+        self.steps = steps; self.peakRSSBytes = peakRSSBytes; self.paramsDigest = paramsDigest; self.residualDigest = residualDigest
+    }
+}
