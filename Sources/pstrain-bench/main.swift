@@ -134,6 +134,23 @@ func benchCheckpointLoad(_ runDir: String, iters: Int) throws {
                  Double(bytes) / 1e6, verify * 1e3, load * 1e3))
 }
 
+/// Writing one step record to a run log: the per-step cost of logging on every rank.
+func benchRunLog(records n: Int) throws {
+    let path = NSTemporaryDirectory() + "/pstrain-bench-runlog-\(getpid()).jsonl"
+    defer { unlink(path) }
+    let log = try RunLog(path: path, fixed: RankStamp(run: "bench", rank: 0, role: "server", index: 0))
+    let t0 = now()
+    for i in 0..<n {
+        log.write(ServerStepRecord(step: i, epoch: i / 468, loss: 0.4321 + Double(i) * 1e-6, fp32Bytes: 940_584, encodeS: 1.2e-4, decodeS: 2.3e-4,
+                                   lr: 0.05, lossScale: 65536, skipped: 0, overflow: false, samples: 128, stepS: 2.1e-3, waitS: 1.1e-3,
+                                   applyS: 4.4e-4, bytesRecv: 1_881_168, bytesSent: 1_881_168, samplesPerS: 60_952.4, paramsDigest: nil))
+        if i % 64 == 63 { log.flush() }
+    }
+    log.flush()
+    let took = now() - t0
+    print(String(format: "run log: %d step records in %.3f s: %.1f us per record (encode, format, buffered write)", n, took, took / Double(n) * 1e6))
+}
+
 let args = Array(CommandLine.arguments.dropFirst())
 func opt(_ name: String, _ d: Int) -> Int {
     if let i = args.firstIndex(of: name), i + 1 < args.count, let v = Int(args[i + 1]) { return v }
@@ -148,9 +165,11 @@ case "codec":
     benchCodec(count: opt("--count", 65536), iters: opt("--iters", 50))
 case "convert":
     benchConvert(count: opt("--count", 235_146), iters: opt("--iters", 200))
+case "runlog":
+    try benchRunLog(records: opt("--records", 20000))
 case "compute":
     try benchCompute(batch: opt("--batch", 64), iters: opt("--iters", 200))
 default:
-    print("usage: pstrain-bench compute [--batch N] [--iters N] | memory [--bytes N] | convert [--count N] | codec [--count N] | checkpoint-load [RUN_DIR]")
+    print("usage: pstrain-bench compute [--batch N] [--iters N] | memory [--bytes N] | convert [--count N] | codec [--count N] | checkpoint-load [RUN_DIR] | runlog [--records N]")
     exit(2)
 }
