@@ -5,7 +5,8 @@
 // docs/architecture.md:
 //   CBLAS, CZlib, CZstd, CXXHash, CPSKernels   C at the edge (system libraries, small kernels)
 //   PSSupport      errors, hashes, durable console writes, timing
-//   PSNumerics     tensors, precision and the loss scaler, layers and the model, optimizers, data
+//   PSNumerics     tensors, precision and the loss scaler, layers and the model, optimizers, data sets in memory
+//   PSData         data-set file formats (IDX): readers of untrusted bytes
 //   PSCodec        the codec pipeline: stages, top-k and its error feedback
 //   PSConfig       the configuration: typed sections over TOMLKit
 //   PSCheckpoint   safetensors, checkpoints (durable writes, manifest, verification, loading)
@@ -19,11 +20,15 @@
 import PackageDescription
 import Foundation
 
-// Release builds: whole-module optimisation at -Ounchecked. PSTRAIN_SWIFT_OPT
-// (for example -O) builds another level, so that scripts/bench-compare can
-// measure what the choice costs (docs/benchmarks.md).
-let optimisation = ProcessInfo.processInfo.environment["PSTRAIN_SWIFT_OPT"] ?? "-Ounchecked"
-let release: [SwiftSetting] = [.unsafeFlags([optimisation, "-wmo"], .when(configuration: .release))]
+// Release builds: whole-module optimisation at -O, so Swift's bounds and
+// overflow checks stay on everywhere, every reader of untrusted bytes
+// included. -Ounchecked on the hot modules (PSNumerics, PSCodec) was not
+// faster on the W=2 S=1 step (all -O measured 1.012x, docs/benchmarks.md).
+// PSTRAIN_SWIFT_OPT (for example -Ounchecked) builds those two at another
+// level, so that scripts/bench-compare can measure it again.
+let hotLevel = ProcessInfo.processInfo.environment["PSTRAIN_SWIFT_OPT"] ?? "-O"
+let hot: [SwiftSetting] = [.unsafeFlags([hotLevel, "-wmo"], .when(configuration: .release))]
+let release: [SwiftSetting] = [.unsafeFlags(["-O", "-wmo"], .when(configuration: .release))]
 
 let package = Package(
     name: "pstrain",
@@ -33,7 +38,7 @@ let package = Package(
         .executable(name: "pstrain-server", targets: ["pstrain-server"]),
         .executable(name: "pstrain-worker", targets: ["pstrain-worker"]),
         // Everything but MPI, for the fuzz package (fuzz/) and other tools.
-        .library(name: "PSCore", targets: ["PSSupport", "PSNumerics", "PSCodec", "PSConfig", "PSCheckpoint", "PSRunLog", "PSProtocol"]),
+        .library(name: "PSCore", targets: ["PSSupport", "PSNumerics", "PSCodec", "PSData", "PSConfig", "PSCheckpoint", "PSRunLog", "PSProtocol"]),
         .library(name: "PSInspect", targets: ["PSInspect"]),
     ],
     dependencies: [
@@ -57,9 +62,10 @@ let package = Package(
         .target(name: "CPSKernels",
                 cSettings: [.unsafeFlags(["-O3"])]),
         .target(name: "PSSupport", dependencies: ["CXXHash"], swiftSettings: release),
-        .target(name: "PSNumerics", dependencies: ["PSSupport", "CBLAS", "CZlib", "CPSKernels"], swiftSettings: release),
-        .target(name: "PSCodec", dependencies: ["PSNumerics", "CZstd", "CPSKernels"], swiftSettings: release),
-        .target(name: "PSConfig", dependencies: ["PSNumerics", "PSCodec", .product(name: "TOMLKit", package: "TOMLKit")],
+        .target(name: "PSNumerics", dependencies: ["PSSupport", "CBLAS", "CZlib", "CPSKernels"], swiftSettings: hot),
+        .target(name: "PSCodec", dependencies: ["PSNumerics", "CZstd", "CPSKernels"], swiftSettings: hot),
+        .target(name: "PSData", dependencies: ["PSNumerics", "CZlib"], swiftSettings: release),
+        .target(name: "PSConfig", dependencies: ["PSNumerics", "PSCodec", "PSData", .product(name: "TOMLKit", package: "TOMLKit")],
                 swiftSettings: release),
         .target(name: "PSCheckpoint", dependencies: ["PSConfig", .product(name: "Crypto", package: "swift-crypto")],
                 swiftSettings: release),

@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import PSSupport
 import PSNumerics
+import PSData
 import PSConfig
 
 // ---------------------------------------------------------------------------

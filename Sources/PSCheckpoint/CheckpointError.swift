@@ -1,5 +1,6 @@
 import PSSupport
 import PSNumerics
+import PSData
 import PSConfig
 
 /// Why a checkpoint cannot be written, found or used. Each case carries the

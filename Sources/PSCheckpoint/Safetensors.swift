@@ -1,6 +1,7 @@
 import Foundation
 import PSSupport
 import PSNumerics
+import PSData
 import PSConfig
 
 /// The safetensors format (https://github.com/huggingface/safetensors):

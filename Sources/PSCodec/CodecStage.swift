@@ -25,9 +25,14 @@ public protocol CodecStage: AnyObject {
 }
 
 /// How a payload's bytes divide into fields: `leading` bytes kept as they
-/// are (top-k's count), then planes of `count` elements of `size` bytes.
+/// are (top-k's count), then one or two planes of `count` elements of `size`
+/// bytes (a dense piece's values; top-k's indices, then its values). Kept
+/// inline, without an array: it is made for every piece.
 public struct PayloadFields {
     public var leading: Int
-    public var planes: [(count: Int, size: Int)]
-    public init(leading: Int = 0, planes: [(count: Int, size: Int)]) { self.leading = leading; self.planes = planes }
+    public var first: (count: Int, size: Int)
+    public var second: (count: Int, size: Int)
+    public init(leading: Int = 0, _ first: (count: Int, size: Int), _ second: (count: Int, size: Int) = (0, 0)) {
+        self.leading = leading; self.first = first; self.second = second
+    }
 }

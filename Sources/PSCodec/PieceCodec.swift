@@ -78,6 +78,8 @@ public final class PieceCodec {
     let topk: TopK
     /// The byte stages, in encoding order; decoding runs them backwards.
     let stages: [CodecStage]
+    /// Those the settings turn on, for encoding.
+    let active: [CodecStage]
     /// The FP32 values of the entries the last top-k encode kept, in index order.
     public var keptValues: UnsafeMutablePointer<Float> { floats }
     /// Indices selected by the last top-k encode, ascending.
@@ -97,6 +99,7 @@ public final class PieceCodec {
         floats = .allocate(capacity: self.maxElements)
         topk = TopK(fraction: settings.topk, maxElements: self.maxElements)
         stages = [Shuffle(enabled: settings.shuffle), Zstd(level: settings.zstdLevel)]
+        active = stages.filter { $0.enabled }
     }
 
     deinit {
@@ -140,7 +143,6 @@ public final class PieceCodec {
         let es = p.elementType.size
         var applied: CodecStages = []
         var kept = n
-        let active = stages.filter { $0.enabled }
         let compress = !active.isEmpty && worthCompressing(chunk: chunk, rawBytes: n * es, step: step)
         // The value stage, straight into `out` when no byte stage follows.
         let first = compress ? bufA : out
@@ -154,7 +156,7 @@ public final class PieceCodec {
         } else {
             Payload.encode(v, count: n, as: p, into: first)
             len = n * es
-            fields = PayloadFields(planes: [(n, es)])
+            fields = PayloadFields((n, es))
         }
         guard compress else {
             encodeSeconds += now() - t0
@@ -190,20 +192,16 @@ public final class PieceCodec {
         let limit = sparse ? TopK.bytes(n, elementSize: es) : n * es
         var cur = src
         var len = length
-        /// The layout of the payload at `cur`, checked against the piece.
-        func fields() throws -> PayloadFields {
-            if sparse { return try TopK.fields(of: cur, length: len, count: n, elementSize: es) }
-            guard len == n * es else { throw CodecError.wrongLength(bytes: len, elements: n, elementSize: es) }
-            return PayloadFields(planes: [(n, es)])
-        }
         for stage in stages.reversed() where flagged.contains(stage.flag) {
             let dst = cur == UnsafeRawPointer(bufA) ? bufB : bufA
-            len = try stage.decode(cur, length: len, limit: limit, fields: fields, into: dst)
+            let here = cur, length = len
+            len = try stage.decode(here, length: length, limit: limit,
+                                   fields: { try Self.fields(here, length: length, count: n, elementSize: es, sparse: sparse) }, into: dst)
             cur = UnsafeRawPointer(dst)
         }
-        let layout = try fields()
+        let layout = try Self.fields(cur, length: len, count: n, elementSize: es, sparse: sparse)
         if sparse {
-            try TopK.decode(cur, count: n, kept: layout.planes[0].count, as: p, values: floats, into: out, add: add)
+            try TopK.decode(cur, count: n, kept: layout.first.count, as: p, values: floats, into: out, add: add)
         } else if add && p == .fp32 {
             let g = cur.assumingMemoryBound(to: Float.self)
             for i in 0..<n { out[i] += g[i] }
@@ -213,5 +211,12 @@ public final class PieceCodec {
         } else {
             Payload.decode(cur, count: n, as: p, into: out)
         }
+    }
+
+    /// The layout of a payload of `length` bytes for a piece of n, checked against the piece.
+    static func fields(_ src: UnsafeRawPointer, length: Int, count n: Int, elementSize es: Int, sparse: Bool) throws -> PayloadFields {
+        if sparse { return try TopK.fields(of: src, length: length, count: n, elementSize: es) }
+        guard length == n * es else { throw CodecError.wrongLength(bytes: length, elements: n, elementSize: es) }
+        return PayloadFields((n, es))
     }
 }

@@ -24,10 +24,9 @@ public final class Shuffle: CodecStage {
     static func apply(_ f: (UnsafePointer<UInt8>?, UnsafeMutablePointer<UInt8>?, Int, Int) -> Void,
                       _ src: UnsafeRawPointer, _ fields: PayloadFields, _ dst: UnsafeMutableRawPointer) {
         if fields.leading > 0 { dst.copyMemory(from: src, byteCount: fields.leading) }
-        var off = fields.leading
-        for p in fields.planes {
-            f(src.assumingMemoryBound(to: UInt8.self) + off, dst.assumingMemoryBound(to: UInt8.self) + off, p.count, p.size)
-            off += p.count * p.size
-        }
+        let s = src.assumingMemoryBound(to: UInt8.self), d = dst.assumingMemoryBound(to: UInt8.self)
+        let a = fields.first, b = fields.second, second = fields.leading + a.count * a.size
+        f(s + fields.leading, d + fields.leading, a.count, a.size)
+        if b.count > 0 { f(s + second, d + second, b.count, b.size) }
     }
 }

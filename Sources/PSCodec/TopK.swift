@@ -30,7 +30,7 @@ public final class TopK {
     /// The encoded size of k entries of `elementSize` bytes.
     public static func bytes(_ k: Int, elementSize es: Int) -> Int { 4 + k * (4 + es) }
 
-    public static func fields(_ k: Int, elementSize es: Int) -> PayloadFields { PayloadFields(leading: 4, planes: [(k, 4), (k, es)]) }
+    public static func fields(_ k: Int, elementSize es: Int) -> PayloadFields { PayloadFields(leading: 4, (k, 4), (k, es)) }
 
     /// Selects and writes the kept entries of `v` (n values) into `out`;
     /// `values` receives their FP32 values in index order. Returns k.

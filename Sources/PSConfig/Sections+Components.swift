@@ -1,6 +1,7 @@
 import PSSupport
 import PSNumerics
 import PSCodec
+import PSData
 
 // How each component is built from its own section of the configuration,
 // and nothing else: the numeric core, the codec and the data know nothing

@@ -6,6 +6,7 @@ import PSMPI
 import PSSupport
 import PSNumerics
 import PSCodec
+import PSData
 import PSConfig
 import PSCheckpoint
 import PSRunLog
@@ -103,6 +104,10 @@ public enum RankMain {
         return ""
     }
 
+    /// A rank's life, in phases: MPI starts (under a deadline); everything
+    /// that can fail locally is tried; the ranks exchange hellos, so all learn
+    /// of any problem together and stop with one message; the log opens;
+    /// the role runs; MPI finishes (under a deadline).
     public static func main(role: Role) -> Never {
         setvbuf(stdout, nil, _IOLBF, 0)
         signal(SIGPIPE, SIG_IGN)   // a closed pipe is an error to report, not a reason to die
@@ -112,51 +117,106 @@ public enum RankMain {
             print(Arguments.helpMessage(columns: 100))
             exit(0)
         }
-        // Every wait has a deadline, the blocking MPI calls included: a rank
-        // that another rank leaves hanging in MPI_Init or MPI_Finalize gives up.
         let seconds = startupSeconds()
-        let transport: MPITransport
+        let transport = startMPI(exeName, seconds: seconds)
+        let local = LocalStart(role: role, rank: transport.rank)
+        let (world, hello) = exchangeHellos(transport, local, role: role, exeName: exeName, seconds: seconds)
+        if transport.rank == 0 {
+            let hosts = Set(world.hellos.map { $0.host }).sorted()
+            print("pstrain: world of \(world.hellos.count) ranks: \(world.servers) server(s), \(world.workers) worker(s) on \(hosts.joined(separator: ", ")); "
+                + "config \(String(hello.configHash, radix: 16)), build \(String(hello.buildHash, radix: 16))")
+        }
+        let me = "\(exeName)[\(world.describe(transport.rank))]"
+        let runDir = world.hellos[0].runDir
+        let log = openLog(runDir: runDir, role: role, world: world, rank: transport.rank, hello: hello, config: local.config, who: me)
+        transport.poll = MPITransport.Poll(rawValue: local.config.poll) ?? .yield
+        if role == .worker && local.config.pinWorkers, let core = pinnableCore() {
+            _ = pst_pin_to_core(Int32(core))
+            log.write(PinnedRecord(core: core))
+        }
+        let ctx = RankContext(config: local.config, world: world, transport: transport, log: log, say: { print($0) },
+                              runDir: runDir, resume: local.resume)
+        do {
+            switch role {
+            case .server:
+                let layout = try Model(local.config.model, capacity: 1).layout
+                try ServerRole(context: ctx, layout: layout, trainCount: world.hellos[world.workerRanks[0]].trainCount).run()
+            case .worker:
+                try WorkerRole(context: ctx, data: local.data!).run()
+            }
+        } catch {
+            log.write(ErrorRecord(message: "\(error)"))
+            log.flush()
+            stderrLine("\(me): error: \(error)")
+            exit(1)
+        }
+        log.flush()
+        if transport.outstanding > 0 {
+            // A bug, never a user error: MPI would still read or write memory this rank is about to free.
+            stderrLine("\(me): internal error: \(transport.outstanding) message(s) still in flight at shutdown")
+            exit(1)
+        }
+        testHang("finalize", rank: transport.rank)
+        finalize(transport, seconds: seconds, who: me)
+        exit(0)
+    }
+
+    /// MPI_Init under a deadline: a rank that another rank leaves hanging
+    /// there gives up.
+    static func startMPI(_ exeName: String, seconds: Double) -> MPITransport {
         let initDeadline = Deadline(seconds: seconds, exeName + ": error: MPI_Init did not return within \(Int(seconds)) s: another rank of the job "
                                     + "is hung or dead, or mpirun could not start them all (run.timeout_seconds sets this deadline)")
-        do { transport = try MPITransport.initialize() } catch {
+        defer { initDeadline.cancel() }
+        do { return try MPITransport.initialize() } catch {
             stderrLine("\(exeName): error: cannot start MPI: \(error). Start the ranks with mpirun or `pstrain launch`.")
             exit(1)
         }
-        initDeadline.cancel()
-        let rank = transport.rank
+    }
 
-        // Everything that can fail locally is done before the hello exchange,
-        // so that all ranks learn of it together and stop with one message.
-        var startError = ""
+    /// What a rank prepares on its own before the hello exchange: its
+    /// arguments, configuration, run directory, checkpoint and (workers) data.
+    /// A failure is kept as `error`, to be announced in the hello.
+    struct LocalStart {
         var config = Config()
         var data: DataSplit?
-        var runDirProposal = ""
+        var runDir = ""
         var resume: (path: String, manifest: Manifest)?
-        do {
-            let args = try parse(Array(CommandLine.arguments.dropFirst()))
-            config = try Config.load(path: args.config)
-            for o in args.overrides { try config.apply(override: o) }
-            runDirProposal = args.runDir ?? "runs/mpirun-\(Int(Date().timeIntervalSince1970))"
-            try RankHello.checkRunDir(runDirProposal)
-            if let r = args.resume { resume = (r, try CheckpointStore.verify(r)) }
-            if role == .worker {
-                openblas_set_num_threads(Int32(config.blasThreads))
-                try BLASInfo.selfCheck()
-                data = try DataSplit.load(config.data, features: config.model.inputSize)
+        var error = ""
+
+        init(role: Role, rank: Int) {
+            do {
+                let args = try parse(Array(CommandLine.arguments.dropFirst()))
+                config = try Config.load(path: args.config)
+                for o in args.overrides { try config.apply(override: o) }
+                runDir = args.runDir ?? "runs/mpirun-\(Int(Date().timeIntervalSince1970))"
+                try RankHello.checkRunDir(runDir)
+                if let r = args.resume { resume = (r, try CheckpointStore.verify(r)) }
+                if role == .worker {
+                    openblas_set_num_threads(Int32(config.blasThreads))
+                    try BLASInfo.selfCheck()
+                    data = try DataSplit.load(config.data, features: config.model.inputSize)
+                }
+                testHang("data", rank: rank)
+            } catch {
+                self.error = "\(error)"
             }
-            testHang("data", rank: rank)
-        } catch {
-            startError = "\(error)"
         }
+    }
+
+    /// The start-up exchange: every rank's hello (and, when configurations
+    /// differ, every configuration, to name the keys). Any problem stops
+    /// every rank with one message from rank 0.
+    static func exchangeHellos(_ transport: MPITransport, _ local: LocalStart, role: Role, exeName: String,
+                               seconds: Double) -> (World, RankHello) {
         var host = [CChar](repeating: 0, count: 256)
         gethostname(&host, 255)
+        let config = local.config, rank = transport.rank
         let hello = RankHello(role: role, configHash: config.hash, buildHash: buildHash(), pid: getpid(),
                               configLength: config.canonicalTOML.utf8.count, host: String(cString: host),
-                              runDir: runDirProposal, error: startError, trainCount: data?.train.count ?? 0)
-        let world: World
+                              runDir: local.runDir, error: local.error, trainCount: local.data?.train.count ?? 0)
         do {
             let all = try transport.allgather(hello.encode(), timeout: seconds)
-            world = World(hellos: all.map { RankHello.decode($0)! })
+            let world = World(hellos: all.map { RankHello.decode($0)! })
             var configs: [Config]?
             if Set(world.hellos.map { $0.configHash }).count > 1 && world.hellos.allSatisfy({ $0.error.isEmpty }) {
                 let len = world.hellos.map { $0.configLength }.max()!
@@ -164,8 +224,7 @@ public enum RankMain {
                 mine += [UInt8](repeating: 0, count: len - mine.count)
                 let texts = try transport.allgather(mine, timeout: seconds)
                 configs = try texts.enumerated().map { (r, t) in
-                    let s = String(decoding: t.prefix { $0 != 0 }, as: UTF8.self)
-                    return try Config.parse(s, source: "rank \(r)")
+                    try Config.parse(String(decoding: t.prefix { $0 != 0 }, as: UTF8.self), source: "rank \(r)")
                 }
             }
             var problem = world.problem(configs: configs, expectWorkers: config.expectedWorkers, expectServers: config.expectedServers)
@@ -178,6 +237,7 @@ public enum RankMain {
                 finalize(transport, seconds: seconds, who: exeName)
                 exit(2)
             }
+            return (world, hello)
         } catch let t as TransportTimeout {
             stderrLine("\(exeName) (rank \(rank)): error: rank \(t.peer) sent nothing for \(Int(t.seconds)) s during the start-up exchange "
                 + "(its hello, or its configuration when the ranks' configurations differ): it is hung or dead "
@@ -187,66 +247,32 @@ public enum RankMain {
             stderrLine("\(exeName) (rank \(rank)): error: start-up exchange failed: \(error)")
             exit(1)
         }
+    }
 
-        if rank == 0 {
-            let hosts = Set(world.hellos.map { $0.host }).sorted()
-            print("pstrain: world of \(world.hellos.count) ranks: \(world.servers) server(s), \(world.workers) worker(s) on \(hosts.joined(separator: ", ")); "
-                + "config \(String(hello.configHash, radix: 16)), build \(String(hello.buildHash, radix: 16))")
-        }
+    /// This rank's log in the run directory, opened with its hello record.
+    static func openLog(runDir: String, role: Role, world: World, rank: Int, hello: RankHello, config: Config, who: String) -> RunLog {
         let index = world.index(ofRank: rank)
-        let me = world.describe(rank)
-        let runDir = world.hellos[0].runDir
-        var log: RunLog?
+        let log: RunLog
         do {
             log = try RunLog(path: "\(runDir)/logs/\(role.name)-\(index).jsonl",
                              fixed: RankStamp(run: (runDir as NSString).lastPathComponent, rank: rank, role: role.name, index: index))
         } catch {
-            stderrLine("\(exeName)[\(me)]: error: \(error)")
+            stderrLine("\(who): error: \(error)")
             exit(1)
         }
-        log?.onFailure = { stderrLine("\(exeName)[\(me)]: warning: \($0)") }
+        log.onFailure = { stderrLine("\(who): warning: \($0)") }
         if role == .worker, let core = BLASInfo.recommendedCoreType(), index == 0 {
-            stderrLine("\(exeName)[\(me)]: warning: OpenBLAS runs its generic '\(BLASInfo.coreName)' kernels on this CPU; "
+            stderrLine("\(who): warning: OpenBLAS runs its generic '\(BLASInfo.coreName)' kernels on this CPU; "
                 + "export OPENBLAS_CORETYPE=\(core) to every rank (mpirun -x) for a 3-4x faster sgemm (pstrain launch does this)")
         }
         let env = ProcessInfo.processInfo.environment
-        log?.write(HelloRecord(blasCore: BLASInfo.coreName,
-                               ranksOnNode: env["OMPI_COMM_WORLD_LOCAL_SIZE"].flatMap(Int.init) ?? 0,
-                               address: localAddress(), configHash: String(config.hash, radix: 16),
-                               build: String(hello.buildHash, radix: 16),
-                               host: hello.host, pid: Int(hello.pid),
-                               servers: world.servers, workers: world.workers))
-        transport.poll = MPITransport.Poll(rawValue: config.poll) ?? .yield
-        if role == .worker && config.pinWorkers, let core = pinnableCore() {
-            _ = pst_pin_to_core(Int32(core))
-            log?.write(PinnedRecord(core: core))
-        }
-        let ctx = RankContext(config: config, world: world, transport: transport, log: log, say: { print($0) },
-                              runDir: runDir, resume: resume)
-        do {
-            switch role {
-            case .server:
-                let layout = try Model(config.model, capacity: 1).layout
-                let trainCount = world.hellos[world.workerRanks[0]].trainCount
-                try ServerRole(context: ctx, layout: layout, trainCount: trainCount).run()
-            case .worker:
-                try WorkerRole(context: ctx, data: data!).run()
-            }
-        } catch {
-            log?.write(ErrorRecord(message: "\(error)"))
-            log?.flush()
-            stderrLine("\(exeName)[\(me)]: error: \(error)")
-            exit(1)
-        }
-        log?.flush()
-        if transport.outstanding > 0 {
-            // A bug, never a user error: MPI would still read or write memory this rank is about to free.
-            stderrLine("\(exeName)[\(me)]: internal error: \(transport.outstanding) message(s) still in flight at shutdown")
-            exit(1)
-        }
-        testHang("finalize", rank: rank)
-        finalize(transport, seconds: seconds, who: "\(exeName)[\(me)]")
-        exit(0)
+        log.write(HelloRecord(blasCore: BLASInfo.coreName,
+                              ranksOnNode: env["OMPI_COMM_WORLD_LOCAL_SIZE"].flatMap(Int.init) ?? 0,
+                              address: localAddress(), configHash: String(config.hash, radix: 16),
+                              build: String(hello.buildHash, radix: 16),
+                              host: hello.host, pid: Int(hello.pid),
+                              servers: world.servers, workers: world.workers))
+        return log
     }
 
     /// MPI_Finalize under a deadline: it waits for every other rank.

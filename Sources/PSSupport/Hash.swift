@@ -11,12 +11,19 @@ public func xxh64(_ bytes: UnsafeRawBufferPointer, seed: UInt64 = 0) -> UInt64 {
 }
 
 /// XXH3 (64-bit, seeded) of `count` bytes: the frame checksum's payload hash.
-/// On x86_64 through libxxhash's run-time dispatch (AVX-512, AVX2 or SSE2,
-/// all giving the same value): Debian builds the plain XXH3_64bits_withSeed
-/// entry point for baseline x86-64 (SSE2), which on this project's machine
-/// runs at a third of the dispatched speed (docs/benchmarks.md).
+/// The plain entry point, which Debian builds for baseline x86-64 (SSE2),
+/// not libxxhash's run-time dispatch: the dispatched AVX-512 variant hashes
+/// 2.5 times faster alone, but on this project's machine (Cooper Lake) its
+/// 512-bit multiplies lower the core's clock for what follows, and W=2 S=1
+/// trained 7% slower with it (docs/benchmarks.md). Both give the same value.
 @inline(__always)
 public func xxh3(_ data: UnsafeRawPointer?, count: Int, seed: UInt64) -> UInt64 {
+    XXH3_64bits_withSeed(data, count, seed)
+}
+
+/// XXH3 through libxxhash's run-time dispatch (AVX-512 here): for the
+/// benchmark that shows why the frame checksum does not use it.
+public func xxh3Dispatched(_ data: UnsafeRawPointer?, count: Int, seed: UInt64) -> UInt64 {
     #if arch(x86_64)
     return XXH3_64bits_withSeed_dispatch(data, count, seed)
     #else

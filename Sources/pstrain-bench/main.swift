@@ -7,6 +7,7 @@ import CXXHash
 import PSSupport
 import PSNumerics
 import PSCodec
+import PSData
 import PSConfig
 import PSCheckpoint
 import PSRunLog
@@ -99,6 +100,14 @@ func benchCodec(count: Int, iters: Int) {
         let u = CounterRNG.uniform(seed: 5, stream: 1, index: UInt64(i))
         let w = CounterRNG.uniform(seed: 5, stream: 2, index: UInt64(i))
         v[i] = (u - 0.5) * 1e-3 * powf(10, -3 * w)
+    }
+    // The servers' hot path: FP32 pieces as sent by default, decoded by adding into a sum.
+    do {
+        var cs = CodecSettings(); cs.shuffle = false; cs.zstdLevel = 0; cs.adaptiveBypass = false
+        let c = PieceCodec(settings: cs, maxElements: count)
+        let e = c.encode(v, count: count, as: .fp32, sparse: true, chunk: 0, step: 0, into: out, capacity: count * 8 + 64)
+        let add = median((0..<iters).map { _ in seconds { try! c.decode(out, length: e.length, stages: e.stages, count: count, as: .fp32, into: back, add: true) } })
+        print(String(format: "codec    fp32 decode-add (a server summing a piece): %.0f MB/s", Double(count * 4) / add / 1e6))
     }
     for (name, p) in [("fp16", Precision.fp16), ("bf16", Precision.bf16)] {
         for (label, shuffle, level, topk) in [("cast only", false, 0, 0.0), ("cast+shuffle", true, 0, 0.0), ("cast+zstd1", false, 1, 0.0),

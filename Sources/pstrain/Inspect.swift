@@ -4,6 +4,7 @@ import PSInspect
 import PSSupport
 import PSNumerics
 import PSCodec
+import PSData
 import PSConfig
 import PSCheckpoint
 import PSRunLog

@@ -3,6 +3,7 @@ import CXXHash
 @testable import PSSupport
 @testable import PSNumerics
 @testable import PSCodec
+@testable import PSData
 @testable import PSConfig
 @testable import PSCheckpoint
 @testable import PSRunLog
@@ -91,7 +92,7 @@ final class ChecksumTests: XCTestCase {
         for i in bytes.indices { bytes[i] = UInt8(truncatingIfNeeded: CounterRNG.bits(seed: 3, stream: 4, index: UInt64(i))) }
         bytes.withUnsafeMutableBytes { b in
             for len in Array(0...300) + [1023, 1024, 1025, 4096, 5000] {
-                XCTAssertEqual(xxh3(b.baseAddress, count: len, seed: 9), XXH3_64bits_withSeed(b.baseAddress, len, 9), "length \(len)")
+                XCTAssertEqual(xxh3(b.baseAddress, count: len, seed: 9), xxh3Dispatched(b.baseAddress, count: len, seed: 9), "length \(len)")
             }
             let base = xxh3(b.baseAddress, count: 5000, seed: 0)
             for pos in stride(from: 0, to: 5000 * 8, by: 37) {

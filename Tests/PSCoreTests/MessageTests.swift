@@ -2,6 +2,7 @@ import XCTest
 @testable import PSSupport
 @testable import PSNumerics
 @testable import PSCodec
+@testable import PSData
 @testable import PSConfig
 @testable import PSCheckpoint
 @testable import PSRunLog

@@ -2,6 +2,7 @@ import Foundation
 import PSSupport
 import PSNumerics
 import PSCodec
+import PSData
 import PSConfig
 import PSCheckpoint
 import PSRunLog
@@ -29,6 +30,8 @@ public final class ServerRole {
     let optimizer: Optimizer
     /// The optimizer's per-element state, in `optimizer.stateNames` order.
     let state: [FloatBuffer]
+    /// statesOfPiece[k]: where piece k's elements start in each state tensor.
+    let statesOfPiece: [[UnsafeMutablePointer<Float>]]
     /// The step's summed gradient (FP32, still scaled by the loss scale).
     let gradSum: FloatBuffer
     public private(set) var scaler: LossScaler
@@ -95,6 +98,8 @@ public final class ServerRole {
         voteIn = world.serverRanks.map { _ in OverflowVote.buffer() }
         evalFrames = world.workerRanks.map { _ in EvalResult.buffer() }
         sends = mine.map { _ in [] }
+        let lo = range.lowerBound, states = state
+        statesOfPiece = mine.map { c in states.map { $0.pointer + (c.range.lowerBound - lo) } }
         progress = Progress(lead: lead, say: context.say, every: cfg.progressSeconds, total: schedule.total, perEpoch: schedule.perEpoch,
                             epochs: cfg.epochs, batch: cfg.batchSize, start: now(), firstStep: schedule.start)
     }
@@ -239,7 +244,7 @@ public final class ServerRole {
         for k in pieces.indices.reversed() {
             let off = pieces[k].range.lowerBound - range.lowerBound
             if !o.overflow {
-                optimizer.apply(weights: weights.pointer + off, state: state.map { $0.pointer + off }, grads: gradSum.pointer + off,
+                optimizer.apply(weights: weights.pointer + off, state: statesOfPiece[k], grads: gradSum.pointer + off,
                                 count: pieces[k].range.count, gradScale: inv, lr: o.lr)
             }
             try sendPiece(k, version: step + 1, request: o.request)
@@ -287,33 +292,5 @@ public final class ServerRole {
             skipped: scaler.skipped, lossScale: scaler.scale, paramsDigest: digest(weights.pointer, count: range.count),
             stateDigests: zip(optimizer.stateNames, state).map { StateDigest(name: $0, digest: digest($1.pointer, count: range.count)) }))
         ctx.log?.flush()
-    }
-
-    // MARK: Pieces of the phases
-
-    /// Encodes piece k of the current weights as parameters `version` and
-    /// sends it to every worker, once its previous sends completed.
-    func sendPiece(_ k: Int, version: Int, request: UInt8) throws {
-        let c = pieces[k], n = c.range.count
-        _ = try ctx.wait(sends[k], for: "parameter sends", step: version)
-        let e = codec.encode(weights.pointer + (c.range.lowerBound - range.lowerBound), count: n, as: precision, sparse: false,
-                             chunk: pieceIDs[k], step: version, into: paramFrames[k].payload, capacity: paramFrames[k].capacity - FrameHeader.size)
-        ParameterPiece.seal(paramFrames[k], version: version, piece: pieceIDs[k], count: n, precision: precision, encoded: e,
-                            lossScale: scaler.scale, skipped: scaler.skipped, request: request)
-        sends[k] = try world.workerRanks.map { try ctx.transport.isend(paramFrames[k], to: $0, tag: ParameterPiece.kind.tag) }
-        meter.bytesOut += paramFrames[k].length * world.workers
-    }
-
-    /// The next step's receives: every worker's gradient pieces, then its
-    /// summary. The transport matches one sender's messages of one tag in
-    /// posting order, so posting in piece order matches the pieces.
-    func postReceives() throws {
-        let t = ctx.transport
-        gradRecvs = pieces.map { _ in [] }
-        summaryRecvs = []
-        for (w, rank) in world.workerRanks.enumerated() {
-            for k in pieces.indices { gradRecvs[k].append(try t.irecv(gradFrames[w][k], from: rank, tag: GradientPiece.kind.tag)) }
-            summaryRecvs.append(try t.irecv(summaryFrames[w], from: rank, tag: StepSummary.kind.tag))
-        }
     }
 }

@@ -2,6 +2,7 @@ import Foundation
 import PSSupport
 import PSNumerics
 import PSCodec
+import PSData
 import PSConfig
 import PSCheckpoint
 import PSRunLog

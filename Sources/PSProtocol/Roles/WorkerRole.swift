@@ -2,6 +2,7 @@ import Foundation
 import PSSupport
 import PSNumerics
 import PSCodec
+import PSData
 import PSConfig
 import PSCheckpoint
 import PSRunLog
@@ -42,6 +43,8 @@ public final class WorkerRole {
     /// The pieces each layer's forward waits for, ascending.
     let piecesOfLayer: [[Int]]
     let labels: UnsafeMutablePointer<UInt8>
+    /// 0..<pieces.count, for waiting on every piece.
+    let pieceNumbers: [Int]
 
     /// The parameters being received: their version and open receives.
     var pulled = Pull()
@@ -92,6 +95,7 @@ public final class WorkerRole {
         tensorsOfLayer = byLayer
         piecesOfLayer = byLayer.map { $0.flatMap { byTensor[$0] }.sorted() }
         labels = .allocate(capacity: m.capacity)
+        pieceNumbers = Array(pieces.indices)
         if let (path, man) = context.resume, let feedback {
             try feedback.restore(worker: index, workers: world.workers, saved: man.workers) { j in
                 try CheckpointStore.loadResidual(path, man, file: checkpointFile(.worker, j), count: feedback.residual.count)
@@ -102,7 +106,7 @@ public final class WorkerRole {
     deinit { labels.deallocate() }
 
     var world: World { ctx.world }
-    var allPieces: Range<Int> { pieces.indices }
+    var allPieces: [Int] { pieceNumbers }
 
     public func run() throws {
         try begin()
@@ -140,7 +144,7 @@ public final class WorkerRole {
                                          pieces: pieces.count, steps: schedule.total, stepsPerEpoch: schedule.perEpoch))
         ctx.log?.flush()
         try postParameters(version: schedule.start)
-        try awaitParameters(Array(allPieces))
+        try awaitParameters(allPieces)
         skippedBefore = skipped
         if schedule.start > 0 {
             ctx.log?.write(ResumedRecord(step: schedule.start, from: ctx.resume!.path, paramsDigest: digest(params.pointer, count: params.count),
@@ -168,7 +172,7 @@ public final class WorkerRole {
             do { try self.awaitParameters(self.piecesOfLayer[li]) } catch { failure = error }
         })
         if let failure { throw failure }
-        try awaitParameters(Array(allPieces))   // layers without parameters of their own
+        try awaitParameters(allPieces)   // layers without parameters of their own
     }
 
     /// Backward; each layer's gradients are encoded and pushed as soon as
@@ -193,7 +197,7 @@ public final class WorkerRole {
     /// After an epoch's last step: this worker's slice of the test set, scored
     /// with the new parameters and sent to server 0.
     func evaluateAndReport(_ step: Int) throws {
-        try awaitParameters(Array(allPieces))
+        try awaitParameters(allPieces)
         let e = evaluate()
         try ctx.send(EvalResult(lossSum: e.lossSum, correct: e.correct, count: e.count), to: [world.serverRanks[0]], step: step + 1,
                      for: "sending test results")
@@ -212,7 +216,7 @@ public final class WorkerRole {
 
     /// After the last step: the last parameters, the final checkpoint, goodbyes.
     func finish(steps finished: Int) throws {
-        try awaitParameters(Array(allPieces))
+        try awaitParameters(allPieces)
         syncResidual()
         let total = schedule.total
         if finished == total && total > schedule.start && ctx.hasRunDir && schedule.checkpointDue(after: total, flags: flags) {

@@ -4,6 +4,7 @@ import FuzzSupport
 @testable import PSSupport
 @testable import PSNumerics
 @testable import PSCodec
+@testable import PSData
 @testable import PSConfig
 @testable import PSCheckpoint
 @testable import PSRunLog

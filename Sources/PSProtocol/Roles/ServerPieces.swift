@@ -2,6 +2,7 @@ import Foundation
 import PSSupport
 import PSNumerics
 import PSCodec
+import PSData
 import PSConfig
 import PSCheckpoint
 import PSRunLog
@@ -90,5 +91,33 @@ extension ServerRole {
             }
         }
         return out
+    }
+
+    // MARK: Pieces of the phases
+
+    /// Encodes piece k of the current weights as parameters `version` and
+    /// sends it to every worker, once its previous sends completed.
+    func sendPiece(_ k: Int, version: Int, request: UInt8) throws {
+        let c = pieces[k], n = c.range.count
+        _ = try ctx.wait(sends[k], for: "parameter sends", step: version)
+        let e = codec.encode(weights.pointer + (c.range.lowerBound - range.lowerBound), count: n, as: precision, sparse: false,
+                             chunk: pieceIDs[k], step: version, into: paramFrames[k].payload, capacity: paramFrames[k].capacity - FrameHeader.size)
+        ParameterPiece.seal(paramFrames[k], version: version, piece: pieceIDs[k], count: n, precision: precision, encoded: e,
+                            lossScale: scaler.scale, skipped: scaler.skipped, request: request)
+        sends[k] = try world.workerRanks.map { try ctx.transport.isend(paramFrames[k], to: $0, tag: ParameterPiece.kind.tag) }
+        meter.bytesOut += paramFrames[k].length * world.workers
+    }
+
+    /// The next step's receives: every worker's gradient pieces, then its
+    /// summary. The transport matches one sender's messages of one tag in
+    /// posting order, so posting in piece order matches the pieces.
+    func postReceives() throws {
+        let t = ctx.transport
+        gradRecvs = pieces.map { _ in [] }
+        summaryRecvs = []
+        for (w, rank) in world.workerRanks.enumerated() {
+            for k in pieces.indices { gradRecvs[k].append(try t.irecv(gradFrames[w][k], from: rank, tag: GradientPiece.kind.tag)) }
+            summaryRecvs.append(try t.irecv(summaryFrames[w], from: rank, tag: StepSummary.kind.tag))
+        }
     }
 }
