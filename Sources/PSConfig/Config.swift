@@ -7,8 +7,7 @@ import PSCodec
 /// The resolved configuration of a run: one typed section per TOML table,
 /// every key holding the file's value, a command-line override's or its
 /// default. Each component takes its own section (`cfg.train`,
-/// `cfg.compression`...); Config+Compatibility.swift keeps the flat
-/// accessors older call sites use.
+/// `cfg.compression.settings`, ...); there are no flat accessors.
 ///
 /// Files are parsed with TOMLKit (TOMLDocument.swift). An unknown key, a
 /// wrong type, a number out of range or a bad layer is a ConfigError naming

@@ -62,26 +62,7 @@ func tomlFloat(_ d: Double) -> String {
 
 /// A TOML basic string literal: JSON's escapes, plus \u007f (TOML allows no
 /// raw DEL in a basic string; the old reader let it through).
-func tomlQuote(_ v: String) -> String {
-    var s = "\""
-    for u in v.unicodeScalars {
-        switch u {
-        case "\"": s += "\\\""
-        case "\\": s += "\\\\"
-        case "\n": s += "\\n"
-        case "\r": s += "\\r"
-        case "\t": s += "\\t"
-        default:
-            if u.value < 0x20 || u.value == 0x7F {
-                let hex = String(u.value, radix: 16)
-                s += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            } else {
-                s.unicodeScalars.append(u)
-            }
-        }
-    }
-    return s + "\""
-}
+func tomlQuote(_ v: String) -> String { jsonQuote(v, escapingDEL: true) }
 
 /// A key as TOML writes it: bare when it can be, quoted otherwise.
 func tomlKey(_ k: String) -> String {

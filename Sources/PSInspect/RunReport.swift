@@ -214,10 +214,10 @@ public struct RunReport {
         return RunSummary(
             run: (dir as NSString).lastPathComponent, path: dir, status: status, attempts: attempts, restarts: restarts,
             servers: hello?.servers ?? servers.count, workers: hello?.workers ?? workers.count,
-            model: layers, precision: lastStart?.precision ?? config?.precision.rawValue ?? "fp32",
+            model: layers, precision: lastStart?.precision ?? config?.train.precision.rawValue ?? "fp32",
             compression: workers.first?.records(WorkerStartRecord.self).last?.compression ?? "?",
-            batchSize: config?.batchSize ?? 0, stepsDone: stepsDone, stepsTotal: stepsTotal,
-            epochsDone: evals.last?.epoch ?? stepsDone / max(perEpoch, 1), epochsTotal: config?.epochs ?? 0,
+            batchSize: config?.train.batchSize ?? 0, stepsDone: stepsDone, stepsTotal: stepsTotal,
+            epochsDone: evals.last?.epoch ?? stepsDone / max(perEpoch, 1), epochsTotal: config?.train.epochs ?? 0,
             trainingSeconds: trainSeconds, samplesPerSecond: Double(samples) / max(trainSeconds, 1e-9),
             finalAccuracy: evals.last?.accuracy, bestAccuracy: evals.map { $0.accuracy }.max(), evals: evals, loss: loss,
             phases: phases, wireBytesPerStep: wire / stepCount, fp32BytesPerStep: fp32 / stepCount,

@@ -129,8 +129,8 @@ public enum RankMain {
         let me = "\(exeName)[\(world.describe(transport.rank))]"
         let runDir = world.hellos[0].runDir
         let log = openLog(runDir: runDir, role: role, world: world, rank: transport.rank, hello: hello, config: local.config, who: me)
-        transport.poll = MPITransport.Poll(rawValue: local.config.poll) ?? .yield
-        if role == .worker && local.config.pinWorkers, let core = pinnableCore() {
+        transport.poll = MPITransport.Poll(rawValue: local.config.run.poll.rawValue) ?? .yield
+        if role == .worker && local.config.run.pinWorkers, let core = pinnableCore() {
             _ = pst_pin_to_core(Int32(core))
             log.write(PinnedRecord(core: core))
         }
@@ -192,7 +192,7 @@ public enum RankMain {
                 try RankHello.checkRunDir(runDir)
                 if let r = args.resume { resume = (r, try CheckpointStore.verify(r)) }
                 if role == .worker {
-                    openblas_set_num_threads(Int32(config.blasThreads))
+                    openblas_set_num_threads(Int32(config.run.blasThreads))
                     try BLASInfo.selfCheck()
                     data = try DataSplit.load(config.data, features: config.model.inputSize)
                 }
@@ -227,7 +227,7 @@ public enum RankMain {
                     try Config.parse(String(decoding: t.prefix { $0 != 0 }, as: UTF8.self), source: "rank \(r)")
                 }
             }
-            var problem = world.problem(configs: configs, expectWorkers: config.expectedWorkers, expectServers: config.expectedServers)
+            var problem = world.problem(configs: configs, expectWorkers: config.run.workers, expectServers: config.run.servers)
             if problem == nil {
                 let counts = Set(world.workerRanks.map { world.hellos[$0].trainCount })
                 if counts.count > 1 { problem = "workers loaded training sets of different sizes: \(counts.sorted())" }
@@ -287,9 +287,9 @@ public enum RankMain {
     /// default when they cannot be read: that error is reported later).
     static func startupSeconds() -> Double {
         guard let args = try? parse(Array(CommandLine.arguments.dropFirst())),
-              var config = try? Config.load(path: args.config) else { return Config().timeoutSeconds }
+              var config = try? Config.load(path: args.config) else { return Config().run.timeoutSeconds }
         for o in args.overrides { try? config.apply(override: o) }
-        return config.timeoutSeconds
+        return config.run.timeoutSeconds
     }
 
     /// Test hook: PSTRAIN_TEST_HANG=POINT:RANK makes that rank hang for good at

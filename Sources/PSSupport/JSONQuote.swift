@@ -1,7 +1,10 @@
 import Foundation
 
-/// A string as a quoted JSON (and TOML basic) string literal.
-public func jsonQuote(_ v: String) -> String {
+/// A string as a quoted JSON string literal, which is also a TOML basic
+/// string: `"`, `\`, newline, return and tab escaped by name, other control
+/// characters as \u00XX. `escapingDEL` escapes U+007F too, which TOML (not
+/// JSON) requires.
+public func jsonQuote(_ v: String, escapingDEL: Bool = false) -> String {
     var s = "\""
     for u in v.unicodeScalars {
         switch u {
@@ -11,7 +14,11 @@ public func jsonQuote(_ v: String) -> String {
         case "\r": s += "\\r"
         case "\t": s += "\\t"
         default:
-            if u.value < 0x20 { s += String(format: "\\u%04x", u.value) } else { s.unicodeScalars.append(u) }
+            if u.value < 0x20 || (escapingDEL && u.value == 0x7F) {
+                s += String(format: "\\u%04x", u.value)
+            } else {
+                s.unicodeScalars.append(u)
+            }
         }
     }
     return s + "\""

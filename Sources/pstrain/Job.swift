@@ -37,7 +37,7 @@ struct JobOptions: ParsableArguments {
         try userFacing { try RankHello.checkRunDir(runDir) }
         var plan = MpirunPlan(workers: workers, servers: servers, binDir: try Job.rankBinDir(), configPath: configPath,
                               runDir: runDir, hostfile: hostfile, isRoot: geteuid() == 0,
-                              cores: ProcessInfo.processInfo.activeProcessorCount, blasThreads: config.blasThreads)
+                              cores: ProcessInfo.processInfo.activeProcessorCount, blasThreads: config.run.blasThreads)
         plan.mpirun = mpirun
         plan.mapBy = mapBy
         if let core = BLASInfo.recommendedCoreType() { plan.environment.append(("OPENBLAS_CORETYPE", core)) }
@@ -119,7 +119,7 @@ enum Job {
     /// launcher stops it: twice the ranks' own deadline plus 20 s, so that a
     /// rank's timeout always fires first where one applies.
     static func watchdogSeconds(_ dir: String) -> Double {
-        ((try? Config.load(path: dir + "/run.toml"))?.timeoutSeconds ?? Config().timeoutSeconds) * 2 + 20
+        ((try? Config.load(path: dir + "/run.toml"))?.run.timeoutSeconds ?? Config().run.timeoutSeconds) * 2 + 20
     }
 
     static func which(_ cmd: String) -> String? {

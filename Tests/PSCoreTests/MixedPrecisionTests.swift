@@ -127,7 +127,7 @@ final class MixedPrecisionTrainingTests: XCTestCase {
         return c
     }
     func data(_ c: Config) -> DataSplit {
-        DataSplit.synthetic(train: c.syntheticTrain, test: c.syntheticTest, features: c.inputSize, classes: 10, seed: 7)
+        DataSplit.synthetic(train: c.data.syntheticTrain, test: c.data.syntheticTest, features: c.model.inputSize, classes: 10, seed: 7)
     }
 
     func testHalfPrecisionsTrainAndHalveTheWire() throws {

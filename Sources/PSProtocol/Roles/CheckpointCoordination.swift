@@ -50,7 +50,7 @@ extension RankContext {
         }
         files.sort { ($0.role == "server" ? 0 : 1, $0.index) < ($1.role == "server" ? 0 : 1, $1.index) }
         do {
-            return try writer.complete(manifest(files), keep: config.checkpointKeep,
+            return try writer.complete(manifest(files), keep: config.checkpoint.keep,
                                        crashPoint: { TestHooks(config, runDir: runDir, log: log).crashInCheckpoint(step: step, at: $0) })
         } catch {
             try? FileManager.default.removeItem(atPath: writer.tempDir(step))
@@ -66,12 +66,12 @@ extension Manifest {
          files: [FileEntry]) {
         let cfg = ctx.config
         self.init(run: (ctx.runDir as NSString).lastPathComponent, step: step, epoch: step / s.perEpoch,
-                  epochCursor: (step % s.perEpoch) * cfg.batchSize, stepsPerEpoch: s.perEpoch, totalSteps: s.total, seed: cfg.seed,
+                  epochCursor: (step % s.perEpoch) * cfg.train.batchSize, stepsPerEpoch: s.perEpoch, totalSteps: s.total, seed: cfg.train.seed,
                   dataOrder: "epoch e visits the training set in the Fisher-Yates order drawn from (seed, e); global batch k of an epoch is samples [k*B, (k+1)*B) of that order, split over the workers in contiguous slices",
                   rng: "counter-based (SplitMix64 of seed, stream, index): no state to save",
-                  lrSchedule: cfg.lrSchedule, learningRate: cfg.learningRate(step: step, total: s.total),
-                  scaler: scaler.state, servers: ctx.world.servers, workers: ctx.world.workers, precision: cfg.precision.rawValue,
-                  compression: cfg.codecSettings.summary, build: String(ctx.world.hellos[ctx.rank].buildHash, radix: 16),
+                  lrSchedule: cfg.train.lrSchedule.rawValue, learningRate: cfg.train.learningRate(step: step, total: s.total),
+                  scaler: scaler.state, servers: ctx.world.servers, workers: ctx.world.workers, precision: cfg.train.precision.rawValue,
+                  compression: cfg.compression.settings.summary, build: String(ctx.world.hellos[ctx.rank].buildHash, radix: 16),
                   configHash: String(cfg.hash, radix: 16), config: cfg.canonicalTOML, created: Date().timeIntervalSince1970,
                   files: files,
                   tensors: layout.tensors.map { t in

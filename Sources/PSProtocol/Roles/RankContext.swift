@@ -29,7 +29,7 @@ public final class RankContext {
     }
 
     var rank: Int { transport.rank }
-    var timeout: Double { config.timeoutSeconds }
+    var timeout: Double { config.run.timeoutSeconds }
     /// Whether this run writes files (tests may run without a run directory).
     var hasRunDir: Bool { !runDir.isEmpty }
 
@@ -99,12 +99,12 @@ struct Schedule {
 
     init(context ctx: RankContext, trainCount: Int) throws {
         config = ctx.config
-        perEpoch = trainCount / config.batchSize
+        perEpoch = trainCount / config.train.batchSize
         guard perEpoch > 0 else {
-            throw ProtocolError.dataDoesNotFit("train.batch_size = \(config.batchSize) is larger than the training set (\(trainCount) samples)")
+            throw ProtocolError.dataDoesNotFit("train.batch_size = \(config.train.batchSize) is larger than the training set (\(trainCount) samples)")
         }
-        var total = perEpoch * config.epochs
-        if config.maxSteps > 0 { total = min(total, config.maxSteps) }
+        var total = perEpoch * config.train.epochs
+        if config.train.maxSteps > 0 { total = min(total, config.train.maxSteps) }
         self.total = total
         // A checkpoint being resumed must belong to a run of this length.
         if let (path, m) = ctx.resume {
@@ -125,6 +125,6 @@ struct Schedule {
     /// Whether the state after `steps` steps is checkpointed, by the
     /// configuration or because server 0 asked (`flags`).
     func checkpointDue(after steps: Int, flags: UInt8) -> Bool {
-        config.checkpointDue(after: steps, total: total) || flags & FrameFlags.checkpoint != 0
+        config.checkpoint.due(after: steps, total: total) || flags & FrameFlags.checkpoint != 0
     }
 }

@@ -50,7 +50,7 @@ extension ServerRole {
             lr: Double(o.lr), lossScale: o.scaleBefore, skipped: scaler.skipped, overflow: o.overflow,
             samples: o.samples, stepS: took, waitS: meter.waited, applyS: meter.applied,
             bytesRecv: meter.bytesIn, bytesSent: meter.bytesOut, samplesPerS: Double(o.samples) / max(took, 1e-9),
-            paramsDigest: ctx.config.digestEveryStep ? digest(weights.pointer, count: range.count) : nil))
+            paramsDigest: ctx.config.debug.digestEveryStep ? digest(weights.pointer, count: range.count) : nil))
         if o.overflow {
             ctx.log?.write(OverflowRecord(step: step, seenBy: o.overflowBy, lossScale: o.scaleBefore, newLossScale: scaler.scale))
         }

@@ -67,13 +67,13 @@ public final class ServerRole {
         plan = ShardPlan(total: layout.totalCount, servers: world.servers)
         range = plan.range(index)
         schedule = try Schedule(context: context, trainCount: trainCount)
-        precision = cfg.precision
+        precision = cfg.train.precision
         weights = FloatBuffer(count: range.count)
         let opt = Optimizers.make(cfg.train), n = range.count
         optimizer = opt
         state = opt.stateNames.map { _ in FloatBuffer(count: n) }
         gradSum = FloatBuffer(count: range.count)
-        scaler = LossScaler(settings: cfg.scalerSettings, dynamic: precision.usesLossScaling)
+        scaler = LossScaler(settings: cfg.scaler.settings, dynamic: precision.usesLossScaling)
         if let (path, m) = context.resume {
             // Tensors are stored by name and full shape: any server count re-cuts them.
             try CheckpointStore.loadRange(path, m, layout: layout, suffix: "", lo: range.lowerBound, hi: range.upperBound, into: weights.pointer)
@@ -82,15 +82,15 @@ public final class ServerRole {
             }
             scaler.restore(m.scaler)
         } else {
-            layout.initialize(seed: cfg.seed, range: range.lowerBound, range.upperBound, into: weights.pointer)
+            layout.initialize(seed: cfg.train.seed, range: range.lowerBound, range.upperBound, into: weights.pointer)
         }
-        let all = plan.pieces(layout, maxElements: cfg.chunkElements)
+        let all = plan.pieces(layout, maxElements: cfg.run.chunkElements)
         let me = index
         let ids = all.indices.filter { all[$0].server == me }
         let mine = ids.map { all[$0] }
         pieceIDs = ids
         pieces = mine
-        let cs = cfg.codecSettings, prec = precision
+        let cs = cfg.compression.settings, prec = precision
         codec = PieceCodec(settings: cs, maxElements: mine.map { $0.range.count }.max() ?? 1)
         paramFrames = mine.map { FrameBuffer(payloadCapacity: PieceCodec.maxEncodedBytes($0.range.count, prec, cs, sparse: false)) }
         gradFrames = world.workerRanks.map { _ in mine.map { FrameBuffer(payloadCapacity: PieceCodec.maxEncodedBytes($0.range.count, prec, cs, sparse: true)) } }
@@ -100,8 +100,8 @@ public final class ServerRole {
         sends = mine.map { _ in [] }
         let lo = range.lowerBound, states = state
         statesOfPiece = mine.map { c in states.map { $0.pointer + (c.range.lowerBound - lo) } }
-        progress = Progress(lead: lead, say: context.say, every: cfg.progressSeconds, total: schedule.total, perEpoch: schedule.perEpoch,
-                            epochs: cfg.epochs, batch: cfg.batchSize, start: now(), firstStep: schedule.start)
+        progress = Progress(lead: lead, say: context.say, every: cfg.run.progressSeconds, total: schedule.total, perEpoch: schedule.perEpoch,
+                            epochs: cfg.train.epochs, batch: cfg.train.batchSize, start: now(), firstStep: schedule.start)
     }
 
     var world: World { ctx.world }
@@ -141,7 +141,7 @@ public final class ServerRole {
         let cfg = ctx.config
         ctx.log?.write(ServerStartRecord(servers: world.servers, workers: world.workers, shardLo: range.lowerBound,
                                          shardHi: range.upperBound, pieces: pieces.count, precision: precision.rawValue,
-                                         compression: cfg.codecSettings.summary, lossScale: scaler.scale,
+                                         compression: cfg.compression.settings.summary, lossScale: scaler.scale,
                                          steps: schedule.total, stepsPerEpoch: schedule.perEpoch))
         ctx.log?.flush()
         if lead && ctx.hasRunDir {
@@ -190,7 +190,7 @@ public final class ServerRole {
     func collectSummaries(_ step: Int) throws -> StepOutcome {
         let t0 = now()
         let counts = try ctx.wait(summaryRecvs, for: "step summaries", step: step)
-        var o = StepOutcome(lr: Float(ctx.config.learningRate(step: step, total: schedule.total)), scaleBefore: scaler.scale)
+        var o = StepOutcome(lr: Float(ctx.config.train.learningRate(step: step, total: schedule.total)), scaleBefore: scaler.scale)
         for w in 0..<world.workers {
             let s = try StepSummary.open(summaryFrames[w], length: counts[w], step: step, sender: world.describe(world.workerRanks[w]))
             o.lossSum += s.lossSum
@@ -207,7 +207,7 @@ public final class ServerRole {
     func leadRequests() -> UInt8 {
         guard lead && ctx.hasRunDir else { return 0 }
         var request: UInt8 = 0
-        let every = ctx.config.checkpointSeconds
+        let every = ctx.config.checkpoint.everySeconds
         if every > 0 && now() - lastCheckpoint >= every { request |= FrameFlags.checkpoint }
         if FileManager.default.fileExists(atPath: ctx.runDir + "/STOP") { request |= FrameFlags.checkpoint | FrameFlags.stop }
         return request

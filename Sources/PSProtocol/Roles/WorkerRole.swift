@@ -61,8 +61,8 @@ public final class WorkerRole {
         let cfg = context.config, world = context.world
         index = world.index(ofRank: context.rank)
         self.data = data
-        slice = Sampler.slice(batch: cfg.batchSize, worker: index, of: world.workers)
-        let micro = Sampler.slice(batch: cfg.batchSize, worker: 0, of: world.workers).count
+        slice = Sampler.slice(batch: cfg.train.batchSize, worker: index, of: world.workers)
+        let micro = Sampler.slice(batch: cfg.train.batchSize, worker: 0, of: world.workers).count
         let m = try Model(cfg.model, capacity: max(micro, Model.minimumCapacity))
         guard m.inputSize == data.train.features else {
             throw ProtocolError.dataDoesNotFit("model.input = \(m.inputSize) but the data set's samples have \(data.train.features) features")
@@ -71,17 +71,17 @@ public final class WorkerRole {
             throw ProtocolError.dataDoesNotFit("the last layer of model.layers has \(m.classes) outputs but the data set has \(data.train.classes) classes")
         }
         model = m
-        precision = cfg.precision
+        precision = cfg.train.precision
         model.storage = precision
         plan = ShardPlan(total: m.layout.totalCount, servers: world.servers)
         schedule = try Schedule(context: context, trainCount: data.train.count)
         params = FloatBuffer(count: m.layout.totalCount)
         grads = FloatBuffer(count: m.layout.totalCount)
-        let cs = cfg.codecSettings
+        let cs = cfg.compression.settings
         feedback = cs.topk > 0 ? ErrorFeedback(count: m.layout.totalCount) : nil
         hooks = TestHooks(cfg, runDir: context.runDir, log: context.log)
-        sampler = Sampler(count: data.train.count, batchSize: cfg.batchSize, seed: cfg.seed)
-        pieces = plan.pieces(m.layout, maxElements: cfg.chunkElements)
+        sampler = Sampler(count: data.train.count, batchSize: cfg.train.batchSize, seed: cfg.train.seed)
+        pieces = plan.pieces(m.layout, maxElements: cfg.run.chunkElements)
         codec = PieceCodec(settings: cs, maxElements: pieces.map { $0.range.count }.max() ?? 1)
         let prec = precision
         paramFrames = pieces.map { FrameBuffer(payloadCapacity: PieceCodec.maxEncodedBytes($0.range.count, prec, cs, sparse: false)) }
@@ -140,7 +140,7 @@ public final class WorkerRole {
     func begin() throws {
         ctx.log?.write(WorkerStartRecord(servers: world.servers, workers: world.workers, microbatch: slice.count,
                                          trainSamples: data.train.count, testSamples: data.test.count,
-                                         precision: precision.rawValue, compression: ctx.config.codecSettings.summary,
+                                         precision: precision.rawValue, compression: ctx.config.compression.settings.summary,
                                          pieces: pieces.count, steps: schedule.total, stepsPerEpoch: schedule.perEpoch))
         ctx.log?.flush()
         try postParameters(version: schedule.start)
@@ -157,7 +157,7 @@ public final class WorkerRole {
     func loadBatch(_ step: Int) {
         let within = step % schedule.perEpoch
         if within == 0 || permutation.isEmpty { permutation = sampler.permutation(epoch: schedule.epoch(of: step)) }
-        let base = within * ctx.config.batchSize
+        let base = within * ctx.config.train.batchSize
         let rows = permutation[(base + slice.lowerBound)..<(base + slice.upperBound)].lazy.map { Int($0) }
         data.train.gather(rows, into: model.input, labels: labels)
         hooks.straggle(worker: index)
@@ -181,7 +181,7 @@ public final class WorkerRole {
         push = Push(step: step, lossScale: lossScale, spoil: hooks.spoilsGradient(step: step, worker: index))
         feedback?.beginStep()
         // The loss is multiplied by the loss scale (FP16); the servers divide it out.
-        let r = model.lossAndBackward(batch: slice.count, labels: labels, gradScale: Float(lossScale) / Float(ctx.config.batchSize),
+        let r = model.lossAndBackward(batch: slice.count, labels: labels, gradScale: Float(lossScale) / Float(ctx.config.train.batchSize),
                                       params: params.pointer, grads: grads.pointer, layerDone: { self.push(layer: $0) })
         if let e = push.error { throw e }
         return r.lossSum

@@ -75,9 +75,9 @@ func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     }
     precondition(again.canonicalTOML == canonical, "the canonical form changed in a round trip")
     precondition(again.hash == c.hash)
-    _ = c.codecSettings; _ = c.scalerSettings; _ = c.precision; _ = c.seed
-    _ = c.dieAtSteps; _ = c.dieInCheckpoint
-    _ = c.learningRate(step: 0, total: 1)
+    _ = c.compression.settings; _ = c.scaler.settings; _ = c.train.precision; _ = c.train.seed
+    _ = c.debug.dieAtSteps; _ = c.debug.dieInCheckpoint
+    _ = c.train.learningRate(step: 0, total: 1)
     _ = c.model.layers.map { $0.toml }
     return 0
 }
