@@ -315,10 +315,13 @@ struct TOMLScanner {
             // A date, one space and a time ("1979-05-27 07:32:00"), as toml++
             // looks ahead for one. It asserts (aborts, in a debug build) when
             // the time is a single digit: "1979-05-27 1".
-            if chars.count == 10, chars[0] >= 0x30 && chars[0] <= 0x39, chars[4] == UInt8(ascii: "-"), chars[7] == UInt8(ascii: "-"),
-               chars.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || $0 == UInt8(ascii: "-") }),
+            // Any ten characters with dashes where a date has them count:
+            // toml++ also took "19'9-05-27 0" for a date and asserted (the
+            // config fuzzer found it); a value followed by a space and one
+            // digit is never valid TOML anyway.
+            if chars.count == 10, chars[4] == UInt8(ascii: "-"), chars[7] == UInt8(ascii: "-"),
                peek == 0x20, peek(1) >= 0x30 && peek(1) <= 0x39 {
-                if i + 2 < s.count && isValueTerminator(i + 2) {
+                if i + 2 >= s.count || isValueTerminator(i + 2) {
                     i += 1
                     throw syntax("date-time", "expected a time (HH:MM:SS) after the date and space, saw one digit")
                 }

@@ -59,8 +59,7 @@ public enum RankMain {
     /// XXH64 over the two rank executables next to this one: ranks started
     /// from different builds disagree on it.
     static func buildHash() -> UInt64 {
-        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-        let dir = (exe as NSString).deletingLastPathComponent
+        let dir = executableDirectory()
         var h: UInt64 = 0x5053_5452_4149_4E00
         for name in ["pstrain-server", "pstrain-worker"] {
             let bytes = FileManager.default.contents(atPath: dir + "/" + name) ?? Data(name.utf8)

@@ -23,3 +23,10 @@ public func digest(_ p: UnsafePointer<Float>, count: Int) -> String {
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
 }
+
+/// The folder of this process's executable (/proc/self/exe; argv[0] where
+/// that cannot be read): where the rank executables are looked for.
+public func executableDirectory() -> String {
+    let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+    return (exe as NSString).deletingLastPathComponent
+}

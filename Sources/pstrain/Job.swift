@@ -133,8 +133,7 @@ enum Job {
 
     /// The folder holding pstrain-server and pstrain-worker: next to this executable.
     static func rankBinDir() throws -> String {
-        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-        let dir = (exe as NSString).deletingLastPathComponent
+        let dir = executableDirectory()
         for name in ["pstrain-server", "pstrain-worker"] where !FileManager.default.isExecutableFile(atPath: dir + "/" + name) {
             throw ValidationError("cannot find \(name) next to pstrain (in \(dir)); build all products with `swift build -c release`")
         }

@@ -64,9 +64,11 @@ final class TOMLTests: XCTestCase {
             XCTAssertTrue(message("a = 1\n" + bad + "\n").hasPrefix("f.toml:2:"), "\(bad.debugDescription): \(message("a = 1\n" + bad))")
         }
         for bad in ["a = [ },", "a = [1, }", "a = [\u{2028}1]", "a = [\u{85}]", "a = 1979-05-27 1", "a = [1979-05-27 1]", "a = 1979-05-27 1 # x",
-                    "a = 1979-05_-27 1,"] {
+                    "a = 1979-05_-27 1,", "a = 19'9-05-27 0", "a = x9zz-05-27 3"] {
             XCTAssertTrue(message("x = 1\n" + bad + "\n").hasPrefix("f.toml:2:"), "\(bad.debugDescription): \(message("x = 1\n" + bad + "\n"))")
         }
+        // The same at the very end of the file (the fuzzer's finding had a newline; this has none).
+        XCTAssertTrue(message("x = 1\na = 1979-05-27 1").hasPrefix("f.toml:2:"), message("x = 1\na = 1979-05-27 1"))
         XCTAssertEqual(try TOMLDocument("a = 1979-05-27 07:32:00\nb = [\n  # c\n  1979-05-27 07:32:00, ]", source: "d").root,
                        ["a": .dateTime("1979-05-27T07:32:00"), "b": .array([.dateTime("1979-05-27T07:32:00")])])
         XCTAssertEqual(try TOMLDocument("a = 1979-05-27T07:32:00-07:30\nb = 07:32:00\nc = 1979-05-27\nd = 1979-05-27T00:00:00Z", source: "d").root,
