@@ -122,6 +122,53 @@ public struct RunReport {
     }
 
     public func summary() -> RunSummary {
+        let server0 = log("server", 0)
+        let attempts = max(1, Self.attemptEvents.reduce(0) { $0 + (events?.count($1) ?? 0) }, server0?.count(HelloRecord.event) ?? 0)
+        let restarts = events?.count(RestartRecord.event) ?? 0
+        let lastStart = server0?.records(ServerStartRecord.self).last
+        let stepsTotal = lastStart?.steps ?? 0
+        let perEpoch = lastStart?.stepsPerEpoch ?? 1
+        // The steps of the latest attempt win over earlier attempts' records of the same step.
+        var serverSteps: [Int: ServerStepRecord] = [:]
+        for r in server0?.records(ServerStepRecord.self) ?? [] { serverSteps[r.step] = r }
+        let stepKeys = serverSteps.keys.sorted()
+        let stepsDone = (stepKeys.last ?? -1) + 1
+        let workers = logs.filter { $0.role == "worker" }
+        let servers = logs.filter { $0.role == "server" }
+        let hello = server0?.records(HelloRecord.self).last
+        let evals = (server0?.records(EvalRecord.self) ?? []).map { RunSummary.Eval(epoch: $0.epoch, step: $0.step, accuracy: $0.testAccuracy) }
+        let trainSeconds = stepKeys.reduce(0.0) { $0 + (serverSteps[$1]?.stepS ?? 0) }
+        let samples = stepKeys.reduce(0) { $0 + (serverSteps[$1]?.samples ?? 0) }
+        let wSteps = workers.flatMap { $0.records(WorkerStepRecord.self) }
+        let wire = Double(wSteps.reduce(0) { $0 + $1.bytesSent + $1.bytesRecv })
+        let fp32 = Double(wSteps.reduce(0) { $0 + 2 * $1.fp32Bytes })
+        // Per step: average over the step records (a restarted step is logged twice).
+        let stepCount = max(Double(wSteps.count) / Double(max(workers.count, 1)), 1)
+        return RunSummary(
+            run: (dir as NSString).lastPathComponent, path: dir,
+            status: status(server0: server0, stepsTotal: stepsTotal, stepsDone: stepsDone, restarts: restarts),
+            attempts: attempts, restarts: restarts,
+            servers: hello?.servers ?? servers.count, workers: hello?.workers ?? workers.count,
+            model: modelDescription(), precision: lastStart?.precision ?? config?.train.precision.rawValue ?? "fp32",
+            compression: workers.first?.records(WorkerStartRecord.self).last?.compression ?? "?",
+            batchSize: config?.train.batchSize ?? 0, stepsDone: stepsDone, stepsTotal: stepsTotal,
+            epochsDone: evals.last?.epoch ?? stepsDone / max(perEpoch, 1), epochsTotal: config?.train.epochs ?? 0,
+            trainingSeconds: trainSeconds, samplesPerSecond: Double(samples) / max(trainSeconds, 1e-9),
+            finalAccuracy: evals.last?.accuracy, bestAccuracy: evals.map { $0.accuracy }.max(), evals: evals,
+            loss: stepKeys.compactMap { serverSteps[$0]?.loss },
+            phases: phases(workers: workers, servers: servers), wireBytesPerStep: wire / stepCount, fp32BytesPerStep: fp32 / stepCount,
+            compressionRatio: fp32 > 0 ? wire / fp32 : 1,
+            lossScale: serverSteps[stepKeys.last ?? -1]?.lossScale,
+            skippedSteps: serverSteps[stepKeys.last ?? -1]?.skipped ?? 0,
+            scaleChanges: (server0?.records(ScaleRecord.self) ?? []).map {
+                RunSummary.ScaleChange(step: $0.step, from: $0.from, to: $0.to, why: $0.why)
+            },
+            ranks: rankStats(), checkpoints: checkpointInfos(), notes: notes())
+    }
+
+    /// What the logs themselves say about the run's records: truncated or
+    /// unreadable lines, other schema versions.
+    func notes() -> [String] {
         var notes: [String] = []
         for l in logs {
             let name = (l.file as NSString).lastPathComponent
@@ -134,17 +181,11 @@ public struct RunReport {
             let odd = l.log.unreadableLines
             if !odd.isEmpty { notes.append("\(name): lines \(odd.prefix(5).map(String.init).joined(separator: ", ")) lack fields of their event or hold other types; left out") }
         }
-        let server0 = log("server", 0)
-        let attempts = max(1, Self.attemptEvents.reduce(0) { $0 + (events?.count($1) ?? 0) }, server0?.count(HelloRecord.event) ?? 0)
-        let restarts = events?.count(RestartRecord.event) ?? 0
-        let lastStart = server0?.records(ServerStartRecord.self).last
-        let stepsTotal = lastStart?.steps ?? 0
-        let perEpoch = lastStart?.stepsPerEpoch ?? 1
-        // The steps of the latest attempt win over earlier attempts' records of the same step.
-        var serverSteps: [Int: ServerStepRecord] = [:]
-        for r in server0?.records(ServerStepRecord.self) ?? [] { serverSteps[r.step] = r }
-        let stepKeys = serverSteps.keys.sorted()
-        let stepsDone = (stepKeys.last ?? -1) + 1
+        return notes
+    }
+
+    /// Finished, stopped, failed, running or ended without a result.
+    func status(server0: RankLog?, stepsTotal: Int, stepsDone: Int, restarts: Int) -> String {
         let done = server0?.records(ServerDoneRecord.self).last
         let lastExit = events?.records(ExitRecord.self).last
         let stopped = server0?.records(StoppedRecord.self).last != nil && (done?.steps ?? 0) < stepsTotal
@@ -157,74 +198,56 @@ public struct RunReport {
             status = Date().timeIntervalSince(mod) < 30 ? "running" : "ended without a result (no exit recorded)"
         }
         if restarts > 0 { status += ", restarted \(restarts) time\(restarts == 1 ? "" : "s")" }
+        return status
+    }
 
-        let workers = logs.filter { $0.role == "worker" }
-        let servers = logs.filter { $0.role == "server" }
-        let hello = server0?.records(HelloRecord.self).last
-        let evals = (server0?.records(EvalRecord.self) ?? []).map { RunSummary.Eval(epoch: $0.epoch, step: $0.step, accuracy: $0.testAccuracy) }
-        let loss = stepKeys.compactMap { serverSteps[$0]?.loss }
-        let trainSeconds = stepKeys.reduce(0.0) { $0 + (serverSteps[$1]?.stepS ?? 0) }
-        let samples = stepKeys.reduce(0) { $0 + (serverSteps[$1]?.samples ?? 0) }
-
+    /// Where the ranks' time went, summed over their step records.
+    func phases(workers: [RankLog], servers: [RankLog]) -> [RunSummary.Phase] {
         func sum<R>(_ logs: [RankLog], _ type: R.Type, _ value: (R) -> Double) -> Double {
             logs.reduce(0) { $0 + $1.records(type).reduce(0) { $0 + value($1) } }
         }
         let wCompute = sum(workers, WorkerStepRecord.self) { $0.computeS }, wWait = sum(workers, WorkerStepRecord.self) { $0.waitS }
         let wEncode = sum(workers, WorkerStepRecord.self) { $0.encodeS }, wDecode = sum(workers, WorkerStepRecord.self) { $0.decodeS }
         let wTotal = max(sum(workers, WorkerStepRecord.self) { $0.stepS }, 1e-12)
-        var phases = [RunSummary.Phase(name: "worker compute (forward, backward, encode)", seconds: wCompute, share: wCompute / wTotal),
-                      .init(name: "worker waiting for parameters", seconds: wWait, share: wWait / wTotal),
-                      .init(name: "  of which codec encode", seconds: wEncode, share: wEncode / wTotal),
-                      .init(name: "  of which codec decode", seconds: wDecode, share: wDecode / wTotal)]
         let sApply = sum(servers, ServerStepRecord.self) { $0.applyS }, sTotal = max(sum(servers, ServerStepRecord.self) { $0.stepS }, 1e-12)
-        phases.append(.init(name: "server sum + SGD + send", seconds: sApply, share: sApply / sTotal))
-        let wSteps = workers.flatMap { $0.records(WorkerStepRecord.self) }
-        let wire = Double(wSteps.reduce(0) { $0 + $1.bytesSent + $1.bytesRecv })
-        let fp32 = Double(wSteps.reduce(0) { $0 + 2 * $1.fp32Bytes })
-        // Per step: average over the step records (a restarted step is logged twice).
-        let stepCount = max(Double(wSteps.count) / Double(max(workers.count, 1)), 1)
+        return [RunSummary.Phase(name: "worker compute (forward, backward, encode)", seconds: wCompute, share: wCompute / wTotal),
+                .init(name: "worker waiting for parameters", seconds: wWait, share: wWait / wTotal),
+                .init(name: "  of which codec encode", seconds: wEncode, share: wEncode / wTotal),
+                .init(name: "  of which codec decode", seconds: wDecode, share: wDecode / wTotal),
+                .init(name: "server sum + SGD + send", seconds: sApply, share: sApply / sTotal)]
+    }
 
-        var ranks: [RunSummary.RankStat] = []
-        for l in logs.sorted(by: { ($0.role == "server" ? 0 : 1, $0.index) < ($1.role == "server" ? 0 : 1, $1.index) }) {
+    /// Per rank: steps, step-time percentiles, share of time waiting.
+    func rankStats() -> [RunSummary.RankStat] {
+        logs.sorted(by: { ($0.role == "server" ? 0 : 1, $0.index) < ($1.role == "server" ? 0 : 1, $1.index) }).map { l in
             let st = l.records((any StepRecord).self)
             let times = st.map { $0.stepS }
             let waits = st.reduce(0.0) { $0 + $1.waitS }
             let ws = l.role == "worker" ? l.records(WorkerStepRecord.self) : []
             let sps = l.role == "worker" ? ws.map { $0.samplesPerS }.sorted().dropFirst(st.count / 2).first : nil
             let compute = l.role == "worker" ? Self.percentile(ws.map { $0.computeS }, 0.5) : nil
-            ranks.append(.init(rank: "\(l.role) \(l.index)", steps: st.count, stepP50: Self.percentile(times, 0.5), stepP95: Self.percentile(times, 0.95),
-                               stepMax: times.max() ?? 0, waitShare: waits / max(times.reduce(0, +), 1e-12), samplesPerSecond: sps,
-                               computeP50: compute))
+            return .init(rank: "\(l.role) \(l.index)", steps: st.count, stepP50: Self.percentile(times, 0.5), stepP95: Self.percentile(times, 0.95),
+                         stepMax: times.max() ?? 0, waitShare: waits / max(times.reduce(0, +), 1e-12), samplesPerSecond: sps,
+                         computeP50: compute)
         }
-        let scaleChanges = (server0?.records(ScaleRecord.self) ?? []).map {
-            RunSummary.ScaleChange(step: $0.step, from: $0.from, to: $0.to, why: $0.why)
-        }
+    }
+
+    /// Every checkpoint of the run, verified.
+    func checkpointInfos() -> [RunSummary.CheckpointInfo] {
         let latest = CheckpointStore.latestName(dir)
-        let checkpoints = CheckpointStore.list(dir).map { c -> RunSummary.CheckpointInfo in
+        return CheckpointStore.list(dir).map { c in
             let state: String
             do { try CheckpointStore.verify(c.path); state = "ok" } catch { state = "DAMAGED: \(error)" }
             return .init(name: "step-\(c.step)", state: state, latest: "step-\(c.step)" == latest)
         }
-        let layers: String = {
-            guard let c = config, !c.model.layers.isEmpty else { return "?" }
-            var dims = [c.model.inputSize]
-            for e in c.model.layers { if let u = e.options["units"] { dims.append(u) } }
-            return "MLP " + dims.map(String.init).joined(separator: "-")
-        }()
-        return RunSummary(
-            run: (dir as NSString).lastPathComponent, path: dir, status: status, attempts: attempts, restarts: restarts,
-            servers: hello?.servers ?? servers.count, workers: hello?.workers ?? workers.count,
-            model: layers, precision: lastStart?.precision ?? config?.train.precision.rawValue ?? "fp32",
-            compression: workers.first?.records(WorkerStartRecord.self).last?.compression ?? "?",
-            batchSize: config?.train.batchSize ?? 0, stepsDone: stepsDone, stepsTotal: stepsTotal,
-            epochsDone: evals.last?.epoch ?? stepsDone / max(perEpoch, 1), epochsTotal: config?.train.epochs ?? 0,
-            trainingSeconds: trainSeconds, samplesPerSecond: Double(samples) / max(trainSeconds, 1e-9),
-            finalAccuracy: evals.last?.accuracy, bestAccuracy: evals.map { $0.accuracy }.max(), evals: evals, loss: loss,
-            phases: phases, wireBytesPerStep: wire / stepCount, fp32BytesPerStep: fp32 / stepCount,
-            compressionRatio: fp32 > 0 ? wire / fp32 : 1,
-            lossScale: serverSteps[stepKeys.last ?? -1]?.lossScale,
-            skippedSteps: serverSteps[stepKeys.last ?? -1]?.skipped ?? 0,
-            scaleChanges: scaleChanges, ranks: ranks, checkpoints: checkpoints, notes: notes)
+    }
+
+    /// "MLP 784-256-128-10": the input and the layers' widths.
+    func modelDescription() -> String {
+        guard let c = config, !c.model.layers.isEmpty else { return "?" }
+        var dims = [c.model.inputSize]
+        for e in c.model.layers { if let u = e.options["units"] { dims.append(u) } }
+        return "MLP " + dims.map(String.init).joined(separator: "-")
     }
 
     /// The events that begin an attempt.
