@@ -51,7 +51,7 @@ extension RankContext {
         files.sort { ($0.role == "server" ? 0 : 1, $0.index) < ($1.role == "server" ? 0 : 1, $1.index) }
         do {
             return try writer.complete(manifest(files), keep: config.checkpoint.keep,
-                                       crashPoint: { TestHooks(config, runDir: runDir, log: log).crashInCheckpoint(step: step, at: $0) })
+                                       crashPoint: { TestHooks(config.debug, runDir: runDir, log: log).crashInCheckpoint(step: step, at: $0) })
         } catch {
             try? FileManager.default.removeItem(atPath: writer.tempDir(step))
             throw ProtocolError.checkpointFailed(step: step, reasons: ["\(error)"], previous: previous)

@@ -95,10 +95,12 @@ struct Schedule {
     let perEpoch: Int
     let total: Int
     let start: Int
-    let config: Config
+    /// When the configuration asks for checkpoints.
+    let checkpoint: CheckpointSection
 
     init(context ctx: RankContext, trainCount: Int) throws {
-        config = ctx.config
+        let config = ctx.config
+        checkpoint = config.checkpoint
         perEpoch = trainCount / config.train.batchSize
         guard perEpoch > 0 else {
             throw ProtocolError.dataDoesNotFit("train.batch_size = \(config.train.batchSize) is larger than the training set (\(trainCount) samples)")
@@ -125,6 +127,6 @@ struct Schedule {
     /// Whether the state after `steps` steps is checkpointed, by the
     /// configuration or because server 0 asked (`flags`).
     func checkpointDue(after steps: Int, flags: UInt8) -> Bool {
-        config.checkpoint.due(after: steps, total: total) || flags & FrameFlags.checkpoint != 0
+        checkpoint.due(after: steps, total: total) || flags & FrameFlags.checkpoint != 0
     }
 }

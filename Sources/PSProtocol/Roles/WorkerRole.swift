@@ -79,7 +79,7 @@ public final class WorkerRole {
         grads = FloatBuffer(count: m.layout.totalCount)
         let cs = cfg.compression.settings
         feedback = cs.topk > 0 ? ErrorFeedback(count: m.layout.totalCount) : nil
-        hooks = TestHooks(cfg, runDir: context.runDir, log: context.log)
+        hooks = TestHooks(cfg.debug, runDir: context.runDir, log: context.log)
         sampler = Sampler(count: data.train.count, batchSize: cfg.train.batchSize, seed: cfg.train.seed)
         pieces = plan.pieces(m.layout, maxElements: cfg.run.chunkElements)
         codec = PieceCodec(settings: cs, maxElements: pieces.map { $0.range.count }.max() ?? 1)
