@@ -180,6 +180,13 @@ public struct Config: Equatable {
         self = c
     }
 
+    /// Makes the data set's relative paths absolute against `base` (the
+    /// launcher's working directory), so that run.toml names the same files
+    /// whatever folder a resume runs from.
+    public mutating func resolveDataPaths(against base: String) {
+        data = data.resolvingPaths(against: base)
+    }
+
     // MARK: checking
 
     static func suggestion(for key: String) -> String {
@@ -237,6 +244,7 @@ public struct Config: Equatable {
                 throw bad(key, "= \(n) samples of model.input = \(model.inputSize) bytes is \(n * model.inputSize) bytes, more than the \(Config.maxDatasetBytes) allowed")
             }
         }
+        try data.validate(source: source)
         try validateModel()
     }
 

@@ -17,12 +17,15 @@ extension Model {
 
 extension DataSplit {
     /// The data set `[data]` names; synthetic sets have `features` features.
-    public static func load(_ data: DataSection, features: Int) throws -> DataSplit {
+    /// CSV caches go to `runDir`/data-cache (next to the CSV files without a
+    /// run directory); `statistics` are standardisation numbers from a
+    /// checkpoint, used instead of computing them again.
+    public static func load(_ data: DataSection, features: Int, runDir: String = "", statistics: FeatureStatistics? = nil) throws -> DataSplit {
         switch data.kind {
         case .synthetic:
             return synthetic(train: data.syntheticTrain, test: data.syntheticTest, features: features, classes: 10, seed: 7)
         case .fashionMNIST:
-            return try fashionMNIST(dir: data.dir)
+            return try open(data.request(cacheDir: runDir.isEmpty ? "" : runDir + "/data-cache", statistics: statistics))
         }
     }
 }

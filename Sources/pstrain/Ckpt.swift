@@ -78,14 +78,16 @@ struct Ckpt: ParsableCommand {
             let layout = try Model(cfg.model, capacity: 1).layout
             let all = FloatBuffer(count: layout.totalCount)
             try CheckpointStore.loadRange(chosen.path, chosen.manifest, layout: layout, suffix: "", lo: 0, hi: layout.totalCount, into: all.pointer)
+            // The standardisation numbers of the run, when it standardised its data (NormalizationFile).
+            let normalization = try userFacing { try NormalizationFile.load(chosen.path, chosen.manifest) }
             let tensors = layout.tensors.map {
                 Safetensors.Tensor(name: $0.name, shape: $0.spec.shape, floats: UnsafeBufferPointer(start: all.pointer + $0.offset, count: $0.count))
-            }
+            } + normalization
             let bytes = Safetensors.encode(tensors, metadata: ["format": "pstrain-model", "step": String(chosen.manifest.step),
                                                                "layers": cfg.model.layersTOML])
             if FileManager.default.fileExists(atPath: out) { try FileManager.default.removeItem(atPath: out) }
             try userFacing { try Durable.writeNew(out, bytes) }
-            print("pstrain: wrote \(out): \(tensors.count) tensors, \(layout.totalCount) parameters, from \((chosen.path as NSString).lastPathComponent)")
+            print("pstrain: wrote \(out): \(tensors.count) tensors, \(layout.totalCount) parameters\(normalization.isEmpty ? "" : " and the data's standardisation"), from \((chosen.path as NSString).lastPathComponent)")
         }
     }
 }

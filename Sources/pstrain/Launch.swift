@@ -67,6 +67,7 @@ struct Launch: ParsableCommand {
             }
             try cfg.apply(override: "run.workers=\(workers)")
             try cfg.apply(override: "run.servers=\(servers)")
+            cfg.resolveDataPaths(against: FileManager.default.currentDirectoryPath)
             return cfg
         }
         let dir = runDir ?? "runs/" + Self.stamp()
