@@ -89,6 +89,7 @@ public enum CSV {
                 throw bad("line \(line) has \(fields.count) columns but the header (line \(headerLine)) has \(names.count); every row needs one value per column")
             }
             var k = 0
+            let rowIndex = labels.count
             for (c, f) in fields.enumerated() {
                 let field = UnsafeBufferPointer(rebasing: text[f])
                 if c == labelColumn {
@@ -104,7 +105,7 @@ public enum CSV {
                     throw bad("line \(line), column '\(names[c])': " + (shown.isEmpty ? "empty; every feature needs a value" : "\"\(shown.prefix(40))\" is not a number"))
                 }
                 guard v.isFinite else {
-                    throw bad("line \(line) (row \(labels.count)), column '\(names[c])': \(v.isNaN ? "NaN" : "\(v)") in the features; every feature must be a finite number")
+                    throw bad("line \(line) (row \(rowIndex)), column '\(names[c])': \(v.isNaN ? "NaN" : "\(v)") in the features; every feature must be a finite number")
                 }
                 row[k] = v
                 k += 1

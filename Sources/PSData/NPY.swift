@@ -89,7 +89,7 @@ public enum NPY {
 
     /// A numpy type string ('<f4', '|u1') as a NumericType.
     static func dtype(_ s: String, _ bad: (String) -> DataError) throws -> NumericType {
-        guard let order = s.first, s.count >= 3 else { throw bad("unknown dtype '\(s)'") }
+        guard let order = s.first, s.count >= 2 else { throw bad("unknown dtype '\(s)'") }
         let code = String(s.dropFirst())
         if order == ">" && !code.hasSuffix("1") { throw bad("dtype '\(s)' is big-endian; save it little-endian (a.astype('<\(code)'))") }
         guard "<|=>".contains(order) else { throw bad("unknown dtype '\(s)'") }

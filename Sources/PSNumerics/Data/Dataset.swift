@@ -15,7 +15,7 @@ public final class Dataset {
     public init(samples: Samples, rows: Range<Int>? = nil, classes: Int, normalization: Normalization) {
         let r = rows ?? 0..<samples.count
         precondition(r.lowerBound >= 0 && r.upperBound <= samples.count)
-        precondition(normalization.uniform || normalization.scale.count == samples.features)
+        precondition(normalization.uniform || normalization.mean.count == samples.features)
         self.samples = samples; self.rows = r; self.classes = classes; self.normalization = normalization
     }
 

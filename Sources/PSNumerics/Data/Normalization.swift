@@ -46,30 +46,49 @@ public struct FeatureStatistics: Equatable {
     }
 }
 
-/// How stored features become the model's inputs: x' = Float(x) * scale +
-/// shift, with one (scale, shift) for every feature or one per feature.
-/// From a mean m and deviation s (FP32) in the model's units, and u = 255
-/// for byte features (1 otherwise): scale = 1 / (u * s), shift = -m / s,
-/// computed in FP32 in that order, so that the same m and s give the same
-/// bits wherever they come from (the configuration, a fresh computation, a
-/// checkpoint).
+/// How stored features become the model's inputs, from a mean m and a
+/// deviation s (FP32, one for every feature or one per feature) in the
+/// model's units:
+///
+/// - float features: x' = (x - m) / s, computed in FP32 (float32 data) or
+///   FP64 then rounded (float64 data), as torchvision's Normalize does;
+/// - uint8 features: x' = Float(x) * (1 / (255 s)) + (-m / s), the
+///   expression pstrain has always used for IDX pixels (x / 255 as
+///   torchvision's ToTensor, then normalised), with the two constants
+///   computed in FP32 in that order.
+///
+/// The same m and s give the same bits wherever they come from (the
+/// configuration, a fresh computation, a checkpoint).
 public struct Normalization: Equatable {
-    public let scale: [Float]
-    public let shift: [Float]
+    public let mean: [Float]
+    public let std: [Float]
+    public let byteScaled: Bool
+    /// uint8 features: the constants of the affine form.
+    let scale: [Float], shift: [Float]
+
+    public init(mean: [Float], std: [Float], byteScaled: Bool) {
+        precondition(mean.count == std.count && !mean.isEmpty)
+        self.mean = mean; self.std = std; self.byteScaled = byteScaled
+        scale = byteScaled ? std.map { 1 / (255 * $0) } : []
+        shift = byteScaled ? zip(mean, std).map { -$0 / $1 } : []
+    }
+
+    public static func == (a: Normalization, b: Normalization) -> Bool {
+        a.mean.map { $0.bitPattern } == b.mean.map { $0.bitPattern } && a.std.map { $0.bitPattern } == b.std.map { $0.bitPattern }
+            && a.byteScaled == b.byteScaled
+    }
 
     /// x' = (x/u - mean) / std for every feature.
     public static func scalar(mean: Float, std: Float, byteScaled: Bool) -> Normalization {
-        let u: Float = byteScaled ? 255 : 1
-        return Normalization(scale: [1 / (u * std)], shift: [-mean / std])
+        Normalization(mean: [mean], std: [std], byteScaled: byteScaled)
     }
 
-    /// x' = x / u.
+    /// x' = x / u (float features unchanged).
     public static func none(byteScaled: Bool) -> Normalization { scalar(mean: 0, std: 1, byteScaled: byteScaled) }
 
     /// x' = (x/u - mean_j) / std_j per feature.
     public static func standardize(_ s: FeatureStatistics, byteScaled: Bool) -> Normalization {
-        let u: Float = byteScaled ? 255 : 1
-        return Normalization(scale: s.std.map { 1 / (u * $0) }, shift: zip(s.mean, s.std).map { -$0 / $1 })
+        Normalization(mean: s.mean, std: s.std, byteScaled: byteScaled)
     }
 
     /// Fashion-MNIST's published training-set mean 0.2860 and deviation
@@ -77,7 +96,7 @@ public struct Normalization: Equatable {
     /// normalisation pstrain has always used for IDX files.
     public static let fashionMNIST = scalar(mean: 0.2860, std: 0.3530, byteScaled: true)
 
-    public var uniform: Bool { scale.count == 1 }
+    public var uniform: Bool { mean.count == 1 }
 
     /// Writes row `i` of `x`, normalised, into `dst` (`x.rowElements` Floats).
     func apply(_ x: ArrayView, row i: Int, into dst: UnsafeMutablePointer<Float>) {
@@ -94,22 +113,21 @@ public struct Normalization: Equatable {
                 } }
             }
         case .float32:
-            dst.withMemoryRebound(to: UInt8.self, capacity: 4 * n) { $0.update(from: src.assumingMemoryBound(to: UInt8.self), count: 4 * n) }
-            affine(dst, n)
+            each(n) { j, m, s in dst[j] = (src.loadUnaligned(fromByteOffset: 4 * j, as: Float.self) - m) / s }
         default:
-            for j in 0..<n { dst[j] = Float(src.loadUnaligned(fromByteOffset: 8 * j, as: Double.self)) }
-            affine(dst, n)
+            each(n) { j, m, s in dst[j] = Float((src.loadUnaligned(fromByteOffset: 8 * j, as: Double.self) - Double(m)) / Double(s)) }
         }
     }
 
-    /// dst[j] = dst[j] * scale + shift, in place.
-    func affine(_ dst: UnsafeMutablePointer<Float>, _ n: Int) {
+    /// Calls `body(j, mean_j, std_j)` for the n features.
+    @inline(__always)
+    func each(_ n: Int, _ body: (Int, Float, Float) -> Void) {
         if uniform {
-            let a = scale[0], c = shift[0]
-            for j in 0..<n { dst[j] = dst[j] * a + c }
+            let m = mean[0], s = std[0]
+            for j in 0..<n { body(j, m, s) }
         } else {
-            scale.withUnsafeBufferPointer { a in shift.withUnsafeBufferPointer { c in
-                for j in 0..<n { dst[j] = dst[j] * a[j] + c[j] }
+            mean.withUnsafeBufferPointer { m in std.withUnsafeBufferPointer { s in
+                for j in 0..<n { body(j, m[j], s[j]) }
             } }
         }
     }
