@@ -244,7 +244,6 @@ public struct Config: Equatable {
                 throw bad(key, "= \(n) samples of model.input = \(model.inputSize) bytes is \(n * model.inputSize) bytes, more than the \(Config.maxDatasetBytes) allowed")
             }
         }
-        try data.validate(source: source)
         try validateModel()
     }
 

@@ -93,15 +93,16 @@ public struct DataSection: ConfigSection {
     /// The normalisation rule in effect ("auto" resolved).
     public var normalizeInEffect: DataNormalize { fromFiles ? normalize.resolved(for: format) : .scalar }
 
-    /// Checks the keys that depend on each other.
-    func validate(source: String) throws {
-        func bad(_ key: String, _ why: String) -> ConfigError { .invalid(source: source, key: key, at: nil, problem: why) }
+    /// Checks the keys that depend on each other when the files are opened
+    /// (not in Config.validate: `--set data.format=npz --set data.train=...`
+    /// applies one key at a time).
+    func checkFiles() throws {
         guard fromFiles else { return }
         if format != .idx {
             for (key, v) in [("data.train", train), ("data.test", test)] where v.isEmpty {
-                throw bad(key, "is empty; data.format = \"\(format.rawValue)\" needs the file (data.dir serves only idx)")
+                throw DataError.mismatch("\(key) is empty; data.format = \"\(format.rawValue)\" needs the file (data.dir serves only idx)")
             }
         }
-        if format == .csv && label.isEmpty { throw bad("data.label", "is empty; it names the CSV column that holds the labels") }
+        if format == .csv && label.isEmpty { throw DataError.mismatch("data.label is empty; it names the CSV column that holds the labels") }
     }
 }

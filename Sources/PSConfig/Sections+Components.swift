@@ -25,6 +25,7 @@ extension DataSplit {
         case .synthetic:
             return synthetic(train: data.syntheticTrain, test: data.syntheticTest, features: features, classes: 10, seed: 7)
         case .fashionMNIST:
+            try data.checkFiles()
             return try open(data.request(cacheDir: runDir.isEmpty ? "" : runDir + "/data-cache", statistics: statistics))
         }
     }

@@ -69,7 +69,7 @@ public enum CSV {
         func bad(_ why: String) -> DataError { .malformed(file: path, problem: why) }
         var splitter = FieldSplitter()
         guard let (headerLine, headerText) = try reader.nextNonBlank() else { throw bad("is empty; a CSV data set needs a header row naming the columns") }
-        var head = Array(headerText)
+        var head = Array(UnsafeBufferPointer(headerText))
         if head.starts(with: [0xEF, 0xBB, 0xBF]) { head.removeFirst(3) }
         let names = head.withUnsafeBufferPointer { splitter.names($0) }
         guard let labelColumn = names.firstIndex(of: key.label) else {
@@ -83,15 +83,22 @@ public enum CSV {
         var row = [Float](repeating: 0, count: features)
         var labels: [UInt8] = []
         var number = NumberParser()
+        let fast = FastRow(columns: names.count, labelColumn: labelColumn)
         while let (line, text) = try reader.nextNonBlank() {
-            let fields = splitter.split(text)
+            if let label = row.withUnsafeMutableBufferPointer({ fast.parse(text, into: $0.baseAddress!) }) {
+                labels.append(label)
+                try writer.append(row)
+                continue
+            }
+            // Quotes, or something wrong: the careful path, which names the problem.
+            let fields = splitter.split(UnsafeBufferPointer(text))
             guard fields.count == names.count else {
                 throw bad("line \(line) has \(fields.count) columns but the header (line \(headerLine)) has \(names.count); every row needs one value per column")
             }
             var k = 0
             let rowIndex = labels.count
             for (c, f) in fields.enumerated() {
-                let field = UnsafeBufferPointer(rebasing: text[f])
+                let field = UnsafeBufferPointer(rebasing: UnsafeBufferPointer(text)[f])
                 if c == labelColumn {
                     guard let v = number.double(field), v == v.rounded(), v >= 0, v < 256 else {
                         throw bad("line \(line), column '\(key.label)': \"\(String(decoding: field, as: UTF8.self))\" is not a class number; "
@@ -114,6 +121,57 @@ public enum CSV {
         }
         guard !labels.isEmpty else { throw bad("has a header but no rows; there are no samples") }
         try writer.finish(labels: labels, header: CSVCache.header(key, rows: labels.count, features: features, columns: columns))
+    }
+}
+
+/// The common line, parsed where it lies: no quotes, every field a number
+/// that strtof (features) or strtod (the label) reads whole, the label a
+/// whole number from 0 to 255. Each field is cut with a NUL written over
+/// the comma after it (the line's buffer has a spare byte after the line
+/// for the last field), then the byte is put back. nil: the line needs the
+/// careful path (quotes, or a problem to name).
+struct FastRow {
+    let columns: Int
+    let labelColumn: Int
+
+    func parse(_ line: UnsafeMutableBufferPointer<UInt8>, into row: UnsafeMutablePointer<Float>) -> UInt8? {
+        let base = line.baseAddress!, n = line.count
+        if memchr(base, 0x22, n) != nil { return nil }
+        var p = 0, col = 0, k = 0
+        var label: UInt8 = 0
+        while true {
+            guard col < columns else { return nil }
+            let e = memchr(base + p, 0x2C, n - p).map { $0.assumingMemoryBound(to: UInt8.self) - base } ?? n
+            let saved = base[e]
+            base[e] = 0
+            defer { base[e] = saved }
+            let start = UnsafeMutableRawPointer(base + p).assumingMemoryBound(to: CChar.self)
+            var end: UnsafeMutablePointer<CChar>?
+            if col == labelColumn {
+                let v = strtod(start, &end)
+                guard whole(end, from: p, to: e, base), v == v.rounded(), v >= 0, v < 256 else { return nil }
+                label = UInt8(v)
+            } else {
+                let v = strtof(start, &end)
+                guard whole(end, from: p, to: e, base), v.isFinite else { return nil }
+                row[k] = v
+                k += 1
+            }
+            col += 1
+            if e == n { break }
+            p = e + 1
+        }
+        return col == columns ? label : nil
+    }
+
+    /// Whether the number ended at `end` took something and only spaces follow up to `e`.
+    @inline(__always)
+    func whole(_ end: UnsafeMutablePointer<CChar>?, from p: Int, to e: Int, _ base: UnsafeMutablePointer<UInt8>) -> Bool {
+        guard let end else { return false }
+        var q = UnsafeMutableRawPointer(end).assumingMemoryBound(to: UInt8.self) - base
+        guard q > p else { return false }
+        while q < e && (base[q] == 0x20 || base[q] == 0x09) { q += 1 }
+        return q == e
     }
 }
 

@@ -5,7 +5,9 @@ import PSSupport
 // lock that lets one worker convert while the others wait.
 
 /// Reads a file line by line through a growing buffer (a line may be longer
-/// than the buffer). A line excludes its "\n" and a "\r" before it.
+/// than the buffer). A line excludes its "\n" and a "\r" before it; the
+/// byte after a line is always in the buffer and may be overwritten
+/// (FastRow cuts its last field there).
 final class LineReader {
     let path: String
     let fd: Int32
@@ -20,13 +22,13 @@ final class LineReader {
         self.path = path
         fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw DataError.unreadable(file: path, reason: String(cString: strerror(errno))) }
-        buffer = .allocate(capacity: capacity)
+        buffer = .allocate(capacity: capacity + 1)
     }
 
     deinit { close(fd); buffer.deallocate() }
 
     /// The next line with anything but spaces in it, and its number; nil at the end.
-    func nextNonBlank() throws -> (Int, UnsafeBufferPointer<UInt8>)? {
+    func nextNonBlank() throws -> (Int, UnsafeMutableBufferPointer<UInt8>)? {
         while let l = try next() {
             if l.contains(where: { $0 != 0x20 && $0 != 0x09 }) { return (number, l) }
         }
@@ -34,7 +36,7 @@ final class LineReader {
     }
 
     /// The next line (valid until the next call), nil at the end of the file.
-    func next() throws -> UnsafeBufferPointer<UInt8>? {
+    func next() throws -> UnsafeMutableBufferPointer<UInt8>? {
         while true {
             if let nl = memchr(buffer + start, 0x0A, end - start) {
                 let at = nl.assumingMemoryBound(to: UInt8.self) - buffer
@@ -50,10 +52,10 @@ final class LineReader {
         }
     }
 
-    func line(_ a: Int, _ b: Int) -> UnsafeBufferPointer<UInt8> {
+    func line(_ a: Int, _ b: Int) -> UnsafeMutableBufferPointer<UInt8> {
         number += 1
         let hi = b > a && buffer[b - 1] == 0x0D ? b - 1 : b
-        return UnsafeBufferPointer(start: buffer + a, count: hi - a)
+        return UnsafeMutableBufferPointer(start: buffer + a, count: hi - a)
     }
 
     /// Moves the partial line to the front (growing the buffer when it fills it) and reads more.
@@ -63,7 +65,7 @@ final class LineReader {
             end -= start; start = 0
         }
         if end == capacity {
-            let bigger = UnsafeMutablePointer<UInt8>.allocate(capacity: capacity * 2)
+            let bigger = UnsafeMutablePointer<UInt8>.allocate(capacity: capacity * 2 + 1)
             bigger.update(from: buffer, count: end)
             buffer.deallocate()
             buffer = bigger; capacity *= 2
