@@ -9,8 +9,8 @@ import PSProtocol
 import XCTest
 
 /// Real jobs on user data: the first Fashion-MNIST images written by numpy
-/// as .npz, safetensors, IDX and CSV files (scripts/bootstrap --python
-/// installs numpy and safetensors for python3).
+/// as .npz, safetensors and IDX files (scripts/bootstrap --python installs
+/// numpy and safetensors for python3), and as CSV by examples/fashion-csv.py.
 final class DataFormatMPITests: XCTestCase {
     /// Writes `train` training and `test` test images (the first of each
     /// Fashion-MNIST file) in every format into `dir`.
@@ -32,8 +32,6 @@ final class DataFormatMPITests: XCTestCase {
                 header = bytes([0, 0, 8, len(dims)]) + b"".join(int(k).to_bytes(4, "big") for k in dims)
                 with gzip.open(d + "/" + part + "-" + kind + "-ubyte.gz", "wb") as f:
                     f.write(header + arr.tobytes())
-            header = "label," + ",".join("px%d" % i for i in range(784))
-            np.savetxt(d + "/" + part + ".csv", np.column_stack([y, x.reshape(n, -1)]), fmt="%d", delimiter=",", header=header, comments="")
         """
         let r = Harness.run("/usr/bin/env", ["python3", "-c", script, dir, String(train), String(test)], cwd: dir, timeout: 120)
         guard r.status == 0 else { throw HarnessError(message: "python3 with numpy and safetensors (scripts/bootstrap --python): \(r.output)") }
@@ -45,8 +43,9 @@ final class DataFormatMPITests: XCTestCase {
                            cwd: dir)
     }
 
-    /// W=2 S=1 from an .npz file (standardised by default) and from a CSV
-    /// file with 10% held out for validation: both learn (above 75% on the
+    /// W=2 S=1 from an .npz file (standardised by default) and from the CSV
+    /// files of examples/fashion-csv.py with examples/fashion-csv.toml (10%
+    /// held out for validation): both learn (above 75% on the
     /// first 1,000 test images after 2 epochs on 6,000), the run directory
     /// holds the standardisation numbers and the CSV caches, and worker 0's
     /// checkpoint file holds the numbers as tensors of the sample's shape.
@@ -70,7 +69,11 @@ final class DataFormatMPITests: XCTestCase {
         XCTAssertEqual(w0.tensors.first { $0.name == "data.mean" }, mean)
         XCTAssertNotNil(try NormalizationFile.statistics(last, try CheckpointStore.verify(last)))
 
-        let csv = try launch(dir, "csv", "csv", ["--set", "data.validation=0.1"])
+        let script = Harness.run("/usr/bin/env", ["python3", Harness.root + "/examples/fashion-csv.py", "--train", "6000", "--test", "1000"],
+                                 cwd: dir, timeout: 120)
+        assertEnded(script, status: 0, "examples/fashion-csv.py")
+        let csv = try Harness.launch(["--workers", "2", "--servers", "1", "--epochs", "2", "--run-dir", "csv",
+                                      "--config", Harness.root + "/examples/fashion-csv.toml"], cwd: dir)
         assertEnded(csv, status: 0, "csv")
         let ce = Harness.records(dir + "/csv/logs/server-0.jsonl", EvalRecord.self)
         XCTAssertEqual(ce.count, 2)

@@ -51,6 +51,17 @@ final class DataConfigTests: XCTestCase {
         XCTAssertTrue(m.contains("data.std"), m)
     }
 
+    /// examples/fashion-csv.toml is the default model on CSV files, standardised, with validation.
+    func testCSVExampleReads() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let c = try Config.load(path: root.appendingPathComponent("examples/fashion-csv.toml").path)
+        XCTAssertEqual(c.model, Config().model)
+        XCTAssertEqual(c.train, Config().train)
+        XCTAssertEqual([c.data.format.rawValue, c.data.train, c.data.test, c.data.label], ["csv", "data/fashion-train.csv", "data/fashion-test.csv", "label"])
+        XCTAssertEqual(c.data.normalizeInEffect, .standardize)
+        XCTAssertEqual(c.data.validation, 0.1)
+    }
+
     /// The eval message carries the validation sums; impossible counts are refused.
     func testEvalResultCarriesValidation() throws {
         let e = EvalResult(lossSum: 3.5, correct: 90, count: 100, validationLossSum: 1.25, validationCorrect: 7, validationCount: 10)
