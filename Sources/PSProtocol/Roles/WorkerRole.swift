@@ -69,7 +69,9 @@ public final class WorkerRole {
                                                + "(shape \(data.train.shape))")
         }
         guard m.classes == data.train.classes else {
-            throw ProtocolError.dataDoesNotFit("the last layer of model.layers has \(m.classes) outputs but the data set has \(data.train.classes) classes")
+            throw ProtocolError.dataDoesNotFit("the last layer of model.layers has \(m.classes) outputs but the data set has \(data.train.classes) classes"
+                                               + (ctx.config.data.classes == 0 && ctx.config.data.fromFiles
+                                                  ? " (its training labels go up to \(data.train.classes - 1); set data.classes if some classes have no training sample)" : ""))
         }
         model = m
         precision = cfg.train.precision
