@@ -62,11 +62,15 @@ extension Samples {
     public func checkFinite(name: String) throws {
         guard !checkedFinite, x.type != .uint8 else { return }
         let f = features
+        let v = UnsafeMutablePointer<Double>.allocate(capacity: f)
+        defer { v.deallocate() }
         var chunk = 0
         for i in 0..<count {
-            for j in 0..<f where !x.value(row: i, j).isFinite {
-                let v = x.value(row: i, j)
-                throw DataError.malformed(file: source, problem: "\(name) row \(i), feature \(j): \(v.isNaN ? "NaN" : "\(v)") in the features; "
+            x.values(row: i, into: v)
+            var finite = true
+            for j in 0..<f { finite = finite && v[j].isFinite }
+            if !finite, let j = (0..<f).first(where: { !v[$0].isFinite }) {
+                throw DataError.malformed(file: source, problem: "\(name) row \(i), feature \(j): \(v[j].isNaN ? "NaN" : "\(v[j])") in the features; "
                                           + "every feature must be a finite number")
             }
             if i - chunk == 4095 { x.release(rows: chunk..<(i + 1)); chunk = i + 1 }

@@ -92,6 +92,7 @@ struct Launch: ParsableCommand {
             throw ValidationError("cannot write the run directory \(dir): \(error.localizedDescription)")
         }
         print("pstrain: run directory \(dir)")
+        try userFacing { try DataSplit.prepare(cfg.data, runDir: absDir) }
         try Job.run(plan: plan, dir: absDir, shown: dir, attempt: 1, maxRestarts: job.maxRestarts, kind: LaunchRecord.self)
     }
 

@@ -55,15 +55,19 @@ public struct ArrayView {
     public let shape: [Int]
     public let owner: AnyObject
 
+    /// The number of rows (samples): the first axis.
+    public let rows: Int
+    /// Elements per row: the product of the other axes.
+    public let rowElements: Int
+    public let rowBytes: Int
+
+    /// `shape`'s element count must fit in an Int (the readers check it against the file).
     public init(base: UnsafeRawPointer, type: NumericType, shape: [Int], owner: AnyObject) {
         self.base = base; self.type = type; self.shape = shape; self.owner = owner
+        rows = shape.first ?? 1
+        rowElements = shape.dropFirst().reduce(1, *)
+        rowBytes = rowElements * type.size
     }
-
-    /// The number of rows (samples): the first axis.
-    public var rows: Int { shape.first ?? 1 }
-    /// Elements per row: the product of the other axes.
-    public var rowElements: Int { shape.dropFirst().reduce(1, *) }
-    public var rowBytes: Int { rowElements * type.size }
 
     public func row(_ i: Int) -> UnsafeRawPointer { base + i * rowBytes }
 
@@ -84,14 +88,19 @@ public struct ArrayView {
         }
     }
 
-    /// Element `j` of row `i` of a float or byte array, as a Double.
-    public func value(row i: Int, _ j: Int) -> Double {
-        let p = row(i)
+    /// Row `i` of a feature array (uint8, float32, float64) as Doubles, into `out` (rowElements).
+    public func values(row i: Int, into out: UnsafeMutablePointer<Double>) {
+        let p = row(i), n = rowElements
         switch type {
-        case .uint8: return Double(p.load(fromByteOffset: j, as: UInt8.self))
-        case .float32: return Double(p.loadUnaligned(fromByteOffset: 4 * j, as: Float.self))
-        case .float64: return p.loadUnaligned(fromByteOffset: 8 * j, as: Double.self)
-        default: return Double(integer(i * rowElements + j) ?? 0)
+        case .uint8:
+            let b = p.assumingMemoryBound(to: UInt8.self)
+            for j in 0..<n { out[j] = Double(b[j]) }
+        case .float32:
+            for j in 0..<n { out[j] = Double(p.loadUnaligned(fromByteOffset: 4 * j, as: Float.self)) }
+        case .float64:
+            out.withMemoryRebound(to: UInt8.self, capacity: 8 * n) { $0.update(from: p.assumingMemoryBound(to: UInt8.self), count: 8 * n) }
+        default:
+            for j in 0..<n { out[j] = Double(integer(i * n + j) ?? 0) }
         }
     }
 

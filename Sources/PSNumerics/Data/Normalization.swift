@@ -22,14 +22,17 @@ public struct FeatureStatistics: Equatable {
     public static func compute(_ samples: Samples, rows: Range<Int>) -> FeatureStatistics {
         let f = samples.features, x = samples.x
         let unit = samples.byteScaled ? 1.0 / 255 : 1.0
-        let first = rows.lowerBound
-        var pivot = [Double](repeating: 0, count: f)
-        for j in 0..<f { pivot[j] = x.value(row: first, j) * unit }
-        var s1 = [Double](repeating: 0, count: f), s2 = [Double](repeating: 0, count: f)
-        var chunk = first
+        let v = UnsafeMutablePointer<Double>.allocate(capacity: f), pivot = UnsafeMutablePointer<Double>.allocate(capacity: f)
+        let s1 = UnsafeMutablePointer<Double>.allocate(capacity: f), s2 = UnsafeMutablePointer<Double>.allocate(capacity: f)
+        defer { v.deallocate(); pivot.deallocate(); s1.deallocate(); s2.deallocate() }
+        s1.initialize(repeating: 0, count: f); s2.initialize(repeating: 0, count: f)
+        x.values(row: rows.lowerBound, into: pivot)
+        for j in 0..<f { pivot[j] *= unit }
+        var chunk = rows.lowerBound
         for i in rows {
+            x.values(row: i, into: v)
             for j in 0..<f {
-                let d = x.value(row: i, j) * unit - pivot[j]
+                let d = v[j] * unit - pivot[j]
                 s1[j] += d; s2[j] += d * d
             }
             if i - chunk == 4095 { x.release(rows: chunk..<(i + 1)); chunk = i + 1 }
