@@ -250,21 +250,22 @@ public struct Config: Equatable {
         if specs.count > Config.maxLayers {
             throw bad("model.layers", "has \(specs.count) layers, more than the \(Config.maxLayers) allowed")
         }
-        let inputSize = model.inputSize, batchSize = train.batchSize
-        // Each entry was checked against its kind (and its keys' ranges) when read.
+        let inputSize = model.inputSize, batchSize = train.stepBatch
+        // Each entry was checked against its kind (and its keys' ranges)
+        // when read; here the shapes each layer gets are checked.
         let layers: [Layer]
-        switch LayerKinds.build(specs, inputSize: inputSize) {
+        switch LayerKinds.build(specs, input: model.inputShape) {
         case .success(let l): layers = l
         case .failure(let p): throw ConfigError.badLayer(source: source, index: p.index, at: nil, problem: .kind(p.problem))
         }
         let parameters = layers.reduce(0) { $0 + $1.parameters.reduce(0) { $0 + $1.count } }
         let widest = layers.reduce(inputSize) { max($0, $1.outputSize) }
         if parameters > Config.maxParameters {
-            throw bad("model.layers", "with model.input = \(inputSize) has \(parameters) parameters, more than the \(Config.maxParameters) (2^28) allowed")
+            throw bad("model.layers", "with model.input = \(model.inputShape.shapeText) has \(parameters) parameters, more than the \(Config.maxParameters) (2^28) allowed")
         }
-        let rows = max(batchSize, Model.minimumCapacity)
+        let rows = max(train.microbatch > 0 ? min(train.microbatch, batchSize) : batchSize, Model.minimumCapacity)
         if rows * widest > Config.maxActivationElements {
-            throw bad("train.batch_size", "= \(batchSize) with a layer \(widest) wide needs an activation buffer of \(rows) x \(widest) = \(rows * widest) "
+            throw bad("train.batch_size", "= \(batchSize) rows per step with a layer \(widest) wide needs an activation buffer of \(rows) x \(widest) = \(rows * widest) "
                 + "elements, more than the \(Config.maxActivationElements) (2^28) allowed; use a smaller batch or narrower layers")
         }
     }

@@ -35,6 +35,14 @@ public struct TrainSection: ConfigSection {
     public internal(set) var seed: UInt64 = 1
     /// train.precision
     public internal(set) var precision = Precision.fp32
+    /// train.accumulate: microbatches per push (gradient accumulation).
+    public internal(set) var accumulate = 1
+    /// train.microbatch: the most rows a worker computes at once (0: its
+    /// slice of the step divided into train.accumulate parts).
+    public internal(set) var microbatch = 0
+
+    /// Rows of one step (one push per worker): batch_size x accumulate.
+    public var stepBatch: Int { batchSize * accumulate }
 
     public init() {}
 
@@ -61,5 +69,9 @@ public struct TrainSection: ConfigSection {
             s.seed = UInt64(bitPattern: Int64(i))
         },
         .choice("precision", \.precision, "\"fp32\", \"fp16\" or \"bf16\": what workers hold and send (servers keep FP32 masters)"),
+        .integer("accumulate", \.accumulate, .closed(1, 1024),
+                 "microbatches of train.batch_size per optimizer step: each worker sums their gradients and pushes once"),
+        .integer("microbatch", \.microbatch, .closed(0, Double(Config.maxWidth)),
+                 "the most rows a worker computes at once (0: its slice of the step divided into train.accumulate parts)"),
     ]
 }

@@ -32,6 +32,12 @@ void pst_unshuffle(const uint8_t *src, uint8_t *dst, size_t n, size_t size);
 /// ties go to lower indices; `hist` is scratch of 65536 entries.
 size_t pst_topk_indices(const float *x, size_t n, size_t k, uint32_t *idx, uint32_t *hist);
 
+/// Convolution lowering for one sample (channels first): im2col writes the
+/// (c*k*k, oh*ow) matrix of input windows (zeros where the window covers
+/// padding); col2im adds such a matrix back into the (c, h, w) image.
+void pst_im2col(const float *x, int c, int h, int w, int k, int stride, int pad, int oh, int ow, float *col);
+void pst_col2im_add(const float *col, int c, int h, int w, int k, int stride, int pad, int oh, int ow, float *x);
+
 /// Sets this thread's timer slack (Linux prctl PR_SET_TIMERSLACK) so short
 /// sleeps in polling loops are not rounded up to 50 us. Returns 0 on success.
 int pst_set_timer_slack_ns(unsigned long ns);

@@ -95,6 +95,21 @@ extension ServerRole {
 
     // MARK: Pieces of the phases
 
+    /// Updates piece k (at offset `off` of this shard) as its tensor's role
+    /// says: the optimizer for trained parameters; the unscaled sum of the
+    /// workers' changes for running statistics; +1 for step counters.
+    func apply(piece k: Int, at off: Int, gradScale inv: Float, lr: Float) {
+        let n = pieces[k].range.count, w = weights.pointer + off, g = gradSum.pointer + off
+        switch layout.tensors[pieces[k].tensor].spec.role {
+        case .trainable:
+            optimizer.apply(weights: w, state: statesOfPiece[k], grads: g, count: n, gradScale: inv, lr: lr)
+        case .runningStat:
+            for i in 0..<n { w[i] += g[i] * inv }
+        case .counter:
+            for i in 0..<n { w[i] += 1 }
+        }
+    }
+
     /// Encodes piece k of the current weights as parameters `version` and
     /// sends it to every worker, once its previous sends completed.
     func sendPiece(_ k: Int, version: Int, request: UInt8) throws {

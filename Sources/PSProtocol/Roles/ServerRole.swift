@@ -101,7 +101,7 @@ public final class ServerRole {
         let lo = range.lowerBound, states = state
         statesOfPiece = mine.map { c in states.map { $0.pointer + (c.range.lowerBound - lo) } }
         progress = Progress(lead: lead, say: context.say, every: cfg.run.progressSeconds, total: schedule.total, perEpoch: schedule.perEpoch,
-                            epochs: cfg.train.epochs, batch: cfg.train.batchSize, start: now(), firstStep: schedule.start)
+                            epochs: cfg.train.epochs, batch: cfg.train.stepBatch, start: now(), firstStep: schedule.start)
     }
 
     var world: World { ctx.world }
@@ -243,10 +243,7 @@ public final class ServerRole {
         o.scaleChange = scaler.update(step: step, overflow: o.overflow)
         for k in pieces.indices.reversed() {
             let off = pieces[k].range.lowerBound - range.lowerBound
-            if !o.overflow {
-                optimizer.apply(weights: weights.pointer + off, state: statesOfPiece[k], grads: gradSum.pointer + off,
-                                count: pieces[k].range.count, gradScale: inv, lr: o.lr)
-            }
+            if !o.overflow { apply(piece: k, at: off, gradScale: inv, lr: o.lr) }
             try sendPiece(k, version: step + 1, request: o.request)
         }
         meter.applied += now() - t0
