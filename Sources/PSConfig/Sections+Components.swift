@@ -11,7 +11,7 @@ import PSData
 extension Model {
     /// The network of `[model]`, with activation buffers for `capacity` rows.
     public convenience init(_ model: ModelSection, capacity: Int) throws {
-        try self.init(inputSize: model.inputSize, entries: model.layers, capacity: capacity)
+        try self.init(input: model.inputShape, entries: model.layers, capacity: capacity)
     }
 }
 

@@ -1,5 +1,6 @@
 // pstrain-bench: micro-benchmarks of the hot paths, run by scripts/bench.
 //   pstrain-bench compute [--batch N] [--iters N]   forward+backward of the default MLP
+//   pstrain-bench layers [--config FILE] [--batch N] each layer's forward and backward
 import CBLAS
 import Foundation
 import CPSKernels
@@ -47,6 +48,39 @@ func benchCompute(batch: Int, iters: Int) throws {
         for _ in 0..<iters { f.append(seconds { l.forward(x: m.acts[i].pointer, y: m.acts[i + 1].pointer, batch: batch, params: params.pointer) }) }
         print(String(format: "  layer %d %@ forward %.3f ms", i, l.kind, median(f) * 1e3))
     }
+}
+
+/// Forward and backward of each layer of the model in a configuration file
+/// (default: the default MLP), one core, with the FLOP rate of the layers
+/// that multiply (dense, conv2d: 2 x multiply-adds, backward 2x forward).
+func benchLayers(config path: String?, batch: Int, iters: Int) throws {
+    openblas_set_num_threads(1)
+    let cfg = try path.map { try Config.load(path: $0) } ?? Config()
+    let m = try Model(cfg.model, capacity: batch)
+    let n = m.layout.totalCount
+    let params = FloatBuffer(count: n), grads = FloatBuffer(count: n)
+    m.layout.initialize(seed: 1, range: 0, n, into: params.pointer)
+    for i in 0..<(batch * m.inputSize) { m.input[i] = CounterRNG.uniform(seed: 3, stream: 0, index: UInt64(i)) }
+    var total = 0.0, totalFlops = 0.0
+    var off = 0
+    print("layers   \(path ?? "default MLP"), batch \(batch), one core (median of \(iters))")
+    for (i, l) in m.layers.enumerated() {
+        let p = params.pointer + off, g = grads.pointer + off
+        off += l.parameters.reduce(0) { $0 + $1.count }
+        let x = m.acts[i].pointer, y = m.acts[i + 1].pointer
+        let dy = FloatBuffer(count: batch * l.outputSize), dx = FloatBuffer(count: batch * l.inputSize)
+        let f = median((0..<iters).map { _ in seconds { l.forward(x: x, y: y, batch: batch, params: p) } })
+        let b = median((0..<iters).map { _ in seconds { l.backward(x: x, y: y, dy: dy.pointer, dx: i > 0 ? dx.pointer : nil, batch: batch, params: p, grads: g) } })
+        var macs = 0.0
+        if let d = l as? Dense { macs = Double(d.inputSize * d.outputSize) }
+        if let c = l as? Conv2d { macs = Double(c.outputSize * c.inputShape[0] * c.k * c.k) }
+        let flops = 2 * macs * Double(batch) * (i > 0 ? 3 : 2)
+        total += f + b; totalFlops += flops
+        print(String(format: "  %2d %-10@ %@ -> %@  forward %8.3f ms  backward %8.3f ms%@", i, l.kind, l.inputShape.shapeText, l.outputShape.shapeText,
+                     f * 1e3, b * 1e3, macs > 0 ? String(format: "  %.1f GFLOP/s", flops / (f + b) / 1e9) : ""))
+    }
+    print(String(format: "  total %.3f ms per step of %d rows: %.0f samples/s per core, %.1f GFLOP/s in the multiplying layers",
+                 total * 1e3, batch, Double(batch) / total, totalFlops / total / 1e9))
 }
 
 /// The frame checksum's candidates from libxxhash on `bytes` bytes, next to
@@ -178,7 +212,11 @@ case "runlog":
     try benchRunLog(records: opt("--records", 20000))
 case "compute":
     try benchCompute(batch: opt("--batch", 64), iters: opt("--iters", 200))
+case "layers":
+    var path: String? = nil
+    if let i = args.firstIndex(of: "--config"), i + 1 < args.count { path = args[i + 1] }
+    try benchLayers(config: path, batch: opt("--batch", 32), iters: opt("--iters", 20))
 default:
-    print("usage: pstrain-bench compute [--batch N] [--iters N] | memory [--bytes N] | convert [--count N] | codec [--count N] | checkpoint-load [RUN_DIR] | runlog [--records N]")
+    print("usage: pstrain-bench compute [--batch N] [--iters N] | layers [--config FILE] [--batch N] [--iters N] | memory [--bytes N] | convert [--count N] | codec [--count N] | checkpoint-load [RUN_DIR] | runlog [--records N]")
     exit(2)
 }

@@ -25,7 +25,7 @@ public final class Conv2d: LayerKind {
     public let inputShape: [Int]
     public let outputShape: [Int]
     public let parameters: [ParamSpec]
-    let c: Int, h: Int, w: Int, out: Int, k: Int, stride: Int, pad: Int, oh: Int, ow: Int
+    public let c: Int, h: Int, w: Int, out: Int, k: Int, stride: Int, pad: Int, oh: Int, ow: Int
     /// One sample's lowered input (c*k*k, oh*ow), reused.
     var col: FloatBuffer?
 
