@@ -1,4 +1,4 @@
-// im2col / col2im for Conv2d (Sources/PSNumerics/Layers/Conv2d.swift).
+// im2col / col2im for Conv2d and ReLU's backward (Sources/PSNumerics/Layers/).
 #include "CPSKernels.h"
 #include <string.h>
 
@@ -50,4 +50,8 @@ void pst_col2im_add(const float *col, int c, int h, int w, int k, int stride, in
             }
         }
     }
+}
+
+void pst_relu_backward(const float *y, const float *dy, float *dx, size_t n) {
+    for (size_t i = 0; i < n; i++) dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
 }

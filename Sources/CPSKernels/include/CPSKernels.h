@@ -38,6 +38,9 @@ size_t pst_topk_indices(const float *x, size_t n, size_t k, uint32_t *idx, uint3
 void pst_im2col(const float *x, int c, int h, int w, int k, int stride, int pad, int oh, int ow, float *col);
 void pst_col2im_add(const float *col, int c, int h, int w, int k, int stride, int pad, int oh, int ow, float *x);
 
+/// ReLU's backward: dx = y > 0 ? dy : 0 (branch-free, vectorised).
+void pst_relu_backward(const float *y, const float *dy, float *dx, size_t n);
+
 /// Sets this thread's timer slack (Linux prctl PR_SET_TIMERSLACK) so short
 /// sleeps in polling loops are not rounded up to 50 us. Returns 0 on success.
 int pst_set_timer_slack_ns(unsigned long ns);

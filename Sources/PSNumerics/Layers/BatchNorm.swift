@@ -84,6 +84,7 @@ public final class BatchNorm: LayerKind {
         let gamma = params, rm = params + 2 * C, rv = params + 3 * C
         let dgamma = grads, dbeta = grads + C, drm = grads + 2 * C, drv = grads + 3 * C
         let share = Float(batch) * context.gradScale
+        if !context.training { return backwardInEvaluation(x: x, dy: dy, dx: dx, batch: batch, params: params, grads: grads) }
         for ch in 0..<C {
             let m = mean[ch], inv = invstd[ch]
             var sdy: Float = 0, sdyx: Float = 0
@@ -102,5 +103,26 @@ public final class BatchNorm: LayerKind {
             }
         }
         grads[4 * C] = 0
+    }
+
+    /// Backward through the evaluation form (fixed running statistics): an
+    /// affine map per channel; the running statistics do not move.
+    func backwardInEvaluation(x: UnsafePointer<Float>, dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>?, batch: Int,
+                              params: UnsafePointer<Float>, grads: UnsafeMutablePointer<Float>) {
+        let C = channels, S = spatial
+        let gamma = params, rm = params + 2 * C, rv = params + 3 * C
+        grads.update(repeating: 0, count: 4 * C + 1)
+        for ch in 0..<C {
+            let m = rm[ch], inv = 1 / (rv[ch] + eps).squareRoot()
+            var sdy: Float = 0, sdyx: Float = 0
+            eachPlane(ch, batch: batch) { o in
+                for j in 0..<S { sdy += dy[o + j]; sdyx += dy[o + j] * (x[o + j] - m) * inv }
+            }
+            grads[ch] = sdyx
+            grads[C + ch] = sdy
+            guard let dx else { continue }
+            let k = gamma[ch] * inv
+            eachPlane(ch, batch: batch) { o in for j in 0..<S { dx[o + j] = k * dy[o + j] } }
+        }
     }
 }

@@ -1,3 +1,4 @@
+import CPSKernels
 import PSSupport
 
 /// y = max(x, 0) (nn.ReLU).
@@ -10,6 +11,6 @@ public final class ReLU: Activation, LayerKind {
         for i in 0..<n { y[i] = max(x[i], 0) }
     }
     override func derive(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ n: Int) {
-        for i in 0..<n { dx[i] = y[i] > 0 ? dy[i] : 0 }
+        pst_relu_backward(y, dy, dx, n)
     }
 }
