@@ -164,17 +164,24 @@ public struct Config: Equatable {
     /// string key takes the text as written unless it is a TOML string
     /// (`--set debug.die_at_steps=25` is "25"). Nothing changes if the
     /// override is refused.
-    public mutating func apply(override text: String) throws {
-        guard let eq = text.firstIndex(of: "=") else { throw ConfigError.badOverride(text: text) }
-        let key = text[..<eq].trimmingCharacters(in: .whitespaces)
-        let raw = text[text.index(after: eq)...].trimmingCharacters(in: .whitespaces)
-        var value = TOMLDocument.value(raw) ?? .string(raw)
-        if Config.fields[key]?.kind == .string, case .string = value {} else if Config.fields[key]?.kind == .string {
-            value = .string(raw)
-        }
+    public mutating func apply(override text: String) throws { try apply(overrides: [text]) }
+
+    /// Applies several overrides, then checks the result once: keys that
+    /// depend on each other (model.input and model.layers) can change
+    /// together. Nothing changes if any is refused.
+    public mutating func apply(overrides texts: [String]) throws {
         var c = self
         c.source = "command line"
-        try c.set(key, value)
+        for text in texts {
+            guard let eq = text.firstIndex(of: "=") else { throw ConfigError.badOverride(text: text) }
+            let key = text[..<eq].trimmingCharacters(in: .whitespaces)
+            let raw = text[text.index(after: eq)...].trimmingCharacters(in: .whitespaces)
+            var value = TOMLDocument.value(raw) ?? .string(raw)
+            if Config.fields[key]?.kind == .string, case .string = value {} else if Config.fields[key]?.kind == .string {
+                value = .string(raw)
+            }
+            try c.set(key, value)
+        }
         try c.validate()
         c.source = source
         self = c
