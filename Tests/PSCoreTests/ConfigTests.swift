@@ -348,14 +348,15 @@ final class ConfigTests: XCTestCase {
 
     /// run.toml and checkpoint manifests written by the hand-written reader's
     /// Config embed this text and ranks compare its XXH64: both are pinned
-    /// to what that code wrote (captured from it at d322356/ecfef60).
+    /// to what that code wrote (captured from it at d322356/ecfef60; the
+    /// [train] keys after `precision` came with the optimizers of issue 12).
     func testCanonicalFormIsPinned() throws {
         XCTAssertEqual(Config().canonicalTOML, Self.defaultCanonical)
-        XCTAssertEqual(String(Config().hash, radix: 16), "f70e0fad735054c3")
+        XCTAssertEqual(String(Config().hash, radix: 16), "4c407701b892591e")
         var c = Config()
         for o in Self.overrides { try c.apply(override: o) }
         XCTAssertEqual(c.canonicalTOML, Self.overriddenCanonical)
-        XCTAssertEqual(String(c.hash, radix: 16), "5f7df7927cd24543")
+        XCTAssertEqual(String(c.hash, radix: 16), "51b350c5ee6c6a4a")
         // And the old text reads back as the same configuration.
         XCTAssertEqual(try Config.parse("# pstrain run configuration, resolved\n" + Self.overriddenCanonical, source: "run.toml"), c)
         XCTAssertEqual(try Config.parse(Self.defaultCanonical, source: "run.toml"), Config())
@@ -428,7 +429,7 @@ final class ConfigTests: XCTestCase {
         XCTAssertFalse(c.checkpoint.due(after: 11, total: 12))
         XCTAssertEqual(c.compression.settings, c.compression.settings)
         XCTAssertEqual(c.scaler.settings, c.scaler.settings)
-        XCTAssertEqual(Config.schema.map { $0.key }.count, 50)
+        XCTAssertEqual(Config.schema.map { $0.key }.count, 59)
         XCTAssertEqual(Config.schema.first { $0.key == "model.layers" }?.defaultValue.description,
                        Config().model.layersTOML)
     }
@@ -534,6 +535,15 @@ momentum = 0.9
 weight_decay = 0.0001
 seed = 1
 precision = "fp32"
+optimizer = "sgd"
+nesterov = false
+beta1 = 0.9
+beta2 = 0.999
+eps = 0.0
+clip_norm = 0.0
+warmup_steps = 0
+lr_step_every = 0
+lr_gamma = 0.1
 
 [scaler]
 initial = 65536.0
@@ -608,6 +618,15 @@ momentum = 0.0
 weight_decay = 1e-05
 seed = -3
 precision = "fp16"
+optimizer = "sgd"
+nesterov = false
+beta1 = 0.9
+beta2 = 0.999
+eps = 0.0
+clip_norm = 0.0
+warmup_steps = 0
+lr_step_every = 0
+lr_gamma = 0.1
 
 [scaler]
 initial = 1024.0
