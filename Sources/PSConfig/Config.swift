@@ -239,6 +239,7 @@ public struct Config: Equatable {
         if !(scaler.minScale <= scaler.initialScale && scaler.initialScale <= scaler.maxScale) {
             throw bad("scaler.initial", "= \(scaler.initialScale) must lie in [scaler.min, scaler.max] = [\(scaler.minScale), \(scaler.maxScale)]")
         }
+        try train.validate(bad)
         if data.kind == .synthetic {
             for (key, n) in [("data.synthetic_train", data.syntheticTrain), ("data.synthetic_test", data.syntheticTest)] where n * model.inputSize > Config.maxDatasetBytes {
                 throw bad(key, "= \(n) samples of model.input = \(model.inputSize) bytes is \(n * model.inputSize) bytes, more than the \(Config.maxDatasetBytes) allowed")

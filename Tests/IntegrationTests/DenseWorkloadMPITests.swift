@@ -11,12 +11,13 @@ import XCTest
 /// statistics the servers keep, gradient accumulation.
 final class DenseWorkloadMPITests: XCTestCase {
     /// A small CNN on 8x8 synthetic images: conv, batchnorm, relu, pool,
-    /// flatten, dropout, dense.
+    /// flatten, dropout, dense; AdamW.
     static let cnn = ["--set", "data.kind=synthetic", "--set", "data.synthetic_train=2048", "--set", "data.synthetic_test=256",
                       "--set", "model.input=[1, 8, 8]",
                       "--set", "model.layers=[{type=\"conv2d\", channels=4, kernel=3, padding=1}, {type=\"batchnorm\"}, {type=\"relu\"}, "
                         + "{type=\"maxpool2d\", kernel=2}, {type=\"flatten\"}, {type=\"dropout\", p=0.25}, {type=\"dense\", units=10}]",
-                      "--set", "train.batch_size=64", "--epochs", "1", "--set", "checkpoint.every_steps=10"]
+                      "--set", "train.batch_size=64", "--set", "train.optimizer=\"adamw\"", "--set", "train.lr=0.005",
+                      "--set", "train.weight_decay=0.01", "--epochs", "1", "--set", "checkpoint.every_steps=10"]
 
     func exported(_ dir: String, _ run: String) throws -> [String: Safetensors.Tensor] {
         let ex = Harness.run(try Harness.executable("pstrain"), ["ckpt", "export", run, "--out", run + ".safetensors"], cwd: dir)
@@ -26,7 +27,8 @@ final class DenseWorkloadMPITests: XCTestCase {
     }
 
     /// 32 steps straight, against: a worker killed with SIGKILL at step 25
-    /// and the run resumed from step-20: the same final bits (batchnorm's
+    /// and the run resumed from step-20: the same final bits (AdamW's
+    /// moments and update count come back from the checkpoint; batchnorm's
     /// running statistics live on the servers; dropout's masks depend on
     /// (seed, step, row) only). Then step-20 resumed on S=2 W=3 runs to the
     /// end, and the running statistics and the step counter are those of
@@ -57,6 +59,8 @@ final class DenseWorkloadMPITests: XCTestCase {
         assertEnded(w3, status: 0, "resume on S=2 W=3")
         let c = try exported(dir, "c")
         XCTAssertEqual(c["layers.1.num_batches_tracked"]?.floats, [32])
+        let resumed = Harness.records(dir + "/c/logs/server-1.jsonl", ResumedRecord.self).first
+        XCTAssertEqual(resumed?.step, 20, "server 1 of the new world loaded its shard (weights and AdamW's state) of step-20")
         let acc = Harness.records(dir + "/c/logs/server-0.jsonl", EvalRecord.self).last?.testAccuracy ?? 0
         XCTAssertGreaterThan(acc, 0.5, "the CNN learns the synthetic set after the resume on another world size")
     }

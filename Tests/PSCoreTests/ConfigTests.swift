@@ -347,17 +347,17 @@ final class ConfigTests: XCTestCase {
                        "t.toml:4:1: model.layers[1] has unknown type 'lstm' (known: dense, relu, tanh, sigmoid, gelu, conv2d, maxpool2d, avgpool2d, flatten, dropout, batchnorm, layernorm)")
     }
 
-    /// run.toml and checkpoint manifests embed this text and ranks compare
-    /// its XXH64: both are pinned (captured from the hand-written reader's
-    /// Config at d322356/ecfef60; since then only new keys were added:
-    /// train.accumulate and train.microbatch).
+    /// run.toml and checkpoint manifests written by the hand-written reader's
+    /// Config embed this text and ranks compare its XXH64: both are pinned
+    /// to what that code wrote (captured from it at d322356/ecfef60; the
+    /// [train] keys after `precision` came with the optimizers of issue 12).
     func testCanonicalFormIsPinned() throws {
         XCTAssertEqual(Config().canonicalTOML, Self.defaultCanonical)
-        XCTAssertEqual(String(Config().hash, radix: 16), "8ea25f749e383bd4")
+        XCTAssertEqual(String(Config().hash, radix: 16), "535c59cac7bd61a1")
         var c = Config()
         for o in Self.overrides { try c.apply(override: o) }
         XCTAssertEqual(c.canonicalTOML, Self.overriddenCanonical)
-        XCTAssertEqual(String(c.hash, radix: 16), "ec75f9cc37b8a6db")
+        XCTAssertEqual(String(c.hash, radix: 16), "d1950b8d136098a")
         // And the old text reads back as the same configuration.
         XCTAssertEqual(try Config.parse("# pstrain run configuration, resolved\n" + Self.overriddenCanonical, source: "run.toml"), c)
         XCTAssertEqual(try Config.parse(Self.defaultCanonical, source: "run.toml"), Config())
@@ -430,7 +430,7 @@ final class ConfigTests: XCTestCase {
         XCTAssertFalse(c.checkpoint.due(after: 11, total: 12))
         XCTAssertEqual(c.compression.settings, c.compression.settings)
         XCTAssertEqual(c.scaler.settings, c.scaler.settings)
-        XCTAssertEqual(Config.schema.map { $0.key }.count, 52)
+        XCTAssertEqual(Config.schema.map { $0.key }.count, 61)
         XCTAssertEqual(Config.schema.first { $0.key == "model.layers" }?.defaultValue.description,
                        Config().model.layersTOML)
     }
@@ -536,6 +536,15 @@ momentum = 0.9
 weight_decay = 0.0001
 seed = 1
 precision = "fp32"
+optimizer = "sgd"
+nesterov = false
+beta1 = 0.9
+beta2 = 0.999
+eps = 0.0
+clip_norm = 0.0
+warmup_steps = 0
+lr_step_every = 0
+lr_gamma = 0.1
 accumulate = 1
 microbatch = 0
 
@@ -612,6 +621,15 @@ momentum = 0.0
 weight_decay = 1e-05
 seed = -3
 precision = "fp16"
+optimizer = "sgd"
+nesterov = false
+beta1 = 0.9
+beta2 = 0.999
+eps = 0.0
+clip_norm = 0.0
+warmup_steps = 0
+lr_step_every = 0
+lr_gamma = 0.1
 accumulate = 1
 microbatch = 0
 

@@ -25,6 +25,26 @@ void pst_round_to_bf16(float *x, size_t n);
 /// 1 if any |x| >= limit or any x is NaN.
 int pst_any_not_below(const float *x, size_t n, float limit);
 
+/// One step of Adam (decoupled 0) or AdamW (decoupled 1) over n elements,
+/// with the scalars PSNumerics computes (Optimizers/Adam.swift); optim.c.
+typedef struct {
+    float grad_scale;       // g = grad x grad_scale
+    float l2;               // Adam: g += l2 w (fused) when l2 != 0
+    int decoupled;          // AdamW: w x= shrink first, no l2
+    float shrink;
+    float b1, one_minus_b1, b2, one_minus_b2;
+    float correction2;      // sqrt(1 - b2^t)
+    float eps;
+    float neg_step_size;    // -lr / (1 - b1^t)
+} pst_adam_step;
+void pst_adam(float *w, float *m, float *v, const float *g, size_t n, const pst_adam_step *k);
+/// One step of Adagrad over n elements (Optimizers/Adagrad.swift).
+void pst_adagrad(float *w, float *sum, const float *g, size_t n, float grad_scale, float l2, float eps, float neg_lr);
+/// "avx512", "avx2+fma" or "generic"; and the plain C builds, for tests that compare builds.
+const char *pst_optim_variant(void);
+void pst_adam_generic(float *w, float *m, float *v, const float *g, size_t n, const pst_adam_step *k);
+void pst_adagrad_generic(float *w, float *sum, const float *g, size_t n, float grad_scale, float l2, float eps, float neg_lr);
+
 /// Byte shuffle: n elements of `size` bytes become `size` planes of n bytes.
 void pst_shuffle(const uint8_t *src, uint8_t *dst, size_t n, size_t size);
 void pst_unshuffle(const uint8_t *src, uint8_t *dst, size_t n, size_t size);
