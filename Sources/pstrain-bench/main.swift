@@ -1,6 +1,7 @@
 // pstrain-bench: micro-benchmarks of the hot paths, run by scripts/bench.
 //   pstrain-bench compute [--batch N] [--iters N]   forward+backward of the default MLP
 //   pstrain-bench layers [--config FILE] [--batch N] each layer's forward and backward
+//   pstrain-bench peak [--n N] [--threads T]         FP32 peak: a large square sgemm
 import CBLAS
 import Foundation
 import CPSKernels
@@ -81,6 +82,45 @@ func benchLayers(config path: String?, batch: Int, iters: Int) throws {
     }
     print(String(format: "  total %.3f ms per step of %d rows: %.0f samples/s per core, %.1f GFLOP/s in the multiplying layers",
                  total * 1e3, batch, Double(batch) / total, totalFlops / total / 1e9))
+}
+
+/// The FP32 peak this machine reaches in practice: C = A B for square n x n
+/// matrices (2 n^3 FLOPs) on `threads` OpenBLAS threads, median of `iters`
+/// after one warm-up product. The rate per second of CPU time (the process's,
+/// all threads) is a core's rate whatever else runs on a shared machine;
+/// times the cores it is the machine's peak, the denominator of "fraction
+/// of peak" (docs/benchmarks.md). The rate per second of wall time is
+/// printed beside it: lower when the cores were busy with something else.
+func benchPeak(n: Int, iters: Int, threads: Int) {
+    openblas_set_num_threads(Int32(threads))
+    let a = FloatBuffer(count: n * n), b = FloatBuffer(count: n * n), c = FloatBuffer(count: n * n)
+    for i in 0..<(n * n) {
+        a.pointer[i] = CounterRNG.uniform(seed: 7, stream: 1, index: UInt64(i)) - 0.5
+        b.pointer[i] = CounterRNG.uniform(seed: 7, stream: 2, index: UInt64(i)) - 0.5
+    }
+    let N = Int32(n)
+    func product() { cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, N, N, 1, a.pointer, N, b.pointer, N, 0, c.pointer, N) }
+    product()
+    var wall: [Double] = [], cpu: [Double] = []
+    for _ in 0..<iters {
+        let c0 = cpuSeconds()
+        wall.append(seconds(product))
+        cpu.append(cpuSeconds() - c0)
+    }
+    let flop = 2 * pow(Double(n), 3), perCore = flop / median(cpu) / 1e9, cores = ProcessInfo.processInfo.activeProcessorCount
+    print(String(format: "peak     sgemm %dx%dx%d, %d thread(s), OpenBLAS %@ kernels, median of %d: %.1f GFLOP/s per CPU second x %d cores "
+                 + "= %.1f GFLOP/s FP32 machine peak (%.1f GFLOP/s of wall time, %.1f ms a product)",
+                 n, n, n, threads, BLASInfo.coreName, iters, perCore, cores, perCore * Double(cores), flop / median(wall) / 1e9, median(wall) * 1e3))
+    if let core = BLASInfo.recommendedCoreType() {
+        print("peak     warning: OpenBLAS runs generic kernels on this CPU; OPENBLAS_CORETYPE=\(core) gives the real peak (pstrain launch sets it)")
+    }
+}
+
+/// CPU seconds this process has used, all threads.
+func cpuSeconds() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
 }
 
 /// The frame checksum's candidates from libxxhash on `bytes` bytes, next to
@@ -216,7 +256,9 @@ case "layers":
     var path: String? = nil
     if let i = args.firstIndex(of: "--config"), i + 1 < args.count { path = args[i + 1] }
     try benchLayers(config: path, batch: opt("--batch", 32), iters: opt("--iters", 20))
+case "peak":
+    benchPeak(n: opt("--n", 2048), iters: opt("--iters", 10), threads: opt("--threads", 1))
 default:
-    print("usage: pstrain-bench compute [--batch N] [--iters N] | layers [--config FILE] [--batch N] [--iters N] | memory [--bytes N] | convert [--count N] | codec [--count N] | checkpoint-load [RUN_DIR] | runlog [--records N]")
+    print("usage: pstrain-bench compute [--batch N] [--iters N] | layers [--config FILE] [--batch N] [--iters N] | peak [--n N] [--iters N] [--threads T] | memory [--bytes N] | convert [--count N] | codec [--count N] | checkpoint-load [RUN_DIR] | runlog [--records N]")
     exit(2)
 }
