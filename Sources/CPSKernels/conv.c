@@ -2,12 +2,12 @@
 #include "CPSKernels.h"
 #include <string.h>
 
-void pst_im2col(const float *x, int c, int h, int w, int k, int stride, int pad, int oh, int ow, float *col) {
+void pst_im2col(const float *x, int c, int h, int w, int k, int stride, int pad, int oh, int ow, size_t ld, float *col) {
     for (int ch = 0; ch < c; ch++) {
         const float *img = x + (size_t)ch * h * w;
         for (int ki = 0; ki < k; ki++) {
             for (int kj = 0; kj < k; kj++) {
-                float *row = col + ((size_t)(ch * k + ki) * k + kj) * oh * ow;
+                float *row = col + ((size_t)(ch * k + ki) * k + kj) * ld;
                 for (int oy = 0; oy < oh; oy++) {
                     int iy = oy * stride - pad + ki;
                     float *out = row + (size_t)oy * ow;
@@ -31,12 +31,12 @@ void pst_im2col(const float *x, int c, int h, int w, int k, int stride, int pad,
     }
 }
 
-void pst_col2im_add(const float *col, int c, int h, int w, int k, int stride, int pad, int oh, int ow, float *x) {
+void pst_col2im_add(const float *col, int c, int h, int w, int k, int stride, int pad, int oh, int ow, size_t ld, float *x) {
     for (int ch = 0; ch < c; ch++) {
         float *img = x + (size_t)ch * h * w;
         for (int ki = 0; ki < k; ki++) {
             for (int kj = 0; kj < k; kj++) {
-                const float *row = col + ((size_t)(ch * k + ki) * k + kj) * oh * ow;
+                const float *row = col + ((size_t)(ch * k + ki) * k + kj) * ld;
                 for (int oy = 0; oy < oh; oy++) {
                     int iy = oy * stride - pad + ki;
                     if (iy < 0 || iy >= h) continue;

@@ -21,6 +21,15 @@ func seconds(_ body: () -> Void) -> Double {
     return Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9
 }
 
+/// The calling thread's CPU time of `body`: robust to other load on the machine.
+func cpuSeconds(_ body: () -> Void) -> Double {
+    var a = timespec(), b = timespec()
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &a)
+    body()
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &b)
+    return Double(b.tv_sec - a.tv_sec) + Double(b.tv_nsec - a.tv_nsec) * 1e-9
+}
+
 func median(_ xs: [Double]) -> Double { let s = xs.sorted(); return s[s.count / 2] }
 
 func benchCompute(batch: Int, iters: Int) throws {
@@ -64,14 +73,14 @@ func benchLayers(config path: String?, batch: Int, iters: Int) throws {
     for i in 0..<(batch * m.inputSize) { m.input[i] = CounterRNG.uniform(seed: 3, stream: 0, index: UInt64(i)) }
     var total = 0.0, totalFlops = 0.0
     var off = 0
-    print("layers   \(path ?? "default MLP"), batch \(batch), one core (median of \(iters))")
+    print("layers   \(path ?? "default MLP"), batch \(batch), one core (median thread CPU time of \(iters))")
     for (i, l) in m.layers.enumerated() {
         let p = params.pointer + off, g = grads.pointer + off
         off += l.parameters.reduce(0) { $0 + $1.count }
         let x = m.acts[i].pointer, y = m.acts[i + 1].pointer
         let dy = FloatBuffer(count: batch * l.outputSize), dx = FloatBuffer(count: batch * l.inputSize)
-        let f = median((0..<iters).map { _ in seconds { l.forward(x: x, y: y, batch: batch, params: p) } })
-        let b = median((0..<iters).map { _ in seconds { l.backward(x: x, y: y, dy: dy.pointer, dx: i > 0 ? dx.pointer : nil, batch: batch, params: p, grads: g) } })
+        let f = median((0..<iters).map { _ in cpuSeconds { l.forward(x: x, y: y, batch: batch, params: p) } })
+        let b = median((0..<iters).map { _ in cpuSeconds { l.backward(x: x, y: y, dy: dy.pointer, dx: i > 0 ? dx.pointer : nil, batch: batch, params: p, grads: g) } })
         var macs = 0.0
         if let d = l as? Dense { macs = Double(d.inputSize * d.outputSize) }
         if let c = l as? Conv2d { macs = Double(c.outputSize * c.inputShape[0] * c.k * c.k) }
@@ -82,6 +91,21 @@ func benchLayers(config path: String?, batch: Int, iters: Int) throws {
     }
     print(String(format: "  total %.3f ms per step of %d rows: %.0f samples/s per core, %.1f GFLOP/s in the multiplying layers",
                  total * 1e3, batch, Double(batch) / total, totalFlops / total / 1e9))
+    // conv2d lowers groups of samples into one sgemm; one sample at a time, for comparison.
+    off = 0
+    for (i, l) in m.layers.enumerated() {
+        let p = params.pointer + off, g = grads.pointer + off
+        off += l.parameters.reduce(0) { $0 + $1.count }
+        guard let c = l as? Conv2d else { continue }
+        let x = m.acts[i].pointer, y = m.acts[i + 1].pointer
+        let dy = FloatBuffer(count: batch * l.outputSize), dx = FloatBuffer(count: batch * l.inputSize)
+        for group in [1, 4, Conv2d.largestGroup(c.c * c.k * c.k * c.oh * c.ow, batch), 1] {
+            c.group = group
+            let f = median((0..<iters).map { _ in cpuSeconds { l.forward(x: x, y: y, batch: batch, params: p) } })
+            let b = median((0..<iters).map { _ in cpuSeconds { l.backward(x: x, y: y, dy: dy.pointer, dx: i > 0 ? dx.pointer : nil, batch: batch, params: p, grads: g) } })
+            print(String(format: "  %2d conv2d lowering %3d sample(s) at a time: forward %8.3f ms  backward %8.3f ms", i, group, f * 1e3, b * 1e3))
+        }
+    }
 }
 
 /// The FP32 peak this machine reaches in practice: C = A B for square n x n

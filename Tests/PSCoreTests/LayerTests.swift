@@ -222,6 +222,29 @@ final class LayerTests: XCTestCase {
         }
     }
 
+    /// conv2d lowering several samples into one sgemm (a group) computes
+    /// what one sample at a time does. Tolerance: 1e-5 + 1e-5 |value|
+    /// (sums in another order).
+    func testConvolutionGroupsAgree() throws {
+        let c = LayerCase(type: "conv2d", options: ["channels": 4, "kernel": 3, "padding": 1, "stride": 2], input: [3, 9, 9], batch: 7)
+        func run(group: Int) throws -> [Float] {
+            let l = try c.layer() as! Conv2d
+            l.group = group
+            l.prepare(capacity: c.batch)
+            let x = c.x(l), p = c.params(l), dy = c.dy(l)
+            let y = FloatBuffer(count: c.batch * l.outputSize), dx = FloatBuffer(count: c.batch * l.inputSize), g = FloatBuffer(count: p.count)
+            l.forward(x: x.pointer, y: y.pointer, batch: c.batch, params: p.pointer, context: c.context)
+            l.backward(x: x.pointer, y: y.pointer, dy: dy.pointer, dx: dx.pointer, batch: c.batch, params: p.pointer, grads: g.pointer, context: c.context)
+            return y.array + dx.array + g.array
+        }
+        let one = try run(group: 1)
+        for group in [3, 7] {
+            for (i, (a, b)) in zip(try run(group: group), one).enumerated() {
+                XCTAssertLessThanOrEqual(abs(a - b), 1e-5 + 1e-5 * abs(b), "group \(group), value \(i)")
+            }
+        }
+    }
+
     /// Dropout in training: each element is kept with probability 1 - p and
     /// scaled by 1/(1-p); the mask is a function of (seed, layer, step,
     /// global row): the same rows computed in another cut get the same mask,

@@ -54,9 +54,10 @@ size_t pst_topk_indices(const float *x, size_t n, size_t k, uint32_t *idx, uint3
 
 /// Convolution lowering for one sample (channels first): im2col writes the
 /// (c*k*k, oh*ow) matrix of input windows (zeros where the window covers
-/// padding); col2im adds such a matrix back into the (c, h, w) image.
-void pst_im2col(const float *x, int c, int h, int w, int k, int stride, int pad, int oh, int ow, float *col);
-void pst_col2im_add(const float *col, int c, int h, int w, int k, int stride, int pad, int oh, int ow, float *x);
+/// padding) with rows `ld` floats apart (ld >= oh*ow: several samples side
+/// by side); col2im adds such a matrix back into the (c, h, w) image.
+void pst_im2col(const float *x, int c, int h, int w, int k, int stride, int pad, int oh, int ow, size_t ld, float *col);
+void pst_col2im_add(const float *col, int c, int h, int w, int k, int stride, int pad, int oh, int ow, size_t ld, float *x);
 
 /// ReLU's backward: dx = y > 0 ? dy : 0 (branch-free, vectorised).
 void pst_relu_backward(const float *y, const float *dy, float *dx, size_t n);
