@@ -8,7 +8,7 @@ import PSConfig
 // ---------------------------------------------------------------------------
 // Checkpoints (docs/checkpoints.md):
 //   runs/<name>/checkpoints/step-<N>/manifest.json
-//                                    server-<i>.safetensors   (FP32 weights and momentum of its shard)
+//                                    server-<i>.safetensors   (FP32 weights and optimizer state of its shard)
 //                                    worker-<j>.safetensors   (its error-feedback residual, if any)
 //   runs/<name>/checkpoints/LATEST   "step-<N>\n": the newest complete checkpoint
 // Written into checkpoints/.tmp-step-<N>/, every file fsynced, the folder
@@ -205,8 +205,13 @@ public enum CheckpointStore {
     public static func folder(_ runDir: String) -> String { runDir + "/checkpoints" }
 
     /// The FP32 tensors a server file holds for each of its shards: the
-    /// weights ("<name>") and the momentum ("<name>.momentum").
-    public static let serverSuffixes = ["", "momentum"]
+    /// weights ("<name>", suffix "") and each state tensor of the optimizer
+    /// that the checkpoint's configuration names ("<name>.momentum" for SGD,
+    /// "<name>.exp_avg" and "<name>.exp_avg_sq" for Adam and AdamW,
+    /// "<name>.sum" for Adagrad).
+    public static func serverSuffixes(_ m: Manifest, dir: String) throws -> [String] {
+        [""] + Optimizers.make(try m.configuration(folder: dir).train).stateNames
+    }
 
     /// step-<N> folders, oldest first (temporary folders are not listed).
     public static func list(_ runDir: String) -> [(step: Int, path: String)] {
@@ -236,6 +241,7 @@ public enum CheckpointStore {
             if o { throw CheckpointError.invalid("\(dir)/manifest.json: field tensors: the model's element count overflows an Int") }
             return s
         }
+        let serverSuffixes = try serverSuffixes(m, dir: dir)
         for f in m.files {
             let tensors = try readListedFile(dir, m, f.name)
             for t in m.tensors {
@@ -271,7 +277,7 @@ public enum CheckpointStore {
     }
 
     /// Reads the elements [lo, hi) of the model's flat weights (`suffix` "")
-    /// or momentum ("momentum") from the server files of a checkpoint,
+    /// or an optimizer state ("momentum", "exp_avg", ...) from the server files of a checkpoint,
     /// whatever the number of servers that wrote it. The manifest is checked
     /// again and every file read is verified as it is read.
     public static func loadRange(_ dir: String, _ m: Manifest, layout: ModelLayout, suffix: String,

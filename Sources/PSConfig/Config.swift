@@ -164,17 +164,24 @@ public struct Config: Equatable {
     /// string key takes the text as written unless it is a TOML string
     /// (`--set debug.die_at_steps=25` is "25"). Nothing changes if the
     /// override is refused.
-    public mutating func apply(override text: String) throws {
-        guard let eq = text.firstIndex(of: "=") else { throw ConfigError.badOverride(text: text) }
-        let key = text[..<eq].trimmingCharacters(in: .whitespaces)
-        let raw = text[text.index(after: eq)...].trimmingCharacters(in: .whitespaces)
-        var value = TOMLDocument.value(raw) ?? .string(raw)
-        if Config.fields[key]?.kind == .string, case .string = value {} else if Config.fields[key]?.kind == .string {
-            value = .string(raw)
-        }
+    public mutating func apply(override text: String) throws { try apply(overrides: [text]) }
+
+    /// Applies several overrides, then checks the result once: keys that
+    /// depend on each other (model.input and model.layers) can change
+    /// together. Nothing changes if any is refused.
+    public mutating func apply(overrides texts: [String]) throws {
         var c = self
         c.source = "command line"
-        try c.set(key, value)
+        for text in texts {
+            guard let eq = text.firstIndex(of: "=") else { throw ConfigError.badOverride(text: text) }
+            let key = text[..<eq].trimmingCharacters(in: .whitespaces)
+            let raw = text[text.index(after: eq)...].trimmingCharacters(in: .whitespaces)
+            var value = TOMLDocument.value(raw) ?? .string(raw)
+            if Config.fields[key]?.kind == .string, case .string = value {} else if Config.fields[key]?.kind == .string {
+                value = .string(raw)
+            }
+            try c.set(key, value)
+        }
         try c.validate()
         c.source = source
         self = c
@@ -239,6 +246,7 @@ public struct Config: Equatable {
         if !(scaler.minScale <= scaler.initialScale && scaler.initialScale <= scaler.maxScale) {
             throw bad("scaler.initial", "= \(scaler.initialScale) must lie in [scaler.min, scaler.max] = [\(scaler.minScale), \(scaler.maxScale)]")
         }
+        try train.validate(bad)
         if data.kind == .synthetic {
             for (key, n) in [("data.synthetic_train", data.syntheticTrain), ("data.synthetic_test", data.syntheticTest)] where n * model.inputSize > Config.maxDatasetBytes {
                 throw bad(key, "= \(n) samples of model.input = \(model.inputSize) bytes is \(n * model.inputSize) bytes, more than the \(Config.maxDatasetBytes) allowed")
@@ -257,21 +265,22 @@ public struct Config: Equatable {
         if specs.count > Config.maxLayers {
             throw bad("model.layers", "has \(specs.count) layers, more than the \(Config.maxLayers) allowed")
         }
-        let inputSize = model.inputSize, batchSize = train.batchSize
-        // Each entry was checked against its kind (and its keys' ranges) when read.
+        let inputSize = model.inputSize, batchSize = train.stepBatch
+        // Each entry was checked against its kind (and its keys' ranges)
+        // when read; here the shapes each layer gets are checked.
         let layers: [Layer]
-        switch LayerKinds.build(specs, inputSize: inputSize) {
+        switch LayerKinds.build(specs, input: model.inputShape) {
         case .success(let l): layers = l
         case .failure(let p): throw ConfigError.badLayer(source: source, index: p.index, at: nil, problem: .kind(p.problem))
         }
         let parameters = layers.reduce(0) { $0 + $1.parameters.reduce(0) { $0 + $1.count } }
         let widest = layers.reduce(inputSize) { max($0, $1.outputSize) }
         if parameters > Config.maxParameters {
-            throw bad("model.layers", "with model.input = \(inputSize) has \(parameters) parameters, more than the \(Config.maxParameters) (2^28) allowed")
+            throw bad("model.layers", "with model.input = \(model.inputShape.shapeText) has \(parameters) parameters, more than the \(Config.maxParameters) (2^28) allowed")
         }
-        let rows = max(batchSize, Model.minimumCapacity)
+        let rows = max(train.microbatch > 0 ? min(train.microbatch, batchSize) : batchSize, Model.minimumCapacity)
         if rows * widest > Config.maxActivationElements {
-            throw bad("train.batch_size", "= \(batchSize) with a layer \(widest) wide needs an activation buffer of \(rows) x \(widest) = \(rows * widest) "
+            throw bad("train.batch_size", "= \(batchSize) rows per step with a layer \(widest) wide needs an activation buffer of \(rows) x \(widest) = \(rows * widest) "
                 + "elements, more than the \(Config.maxActivationElements) (2^28) allowed; use a smaller batch or narrower layers")
         }
     }

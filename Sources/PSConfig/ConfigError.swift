@@ -17,8 +17,8 @@ public enum LayerProblem: Equatable {
     case notATable(ConfigValue)
     /// The table has no string key `type`.
     case missingType
-    /// A key other than `type` whose value is not an integer.
-    case notAnInteger(String, ConfigValue)
+    /// A key other than `type` whose value is not a number.
+    case notANumber(String, ConfigValue)
     /// What the layer kind says is wrong (LayerKinds.check).
     case kind(LayerEntryProblem)
 }
@@ -75,8 +75,8 @@ public enum ConfigError: UserFacingError, Equatable {
                 return "\(w): model.layers[\(n)] must be an inline table such as {type = \"relu\"}, not \(v.typeName)"
             case .missingType:
                 return "\(w): model.layers[\(n)] needs a string key 'type' (\(ConfigError.list(LayerKinds.types.map { "\"\($0)\"" })))"
-            case .notAnInteger(let key, let v):
-                return "\(w): model.layers[\(n)] key '\(key)' must be an integer, not \(v.typeName) \(v)"
+            case .notANumber(let key, let v):
+                return "\(w): model.layers[\(n)] key '\(key)' must be a number, not \(v.typeName) \(v)"
             case .kind(let p):
                 return "\(w): model.layers[\(n)] \(p.text)"
             }

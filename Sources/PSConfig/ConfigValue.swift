@@ -51,14 +51,6 @@ public indirect enum ConfigValue: Equatable, CustomStringConvertible {
     }
 }
 
-/// A float as TOML writes it: Swift's shortest round-trip digits, with ".0"
-/// added to integral values, and inf / -inf / nan.
-func tomlFloat(_ d: Double) -> String {
-    if d.isNaN { return "nan" }
-    if d.isInfinite { return d < 0 ? "-inf" : "inf" }
-    let s = "\(d)"
-    return s.contains(".") || s.contains("e") ? s : s + ".0"
-}
 
 /// A TOML basic string literal: JSON's escapes, plus \u007f (TOML allows no
 /// raw DEL in a basic string; the old reader let it through).

@@ -11,7 +11,7 @@ import PSData
 extension Model {
     /// The network of `[model]`, with activation buffers for `capacity` rows.
     public convenience init(_ model: ModelSection, capacity: Int) throws {
-        try self.init(inputSize: model.inputSize, entries: model.layers, capacity: capacity)
+        try self.init(input: model.inputShape, entries: model.layers, capacity: capacity)
     }
 }
 
@@ -47,9 +47,29 @@ extension DataSplit {
 
 /// The optimizers a configuration can name.
 public enum Optimizers {
-    /// The servers' optimizer for `[train]`: SGD with momentum
-    /// (`train.momentum`, `train.weight_decay`), the only one today.
+    /// The servers' optimizer for `[train]` (train.optimizer and its keys).
     public static func make(_ train: TrainSection) -> Optimizer {
-        SGD(momentum: Float(train.momentum), weightDecay: Float(train.weightDecay))
+        let wd = train.weightDecay, eps = train.effectiveEps
+        switch train.optimizer {
+        case .sgd: return SGD(momentum: Float(train.momentum), weightDecay: Float(wd), nesterov: train.nesterov)
+        case .adam: return Adam(beta1: train.beta1, beta2: train.beta2, eps: eps, weightDecay: wd)
+        case .adamw: return AdamW(beta1: train.beta1, beta2: train.beta2, eps: eps, weightDecay: wd)
+        case .adagrad: return Adagrad(eps: eps, weightDecay: wd)
+        }
+    }
+}
+
+extension LRSchedule {
+    /// The schedule of `[train]`: train.lr, train.lr_schedule (with
+    /// train.lr_step_every and train.lr_gamma), train.warmup_steps.
+    public init(_ train: TrainSection) {
+        let decay: Decay
+        switch train.lrSchedule {
+        case .constant: decay = .constant
+        case .cosine: decay = .cosine
+        case .step: decay = .step(every: train.lrStepEvery, gamma: train.lrGamma)
+        case .linear: decay = .linear
+        }
+        self.init(lr: train.lr, decay: decay, warmupSteps: train.warmupSteps)
     }
 }

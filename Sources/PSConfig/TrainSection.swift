@@ -9,11 +9,22 @@ extension Precision: ConfigChoice {
 
 /// [train]: the optimisation.
 public struct TrainSection: ConfigSection {
-    public enum LRSchedule: String, ConfigChoice {
+    /// train.lr_schedule (LRSchedule in PSNumerics has the formulas).
+    public enum ScheduleKind: String, ConfigChoice {
         case constant
         /// From lr down to 0 over the run.
         case cosine
-        static let choices: [LRSchedule] = [.constant, .cosine]
+        /// Times train.lr_gamma every train.lr_step_every steps.
+        case step
+        /// Linearly from lr down to 0 over the run.
+        case linear
+        static let choices: [ScheduleKind] = [.constant, .cosine, .step, .linear]
+    }
+
+    /// train.optimizer
+    public enum OptimizerKind: String, ConfigChoice {
+        case sgd, adam, adamw, adagrad
+        static let choices: [OptimizerKind] = [.sgd, .adam, .adamw, .adagrad]
     }
 
     /// train.epochs
@@ -25,7 +36,7 @@ public struct TrainSection: ConfigSection {
     /// train.lr
     public internal(set) var lr = 0.05
     /// train.lr_schedule
-    public internal(set) var lrSchedule = LRSchedule.cosine
+    public internal(set) var lrSchedule = ScheduleKind.cosine
     /// train.momentum
     public internal(set) var momentum = 0.9
     /// train.weight_decay
@@ -35,14 +46,58 @@ public struct TrainSection: ConfigSection {
     public internal(set) var seed: UInt64 = 1
     /// train.precision
     public internal(set) var precision = Precision.fp32
+    /// train.optimizer
+    public internal(set) var optimizer = OptimizerKind.sgd
+    /// train.nesterov (SGD only)
+    public internal(set) var nesterov = false
+    /// train.beta1, train.beta2 (Adam, AdamW)
+    public internal(set) var beta1 = 0.9
+    public internal(set) var beta2 = 0.999
+    /// train.eps (0: the optimizer's PyTorch default, `effectiveEps`)
+    public internal(set) var eps = 0.0
+    /// train.clip_norm (0: off)
+    public internal(set) var clipNorm = 0.0
+    /// train.warmup_steps
+    public internal(set) var warmupSteps = 0
+    /// train.lr_step_every, train.lr_gamma (lr_schedule = "step")
+    public internal(set) var lrStepEvery = 0
+    public internal(set) var lrGamma = 0.1
+    /// train.accumulate: microbatches per push (gradient accumulation).
+    public internal(set) var accumulate = 1
+    /// train.microbatch: the most rows a worker computes at once (0: its
+    /// slice of the step divided into train.accumulate parts).
+    public internal(set) var microbatch = 0
+
+    /// Rows of one step (one push per worker): batch_size x accumulate.
+    public var stepBatch: Int { batchSize * accumulate }
 
     public init() {}
 
     /// The learning rate of step `step` of a run of `total` steps.
     public func learningRate(step: Int, total: Int) -> Double {
-        switch lrSchedule {
-        case .cosine: return lr * 0.5 * (1 + cos(Double.pi * Double(step) / Double(max(total, 1))))
-        case .constant: return lr
+        LRSchedule(self).rate(step: step, total: total)
+    }
+
+    /// The eps the optimizer uses: train.eps, or when it is 0 PyTorch's
+    /// default for the optimizer (1e-8 for Adam and AdamW, 1e-10 for Adagrad).
+    public var effectiveEps: Double {
+        if eps > 0 { return eps }
+        return optimizer == .adagrad ? Adagrad.defaultEps : 1e-8
+    }
+
+    /// Whether gradients are clipped to a global norm.
+    public var clips: Bool { clipNorm > 0 }
+
+    /// The rules across the keys of this section (Config.validate).
+    func validate(_ bad: (String, String) -> ConfigError) throws {
+        if nesterov && optimizer != .sgd {
+            throw bad("train.nesterov", "= true applies to train.optimizer = \"sgd\" only (this configuration has \"\(optimizer.rawValue)\"); remove it")
+        }
+        if nesterov && momentum == 0 {
+            throw bad("train.nesterov", "= true needs train.momentum > 0 (PyTorch's rule: Nesterov momentum without momentum is plain SGD); set train.momentum or remove train.nesterov")
+        }
+        if lrSchedule == .step && lrStepEvery == 0 {
+            throw bad("train.lr_step_every", "must be set (steps between decays, at least 1) with train.lr_schedule = \"step\"")
         }
     }
 
@@ -51,15 +106,28 @@ public struct TrainSection: ConfigSection {
         .integer("epochs", \.epochs, .closed(1, 1_000_000), "passes over the training set"),
         .integer("max_steps", \.maxSteps, Config.steps, "stop after this many steps (0: no limit)"),
         .integer("batch_size", \.batchSize, .closed(1, Double(Config.maxWidth)), "global batch, split over the workers"),
-        .number("lr", \.lr, .openClosed(0, 1000), "learning rate (SGD)"),
-        .choice("lr_schedule", \.lrSchedule, "\"constant\", or \"cosine\" (decay from train.lr to 0 over the run)"),
+        .number("lr", \.lr, .openClosed(0, 1000), "learning rate (the peak, after any warmup)"),
+        .choice("lr_schedule", \.lrSchedule, "\"constant\", \"cosine\" (from train.lr to 0 over the run), \"step\" (times train.lr_gamma every train.lr_step_every steps) or \"linear\" (from train.lr to 0)"),
         .number("momentum", \.momentum, .closedOpen(0, 1), "SGD momentum"),
-        .number("weight_decay", \.weightDecay, .closed(0, 1), "L2 weight decay, added to the gradient"),
+        .number("weight_decay", \.weightDecay, .closed(0, 1), "weight decay: L2 added to the gradient (sgd, adam, adagrad), decoupled (adamw)"),
         ConfigKey(name: "seed", kind: .integer, range: nil, doc: "seeds initialisation and the per-epoch shuffle",
                   read: { .integer(Int(Int64(bitPattern: $0.seed))) }) { s, v, ctx in
             guard case .integer(let i) = v else { throw ctx.wrongType(v, "an integer") }
             s.seed = UInt64(bitPattern: Int64(i))
         },
         .choice("precision", \.precision, "\"fp32\", \"fp16\" or \"bf16\": what workers hold and send (servers keep FP32 masters)"),
+        .choice("optimizer", \.optimizer, "\"sgd\", \"adam\", \"adamw\" or \"adagrad\" (torch.optim's of the same name)"),
+        .flag("nesterov", \.nesterov, "Nesterov momentum (sgd only)"),
+        .number("beta1", \.beta1, .closedOpen(0, 1), "Adam's and AdamW's first-moment decay"),
+        .number("beta2", \.beta2, .closedOpen(0, 1), "Adam's and AdamW's second-moment decay"),
+        .number("eps", \.eps, .closed(0, 1), "added to the denominator (adam, adamw, adagrad); 0: PyTorch's default, 1e-8 (adam, adamw) or 1e-10 (adagrad)"),
+        .number("clip_norm", \.clipNorm, .closed(0, 1e9), "clip the global gradient norm to this (0: off), as torch.nn.utils.clip_grad_norm_"),
+        .integer("warmup_steps", \.warmupSteps, Config.steps, "linear warmup from train.lr / warmup_steps to train.lr over these first steps"),
+        .integer("lr_step_every", \.lrStepEvery, Config.steps, "lr_schedule = \"step\": steps between decays"),
+        .number("lr_gamma", \.lrGamma, .openClosed(0, 1), "lr_schedule = \"step\": the factor of each decay"),
+        .integer("accumulate", \.accumulate, .closed(1, 1024),
+                 "microbatches of train.batch_size per optimizer step: each worker sums their gradients and pushes once"),
+        .integer("microbatch", \.microbatch, .closed(0, Double(Config.maxWidth)),
+                 "the most rows a worker computes at once (0: its slice of the step divided into train.accumulate parts)"),
     ]
 }

@@ -151,7 +151,7 @@ public struct RunReport {
             servers: hello?.servers ?? servers.count, workers: hello?.workers ?? workers.count,
             model: modelDescription(), precision: lastStart?.precision ?? config?.train.precision.rawValue ?? "fp32",
             compression: workers.first?.records(WorkerStartRecord.self).last?.compression ?? "?",
-            batchSize: config?.train.batchSize ?? 0, stepsDone: stepsDone, stepsTotal: stepsTotal,
+            batchSize: config?.train.stepBatch ?? 0, stepsDone: stepsDone, stepsTotal: stepsTotal,
             epochsDone: evals.last?.epoch ?? stepsDone / max(perEpoch, 1), epochsTotal: config?.train.epochs ?? 0,
             trainingSeconds: trainSeconds, samplesPerSecond: Double(samples) / max(trainSeconds, 1e-9),
             finalAccuracy: evals.last?.accuracy, bestAccuracy: evals.map { $0.accuracy }.max(), evals: evals,
@@ -242,11 +242,15 @@ public struct RunReport {
         }
     }
 
-    /// "MLP 784-256-128-10": the input and the layers' widths.
+    /// "MLP 784-256-128-10" (the input and the dense layers' widths) for a
+    /// network of dense layers and activations; otherwise the input shape
+    /// and the layer types: "[1, 28, 28] conv2d-relu-maxpool2d-...-dense".
     func modelDescription() -> String {
         guard let c = config, !c.model.layers.isEmpty else { return "?" }
+        let plain = c.model.inputShape.count == 1 && c.model.layers.allSatisfy { ["dense", "relu", "tanh", "sigmoid", "gelu"].contains($0.type) }
+        guard plain else { return c.model.inputShape.shapeText + " " + c.model.layers.map(\.type).joined(separator: "-") }
         var dims = [c.model.inputSize]
-        for e in c.model.layers { if let u = e.options["units"] { dims.append(u) } }
+        for e in c.model.layers where e.options["units"] != nil { dims.append(e.int("units")) }
         return "MLP " + dims.map(String.init).joined(separator: "-")
     }
 

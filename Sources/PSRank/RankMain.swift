@@ -186,7 +186,7 @@ public enum RankMain {
             do {
                 let args = try parse(Array(CommandLine.arguments.dropFirst()))
                 config = try Config.load(path: args.config)
-                for o in args.overrides { try config.apply(override: o) }
+                try config.apply(overrides: args.overrides)
                 runDir = args.runDir ?? "runs/mpirun-\(Int(Date().timeIntervalSince1970))"
                 try RankHello.checkRunDir(runDir)
                 if let r = args.resume { resume = (r, try CheckpointStore.verify(r)) }

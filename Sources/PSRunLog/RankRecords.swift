@@ -170,19 +170,22 @@ public struct ServerStepRecord: StepRecord, Equatable {
     public var samplesPerS: Double
     /// With debug.digest_every_step: the shard's parameters after the step.
     public var paramsDigest: String?
+    /// With train.clip_norm: the global norm of the unscaled gradient,
+    /// before clipping (absent on a step that overflowed).
+    public var gradNorm: Double?
     enum CodingKeys: String, CodingKey {
         case step, epoch, loss, fp32Bytes = "fp32_bytes", encodeS = "encode_s", decodeS = "decode_s", lr, lossScale = "loss_scale",
              skipped, overflow, samples, stepS = "step_s", waitS = "wait_s", applyS = "apply_s", bytesRecv = "bytes_recv",
-             bytesSent = "bytes_sent", samplesPerS = "samples_per_s", paramsDigest = "params_digest"
+             bytesSent = "bytes_sent", samplesPerS = "samples_per_s", paramsDigest = "params_digest", gradNorm = "grad_norm"
     }
 
     public init(step: Int, epoch: Int, loss: Double?, fp32Bytes: Int, encodeS: Double, decodeS: Double, lr: Double, lossScale: Double,
                 skipped: Int, overflow: Bool, samples: Int, stepS: Double, waitS: Double, applyS: Double, bytesRecv: Int, bytesSent: Int,
-                samplesPerS: Double, paramsDigest: String?) {
+                samplesPerS: Double, paramsDigest: String?, gradNorm: Double? = nil) {
         self.step = step; self.epoch = epoch; self.loss = loss; self.fp32Bytes = fp32Bytes; self.encodeS = encodeS; self.decodeS = decodeS
         self.lr = lr; self.lossScale = lossScale; self.skipped = skipped; self.overflow = overflow; self.samples = samples
         self.stepS = stepS; self.waitS = waitS; self.applyS = applyS; self.bytesRecv = bytesRecv; self.bytesSent = bytesSent
-        self.samplesPerS = samplesPerS; self.paramsDigest = paramsDigest
+        self.samplesPerS = samplesPerS; self.paramsDigest = paramsDigest; self.gradNorm = gradNorm
     }
 }
 

@@ -23,3 +23,12 @@ public func jsonQuote(_ v: String, escapingDEL: Bool = false) -> String {
     }
     return s + "\""
 }
+
+/// A float as TOML writes it: Swift's shortest round-trip digits, with ".0"
+/// added to integral values, and inf / -inf / nan.
+public func tomlFloat(_ d: Double) -> String {
+    if d.isNaN { return "nan" }
+    if d.isInfinite { return d < 0 ? "-inf" : "inf" }
+    let s = "\(d)"
+    return s.contains(".") || s.contains("e") ? s : s + ".0"
+}

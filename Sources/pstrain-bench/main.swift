@@ -1,5 +1,7 @@
 // pstrain-bench: micro-benchmarks of the hot paths, run by scripts/bench.
 //   pstrain-bench compute [--batch N] [--iters N]   forward+backward of the default MLP
+//   pstrain-bench layers [--config FILE] [--batch N] each layer's forward and backward
+//   pstrain-bench peak [--n N] [--threads T]         FP32 peak: a large square sgemm
 import CBLAS
 import Foundation
 import CPSKernels
@@ -17,6 +19,15 @@ func seconds(_ body: () -> Void) -> Double {
     let t0 = DispatchTime.now().uptimeNanoseconds
     body()
     return Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9
+}
+
+/// The calling thread's CPU time of `body`: robust to other load on the machine.
+func cpuSeconds(_ body: () -> Void) -> Double {
+    var a = timespec(), b = timespec()
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &a)
+    body()
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &b)
+    return Double(b.tv_sec - a.tv_sec) + Double(b.tv_nsec - a.tv_nsec) * 1e-9
 }
 
 func median(_ xs: [Double]) -> Double { let s = xs.sorted(); return s[s.count / 2] }
@@ -47,6 +58,93 @@ func benchCompute(batch: Int, iters: Int) throws {
         for _ in 0..<iters { f.append(seconds { l.forward(x: m.acts[i].pointer, y: m.acts[i + 1].pointer, batch: batch, params: params.pointer) }) }
         print(String(format: "  layer %d %@ forward %.3f ms", i, l.kind, median(f) * 1e3))
     }
+}
+
+/// Forward and backward of each layer of the model in a configuration file
+/// (default: the default MLP), one core, with the FLOP rate of the layers
+/// that multiply (dense, conv2d: 2 x multiply-adds, backward 2x forward).
+func benchLayers(config path: String?, batch: Int, iters: Int) throws {
+    openblas_set_num_threads(1)
+    let cfg = try path.map { try Config.load(path: $0) } ?? Config()
+    let m = try Model(cfg.model, capacity: batch)
+    let n = m.layout.totalCount
+    let params = FloatBuffer(count: n), grads = FloatBuffer(count: n)
+    m.layout.initialize(seed: 1, range: 0, n, into: params.pointer)
+    for i in 0..<(batch * m.inputSize) { m.input[i] = CounterRNG.uniform(seed: 3, stream: 0, index: UInt64(i)) }
+    var total = 0.0, totalFlops = 0.0
+    var off = 0
+    print("layers   \(path ?? "default MLP"), batch \(batch), one core (median thread CPU time of \(iters))")
+    for (i, l) in m.layers.enumerated() {
+        let p = params.pointer + off, g = grads.pointer + off
+        off += l.parameters.reduce(0) { $0 + $1.count }
+        let x = m.acts[i].pointer, y = m.acts[i + 1].pointer
+        let dy = FloatBuffer(count: batch * l.outputSize), dx = FloatBuffer(count: batch * l.inputSize)
+        let f = median((0..<iters).map { _ in cpuSeconds { l.forward(x: x, y: y, batch: batch, params: p) } })
+        let b = median((0..<iters).map { _ in cpuSeconds { l.backward(x: x, y: y, dy: dy.pointer, dx: i > 0 ? dx.pointer : nil, batch: batch, params: p, grads: g) } })
+        var macs = 0.0
+        if let d = l as? Dense { macs = Double(d.inputSize * d.outputSize) }
+        if let c = l as? Conv2d { macs = Double(c.outputSize * c.inputShape[0] * c.k * c.k) }
+        let flops = 2 * macs * Double(batch) * (i > 0 ? 3 : 2)
+        total += f + b; totalFlops += flops
+        print(String(format: "  %2d %-10@ %@ -> %@  forward %8.3f ms  backward %8.3f ms%@", i, l.kind, l.inputShape.shapeText, l.outputShape.shapeText,
+                     f * 1e3, b * 1e3, macs > 0 ? String(format: "  %.1f GFLOP/s", flops / (f + b) / 1e9) : ""))
+    }
+    print(String(format: "  total %.3f ms per step of %d rows: %.0f samples/s per core, %.1f GFLOP/s in the multiplying layers",
+                 total * 1e3, batch, Double(batch) / total, totalFlops / total / 1e9))
+    // conv2d lowers groups of samples into one sgemm; one sample at a time, for comparison.
+    off = 0
+    for (i, l) in m.layers.enumerated() {
+        let p = params.pointer + off, g = grads.pointer + off
+        off += l.parameters.reduce(0) { $0 + $1.count }
+        guard let c = l as? Conv2d else { continue }
+        let x = m.acts[i].pointer, y = m.acts[i + 1].pointer
+        let dy = FloatBuffer(count: batch * l.outputSize), dx = FloatBuffer(count: batch * l.inputSize)
+        for group in [1, 4, Conv2d.largestGroup(c.c * c.k * c.k * c.oh * c.ow, batch), 1] {
+            c.group = group
+            let f = median((0..<iters).map { _ in cpuSeconds { l.forward(x: x, y: y, batch: batch, params: p) } })
+            let b = median((0..<iters).map { _ in cpuSeconds { l.backward(x: x, y: y, dy: dy.pointer, dx: i > 0 ? dx.pointer : nil, batch: batch, params: p, grads: g) } })
+            print(String(format: "  %2d conv2d lowering %3d sample(s) at a time: forward %8.3f ms  backward %8.3f ms", i, group, f * 1e3, b * 1e3))
+        }
+    }
+}
+
+/// The FP32 peak this machine reaches in practice: C = A B for square n x n
+/// matrices (2 n^3 FLOPs) on `threads` OpenBLAS threads, median of `iters`
+/// after one warm-up product. The rate per second of CPU time (the process's,
+/// all threads) is a core's rate whatever else runs on a shared machine;
+/// times the cores it is the machine's peak, the denominator of "fraction
+/// of peak" (docs/benchmarks.md). The rate per second of wall time is
+/// printed beside it: lower when the cores were busy with something else.
+func benchPeak(n: Int, iters: Int, threads: Int) {
+    openblas_set_num_threads(Int32(threads))
+    let a = FloatBuffer(count: n * n), b = FloatBuffer(count: n * n), c = FloatBuffer(count: n * n)
+    for i in 0..<(n * n) {
+        a.pointer[i] = CounterRNG.uniform(seed: 7, stream: 1, index: UInt64(i)) - 0.5
+        b.pointer[i] = CounterRNG.uniform(seed: 7, stream: 2, index: UInt64(i)) - 0.5
+    }
+    let N = Int32(n)
+    func product() { cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, N, N, 1, a.pointer, N, b.pointer, N, 0, c.pointer, N) }
+    product()
+    var wall: [Double] = [], cpu: [Double] = []
+    for _ in 0..<iters {
+        let c0 = cpuSeconds()
+        wall.append(seconds(product))
+        cpu.append(cpuSeconds() - c0)
+    }
+    let flop = 2 * pow(Double(n), 3), perCore = flop / median(cpu) / 1e9, cores = ProcessInfo.processInfo.activeProcessorCount
+    print(String(format: "peak     sgemm %dx%dx%d, %d thread(s), OpenBLAS %@ kernels, median of %d: %.1f GFLOP/s per CPU second x %d cores "
+                 + "= %.1f GFLOP/s FP32 machine peak (%.1f GFLOP/s of wall time, %.1f ms a product)",
+                 n, n, n, threads, BLASInfo.coreName, iters, perCore, cores, perCore * Double(cores), flop / median(wall) / 1e9, median(wall) * 1e3))
+    if let core = BLASInfo.recommendedCoreType() {
+        print("peak     warning: OpenBLAS runs generic kernels on this CPU; OPENBLAS_CORETYPE=\(core) gives the real peak (pstrain launch sets it)")
+    }
+}
+
+/// CPU seconds this process has used, all threads.
+func cpuSeconds() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
 }
 
 /// The frame checksum's candidates from libxxhash on `bytes` bytes, next to
@@ -178,7 +276,13 @@ case "runlog":
     try benchRunLog(records: opt("--records", 20000))
 case "compute":
     try benchCompute(batch: opt("--batch", 64), iters: opt("--iters", 200))
+case "layers":
+    var path: String? = nil
+    if let i = args.firstIndex(of: "--config"), i + 1 < args.count { path = args[i + 1] }
+    try benchLayers(config: path, batch: opt("--batch", 32), iters: opt("--iters", 20))
+case "peak":
+    benchPeak(n: opt("--n", 2048), iters: opt("--iters", 10), threads: opt("--threads", 1))
 default:
-    print("usage: pstrain-bench compute [--batch N] [--iters N] | memory [--bytes N] | convert [--count N] | codec [--count N] | checkpoint-load [RUN_DIR] | runlog [--records N]")
+    print("usage: pstrain-bench compute [--batch N] [--iters N] | layers [--config FILE] [--batch N] [--iters N] | peak [--n N] [--iters N] [--threads T] | memory [--bytes N] | convert [--count N] | codec [--count N] | checkpoint-load [RUN_DIR] | runlog [--records N]")
     exit(2)
 }

@@ -83,8 +83,10 @@ struct Ckpt: ParsableCommand {
             let tensors = layout.tensors.map {
                 Safetensors.Tensor(name: $0.name, shape: $0.spec.shape, floats: UnsafeBufferPointer(start: all.pointer + $0.offset, count: $0.count))
             } + normalization
-            let bytes = Safetensors.encode(tensors, metadata: ["format": "pstrain-model", "step": String(chosen.manifest.step),
-                                                               "layers": cfg.model.layersTOML])
+            var metadata = ["format": "pstrain-model", "step": String(chosen.manifest.step), "layers": cfg.model.layersTOML]
+            // The sample shape of image models ("[1, 28, 28]"); flat models keep the exports they always had.
+            if cfg.model.inputShape.count > 1 { metadata["input"] = cfg.model.inputShape.shapeText }
+            let bytes = Safetensors.encode(tensors, metadata: metadata)
             if FileManager.default.fileExists(atPath: out) { try FileManager.default.removeItem(atPath: out) }
             try userFacing { try Durable.writeNew(out, bytes) }
             print("pstrain: wrote \(out): \(tensors.count) tensors, \(layout.totalCount) parameters\(normalization.isEmpty ? "" : " and the data's standardisation"), from \((chosen.path as NSString).lastPathComponent)")

@@ -61,7 +61,7 @@ struct Launch: ParsableCommand {
             var cfg = try config.map { try Config.load(path: $0) } ?? Config()
             if let e = epochs { try cfg.apply(override: "train.epochs=\(e)") }
             if let p = precision { try cfg.apply(override: "train.precision=\"\(p)\"") }
-            for o in overrides { try cfg.apply(override: o) }
+            try cfg.apply(overrides: overrides)
             if isatty(1) != 0 && !overrides.contains(where: { $0.hasPrefix("run.progress_seconds") }) {
                 try cfg.apply(override: "run.progress_seconds=0.5")   // a live bar on a terminal
             }

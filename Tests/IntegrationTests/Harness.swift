@@ -173,10 +173,11 @@ enum Harness {
     static func records<R>(_ path: String, _ type: R.Type) -> [R] { LogFile(path: path)?.records(type) ?? [] }
 
     /// Everything a run ends with, per rank, from the `done` records:
-    /// servers their FP32 master weights, momentum and loss-scaler state;
-    /// workers their parameters and top-k residual. A rank without a `done`
-    /// record gives "missing ...", a last `done` record that does not read as
-    /// its type (a field missing) or has no momentum digest "...=absent", so
+    /// servers their FP32 master weights, optimizer state (each tensor's
+    /// digest: SGD's momentum, Adam's exp_avg and exp_avg_sq, ...) and
+    /// loss-scaler state; workers their parameters and top-k residual. A
+    /// rank without a `done` record gives "missing ...", a last `done` record
+    /// that does not read as its type (a field missing) or has no state digest "...=absent", so
     /// two runs that both failed never compare equal by accident.
     static func finalState(_ run: String, servers: Int, workers: Int) -> [String] {
         let names = (0..<servers).map { "server-\($0)" } + (0..<workers).map { "worker-\($0)" }
@@ -187,8 +188,10 @@ enum Harness {
             let fields: [(String, String?)]
             if name.hasPrefix("server") {
                 guard let done = last.record as? ServerDoneRecord else { return "\(name) done=absent (it does not read as a server's done record)" }
-                fields = [("params_digest", done.paramsDigest), ("momentum_digest", done.stateDigest("momentum")),
-                          ("loss_scale", "\(done.lossScale)"), ("skipped", "\(done.skipped)"), ("steps", "\(done.steps)")]
+                let states: [(String, String?)] = done.stateDigests.isEmpty ? [("state_digest", nil)]
+                    : done.stateDigests.map { ("\($0.name)_digest", $0.digest) }
+                fields = [("params_digest", done.paramsDigest)] + states
+                    + [("loss_scale", "\(done.lossScale)"), ("skipped", "\(done.skipped)"), ("steps", "\(done.steps)")]
             } else {
                 guard let done = last.record as? WorkerDoneRecord else { return "\(name) done=absent (it does not read as a worker's done record)" }
                 fields = [("params_digest", done.paramsDigest), ("residual_digest", done.residualDigest), ("steps", "\(done.steps)")]

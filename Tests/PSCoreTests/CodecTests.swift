@@ -25,7 +25,7 @@ func realGradients(steps: Int = 20) throws -> [Float] {
     for step in 0..<steps {
         data.train.gather((step * batch)..<((step + 1) * batch), into: m.input, labels: labels)
         _ = m.trainStep(batch: batch, labels: labels, gradScale: 1 / Float(batch), params: params.pointer, grads: grads.pointer)
-        sgd.apply(weights: params.pointer, state: [vel.pointer], grads: grads.pointer, count: n, gradScale: 1, lr: 0.05)
+        sgd.apply(weights: params.pointer, state: [vel.pointer], grads: grads.pointer, count: n, step: OptimizerStep(lr: 0.05, gradScale: 1, t: 1))
     }
     return grads.array
 }

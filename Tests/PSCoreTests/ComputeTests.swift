@@ -116,7 +116,7 @@ final class GradientCheckTests: XCTestCase {
 
     func testSGDMatchesTheFormula() {
         let w = FloatBuffer([1, -2]), v = FloatBuffer([0.5, 0]), g = FloatBuffer([0.1, 0.2])
-        SGD(momentum: 0.9, weightDecay: 0.01).apply(weights: w.pointer, state: [v.pointer], grads: g.pointer, count: 2, gradScale: 1, lr: 0.1)
+        SGD(momentum: 0.9, weightDecay: 0.01).apply(weights: w.pointer, state: [v.pointer], grads: g.pointer, count: 2, step: OptimizerStep(lr: 0.1, gradScale: 1, t: 1))
         // v = 0.9*0.5 + (0.1 + 0.01*1) = 0.56; w = 1 - 0.056
         XCTAssertEqual(v[0], 0.56, accuracy: 1e-6)
         XCTAssertEqual(w[0], 0.944, accuracy: 1e-6)

@@ -268,13 +268,14 @@ final class ConfigTests: XCTestCase {
     func testModelSizesAreBounded() {
         XCTAssertEqual(message(layers([784 * 100, 10])), "", "a 62M-parameter model is fine")
         XCTAssertTrue(message(layers([(1 << 20) + 1, 10])).contains("b.toml: model.layers[0].units = 1048577 is out of range: it must be an integer in [1, 1048576]"))
-        XCTAssertTrue(message("[model]\ninput = 1099511627776\n").contains("model.input = 1099511627776 is out of range"))
+        XCTAssertTrue(message("[model]\ninput = 1099511627776\n").contains("key 'model.input' must be a positive integer or an array of 1 to 3 integers in [1, 1048576]"))
+        XCTAssertTrue(message("[model]\ninput = [64, 128, 256]\n").contains("model.input = [64, 128, 256] has 2097152 elements per sample, more than the 1048576 allowed"))
         // 1024 x 1048576 weights: 2^30 parameters.
         let big = message("[model]\ninput = 1024\n" + layers([1 << 20, 10]).dropFirst(8))
         XCTAssertTrue(big.contains("has 1085276170 parameters, more than the 268435456 (2^28) allowed"), big)
         // 2^20 rows of a 1024-wide layer: 2^30 activations.
         let acts = message("[train]\nbatch_size = 1048576\n" + layers([1024, 10]))
-        XCTAssertTrue(acts.contains("train.batch_size = 1048576 with a layer 1024 wide needs an activation buffer of 1048576 x 1024"), acts)
+        XCTAssertTrue(acts.contains("train.batch_size = 1048576 rows per step with a layer 1024 wide needs an activation buffer of 1048576 x 1024"), acts)
         let many = "[model]\nlayers = [" + String(repeating: "{type = \"relu\"}, ", count: 1000) + "{type = \"dense\", units = 10}]\n"
         XCTAssertTrue(message(many).contains("model.layers has 1001 layers, more than the 1000 allowed"))
         let synth = message("[data]\nkind = \"synthetic\"\nsynthetic_train = 1000000\n[model]\ninput = 4096\n")
@@ -292,7 +293,7 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(try m.configuration(folder: "/r/step-5"), Config())
         m.config = Config().canonicalTOML.replacingOccurrences(of: "input = 784", with: "input = 1099511627776")
         XCTAssertThrowsError(try m.configuration(folder: "/r/step-5")) { e in
-            XCTAssertTrue("\(e)".hasPrefix("/r/step-5/manifest.json (config): model.input = 1099511627776 is out of range"), "\(e)")
+            XCTAssertTrue("\(e)".hasPrefix("/r/step-5/manifest.json (config):2:1: key 'model.input' must be a positive integer"), "\(e)")
         }
         m.config = Config().canonicalTOML.replacingOccurrences(of: "lr = 0.05", with: "lr = nan")
         XCTAssertThrowsError(try m.configuration(folder: "/r/step-5")) { e in XCTAssertTrue("\(e)".contains("train.lr = nan"), "\(e)") }
@@ -330,12 +331,12 @@ final class ConfigTests: XCTestCase {
         let text = "[model]\nlayers = [\n  { type = \"dense\", units = 64 },\n  { type = \"conv\" },\n  { type = \"dense\", units = 10 },\n]\n"
         XCTAssertThrowsError(try Config.parse(text, source: "net.toml")) { e in
             XCTAssertEqual(e as? ConfigError, .badLayer(source: "net.toml", index: 1, at: SourcePosition(line: 4, column: 3),
-                                                        problem: .kind(.unknownType("conv", known: ["dense", "relu"]))))
-            XCTAssertEqual("\(e)", "net.toml:4:3: model.layers[1] has unknown type 'conv' (known: dense, relu)")
+                                                        problem: .kind(.unknownType("conv", known: LayerKinds.types))))
+            XCTAssertEqual("\(e)", "net.toml:4:3: model.layers[1] has unknown type 'conv' (known: dense, relu, tanh, sigmoid, gelu, conv2d, maxpool2d, avgpool2d, flatten, dropout, batchnorm, layernorm)")
         }
         var c = Config()
         XCTAssertThrowsError(try c.apply(override: "model.layers=[{type=\"dense\", units=8}, {type=\"pool\"}]")) { e in
-            XCTAssertEqual("\(e)", "command line: model.layers[1] has unknown type 'pool' (known: dense, relu)")
+            XCTAssertEqual("\(e)", "command line: model.layers[1] has unknown type 'pool' (known: dense, relu, tanh, sigmoid, gelu, conv2d, maxpool2d, avgpool2d, flatten, dropout, batchnorm, layernorm)")
         }
         XCTAssertEqual(c, Config(), "a refused override changes nothing")
         // Arrays of tables are TOML too, and read as the same layers.
@@ -343,19 +344,20 @@ final class ConfigTests: XCTestCase {
                                       + "[[model.layers]]\ntype = \"dense\"\nunits = 10\n", source: "t.toml")
         XCTAssertEqual(tables.model.layers, [.dense(64), .relu, .dense(10)])
         XCTAssertEqual(message("[[model.layers]]\ntype = \"dense\"\nunits = 64\n[[model.layers]]\ntype = \"lstm\"\n", source: "t.toml"),
-                       "t.toml:4:1: model.layers[1] has unknown type 'lstm' (known: dense, relu)")
+                       "t.toml:4:1: model.layers[1] has unknown type 'lstm' (known: dense, relu, tanh, sigmoid, gelu, conv2d, maxpool2d, avgpool2d, flatten, dropout, batchnorm, layernorm)")
     }
 
     /// run.toml and checkpoint manifests written by the hand-written reader's
     /// Config embed this text and ranks compare its XXH64: both are pinned
-    /// to what that code wrote (captured from it at d322356/ecfef60).
+    /// to what that code wrote (captured from it at d322356/ecfef60; the
+    /// [train] keys after `precision` came with the optimizers of issue 12).
     func testCanonicalFormIsPinned() throws {
         XCTAssertEqual(Config().canonicalTOML, Self.withDataFormatKeys(Self.defaultCanonical))
-        XCTAssertEqual(String(Config().hash, radix: 16), "fb37978b98556cf4")
+        XCTAssertEqual(String(Config().hash, radix: 16), "726ddc3854ab47df")
         var c = Config()
         for o in Self.overrides { try c.apply(override: o) }
         XCTAssertEqual(c.canonicalTOML, Self.withDataFormatKeys(Self.overriddenCanonical))
-        XCTAssertEqual(String(c.hash, radix: 16), "f9e3881d2c8ffd09")
+        XCTAssertEqual(String(c.hash, radix: 16), "2ada3588a67328")
         // And the old text reads back as the same configuration.
         XCTAssertEqual(try Config.parse("# pstrain run configuration, resolved\n" + Self.overriddenCanonical, source: "run.toml"), c)
         XCTAssertEqual(try Config.parse(Self.defaultCanonical, source: "run.toml"), Config())
@@ -428,7 +430,7 @@ final class ConfigTests: XCTestCase {
         XCTAssertFalse(c.checkpoint.due(after: 11, total: 12))
         XCTAssertEqual(c.compression.settings, c.compression.settings)
         XCTAssertEqual(c.scaler.settings, c.scaler.settings)
-        XCTAssertEqual(Config.schema.map { $0.key }.count, 59)
+        XCTAssertEqual(Config.schema.map { $0.key }.count, 70)
         XCTAssertEqual(Config.schema.first { $0.key == "model.layers" }?.defaultValue.description,
                        Config().model.layersTOML)
     }
@@ -554,6 +556,17 @@ momentum = 0.9
 weight_decay = 0.0001
 seed = 1
 precision = "fp32"
+optimizer = "sgd"
+nesterov = false
+beta1 = 0.9
+beta2 = 0.999
+eps = 0.0
+clip_norm = 0.0
+warmup_steps = 0
+lr_step_every = 0
+lr_gamma = 0.1
+accumulate = 1
+microbatch = 0
 
 [scaler]
 initial = 65536.0
@@ -628,6 +641,17 @@ momentum = 0.0
 weight_decay = 1e-05
 seed = -3
 precision = "fp16"
+optimizer = "sgd"
+nesterov = false
+beta1 = 0.9
+beta2 = 0.999
+eps = 0.0
+clip_norm = 0.0
+warmup_steps = 0
+lr_step_every = 0
+lr_gamma = 0.1
+accumulate = 1
+microbatch = 0
 
 [scaler]
 initial = 1024.0

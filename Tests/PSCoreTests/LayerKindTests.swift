@@ -20,16 +20,20 @@ final class LayerKindTests: XCTestCase {
     func testEntriesAreCheckedAgainstTheirKind() {
         XCTAssertNil(problem(.dense(10)))
         XCTAssertNil(problem(.relu))
-        XCTAssertEqual(problem(LayerEntry(type: "conv")), "has unknown type 'conv' (known: dense, relu)")
+        XCTAssertEqual(problem(LayerEntry(type: "conv")), "has unknown type 'conv' (known: dense, relu, tanh, sigmoid, gelu, conv2d, maxpool2d, avgpool2d, flatten, dropout, batchnorm, layernorm)")
         XCTAssertEqual(problem(LayerEntry(type: "dense")), "(dense) needs a positive integer 'units'")
-        XCTAssertEqual(problem(LayerEntry(type: "dense", options: ["units": 0])), "(dense) needs a positive integer 'units'")
-        XCTAssertEqual(problem(LayerEntry(type: "dense", options: ["units": 1 << 21])), "(dense) has units = 2097152, outside [1, 1048576]")
+        XCTAssertEqual(problem(LayerEntry(type: "dense", options: ["units": 0])), "(dense) has units = 0, outside [1, 1048576]")
+        XCTAssertEqual(problem(LayerEntry(type: "dense", options: ["units": 2.5])), "(dense) needs a positive integer 'units'")
+        XCTAssertEqual(problem(LayerEntry(type: "dropout", options: ["p": 1.5])), "(dropout) has p = 1.5, outside [0.0, 0.99]")
+        XCTAssertNil(problem(LayerEntry(type: "dropout")))
+        XCTAssertNil(problem(LayerEntry(type: "conv2d", options: ["channels": 8, "kernel": 3, "padding": 1])))
+        XCTAssertEqual(problem(LayerEntry(type: "dense", options: ["units": .integer(1 << 21)])), "(dense) has units = 2097152, outside [1, 1048576]")
         XCTAssertEqual(problem(LayerEntry(type: "relu", options: ["units": 3])), "has key 'units', which relu does not take (relu takes no options)")
         XCTAssertEqual(problem(LayerEntry(type: "dense", options: ["units": 3, "kernel": 5])), "has key 'kernel', which dense does not take (dense takes 'units')")
     }
 
     func testAnUnknownLayerIsAnErrorNotASubstitute() {
-        XCTAssertThrowsError(try Model(inputSize: 4, entries: [.dense(3), LayerEntry(type: "tanh"), .dense(2)], capacity: 1)) {
+        XCTAssertThrowsError(try Model(inputSize: 4, entries: [.dense(3), LayerEntry(type: "tanhh"), .dense(2)], capacity: 1)) {
             XCTAssertTrue("\($0)".contains("model.layers[1]"), "\($0)")
         }
     }

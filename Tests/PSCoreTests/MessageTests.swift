@@ -25,6 +25,7 @@ final class MessageTests: XCTestCase {
         XCTAssertEqual(try roundTrip(StepSummary(lossSum: -0.0, samples: 0, overflow: false)), StepSummary(lossSum: -0.0, samples: 0, overflow: false))
         XCTAssertEqual(try roundTrip(OverflowVote(overflow: true, request: FrameFlags.checkpoint | FrameFlags.stop)),
                        OverflowVote(overflow: true, request: FrameFlags.checkpoint | FrameFlags.stop))
+        XCTAssertEqual(try roundTrip(OverflowVote(overflow: false, request: 0, sumSquares: 0.1 + 0.2)).sumSquares.bitPattern, (0.1 + 0.2).bitPattern)
         XCTAssertEqual(try roundTrip(EvalResult(lossSum: 3.25, correct: 900, count: 1000)), EvalResult(lossSum: 3.25, correct: 900, count: 1000))
         XCTAssertEqual(try roundTrip(Goodbye()), Goodbye())
         let ok = try roundTrip(CheckpointReport(.success(CheckpointFileInfo(bytes: 123_456, sha256: String(repeating: "ab", count: 32)))))
@@ -69,6 +70,10 @@ final class MessageTests: XCTestCase {
         XCTAssertThrowsError(try StepSummary.decode(from: payload(StepSummary.self, [0, .nan, 0])))
         XCTAssertThrowsError(try EvalResult.decode(from: payload(EvalResult.self, [0, 11, 10])))
         XCTAssertThrowsError(try OverflowVote.decode(from: payload(OverflowVote.self, [0, 64])))
+        XCTAssertThrowsError(try OverflowVote.decode(from: payload(OverflowVote.self, [0, 0, -1])))
+        XCTAssertThrowsError(try OverflowVote.decode(from: payload(OverflowVote.self, [0, 0, .nan])))
+        XCTAssertThrowsError(try OverflowVote.decode(from: payload(OverflowVote.self, [1, 0, .infinity])))
+        XCTAssertNoThrow(try OverflowVote.decode(from: payload(OverflowVote.self, [0, 0, 12.5])))
         XCTAssertThrowsError(try CheckpointReport.decode(from: payload(CheckpointReport.self, [1, -5])))
         XCTAssertNoThrow(try EvalResult.decode(from: payload(EvalResult.self, [0, 10, 10])))
     }

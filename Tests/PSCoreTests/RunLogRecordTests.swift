@@ -27,6 +27,8 @@ final class RunLogRecordTests: XCTestCase {
         #"{"v":1,"event":"step","t":1795487182.4285,"run":"demo \"q\"","rank":3,"role":"server","index":1,"step":0,"epoch":0,"loss":2.2951366808265448,"fp32_bytes":940584,"encode_s":0.0010874530007640715,"decode_s":5.00939986523008e-05,"lr":0.05000000074505806,"loss_scale":65536.0,"skipped":0,"overflow":false,"samples":128,"step_s":0.12287979299981089,"wait_s":0.0,"apply_s":1e-07,"bytes_recv":837586,"bytes_sent":941736,"samples_per_s":1041.668421431968,"params_digest":"aa300563cfa2ada9"}"#,
         #"{"v":1,"event":"step","t":1795487182.4285,"run":"demo \"q\"","rank":3,"role":"server","index":1,"step":3,"epoch":0,"loss":null,"fp32_bytes":940584,"encode_s":1.0,"decode_s":0.30000000000000004,"lr":0.04727516323328018,"loss_scale":1e+300,"skipped":1,"overflow":true,"samples":128,"step_s":123456789.0,"wait_s":-0.0,"apply_s":1e+16,"bytes_recv":0,"bytes_sent":9223372036854775807,"samples_per_s":127999999999.99998}"#,
         #"{"v":1,"event":"step","t":1795487182.4285,"run":"demo \"q\"","rank":3,"role":"server","index":1,"step":4,"epoch":1,"loss":null,"fp32_bytes":4,"encode_s":0.0,"decode_s":0.0,"lr":0.0,"loss_scale":1.0,"skipped":1,"overflow":false,"samples":0,"step_s":0.0,"wait_s":0.0,"apply_s":0.0,"bytes_recv":-1,"bytes_sent":0,"samples_per_s":0.0}"#,
+        // With train.clip_norm (after the golden lines above were captured): the global gradient norm last.
+        #"{"v":1,"event":"step","t":1795487182.4285,"run":"demo \"q\"","rank":3,"role":"server","index":1,"step":5,"epoch":1,"loss":0.5,"fp32_bytes":4,"encode_s":0.0,"decode_s":0.0,"lr":0.0,"loss_scale":1.0,"skipped":1,"overflow":false,"samples":2,"step_s":0.0,"wait_s":0.0,"apply_s":0.0,"bytes_recv":1,"bytes_sent":0,"samples_per_s":0.0,"grad_norm":1.2345678901234567}"#,
         #"{"v":1,"event":"overflow","t":1795487182.4285,"run":"demo \"q\"","rank":3,"role":"server","index":1,"step":3,"seen_by":["worker 0","sum on server 0","server 1"],"loss_scale":65536.0,"new_loss_scale":32768.0}"#,
         #"{"v":1,"event":"overflow","t":1795487182.4285,"run":"demo \"q\"","rank":3,"role":"server","index":1,"step":5,"seen_by":[],"loss_scale":1.0,"new_loss_scale":0.5}"#,
         #"{"v":1,"event":"scale","t":1795487182.4285,"run":"demo \"q\"","rank":3,"role":"server","index":1,"step":3,"from":65536.0,"to":32768.0,"why":"overflow"}"#,
@@ -83,6 +85,9 @@ final class RunLogRecordTests: XCTestCase {
             ServerStepRecord(step: 4, epoch: 1, loss: inf, fp32Bytes: 4, encodeS: 0, decodeS: 0, lr: 0, lossScale: 1, skipped: 1,
                              overflow: false, samples: 0, stepS: 0, waitS: 0, applyS: 0, bytesRecv: -1, bytesSent: 0, samplesPerS: 0,
                              paramsDigest: nil),
+            ServerStepRecord(step: 5, epoch: 1, loss: 0.5, fp32Bytes: 4, encodeS: 0, decodeS: 0, lr: 0, lossScale: 1, skipped: 1,
+                             overflow: false, samples: 2, stepS: 0, waitS: 0, applyS: 0, bytesRecv: 1, bytesSent: 0, samplesPerS: 0,
+                             paramsDigest: nil, gradNorm: 1.2345678901234567),
             OverflowRecord(step: 3, seenBy: ["worker 0", "sum on server 0", "server 1"], lossScale: 65536, newLossScale: 32768),
             OverflowRecord(step: 5, seenBy: [], lossScale: 1, newLossScale: 0.5),
             ScaleRecord(step: 3, from: 65536, to: 32768, why: "overflow"),
@@ -175,7 +180,7 @@ final class RunLogRecordTests: XCTestCase {
         let done = LogFile(data: Data(Self.serverLines.joined(separator: "\n").utf8), source: .server).records(ServerDoneRecord.self)
         XCTAssertEqual(done.first?.stateDigest("momentum"), "86467c5f4d07a776")
         XCTAssertEqual(done.last?.stateDigests.map { $0.name }, ["m", "velocity"])
-        XCTAssertEqual(LogFile(data: Data(Self.serverLines.joined(separator: "\n").utf8), source: .server).records((any StepRecord).self).count, 3)
+        XCTAssertEqual(LogFile(data: Data(Self.serverLines.joined(separator: "\n").utf8), source: .server).records((any StepRecord).self).count, 4)
     }
 
     static func same(_ a: (any LogRecord)?, _ b: any LogRecord) -> Bool {

@@ -11,8 +11,9 @@ import XCTest
 
 /// Runs a whole world (S servers, W workers) on threads over the in-process
 /// transport and returns each rank's log, read back (index: rank).
+/// `finished` sees each server (index, role) after its run, on its thread.
 func runInProcess(config: Config, servers: Int, workers: Int, data: DataSplit, mode: InProcessMode = .eager,
-                  checkpoints: Bool = false) throws -> [LogFile] {
+                  checkpoints: Bool = false, finished: (@Sendable (Int, ServerRole) -> Void)? = nil) throws -> [LogFile] {
     let size = servers + workers
     let hub = InProcessHub(size: size, mode: mode)
     let dir = NSTemporaryDirectory() + "pstrain-inproc-\(UUID().uuidString)"
@@ -34,7 +35,9 @@ func runInProcess(config: Config, servers: Int, workers: Int, data: DataSplit, m
                 let t = hub.transport(rank: r)
                 let ctx = RankContext(config: config, world: world, transport: t, log: log, say: { _ in }, runDir: checkpoints ? dir : "")
                 if r < servers {
-                    try ServerRole(context: ctx, layout: layout, trainCount: data.train.count).run()
+                    let server = try ServerRole(context: ctx, layout: layout, trainCount: data.train.count)
+                    try server.run()
+                    finished?(r, server)
                 } else {
                     try WorkerRole(context: ctx, data: data).run()
                 }

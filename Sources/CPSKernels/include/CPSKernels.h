@@ -25,12 +25,42 @@ void pst_round_to_bf16(float *x, size_t n);
 /// 1 if any |x| >= limit or any x is NaN.
 int pst_any_not_below(const float *x, size_t n, float limit);
 
+/// One step of Adam (decoupled 0) or AdamW (decoupled 1) over n elements,
+/// with the scalars PSNumerics computes (Optimizers/Adam.swift); optim.c.
+typedef struct {
+    float grad_scale;       // g = grad x grad_scale
+    float l2;               // Adam: g += l2 w (fused) when l2 != 0
+    int decoupled;          // AdamW: w x= shrink first, no l2
+    float shrink;
+    float b1, one_minus_b1, b2, one_minus_b2;
+    float correction2;      // sqrt(1 - b2^t)
+    float eps;
+    float neg_step_size;    // -lr / (1 - b1^t)
+} pst_adam_step;
+void pst_adam(float *w, float *m, float *v, const float *g, size_t n, const pst_adam_step *k);
+/// One step of Adagrad over n elements (Optimizers/Adagrad.swift).
+void pst_adagrad(float *w, float *sum, const float *g, size_t n, float grad_scale, float l2, float eps, float neg_lr);
+/// "avx512", "avx2+fma" or "generic"; and the plain C builds, for tests that compare builds.
+const char *pst_optim_variant(void);
+void pst_adam_generic(float *w, float *m, float *v, const float *g, size_t n, const pst_adam_step *k);
+void pst_adagrad_generic(float *w, float *sum, const float *g, size_t n, float grad_scale, float l2, float eps, float neg_lr);
+
 /// Byte shuffle: n elements of `size` bytes become `size` planes of n bytes.
 void pst_shuffle(const uint8_t *src, uint8_t *dst, size_t n, size_t size);
 void pst_unshuffle(const uint8_t *src, uint8_t *dst, size_t n, size_t size);
 /// Indices (ascending) of the k entries of largest magnitude, exact, O(n);
 /// ties go to lower indices; `hist` is scratch of 65536 entries.
 size_t pst_topk_indices(const float *x, size_t n, size_t k, uint32_t *idx, uint32_t *hist);
+
+/// Convolution lowering for one sample (channels first): im2col writes the
+/// (c*k*k, oh*ow) matrix of input windows (zeros where the window covers
+/// padding) with rows `ld` floats apart (ld >= oh*ow: several samples side
+/// by side); col2im adds such a matrix back into the (c, h, w) image.
+void pst_im2col(const float *x, int c, int h, int w, int k, int stride, int pad, int oh, int ow, size_t ld, float *col);
+void pst_col2im_add(const float *col, int c, int h, int w, int k, int stride, int pad, int oh, int ow, size_t ld, float *x);
+
+/// ReLU's backward: dx = y > 0 ? dy : 0 (branch-free, vectorised).
+void pst_relu_backward(const float *y, const float *dy, float *dx, size_t n);
 
 /// Sets this thread's timer slack (Linux prctl PR_SET_TIMERSLACK) so short
 /// sleeps in polling loops are not rounded up to 50 us. Returns 0 on success.

@@ -4,19 +4,22 @@ import PSSupport
 /// Fully connected: y = x W^T + b, W (out, in), b (out).
 public final class Dense: LayerKind {
     public static let type = "dense"
-    public static let keys: [(name: String, range: ClosedRange<Int>)] = [("units", 1...Model.maxWidth)]
-    public static func make(_ entry: LayerEntry, index: Int, inputSize: Int) -> Layer {
-        Dense(name: "layers.\(index)", inputs: inputSize, outputs: entry.options["units"]!)
+    public static let keys: [LayerKey] = [.integer("units", 1...Model.maxWidth)]
+    public static func make(_ entry: LayerEntry, index: Int, input: [Int]) throws -> Layer {
+        guard input.count == 1 else {
+            throw LayerEntryProblem.shape(type: type, "needs flat samples, but gets \(input.shapeText): put { type = \"flatten\" } before it")
+        }
+        return Dense(name: "layers.\(index)", inputs: input[0], outputs: entry.int("units"))
     }
 
     public let kind = "dense"
-    public let inputSize: Int
-    public let outputSize: Int
+    public let inputShape: [Int]
+    public let outputShape: [Int]
     public let parameters: [ParamSpec]
 
     public init(name: String, inputs: Int, outputs: Int) {
-        inputSize = inputs
-        outputSize = outputs
+        inputShape = [inputs]
+        outputShape = [outputs]
         let bound = 1 / Float(inputs).squareRoot()
         parameters = [
             ParamSpec(name: name + ".weight", shape: [outputs, inputs], initializer: .uniform(bound: bound)),
@@ -24,7 +27,8 @@ public final class Dense: LayerKind {
         ]
     }
 
-    public func forward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, batch: Int, params: UnsafePointer<Float>) {
+    public func forward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, batch: Int, params: UnsafePointer<Float>,
+                        context: LayerContext) {
         let n = outputSize, k = inputSize
         let w = params, b = params + n * k
         // y (batch, n) = bias broadcast, then += x (batch, k) * W^T (k, n)
@@ -35,7 +39,7 @@ public final class Dense: LayerKind {
 
     public func backward(x: UnsafePointer<Float>, y: UnsafePointer<Float>, dy: UnsafePointer<Float>,
                          dx: UnsafeMutablePointer<Float>?, batch: Int,
-                         params: UnsafePointer<Float>, grads: UnsafeMutablePointer<Float>) {
+                         params: UnsafePointer<Float>, grads: UnsafeMutablePointer<Float>, context: LayerContext) {
         let n = outputSize, k = inputSize
         let dw = grads, db = grads + n * k
         // dW (n, k) = dy^T (n, batch) * x (batch, k)

@@ -37,6 +37,8 @@ public struct ModelLayout: Equatable {
             switch t.spec.initializer {
             case .zeros:
                 (out + (a - lo)).update(repeating: 0, count: b - a)
+            case .ones:
+                (out + (a - lo)).update(repeating: 1, count: b - a)
             case .uniform(let bound):
                 for g in a..<b {
                     let u = CounterRNG.uniform(seed: seed, stream: UInt64(t.index), index: UInt64(g - t.offset))
@@ -52,6 +54,8 @@ public struct ModelLayout: Equatable {
 public final class Model {
     public let layers: [Layer]
     public let layout: ModelLayout
+    /// The shape of a sample (model.input), and its element count.
+    public let inputShape: [Int]
     public let inputSize: Int
     public let classes: Int
     public let capacity: Int
@@ -70,14 +74,16 @@ public final class Model {
     /// Gradients of the activations, same shapes as acts[1...].
     let dActs: [FloatBuffer]
 
-    /// The model of `entries` (checked by the configuration) on inputs of `inputSize` features.
-    public init(inputSize: Int, entries: [LayerEntry], capacity: Int) throws {
-        let layers = try LayerKinds.build(entries, inputSize: inputSize).get()
+    /// The model of `entries` (checked by the configuration) on samples of shape `input`.
+    public init(input: [Int], entries: [LayerEntry], capacity: Int) throws {
+        let layers = try LayerKinds.build(entries, input: input).get()
+        let inputSize = input.reduce(1, *)
         let size = layers.last?.outputSize ?? inputSize
-        guard layers.contains(where: { !$0.parameters.isEmpty }) else {
-            throw PSError("model.layers has no dense layer: nothing to train")
+        guard layers.contains(where: { $0.parameters.contains { $0.role == .trainable } }) else {
+            throw PSError("model.layers has no layer with trained parameters (dense, conv2d, ...): nothing to train")
         }
         self.layers = layers
+        self.inputShape = input
         self.inputSize = inputSize
         self.classes = size
         self.capacity = capacity
@@ -88,8 +94,19 @@ public final class Model {
         paramOffsets = offs
         acts = [FloatBuffer(count: capacity * inputSize)] + layers.map { FloatBuffer(count: capacity * $0.outputSize) }
         dActs = layers.map { FloatBuffer(count: capacity * $0.outputSize) }
+        for l in layers { l.prepare(capacity: capacity) }
     }
 
+    /// The model on flat samples of `inputSize` features.
+    public convenience init(inputSize: Int, entries: [LayerEntry], capacity: Int) throws {
+        try self.init(input: [inputSize], entries: entries, capacity: capacity)
+    }
+
+
+    /// Where layer `i`'s parameters lie in the flat vector.
+    public func parameterRange(layer i: Int) -> Range<Int> {
+        paramOffsets[i]..<(paramOffsets[i] + layers[i].parameters.reduce(0) { $0 + $1.count })
+    }
 
     /// The input buffer: fill (batch, inputSize) before forward.
     public var input: UnsafeMutablePointer<Float> { acts[0].pointer }
@@ -98,12 +115,13 @@ public final class Model {
     /// `beforeLayer(i)` runs before layer i computes: a worker waits there
     /// for that layer's parameters, so the first layers start while the
     /// last layers' parameters are still on their way.
-    public func forward(batch: Int, params: UnsafePointer<Float>, beforeLayer: ((Int) -> Void)? = nil) {
+    public func forward(batch: Int, params: UnsafePointer<Float>, context: LayerContext = LayerContext(),
+                        beforeLayer: ((Int) -> Void)? = nil) {
         precondition(batch <= capacity)
         round(acts[0].pointer, batch * inputSize)
         for (i, l) in layers.enumerated() {
             beforeLayer?(i)
-            l.forward(x: acts[i].pointer, y: acts[i + 1].pointer, batch: batch, params: params + paramOffsets[i])
+            l.forward(x: acts[i].pointer, y: acts[i + 1].pointer, batch: batch, params: params + paramOffsets[i], context: context)
             round(acts[i + 1].pointer, batch * l.outputSize)
         }
     }
@@ -125,33 +143,38 @@ public final class Model {
     /// (last layer first), so they can be sent while backward goes on.
     public func trainStep(batch: Int, labels: UnsafePointer<UInt8>, gradScale: Float,
                           params: UnsafePointer<Float>, grads: UnsafeMutablePointer<Float>,
+                          context: LayerContext = LayerContext(),
                           layerDone: ((Int) -> Void)? = nil) -> (lossSum: Double, correct: Int) {
-        forward(batch: batch, params: params)
-        return lossAndBackward(batch: batch, labels: labels, gradScale: gradScale, params: params, grads: grads, layerDone: layerDone)
+        forward(batch: batch, params: params, context: context)
+        return lossAndBackward(batch: batch, labels: labels, gradScale: gradScale, params: params, grads: grads, context: context,
+                               layerDone: layerDone)
     }
 
     /// The loss of the forward pass just made, and backward from it.
     public func lossAndBackward(batch: Int, labels: UnsafePointer<UInt8>, gradScale: Float,
                                 params: UnsafePointer<Float>, grads: UnsafeMutablePointer<Float>,
+                                context: LayerContext = LayerContext(),
                                 layerDone: ((Int) -> Void)? = nil) -> (lossSum: Double, correct: Int) {
         let last = layers.count - 1
         let r = SoftmaxCrossEntropy.evaluate(logits: logits, labels: labels, batch: batch, classes: classes,
                                              dlogits: dActs[last].pointer, gradScale: gradScale)
         round(dActs[last].pointer, batch * classes)
-        backward(batch: batch, params: params, grads: grads, layerDone: layerDone)
+        var c = context
+        c.gradScale = gradScale
+        backward(batch: batch, params: params, grads: grads, context: c, layerDone: layerDone)
         return r
     }
 
     /// Backward from dActs[last] (already holding dLoss/dlogits).
     public func backward(batch: Int, params: UnsafePointer<Float>, grads: UnsafeMutablePointer<Float>,
-                         layerDone: ((Int) -> Void)? = nil) {
+                         context: LayerContext = LayerContext(), layerDone: ((Int) -> Void)? = nil) {
         var i = layers.count - 1
         while i >= 0 {
             let l = layers[i]
             // The first layer's input gradient is never needed.
             let dx: UnsafeMutablePointer<Float>? = i > 0 ? dActs[i - 1].pointer : nil
             l.backward(x: acts[i].pointer, y: acts[i + 1].pointer, dy: dActs[i].pointer, dx: dx, batch: batch,
-                       params: params + paramOffsets[i], grads: grads + paramOffsets[i])
+                       params: params + paramOffsets[i], grads: grads + paramOffsets[i], context: context)
             if let dx { round(dx, batch * l.inputSize) }
             round(grads + paramOffsets[i], l.parameters.reduce(0) { $0 + $1.count })
             if !l.parameters.isEmpty { layerDone?(i) }
@@ -161,7 +184,7 @@ public final class Model {
 
     /// Loss sum and correct count of a batch, forward only.
     public func evaluate(batch: Int, labels: UnsafePointer<UInt8>, params: UnsafePointer<Float>) -> (lossSum: Double, correct: Int) {
-        forward(batch: batch, params: params)
+        forward(batch: batch, params: params, context: .evaluation)
         return SoftmaxCrossEntropy.evaluate(logits: logits, labels: labels, batch: batch, classes: classes,
                                             dlogits: nil, gradScale: 0)
     }

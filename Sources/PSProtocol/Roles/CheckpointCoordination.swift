@@ -66,7 +66,7 @@ extension Manifest {
          files: [FileEntry]) {
         let cfg = ctx.config
         self.init(run: (ctx.runDir as NSString).lastPathComponent, step: step, epoch: step / s.perEpoch,
-                  epochCursor: (step % s.perEpoch) * cfg.train.batchSize, stepsPerEpoch: s.perEpoch, totalSteps: s.total, seed: cfg.train.seed,
+                  epochCursor: (step % s.perEpoch) * cfg.train.stepBatch, stepsPerEpoch: s.perEpoch, totalSteps: s.total, seed: cfg.train.seed,
                   dataOrder: "epoch e visits the training set in the Fisher-Yates order drawn from (seed, e); global batch k of an epoch is samples [k*B, (k+1)*B) of that order, split over the workers in contiguous slices",
                   rng: "counter-based (SplitMix64 of seed, stream, index): no state to save",
                   lrSchedule: cfg.train.lrSchedule.rawValue, learningRate: cfg.train.learningRate(step: step, total: s.total),

@@ -19,6 +19,8 @@ public enum ProtocolError: UserFacingError, Equatable {
     case otherRunLength(checkpoint: String, steps: Int, perEpoch: Int, configured: Int, configuredPerEpoch: Int)
     /// The configuration and the data set do not fit together.
     case dataDoesNotFit(String)
+    /// The checkpoint being resumed holds the state of another optimizer.
+    case otherOptimizer(checkpoint: String, saved: String, configured: String)
 
     public var description: String {
         switch self {
@@ -33,6 +35,9 @@ public enum ProtocolError: UserFacingError, Equatable {
             return "\(path) was written by a run of \(total) steps (\(perEpoch) per epoch); this configuration gives \(configured) (\(configuredPerEpoch)): "
                 + "resume with the run's own configuration (train.epochs, train.batch_size, train.max_steps)"
         case .dataDoesNotFit(let m): return m
+        case .otherOptimizer(let path, let saved, let configured):
+            return "\(path) holds the state of train.optimizer = \"\(saved)\"; this configuration has \"\(configured)\": "
+                + "resume with the run's own optimizer (its state cannot be carried over to another)"
         }
     }
 }

@@ -101,9 +101,9 @@ struct Schedule {
     init(context ctx: RankContext, trainCount: Int) throws {
         let config = ctx.config
         checkpoint = config.checkpoint
-        perEpoch = trainCount / config.train.batchSize
+        perEpoch = trainCount / config.train.stepBatch
         guard perEpoch > 0 else {
-            throw ProtocolError.dataDoesNotFit("train.batch_size = \(config.train.batchSize) is larger than the training set (\(trainCount) samples)")
+            throw ProtocolError.dataDoesNotFit("train.batch_size x train.accumulate = \(config.train.stepBatch) is larger than the training set (\(trainCount) samples)")
         }
         var total = perEpoch * config.train.epochs
         if config.train.maxSteps > 0 { total = min(total, config.train.maxSteps) }

@@ -19,8 +19,25 @@ struct StepOutcome {
     /// Server 0's requests (FrameFlags.checkpoint, .stop), the same on every server.
     var request: UInt8 = 0
     var scaleChange: LossScaler.Change = .none
+    /// With train.clip_norm: the sum of squares of the unscaled summed
+    /// gradient, this server's shard until the vote, then the whole model's.
+    var sumSquares = 0.0
+    /// What the gradient is multiplied by after unscaling (clipping; 1: none).
+    var clipFactor = 1.0
+    /// The global gradient norm, for the log (nil: clipping off or the step overflowed).
+    var gradNorm: Double?
 
     init(lr: Float, scaleBefore: Double) { self.lr = lr; self.scaleBefore = scaleBefore }
+
+    /// torch.nn.utils.clip_grad_norm_: norm = sqrt(sum of squares),
+    /// factor = min(1, maxNorm / (norm + 1e-6)). Nothing after an overflow
+    /// (the step is skipped).
+    mutating func clip(to maxNorm: Double) {
+        guard !overflow else { return }
+        let norm = sumSquares.squareRoot()
+        gradNorm = norm
+        clipFactor = min(1, maxNorm / (norm + 1e-6))
+    }
 
     var overflow: Bool { !overflowBy.isEmpty }
     var stops: Bool { request & FrameFlags.stop != 0 }
@@ -50,7 +67,7 @@ extension ServerRole {
             lr: Double(o.lr), lossScale: o.scaleBefore, skipped: scaler.skipped, overflow: o.overflow,
             samples: o.samples, stepS: took, waitS: meter.waited, applyS: meter.applied,
             bytesRecv: meter.bytesIn, bytesSent: meter.bytesOut, samplesPerS: Double(o.samples) / max(took, 1e-9),
-            paramsDigest: ctx.config.debug.digestEveryStep ? digest(weights.pointer, count: range.count) : nil))
+            paramsDigest: ctx.config.debug.digestEveryStep ? digest(weights.pointer, count: range.count) : nil, gradNorm: o.gradNorm))
         if o.overflow {
             ctx.log?.write(OverflowRecord(step: step, seenBy: o.overflowBy, lossScale: o.scaleBefore, newLossScale: scaler.scale))
         }
@@ -94,6 +111,64 @@ extension ServerRole {
     }
 
     // MARK: Pieces of the phases
+
+    /// Updates piece k (at offset `off` of this shard) as its tensor's role
+    /// says: the optimizer for trained parameters; the unscaled sum of the
+    /// workers' changes for running statistics; +1 for step counters.
+    /// (`unscale`: 1 / the loss scale of the step, without clipping.)
+    func apply(piece k: Int, at off: Int, update: OptimizerStep, unscale inv: Float) {
+        let n = pieces[k].range.count, w = weights.pointer + off, g = gradSum.pointer + off
+        switch layout.tensors[pieces[k].tensor].spec.role {
+        case .trainable:
+            optimizer.apply(weights: w, state: statesOfPiece[k], grads: g, count: n, step: update)
+        case .runningStat:
+            for i in 0..<n { w[i] += g[i] * inv }
+        case .counter:
+            for i in 0..<n { w[i] += 1 }
+        }
+    }
+
+    /// Whether piece k's gradient counts in the clipping norm: pieces of
+    /// trained tensors (a piece lies inside one tensor), not batchnorm's
+    /// running statistics or counters.
+    func isTrainable(piece k: Int) -> Bool { layout.tensors[pieces[k].tensor].spec.role == .trainable }
+
+    /// The sum of squares of this server's trainable pieces of the summed
+    /// gradient, unscaled (times 1 / `scale`), in Double, piece by piece in
+    /// piece order: the same bits on every run with this shard.
+    func gradientSquares(scale: Double) -> Double {
+        let t0 = now()
+        var total = 0.0
+        for k in pieces.indices where isTrainable(piece: k) {
+            total += Self.sumOfSquares(gradSum.pointer + (pieces[k].range.lowerBound - range.lowerBound),
+                                       count: pieces[k].range.count, times: 1 / scale)
+        }
+        meter.applied += now() - t0
+        return total
+    }
+
+    /// Sum of (x[i] * s)^2 in Double, in four interleaved partial sums
+    /// (a fixed order, so fixed bits) for speed.
+    static func sumOfSquares(_ x: UnsafePointer<Float>, count n: Int, times s: Double) -> Double {
+        var a0 = 0.0, a1 = 0.0, a2 = 0.0, a3 = 0.0
+        var i = 0
+        while i + 4 <= n {
+            let x0 = Double(x[i]) * s, x1 = Double(x[i + 1]) * s, x2 = Double(x[i + 2]) * s, x3 = Double(x[i + 3]) * s
+            a0 += x0 * x0; a1 += x1 * x1; a2 += x2 * x2; a3 += x3 * x3
+            i += 4
+        }
+        while i < n { let v = Double(x[i]) * s; a0 += v * v; i += 1 }
+        return (a0 + a1) + (a2 + a3)
+    }
+
+    /// A checkpoint holds the state tensors of the optimizer its run used:
+    /// resuming it with another one is refused with the two names.
+    static func checkOptimizer(of path: String, _ m: Manifest, is configured: TrainSection.OptimizerKind) throws {
+        let saved = try m.configuration(folder: path).train.optimizer
+        guard saved == configured else {
+            throw ProtocolError.otherOptimizer(checkpoint: path, saved: saved.rawValue, configured: configured.rawValue)
+        }
+    }
 
     /// Encodes piece k of the current weights as parameters `version` and
     /// sends it to every worker, once its previous sends completed.

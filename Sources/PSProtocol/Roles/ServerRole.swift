@@ -28,6 +28,8 @@ public final class ServerRole {
     /// FP32 master weights of this server's shard.
     public let weights: FloatBuffer
     let optimizer: Optimizer
+    /// train.clip_norm (0: no clipping).
+    let clipNorm: Double
     /// The optimizer's per-element state, in `optimizer.stateNames` order.
     let state: [FloatBuffer]
     /// statesOfPiece[k]: where piece k's elements start in each state tensor.
@@ -71,10 +73,12 @@ public final class ServerRole {
         weights = FloatBuffer(count: range.count)
         let opt = Optimizers.make(cfg.train), n = range.count
         optimizer = opt
+        clipNorm = cfg.train.clipNorm
         state = opt.stateNames.map { _ in FloatBuffer(count: n) }
         gradSum = FloatBuffer(count: range.count)
         scaler = LossScaler(settings: cfg.scaler.settings, dynamic: precision.usesLossScaling)
         if let (path, m) = context.resume {
+            try Self.checkOptimizer(of: path, m, is: cfg.train.optimizer)
             // Tensors are stored by name and full shape: any server count re-cuts them.
             try CheckpointStore.loadRange(path, m, layout: layout, suffix: "", lo: range.lowerBound, hi: range.upperBound, into: weights.pointer)
             for (name, s) in zip(opt.stateNames, state) {
@@ -101,7 +105,7 @@ public final class ServerRole {
         let lo = range.lowerBound, states = state
         statesOfPiece = mine.map { c in states.map { $0.pointer + (c.range.lowerBound - lo) } }
         progress = Progress(lead: lead, say: context.say, every: cfg.run.progressSeconds, total: schedule.total, perEpoch: schedule.perEpoch,
-                            epochs: cfg.train.epochs, batch: cfg.train.batchSize, start: now(), firstStep: schedule.start)
+                            epochs: cfg.train.epochs, batch: cfg.train.stepBatch, start: now(), firstStep: schedule.start)
     }
 
     var world: World { ctx.world }
@@ -114,7 +118,9 @@ public final class ServerRole {
             try receiveGradients(step)
             var outcome = try collectSummaries(step)
             outcome.request = leadRequests()
+            if clipNorm > 0 && !outcome.overflow { outcome.sumSquares = gradientSquares(scale: outcome.scaleBefore) }
             if world.servers > 1 { try agreeOnOverflow(step, &outcome) }
+            if clipNorm > 0 { outcome.clip(to: clipNorm) }
             try applyAndSend(step, &outcome)
             logStep(step, outcome)
             try stopIfDiverged()
@@ -214,10 +220,12 @@ public final class ServerRole {
     }
 
     /// Every server learns every other's overflow and server 0's requests, so
-    /// all apply or skip the step alike and checkpoint or stop alike.
+    /// all apply or skip the step alike and checkpoint or stop alike; with
+    /// clipping, every server adds the partial sums of squares in server
+    /// order, so all hold the same bits of the global norm.
     func agreeOnOverflow(_ step: Int, _ o: inout StepOutcome) throws {
         let t0 = now()
-        OverflowVote(overflow: o.overflow, request: o.request).seal(into: voteOut, step: step, chunk: index)
+        OverflowVote(overflow: o.overflow, request: o.request, sumSquares: o.sumSquares).seal(into: voteOut, step: step, chunk: index)
         let peers = world.serverRanks.enumerated().filter { $0.offset != index }
         var reqs: [TransportRequest] = []
         for (s, r) in peers {
@@ -225,11 +233,15 @@ public final class ServerRole {
             reqs.append(try ctx.transport.irecv(voteIn[s], from: r, tag: OverflowVote.kind.tag))
         }
         let counts = try ctx.wait(reqs, for: "overflow votes", step: step)
+        var partials = [Double](repeating: 0, count: world.servers)
+        partials[index] = o.sumSquares
         for (i, (s, r)) in peers.enumerated() {
             let v = try OverflowVote.open(voteIn[s], length: counts[2 * i + 1], step: step, chunk: s, sender: world.describe(r))
             if v.overflow { o.overflowBy.append("server \(s)") }
             if s == 0 { o.request = v.request }
+            partials[s] = v.sumSquares
         }
+        o.sumSquares = partials.reduce(0, +)
         meter.waited += now() - t0
     }
 
@@ -239,14 +251,13 @@ public final class ServerRole {
     /// workers start their next forward with it.
     func applyAndSend(_ step: Int, _ o: inout StepOutcome) throws {
         let t0 = now()
-        let inv = Float(1 / scaler.scale)
+        // t: this update's number, counting the steps before it less the skipped ones.
+        let update = OptimizerStep(lr: o.lr, gradScale: Float(1 / scaler.scale * o.clipFactor), t: step - scaler.skipped + 1)
+        let unscale = Float(1 / scaler.scale)
         o.scaleChange = scaler.update(step: step, overflow: o.overflow)
         for k in pieces.indices.reversed() {
             let off = pieces[k].range.lowerBound - range.lowerBound
-            if !o.overflow {
-                optimizer.apply(weights: weights.pointer + off, state: statesOfPiece[k], grads: gradSum.pointer + off,
-                                count: pieces[k].range.count, gradScale: inv, lr: o.lr)
-            }
+            if !o.overflow { apply(piece: k, at: off, update: update, unscale: unscale) }
             try sendPiece(k, version: step + 1, request: o.request)
         }
         meter.applied += now() - t0

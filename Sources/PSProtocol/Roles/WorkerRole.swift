@@ -29,8 +29,14 @@ public final class WorkerRole {
     public let feedback: ErrorFeedback?
     let hooks: TestHooks
 
-    /// This worker's rows of each global batch.
+    /// This worker's rows of each step's global batch (train.batch_size x
+    /// train.accumulate rows), and its microbatches: consecutive ranges of
+    /// its slice (offsets within it), computed one after the other.
     let slice: Range<Int>
+    let microbatches: [Range<Int>]
+    /// Gradients of the microbatches after the first, added into `grads`
+    /// layer by layer (nil with one microbatch).
+    let microGrads: FloatBuffer?
     let sampler: Sampler
     let pieces: [ShardPlan.Chunk]
     let codec: PieceCodec
@@ -61,12 +67,23 @@ public final class WorkerRole {
         let cfg = context.config, world = context.world
         index = world.index(ofRank: context.rank)
         self.data = data
-        slice = Sampler.slice(batch: cfg.train.batchSize, worker: index, of: world.workers)
-        let micro = Sampler.slice(batch: cfg.train.batchSize, worker: 0, of: world.workers).count
-        let m = try Model(cfg.model, capacity: max(micro, Model.minimumCapacity))
+        let stepBatch = cfg.train.stepBatch
+        slice = Sampler.slice(batch: stepBatch, worker: index, of: world.workers)
+        let widest = Sampler.slice(batch: stepBatch, worker: 0, of: world.workers).count
+        let rows = cfg.train.microbatch > 0 ? min(cfg.train.microbatch, widest) : (widest + cfg.train.accumulate - 1) / cfg.train.accumulate
+        let mine = slice.count
+        microbatches = stride(from: 0, to: mine, by: rows).map { $0..<min($0 + rows, mine) }
+        let m = try Model(cfg.model, capacity: max(rows, Model.minimumCapacity))
+        microGrads = microbatches.count > 1 ? FloatBuffer(count: m.layout.totalCount) : nil
         guard m.inputSize == data.train.features else {
-            throw ProtocolError.dataDoesNotFit("model.input = \(m.inputSize) but the data set's samples have \(data.train.features) features "
-                                               + "(shape \(data.train.shape))")
+            throw ProtocolError.dataDoesNotFit("model.input = \(m.inputShape.shapeText) (\(m.inputSize) elements) but the data set's samples "
+                                               + "have \(data.train.features) (shape \(data.train.shape.shapeText))")
+        }
+        // Flat samples (a CSV row) feed any model of their size; shaped ones must be laid out as the model's input.
+        let squeezed = { (s: [Int]) in s.filter { $0 != 1 } }
+        guard data.train.shape.count < 2 || m.inputShape.count < 2 || squeezed(data.train.shape) == squeezed(m.inputShape) else {
+            throw ProtocolError.dataDoesNotFit("model.input = \(m.inputShape.shapeText) but the data set's samples have the shape "
+                                               + "\(data.train.shape.shapeText): reshape x to [n] + \(m.inputShape.shapeText) (channels first)")
         }
         guard m.classes == data.train.classes else {
             throw ProtocolError.dataDoesNotFit("the last layer of model.layers has \(m.classes) outputs but the data set has \(data.train.classes) classes"
@@ -83,7 +100,7 @@ public final class WorkerRole {
         let cs = cfg.compression.settings
         feedback = cs.topk > 0 ? ErrorFeedback(count: m.layout.totalCount) : nil
         hooks = TestHooks(cfg.debug, runDir: context.runDir, log: context.log)
-        sampler = Sampler(count: data.train.count, batchSize: cfg.train.batchSize, seed: cfg.train.seed)
+        sampler = Sampler(count: data.train.count, batchSize: stepBatch, seed: cfg.train.seed)
         pieces = plan.pieces(m.layout, maxElements: cfg.run.chunkElements)
         codec = PieceCodec(settings: cs, maxElements: pieces.map { $0.range.count }.max() ?? 1)
         let prec = precision
@@ -117,8 +134,9 @@ public final class WorkerRole {
         for step in schedule.steps {
             hooks.workerStep(step, worker: index)
             let computeStart = now()
-            loadBatch(step)
-            try forward()
+            loadRows(step, microbatches[0])
+            hooks.straggle(worker: index)
+            try forward(step)
             syncResidual()
             if step > schedule.start && ctx.hasRunDir && schedule.checkpointDue(after: step, flags: flags) { try checkpoint(step) }
             if flags & FrameFlags.stop != 0 {
@@ -141,7 +159,7 @@ public final class WorkerRole {
 
     /// Before the first step: log, and receive the parameters it computes on.
     func begin() throws {
-        ctx.log?.write(WorkerStartRecord(servers: world.servers, workers: world.workers, microbatch: slice.count,
+        ctx.log?.write(WorkerStartRecord(servers: world.servers, workers: world.workers, microbatch: microbatches.map(\.count).max() ?? 0,
                                          trainSamples: data.train.count, testSamples: data.test.count,
                                          precision: precision.rawValue, compression: ctx.config.compression.settings.summary,
                                          pieces: pieces.count, steps: schedule.total, stepsPerEpoch: schedule.perEpoch))
@@ -157,21 +175,30 @@ public final class WorkerRole {
         last = now()
     }
 
-    /// This worker's rows of the step's global batch, in the epoch's order.
-    func loadBatch(_ step: Int) {
+    /// Microbatch `part` of this worker's rows of the step's global batch,
+    /// in the epoch's order.
+    func loadRows(_ step: Int, _ part: Range<Int>) {
         let within = step % schedule.perEpoch
         if within == 0 || permutation.isEmpty { permutation = sampler.permutation(epoch: schedule.epoch(of: step)) }
-        let base = within * ctx.config.train.batchSize
-        let rows = permutation[(base + slice.lowerBound)..<(base + slice.upperBound)].lazy.map { Int($0) }
+        let base = within * ctx.config.train.stepBatch + slice.lowerBound
+        let rows = permutation[(base + part.lowerBound)..<(base + part.upperBound)].lazy.map { Int($0) }
         data.train.gather(rows, into: model.input, labels: labels)
-        hooks.straggle(worker: index)
     }
 
-    /// The forward pass; each layer waits for its own pieces of the
-    /// parameters just before it needs them (they arrive first layer first).
-    func forward() throws {
+    /// What the layers see of microbatch `part` of step `step`: training,
+    /// and where its rows sit in the step (dropout masks depend on it).
+    func layerContext(_ step: Int, _ part: Range<Int>) -> LayerContext {
+        LayerContext(training: true, step: step, seed: ctx.config.train.seed, firstRow: slice.lowerBound + part.lowerBound,
+                     globalBatch: ctx.config.train.stepBatch)
+    }
+
+    /// The forward pass of the first microbatch; each layer waits for its
+    /// own pieces of the parameters just before it needs them (they arrive
+    /// first layer first).
+    func forward(_ step: Int) throws {
         var failure: Error?
-        model.forward(batch: slice.count, params: params.pointer, beforeLayer: { li in
+        let part = microbatches[0]
+        model.forward(batch: part.count, params: params.pointer, context: layerContext(step, part), beforeLayer: { li in
             guard failure == nil else { return }
             do { try self.awaitParameters(self.piecesOfLayer[li]) } catch { failure = error }
         })
@@ -179,16 +206,40 @@ public final class WorkerRole {
         try awaitParameters(allPieces)   // layers without parameters of their own
     }
 
-    /// Backward; each layer's gradients are encoded and pushed as soon as
-    /// they are final (`push(layer:)`). Returns the loss sum of the slice.
+    /// Backward of each microbatch (after the first, each is loaded and
+    /// run forward first). The first writes `grads`; each later one writes
+    /// `microGrads`, added into `grads` layer by layer, so the sum goes in
+    /// microbatch order. In the last microbatch each layer's summed
+    /// gradients are encoded and pushed as soon as they are final
+    /// (`push(layer:)`). Returns the loss sum of the slice.
     func backwardAndPush(_ step: Int) throws -> Double {
         push = Push(step: step, lossScale: lossScale, spoil: hooks.spoilsGradient(step: step, worker: index))
         feedback?.beginStep()
         // The loss is multiplied by the loss scale (FP16); the servers divide it out.
-        let r = model.lossAndBackward(batch: slice.count, labels: labels, gradScale: Float(lossScale) / Float(ctx.config.train.batchSize),
-                                      params: params.pointer, grads: grads.pointer, layerDone: { self.push(layer: $0) })
+        let gradScale = Float(lossScale) / Float(ctx.config.train.stepBatch)
+        var lossSum = 0.0
+        for (c, part) in microbatches.enumerated() {
+            let context = layerContext(step, part), last = c == microbatches.count - 1
+            if c > 0 {
+                loadRows(step, part)
+                model.forward(batch: part.count, params: params.pointer, context: context)
+            }
+            let target = c == 0 ? grads : microGrads!
+            let r = model.lossAndBackward(batch: part.count, labels: labels, gradScale: gradScale, params: params.pointer,
+                                          grads: target.pointer, context: context, layerDone: { li in
+                if c > 0 { self.addMicrobatchGradients(layer: li) }
+                if last { self.push(layer: li) }
+            })
+            lossSum += r.lossSum
+        }
         if let e = push.error { throw e }
-        return r.lossSum
+        return lossSum
+    }
+
+    /// grads += microGrads over layer `li`'s parameters.
+    func addMicrobatchGradients(layer li: Int) {
+        let range = model.parameterRange(layer: li), g = grads.pointer, m = microGrads!.pointer
+        for i in range { g[i] += m[i] }
     }
 
     /// After the last piece: loss, samples and whether anything overflowed, to every server.

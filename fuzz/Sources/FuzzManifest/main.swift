@@ -60,7 +60,7 @@ func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     }
     bytes.withUnsafeBufferPointer { writeFile(dir + "/manifest.json", $0) }
     guard let m = try? CheckpointStore.verify(dir) else { return 0 }
-    for suffix in CheckpointStore.serverSuffixes {
+    for suffix in (try? CheckpointStore.serverSuffixes(m, dir: dir)) ?? [""] {
         let out = UnsafeMutablePointer<Float>.allocate(capacity: layout.totalCount)
         defer { out.deallocate() }
         _ = try? CheckpointStore.loadRange(dir, m, layout: layout, suffix: suffix, lo: 0, hi: layout.totalCount, into: out)

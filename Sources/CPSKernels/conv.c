@@ -1,0 +1,57 @@
+// im2col / col2im for Conv2d and ReLU's backward (Sources/PSNumerics/Layers/).
+#include "CPSKernels.h"
+#include <string.h>
+
+void pst_im2col(const float *x, int c, int h, int w, int k, int stride, int pad, int oh, int ow, size_t ld, float *col) {
+    for (int ch = 0; ch < c; ch++) {
+        const float *img = x + (size_t)ch * h * w;
+        for (int ki = 0; ki < k; ki++) {
+            for (int kj = 0; kj < k; kj++) {
+                float *row = col + ((size_t)(ch * k + ki) * k + kj) * ld;
+                for (int oy = 0; oy < oh; oy++) {
+                    int iy = oy * stride - pad + ki;
+                    float *out = row + (size_t)oy * ow;
+                    if (iy < 0 || iy >= h) { memset(out, 0, sizeof(float) * ow); continue; }
+                    const float *in = img + (size_t)iy * w;
+                    if (stride == 1) {
+                        int lo = pad - kj; if (lo < 0) lo = 0; if (lo > ow) lo = ow;   // first ox with ix >= 0
+                        int hi = w + pad - kj; if (hi > ow) hi = ow; if (hi < lo) hi = lo;  // first ox with ix >= w
+                        for (int ox = 0; ox < lo; ox++) out[ox] = 0;
+                        if (hi > lo) memcpy(out + lo, in + lo - pad + kj, sizeof(float) * (hi - lo));
+                        for (int ox = hi; ox < ow; ox++) out[ox] = 0;
+                    } else {
+                        for (int ox = 0; ox < ow; ox++) {
+                            int ix = ox * stride - pad + kj;
+                            out[ox] = (ix >= 0 && ix < w) ? in[ix] : 0.0f;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+void pst_col2im_add(const float *col, int c, int h, int w, int k, int stride, int pad, int oh, int ow, size_t ld, float *x) {
+    for (int ch = 0; ch < c; ch++) {
+        float *img = x + (size_t)ch * h * w;
+        for (int ki = 0; ki < k; ki++) {
+            for (int kj = 0; kj < k; kj++) {
+                const float *row = col + ((size_t)(ch * k + ki) * k + kj) * ld;
+                for (int oy = 0; oy < oh; oy++) {
+                    int iy = oy * stride - pad + ki;
+                    if (iy < 0 || iy >= h) continue;
+                    float *out = img + (size_t)iy * w;
+                    const float *in = row + (size_t)oy * ow;
+                    for (int ox = 0; ox < ow; ox++) {
+                        int ix = ox * stride - pad + kj;
+                        if (ix >= 0 && ix < w) out[ix] += in[ox];
+                    }
+                }
+            }
+        }
+    }
+}
+
+void pst_relu_backward(const float *y, const float *dy, float *dx, size_t n) {
+    for (size_t i = 0; i < n; i++) dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+}
