@@ -22,6 +22,7 @@ let package = Package(
         .executable(name: "fuzz-manifest", targets: ["FuzzManifest"]),
         .executable(name: "fuzz-config", targets: ["FuzzConfig"]),
         .executable(name: "fuzz-idx", targets: ["FuzzIDX"]),
+        .executable(name: "fuzz-data", targets: ["FuzzData"]),
     ],
     dependencies: [.package(name: "pstrain", path: "..")],
     targets: [
@@ -31,6 +32,7 @@ let package = Package(
         harness("fuzz-manifest", "FuzzManifest"),
         harness("fuzz-config", "FuzzConfig"),
         harness("fuzz-idx", "FuzzIDX"),
+        harness("fuzz-data", "FuzzData"),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -57,11 +57,16 @@ public enum Durable {
     /// Replaces `path` with `text` atomically: temporary file, fsync, rename,
     /// fsync of the folder. On failure the temporary file is removed.
     public static func replace(_ path: String, with text: String) throws {
+        try replace(path, bytes: Array(text.utf8))
+    }
+
+    /// Replaces `path` with `bytes` atomically, as `replace(_:with:)`.
+    public static func replace(_ path: String, bytes: [UInt8]) throws {
         let dir = (path as NSString).deletingLastPathComponent
         let tmp = "\(path).tmp-\(getpid())"
         unlink(tmp)
         do {
-            try writeNew(tmp, Array(text.utf8))
+            try writeNew(tmp, bytes)
             if rename(tmp, path) != 0 { throw errno("cannot rename \(tmp) to", path) }
         } catch {
             unlink(tmp)  // whatever failed, no temporary file stays behind

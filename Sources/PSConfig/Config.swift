@@ -187,6 +187,13 @@ public struct Config: Equatable {
         self = c
     }
 
+    /// Makes the data set's relative paths absolute against `base` (the
+    /// launcher's working directory), so that run.toml names the same files
+    /// whatever folder a resume runs from.
+    public mutating func resolveDataPaths(against base: String) {
+        data = data.resolvingPaths(against: base)
+    }
+
     // MARK: checking
 
     static func suggestion(for key: String) -> String {

@@ -17,14 +17,32 @@ extension Model {
 
 extension DataSplit {
     /// The data set `[data]` names; synthetic sets have `features` features.
-    public static func load(_ data: DataSection, features: Int) throws -> DataSplit {
+    /// CSV caches go to `runDir`/data-cache (next to the CSV files without a
+    /// run directory); `statistics` are standardisation numbers from a
+    /// checkpoint, used instead of computing them again.
+    public static func load(_ data: DataSection, features: Int, runDir: String = "", statistics: FeatureStatistics? = nil) throws -> DataSplit {
         switch data.kind {
         case .synthetic:
             return synthetic(train: data.syntheticTrain, test: data.syntheticTest, features: features, classes: 10, seed: 7)
         case .fashionMNIST:
-            return try fashionMNIST(dir: data.dir)
+            try data.checkFiles()
+            return try open(data.request(cacheDir: cacheDir(runDir), statistics: statistics))
         }
     }
+
+    /// What the launcher does before it starts the ranks: converts CSV files
+    /// into their caches in `runDir` (a large file is converted before the
+    /// ranks' start-up deadline runs, and a bad one is reported at once);
+    /// the workers then find the caches.
+    public static func prepare(_ data: DataSection, runDir: String) throws {
+        guard data.fromFiles, data.format == .csv else { return }
+        try data.checkFiles()
+        let r = data.request(cacheDir: cacheDir(runDir))
+        _ = try CSV.open(r.train, label: r.label, cacheDir: r.cacheDir, what: "data.train")
+        _ = try CSV.open(r.test, label: r.label, cacheDir: r.cacheDir, what: "data.test")
+    }
+
+    static func cacheDir(_ runDir: String) -> String { runDir.isEmpty ? "" : runDir + "/data-cache" }
 }
 
 /// The optimizers a configuration can name.

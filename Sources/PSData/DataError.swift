@@ -5,6 +5,8 @@ import PSSupport
 public enum DataError: UserFacingError, Equatable {
     /// The file does not exist.
     case missing(file: String)
+    /// A file a configuration key names (or one found beside it) does not exist.
+    case notFound(file: String, what: String)
     /// The file exists but cannot be opened or read.
     case unreadable(file: String, reason: String)
     /// The file's content is not what its format says: `problem` tells what.
@@ -15,6 +17,7 @@ public enum DataError: UserFacingError, Equatable {
     public var description: String {
         switch self {
         case .missing(let f): return "data set file not found: \(f) (install the Debian package dataset-fashion-mnist, or set data.dir)"
+        case .notFound(let f, let what): return "data set file not found: \(f) (\(what))"
         case .unreadable(let f, let why): return "cannot open \(f): \(why)"
         case .malformed(let f, let problem): return "\(f): \(problem)"
         case .mismatch(let what): return what

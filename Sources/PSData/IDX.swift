@@ -3,20 +3,8 @@ import CZlib
 import PSSupport
 import PSNumerics
 
-// Data-set file formats: the readers of untrusted bytes, apart from the
-// numeric core that holds data sets in memory (one reason to change each).
-
-extension DataSplit {
-    /// The Fashion-MNIST files in `dir` (gzipped IDX). Errors name the file.
-    public static func fashionMNIST(dir d: String) throws -> DataSplit {
-        let train = try IDX.loadPair(images: d + "/train-images-idx3-ubyte.gz", labels: d + "/train-labels-idx1-ubyte.gz")
-        let test = try IDX.loadPair(images: d + "/t10k-images-idx3-ubyte.gz", labels: d + "/t10k-labels-idx1-ubyte.gz")
-        if train.features != test.features {
-            throw DataError.mismatch("\(d): train images have \(train.features) pixels but test images have \(test.features)")
-        }
-        return DataSplit(train: train, test: test)
-    }
-}
+// The IDX format of the MNIST family (Fashion-MNIST, MNIST, KMNIST, EMNIST):
+// gzipped or plain, read whole into memory (a gzipped file cannot be mapped).
 
 /// The IDX format of MNIST-style data sets: a big-endian header (two zero
 /// bytes, a type byte 0x08 for unsigned bytes, the number of dimensions, then
@@ -27,9 +15,11 @@ public enum IDX {
 
     /// Reads a whole file, inflating it if it is gzipped. Bounded: a file that
     /// inflates past `limit` bytes is an error, not an allocation.
-    public static func readAll(_ path: String, limit: Int = 1 << 30) throws -> [UInt8] {
+    /// `what` says which key named the file (nil: the default Fashion-MNIST
+    /// folder, whose message says which Debian package installs it).
+    public static func readAll(_ path: String, limit: Int = 1 << 30, what: String? = nil) throws -> [UInt8] {
         guard FileManager.default.fileExists(atPath: path) else {
-            throw DataError.missing(file: path)
+            throw what.map { DataError.notFound(file: path, what: $0) } ?? DataError.missing(file: path)
         }
         guard let f = gzopen(path, "rb") else { throw DataError.unreadable(file: path, reason: String(cString: strerror(errno))) }
         defer { gzclose(f) }
@@ -81,16 +71,39 @@ public enum IDX {
 
     static func hex(_ b: ArraySlice<UInt8>) -> String { b.map { String(format: "%02x", $0) }.joined(separator: " ") }
 
-    /// Loads an images file (n, rows, cols) and its labels file (n).
+    /// An images file (n, rows, cols) and its labels file (n) as samples of
+    /// shape [1, rows, cols] (one channel). `what` as in readAll.
+    public static func samples(images: String, labels: String, what: String? = nil) throws -> Samples {
+        let im = try parse(readAll(images, what: what), path: images, expectedDims: 3)
+        let lb = try parse(readAll(labels, what: what.map { "the labels beside \(images), for \($0)" }), path: labels, expectedDims: 1)
+        let x = MemoryBlock(copying: im.data), y = MemoryBlock(copying: lb.data)
+        let found = FoundArrays(
+            x: .init(view: ArrayView(base: x.pointer, type: .uint8, shape: [im.dims[0], 1, im.dims[1], im.dims[2]], owner: x),
+                     file: images, name: "images"),
+            y: .init(view: ArrayView(base: y.pointer, type: .uint8, shape: [lb.dims[0]], owner: y), file: labels, name: "labels"))
+        return try found.checked()
+    }
+
+    /// Where the labels of IDX images file `images` are: the same folder and
+    /// name with "images" replaced by "labels" and "idx3" by "idx1"
+    /// (train-images-idx3-ubyte.gz -> train-labels-idx1-ubyte.gz).
+    public static func labelsPath(images: String) throws -> String {
+        let dir = (images as NSString).deletingLastPathComponent
+        let name = (images as NSString).lastPathComponent
+        guard let r = name.range(of: "images", options: .backwards) else {
+            throw DataError.malformed(file: images, problem: "cannot tell where its labels are: an IDX images file's name must contain "
+                                      + "\"images\" (its labels are the same name with \"labels\", and idx1 for idx3)")
+        }
+        var labels = name.replacingCharacters(in: r, with: "labels")
+        if let k = labels.range(of: "idx3") { labels = labels.replacingCharacters(in: k, with: "idx1") }
+        return dir.isEmpty ? labels : dir + "/" + labels
+    }
+
+    /// An images file and its labels as a Dataset of `classes` classes with
+    /// today's normalisation (tests).
     public static func loadPair(images: String, labels: String, classes: Int = 10) throws -> Dataset {
-        let im = try parse(readAll(images), path: images, expectedDims: 3)
-        let lb = try parse(readAll(labels), path: labels, expectedDims: 1)
-        guard im.dims[0] == lb.dims[0] else {
-            throw DataError.mismatch("\(images) holds \(im.dims[0]) images but \(labels) holds \(lb.dims[0]) labels")
-        }
-        if let bad = lb.data.firstIndex(where: { Int($0) >= classes }) {
-            throw DataError.malformed(file: labels, problem: "label \(lb.data[bad]) at index \(bad) is not a class in 0..<\(classes)")
-        }
-        return Dataset(count: im.dims[0], features: im.dims[1] * im.dims[2], classes: classes, pixels: im.data, labels: lb.data)
+        let s = try samples(images: images, labels: labels)
+        try s.checkLabels(below: classes, name: "labels", why: "the data set has \(classes) classes")
+        return Dataset(samples: s, classes: classes, normalization: .fashionMNIST)
     }
 }

@@ -193,7 +193,9 @@ public enum RankMain {
                 if role == .worker {
                     openblas_set_num_threads(Int32(config.run.blasThreads))
                     try BLASInfo.selfCheck()
-                    data = try DataSplit.load(config.data, features: config.model.inputSize)
+                    // A resumed run standardises with the numbers its checkpoint holds.
+                    let saved = config.data.normalizeInEffect == .standardize ? try resume.flatMap { try NormalizationFile.statistics($0.path, $0.manifest) } : nil
+                    data = try DataSplit.load(config.data, features: config.model.inputSize, runDir: runDir, statistics: saved)
                 }
                 testHang("data", rank: rank)
             } catch {

@@ -230,12 +230,21 @@ public struct EvalRecord: LogRecord, Equatable {
     /// nil: not finite.
     public var testLoss: Double?
     public var testSamples: Int
+    /// The held-out part of the training file (data.validation); absent
+    /// when none is held out (nil fields are not written, so a run without
+    /// validation logs the same bytes as before). The loss is null when not finite.
+    public var validationAccuracy: Double?
+    public var validationLoss: Double?
+    public var validationSamples: Int?
     enum CodingKeys: String, CodingKey {
         case step, epoch, testAccuracy = "test_accuracy", testLoss = "test_loss", testSamples = "test_samples"
+        case validationAccuracy = "validation_accuracy", validationLoss = "validation_loss", validationSamples = "validation_samples"
     }
 
-    public init(step: Int, epoch: Int, testAccuracy: Double, testLoss: Double?, testSamples: Int) {
+    public init(step: Int, epoch: Int, testAccuracy: Double, testLoss: Double?, testSamples: Int,
+                validationAccuracy: Double? = nil, validationLoss: Double? = nil, validationSamples: Int? = nil) {
         self.step = step; self.epoch = epoch; self.testAccuracy = testAccuracy; self.testLoss = testLoss; self.testSamples = testSamples
+        self.validationAccuracy = validationAccuracy; self.validationLoss = validationLoss; self.validationSamples = validationSamples
     }
 }
 
@@ -417,10 +426,19 @@ public struct EvalPartRecord: LogRecord, Equatable {
     public var testSamples: Int
     /// nil: not finite.
     public var testLossSum: Double?
-    enum CodingKeys: String, CodingKey { case step, epoch, correct, testSamples = "test_samples", testLossSum = "test_loss_sum" }
+    /// This worker's slice of the validation set; absent without one.
+    public var validationCorrect: Int?
+    public var validationSamples: Int?
+    public var validationLossSum: Double?
+    enum CodingKeys: String, CodingKey {
+        case step, epoch, correct, testSamples = "test_samples", testLossSum = "test_loss_sum"
+        case validationCorrect = "validation_correct", validationSamples = "validation_samples", validationLossSum = "validation_loss_sum"
+    }
 
-    public init(step: Int, epoch: Int, correct: Int, testSamples: Int, testLossSum: Double?) {
+    public init(step: Int, epoch: Int, correct: Int, testSamples: Int, testLossSum: Double?,
+                validationCorrect: Int? = nil, validationSamples: Int? = nil, validationLossSum: Double? = nil) {
         self.step = step; self.epoch = epoch; self.correct = correct; self.testSamples = testSamples; self.testLossSum = testLossSum
+        self.validationCorrect = validationCorrect; self.validationSamples = validationSamples; self.validationLossSum = validationLossSum
     }
 }
 

@@ -78,16 +78,18 @@ struct Ckpt: ParsableCommand {
             let layout = try Model(cfg.model, capacity: 1).layout
             let all = FloatBuffer(count: layout.totalCount)
             try CheckpointStore.loadRange(chosen.path, chosen.manifest, layout: layout, suffix: "", lo: 0, hi: layout.totalCount, into: all.pointer)
+            // The standardisation numbers of the run, when it standardised its data (NormalizationFile).
+            let normalization = try userFacing { try NormalizationFile.load(chosen.path, chosen.manifest) }
             let tensors = layout.tensors.map {
                 Safetensors.Tensor(name: $0.name, shape: $0.spec.shape, floats: UnsafeBufferPointer(start: all.pointer + $0.offset, count: $0.count))
-            }
+            } + normalization
             var metadata = ["format": "pstrain-model", "step": String(chosen.manifest.step), "layers": cfg.model.layersTOML]
             // The sample shape of image models ("[1, 28, 28]"); flat models keep the exports they always had.
             if cfg.model.inputShape.count > 1 { metadata["input"] = cfg.model.inputShape.shapeText }
             let bytes = Safetensors.encode(tensors, metadata: metadata)
             if FileManager.default.fileExists(atPath: out) { try FileManager.default.removeItem(atPath: out) }
             try userFacing { try Durable.writeNew(out, bytes) }
-            print("pstrain: wrote \(out): \(tensors.count) tensors, \(layout.totalCount) parameters, from \((chosen.path as NSString).lastPathComponent)")
+            print("pstrain: wrote \(out): \(tensors.count) tensors, \(layout.totalCount) parameters\(normalization.isEmpty ? "" : " and the data's standardisation"), from \((chosen.path as NSString).lastPathComponent)")
         }
     }
 }

@@ -67,6 +67,7 @@ struct Launch: ParsableCommand {
             }
             try cfg.apply(override: "run.workers=\(workers)")
             try cfg.apply(override: "run.servers=\(servers)")
+            cfg.resolveDataPaths(against: FileManager.default.currentDirectoryPath)
             return cfg
         }
         let dir = runDir ?? "runs/" + Self.stamp()
@@ -91,6 +92,7 @@ struct Launch: ParsableCommand {
             throw ValidationError("cannot write the run directory \(dir): \(error.localizedDescription)")
         }
         print("pstrain: run directory \(dir)")
+        try userFacing { try DataSplit.prepare(cfg.data, runDir: absDir) }
         try Job.run(plan: plan, dir: absDir, shown: dir, attempt: 1, maxRestarts: job.maxRestarts, kind: LaunchRecord.self)
     }
 

@@ -64,6 +64,7 @@ struct Resume: ParsableCommand {
             try Durable.replace(tomlPath, with: "# pstrain run configuration, resolved; world updated by pstrain resume\n" + cfg.canonicalTOML)
         }
         try job.requireMpirun()
+        try userFacing { try DataSplit.prepare(cfg.data, runDir: absDir) }
         plan.resume = chosen.path
         print("pstrain: resuming \(runDir) from \((chosen.path as NSString).lastPathComponent) (step \(m.step) of \(m.totalSteps)) with \(W) worker(s) and \(S) server(s)"
               + (W != m.workers || S != m.servers ? " (the checkpoint was written by \(m.workers) and \(m.servers))" : ""))

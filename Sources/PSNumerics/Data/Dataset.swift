@@ -1,72 +1,57 @@
 import Foundation
-import CZlib
 import PSSupport
 
-/// A labelled image data set kept in memory as bytes (one byte per pixel),
-/// converted to Float only for the samples of the current batch.
-public struct Dataset {
-    public let count: Int
-    public let features: Int
+/// The samples a worker trains or evaluates on: rows `rows` of a file's
+/// `Samples`, normalised as they are gathered. A worker reads only the rows
+/// of its slice of each batch (from a mapped file for npz, safetensors and
+/// CSV), so its memory does not grow with the number of workers.
+public final class Dataset {
+    public let samples: Samples
+    /// The file's rows this set is made of (a validation set is the end of the training file).
+    public let rows: Range<Int>
     public let classes: Int
-    public let pixels: [UInt8]   // (count, features)
-    public let labels: [UInt8]   // (count)
+    public let normalization: Normalization
 
-    public init(count: Int, features: Int, classes: Int, pixels: [UInt8], labels: [UInt8]) {
-        precondition(pixels.count == count * features && labels.count == count)
-        self.count = count; self.features = features; self.classes = classes
-        self.pixels = pixels; self.labels = labels
+    public init(samples: Samples, rows: Range<Int>? = nil, classes: Int, normalization: Normalization) {
+        let r = rows ?? 0..<samples.count
+        precondition(r.lowerBound >= 0 && r.upperBound <= samples.count)
+        precondition(normalization.uniform || normalization.mean.count == samples.features)
+        self.samples = samples; self.rows = r; self.classes = classes; self.normalization = normalization
     }
 
-    /// Writes samples `indices` as normalised Floats into `out` (rows of
-    /// `features`) and their labels into `labelsOut`.
+    /// Bytes in memory with today's Fashion-MNIST normalisation (tests, the fuzzer).
+    public convenience init(count: Int, features: Int, classes: Int, pixels: [UInt8], labels: [UInt8]) {
+        precondition(pixels.count == count * features && labels.count == count)
+        self.init(samples: Samples(bytes: pixels, shape: [features], labels: labels, source: "memory"),
+                  classes: classes, normalization: .fashionMNIST)
+    }
+
+    public var count: Int { rows.count }
+    /// Elements per sample (the model's input size).
+    public var features: Int { samples.features }
+    /// A sample's shape (for images [channels, height, width]).
+    public var shape: [Int] { samples.shape }
+    public var labels: ArraySlice<UInt8> { samples.labels[rows] }
+
+    /// Writes samples `indices` (0..<count) as normalised Floats into `out`
+    /// (rows of `features`) and their labels into `labelsOut`.
     public func gather<C: Collection>(_ indices: C, into out: UnsafeMutablePointer<Float>,
                                       labels labelsOut: UnsafeMutablePointer<UInt8>) where C.Element == Int {
-        pixels.withUnsafeBufferPointer { px in
+        let f = features, base = rows.lowerBound
+        samples.labels.withUnsafeBufferPointer { lb in
             var r = 0
             for idx in indices {
-                let src = px.baseAddress! + idx * features
-                let dst = out + r * features
-                for j in 0..<features { dst[j] = Float(src[j]) * Dataset.scale + Dataset.shift }
-                labelsOut[r] = labels[idx]
+                precondition(idx >= 0 && idx < rows.count, "sample index out of range")
+                normalization.apply(samples.x, row: base + idx, into: out + r * f)
+                labelsOut[r] = lb[base + idx]
                 r += 1
             }
         }
     }
 
-    /// Pixels p in 0...255 become (p/255 - mean)/std with Fashion-MNIST's
-    /// published training-set mean 0.2860 and std 0.3530.
+    /// Today's IDX normalisation, as its constants (Normalization.fashionMNIST).
     public static let mean: Float = 0.2860
     public static let std: Float = 0.3530
-    public static let scale: Float = 1 / (255 * std)
-    public static let shift: Float = -mean / std
-}
-
-/// The train and test halves of a data set.
-public struct DataSplit {
-    public let train: Dataset
-    public let test: Dataset
-    public init(train: Dataset, test: Dataset) { self.train = train; self.test = test }
-
-    /// A small learnable data set for fast tests: each class has a fixed
-    /// random prototype; a sample is its prototype plus noise, as bytes.
-    public static func synthetic(train: Int, test: Int, features: Int, classes: Int, seed: UInt64) -> DataSplit {
-        func make(_ n: Int, stream: UInt64) -> Dataset {
-            var px = [UInt8](repeating: 0, count: n * features)
-            var lb = [UInt8](repeating: 0, count: n)
-            for i in 0..<n {
-                let c = Int(CounterRNG.bits(seed: seed, stream: stream, index: UInt64(i)) % UInt64(classes))
-                lb[i] = UInt8(c)
-                for j in 0..<features {
-                    let proto = CounterRNG.uniform(seed: seed, stream: 1000 + UInt64(c), index: UInt64(j))
-                    let noise = CounterRNG.uniform(seed: seed, stream: stream + 7, index: UInt64(i * features + j))
-                    let v = 0.7 * proto + 0.3 * noise
-                    px[i * features + j] = UInt8(min(255, max(0, v * 255)))
-                }
-            }
-            return Dataset(count: n, features: features, classes: classes, pixels: px, labels: lb)
-        }
-        return DataSplit(train: make(train, stream: 1), test: make(test, stream: 2))
-    }
 }
 
 /// The order of samples in an epoch and how a global batch is cut over the

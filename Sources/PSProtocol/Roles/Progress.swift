@@ -79,11 +79,12 @@ struct Progress {
         }
     }
 
-    mutating func epochEnd(_ step: Int, accuracy: Double, at t: Double) {
+    mutating func epochEnd(_ step: Int, accuracy: Double, validation: Double? = nil, at t: Double) {
         guard lead else { return }
         flushBurst()
         if lossN > 0 { lastLoss = lossAcc / Double(lossN) }
-        say("\(head(step))  loss \(String(format: "%.4f", lastLoss))  test accuracy \(String(format: "%.2f", accuracy * 100))%  \(rate(step, t))  \(String(format: "%.1f", t - start)) s\(eta(step, t))")
+        let v = validation.map { "  validation accuracy \(String(format: "%.2f", $0 * 100))%" } ?? ""
+        say("\(head(step))  loss \(String(format: "%.4f", lastLoss))  test accuracy \(String(format: "%.2f", accuracy * 100))%\(v)  \(rate(step, t))  \(String(format: "%.1f", t - start)) s\(eta(step, t))")
         lastLine = t; lossAcc = 0; lossN = 0
     }
 

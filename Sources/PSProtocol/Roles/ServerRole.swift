@@ -270,9 +270,14 @@ public final class ServerRole {
         let loss = results.reduce(0.0) { $0 + $1.lossSum }
         let correct = results.reduce(0) { $0 + $1.correct }, count = results.reduce(0) { $0 + $1.count }
         let accuracy = Double(correct) / Double(max(count, 1))
+        // Validation (data.validation > 0): logged only when there is some, so a run without it logs what it always did.
+        let vCount = results.reduce(0) { $0 + $1.validationCount }
+        let vLoss = results.reduce(0.0) { $0 + $1.validationLossSum }, vCorrect = results.reduce(0) { $0 + $1.validationCorrect }
+        let vAccuracy = vCount > 0 ? Double(vCorrect) / Double(vCount) : nil
         ctx.log?.write(EvalRecord(step: step + 1, epoch: schedule.epoch(of: step) + 1, testAccuracy: accuracy,
-                                  testLoss: loss / Double(max(count, 1)), testSamples: count))
-        progress.epochEnd(step, accuracy: accuracy, at: now())
+                                  testLoss: loss / Double(max(count, 1)), testSamples: count, validationAccuracy: vAccuracy,
+                                  validationLoss: vCount > 0 ? vLoss / Double(vCount) : nil, validationSamples: vCount > 0 ? vCount : nil))
+        progress.epochEnd(step, accuracy: accuracy, validation: vAccuracy, at: now())
     }
 
     /// Writes this server's file of checkpoint `step`; server 0 then completes it.

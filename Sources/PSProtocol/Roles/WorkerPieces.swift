@@ -118,14 +118,14 @@ extension WorkerRole {
         last = end
     }
 
-    /// This worker's contiguous slice of the test set, in chunks.
-    func evaluate() -> (lossSum: Double, correct: Int, count: Int) {
-        let part = Sampler.slice(batch: data.test.count, worker: index, of: world.workers)
+    /// This worker's contiguous slice of `set` (the test or the validation set), in chunks.
+    func evaluate(_ set: Dataset) -> (lossSum: Double, correct: Int, count: Int) {
+        let part = Sampler.slice(batch: set.count, worker: index, of: world.workers)
         var lossSum = 0.0, correct = 0
         var i = part.lowerBound
         while i < part.upperBound {
             let n = min(model.capacity, part.upperBound - i)
-            data.test.gather(i..<(i + n), into: model.input, labels: labels)
+            set.gather(i..<(i + n), into: model.input, labels: labels)
             let r = model.evaluate(batch: n, labels: labels, params: params.pointer)
             lossSum += r.lossSum; correct += r.correct
             i += n

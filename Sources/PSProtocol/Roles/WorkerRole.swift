@@ -76,10 +76,13 @@ public final class WorkerRole {
         let m = try Model(cfg.model, capacity: max(rows, Model.minimumCapacity))
         microGrads = microbatches.count > 1 ? FloatBuffer(count: m.layout.totalCount) : nil
         guard m.inputSize == data.train.features else {
-            throw ProtocolError.dataDoesNotFit("model.input = \(m.inputSize) but the data set's samples have \(data.train.features) features")
+            throw ProtocolError.dataDoesNotFit("model.input = \(m.inputSize) but the data set's samples have \(data.train.features) features "
+                                               + "(shape \(data.train.shape))")
         }
         guard m.classes == data.train.classes else {
-            throw ProtocolError.dataDoesNotFit("the last layer of model.layers has \(m.classes) outputs but the data set has \(data.train.classes) classes")
+            throw ProtocolError.dataDoesNotFit("the last layer of model.layers has \(m.classes) outputs but the data set has \(data.train.classes) classes"
+                                               + (ctx.config.data.classes == 0 && ctx.config.data.fromFiles
+                                                  ? " (its training labels go up to \(data.train.classes - 1); set data.classes if some classes have no training sample)" : ""))
         }
         model = m
         precision = cfg.train.precision
@@ -155,6 +158,7 @@ public final class WorkerRole {
                                          precision: precision.rawValue, compression: ctx.config.compression.settings.summary,
                                          pieces: pieces.count, steps: schedule.total, stepsPerEpoch: schedule.perEpoch))
         ctx.log?.flush()
+        try writeNormalization()
         try postParameters(version: schedule.start)
         try awaitParameters(allPieces)
         skippedBefore = skipped
@@ -243,20 +247,34 @@ public final class WorkerRole {
     /// with the new parameters and sent to server 0.
     func evaluateAndReport(_ step: Int) throws {
         try awaitParameters(allPieces)
-        let e = evaluate()
-        try ctx.send(EvalResult(lossSum: e.lossSum, correct: e.correct, count: e.count), to: [world.serverRanks[0]], step: step + 1,
-                     for: "sending test results")
+        let e = evaluate(data.test)
+        let v = data.validation.map { evaluate($0) }
+        try ctx.send(EvalResult(lossSum: e.lossSum, correct: e.correct, count: e.count, validationLossSum: v?.lossSum ?? 0,
+                                validationCorrect: v?.correct ?? 0, validationCount: v?.count ?? 0),
+                     to: [world.serverRanks[0]], step: step + 1, for: "sending test results")
         ctx.log?.write(EvalPartRecord(step: step + 1, epoch: schedule.epoch(of: step) + 1, correct: e.correct,
-                                      testSamples: e.count, testLossSum: e.lossSum))
+                                      testSamples: e.count, testLossSum: e.lossSum,
+                                      validationCorrect: v?.correct, validationSamples: v?.count, validationLossSum: v?.lossSum))
         last = now()
     }
 
-    /// This worker's file of checkpoint `step` (its error feedback's residual), reported to server 0.
+    /// This worker's file of checkpoint `step` (its error feedback's
+    /// residual; worker 0 adds the standardisation numbers), reported to server 0.
     func checkpoint(_ step: Int) throws {
-        _ = try ctx.writeCheckpointFile(step: step, role: .worker, index: index, tensors: feedback.map { f in
+        let residual = feedback.map { f in
             [Safetensors.Tensor(name: f.checkpointTensor.name, shape: [f.residual.count], floats: f.checkpointTensor.values)]
-        } ?? [])
+        } ?? []
+        let statistics = index == 0 ? data.statistics.map { NormalizationFile.tensors($0, shape: data.train.shape) } ?? [] : []
+        _ = try ctx.writeCheckpointFile(step: step, role: .worker, index: index, tensors: residual + statistics)
         ctx.log?.write(WorkerCheckpointRecord(step: step, paramsDigest: digest(params.pointer, count: params.count)))
+    }
+
+    /// Worker 0, when the data set is standardised: the numbers in the run
+    /// directory (NormalizationFile), for export and for people.
+    func writeNormalization() throws {
+        guard index == 0, ctx.hasRunDir, let s = data.statistics else { return }
+        try Durable.replace(ctx.runDir + "/" + NormalizationFile.runFile,
+                            bytes: NormalizationFile.encode(s, shape: data.train.shape, byteScaled: data.train.samples.byteScaled))
     }
 
     /// After the last step: the last parameters, the final checkpoint, goodbyes.
