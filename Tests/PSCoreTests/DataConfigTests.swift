@@ -137,4 +137,38 @@ final class DataConfigTests: XCTestCase {
         XCTAssertEqual(records(plain, rank: 0, EvalRecord.self).compactMap { $0.validationAccuracy }, [])
         XCTAssertEqual(records(plain, rank: 2, EvalPartRecord.self).compactMap { $0.validationCorrect }, [])
     }
+
+    /// A worker takes samples whose shape is the model's input shape (size-1
+    /// axes aside) or flat samples of its size; other shapes of that size are
+    /// refused, naming both.
+    func testSampleShapeMustFitTheModelInput() throws {
+        var c = Config()
+        for o in ["data.kind=synthetic", "model.layers=[{type=\"flatten\"},{type=\"dense\",units=10}]", "model.input=[3, 2, 2]",
+                  "train.batch_size=16", "train.epochs=1"] {
+            try c.apply(override: o)
+        }
+        let syn = DataSplit.synthetic(train: 64, test: 32, features: 12, classes: 10, seed: 7)
+        func split(_ shape: [Int]) -> DataSplit {
+            func set(_ d: Dataset) -> Dataset {
+                let x = d.samples.x
+                return Dataset(samples: Samples(x: ArrayView(base: x.base, type: x.type, shape: [d.count] + shape, owner: x.owner),
+                                                labels: d.samples.labels, source: "mem"),
+                               classes: 10, normalization: .fashionMNIST)
+            }
+            return DataSplit(train: set(syn.train), test: set(syn.test))
+        }
+        // The worker's set-up alone (it checks the data before any message).
+        func worker(_ shape: [Int]) throws {
+            let hellos = [Role.server, .worker].map {
+                RankHello(role: $0, configHash: c.hash, buildHash: 0, pid: 0, configLength: 0, host: "test", runDir: "", error: "", trainCount: 64)
+            }
+            let ctx = RankContext(config: c, world: World(hellos: hellos), transport: InProcessHub(size: 2, mode: .eager).transport(rank: 1),
+                                  log: nil, say: { _ in })
+            _ = try WorkerRole(context: ctx, data: split(shape))
+        }
+        for ok in [[12], [1, 3, 2, 2], [3, 2, 2]] { XCTAssertNoThrow(try worker(ok), "\(ok)") }
+        XCTAssertNoThrow(try runInProcess(config: c, servers: 1, workers: 1, data: split([1, 3, 2, 2])))
+        let m = TestFiles.message { try worker([2, 3, 2]) }
+        XCTAssertTrue(m.contains("model.input = [3, 2, 2]") && m.contains("[2, 3, 2]") && m.contains("reshape x"), m)
+    }
 }
