@@ -103,3 +103,47 @@ class RealRunTests(unittest.TestCase):
         self.assertEqual(df[df.role == "launcher"]["event"].tolist()[:1], ["launch"])
         self.assertIn("exit", df[df.role == "launcher"]["event"].tolist())
         self.assertEqual(len(pstrain.read_run_log(self.path("a"), as_frame=False)), len(df))
+
+
+CNN_LAYERS = ('[{type="conv2d", channels=8, kernel=5, padding=2}, {type="batchnorm"}, {type="relu"}, {type="maxpool2d", kernel=2}, '
+              '{type="flatten"}, {type="dropout", p=0.25}, {type="dense", units=10}]')
+
+
+class RealCNNRunTests(unittest.TestCase):
+    """A convolutional network with batchnorm and dropout trained by pstrain
+    (W=2 S=1, AdamW), exported, built in torch from the export's metadata:
+    torch in evaluation mode (batchnorm's running statistics the servers
+    kept, dropout off) scores what pstrain's evaluation reported."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp(prefix="pstrain-py-cnn-")
+        run_pstrain(["launch", "--workers", "2", "--servers", "1", "--epochs", "1", "--set", "train.max_steps=120",
+                     "--set", "model.input=[1, 28, 28]", "--set", f"model.layers={CNN_LAYERS}", "--set", "train.batch_size=64",
+                     "--set", 'train.optimizer="adamw"', "--set", "train.lr=0.002", "--set", "train.weight_decay=0.01",
+                     "--run-dir", "cnn"], cwd=cls.dir)
+        run_pstrain(["ckpt", "export", "cnn", "--out", "cnn.safetensors"], cwd=cls.dir)
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.dir, True)
+
+    def test_torch_cnn_from_the_export_scores_as_pstrain(self):
+        """Tolerance: 0.01 points (1 of the 10,000 test images)."""
+        torch = require_torch(self)
+        model = pstrain.model_from_export(os.path.join(self.dir, "cnn.safetensors"))
+        self.assertEqual([type(m).__name__ for m in model],
+                         ["Conv2d", "BatchNorm2d", "ReLU", "MaxPool2d", "Flatten", "Dropout", "Linear"])
+        self.assertEqual(int(model[1].num_batches_tracked), 120, "one count per step, kept by the server")
+        with open(os.path.join(self.dir, "cnn", "run.toml"), "rb") as f:
+            x, y = fashion_test_set(tomllib.load(f)["data"]["dir"])
+        with torch.no_grad():
+            predicted = model(torch.from_numpy(x).reshape(-1, 1, 28, 28)).argmax(1).numpy()
+        accuracy = float((predicted == y).mean())
+        with open(os.path.join(self.dir, "cnn", "logs", "server-0.jsonl")) as f:
+            reported = [r for r in map(json.loads, f) if r["event"] == "eval"][-1]
+        self.assertEqual(reported["step"], 120)
+        self.assertGreater(accuracy, 0.7)
+        print(f"\n  torch {accuracy:.4f}, pstrain {reported['test_accuracy']:.4f} (CNN, step 120)", end=" ")
+        self.assertLessEqual(abs(accuracy - reported["test_accuracy"]), 0.0001 + 1e-12,
+                             f"torch {accuracy} vs pstrain {reported['test_accuracy']}")
