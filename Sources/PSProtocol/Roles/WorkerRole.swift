@@ -72,7 +72,8 @@ public final class WorkerRole {
         let widest = Sampler.slice(batch: stepBatch, worker: 0, of: world.workers).count
         let rows = cfg.train.microbatch > 0 ? min(cfg.train.microbatch, widest) : (widest + cfg.train.accumulate - 1) / cfg.train.accumulate
         let mine = slice.count
-        microbatches = stride(from: 0, to: mine, by: rows).map { $0..<min($0 + rows, mine) }
+        // A worker with no rows (more workers than rows in a step) still takes part, with one empty microbatch.
+        microbatches = mine == 0 ? [0..<0] : stride(from: 0, to: mine, by: rows).map { $0..<min($0 + rows, mine) }
         let m = try Model(cfg.model, capacity: max(rows, Model.minimumCapacity))
         microGrads = microbatches.count > 1 ? FloatBuffer(count: m.layout.totalCount) : nil
         guard m.inputSize == data.train.features else {
