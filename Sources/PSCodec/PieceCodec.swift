@@ -71,6 +71,8 @@ public struct EncodedPiece {
 public final class PieceCodec {
     public let settings: CodecSettings
     let maxElements: Int
+    /// The most elements one piece may have.
+    public var maxElementCount: Int { maxElements }
     let capacity: Int
     let bufA: UnsafeMutableRawPointer
     let bufB: UnsafeMutableRawPointer

@@ -265,11 +265,12 @@ public struct Config: Equatable {
         if specs.count > Config.maxLayers {
             throw bad("model.layers", "has \(specs.count) layers, more than the \(Config.maxLayers) allowed")
         }
-        let inputSize = model.inputSize, batchSize = train.stepBatch
+        let inputSize = model.layerInputShape.reduce(1, *), batchSize = train.stepBatch
+        try validateTables(bad)
         // Each entry was checked against its kind (and its keys' ranges)
         // when read; here the shapes each layer gets are checked.
         let layers: [Layer]
-        switch LayerKinds.build(specs, input: model.inputShape) {
+        switch LayerKinds.build(specs, input: model.layerInputShape) {
         case .success(let l): layers = l
         case .failure(let p): throw ConfigError.badLayer(source: source, index: p.index, at: nil, problem: .kind(p.problem))
         }
@@ -283,6 +284,23 @@ public struct Config: Equatable {
             throw bad("train.batch_size", "= \(batchSize) rows per step with a layer \(widest) wide needs an activation buffer of \(rows) x \(widest) = \(rows * widest) "
                 + "elements, more than the \(Config.maxActivationElements) (2^28) allowed; use a smaller batch or narrower layers")
         }
+    }
+
+    /// The rules for a model with embedding tables.
+    func validateTables(_ bad: (String, String) -> ConfigError) throws {
+        if model.tables.isEmpty {
+            if model.inputSize == 0 { throw bad("model.input", "= 0 (no dense features) needs model.tables: a model with no input has nothing to learn from") }
+            return
+        }
+        if model.inputShape.count != 1 {
+            throw bad("model.input", "= \(model.inputShape.shapeText) with model.tables: it counts the dense features per row, one integer such as 13")
+        }
+        if train.accumulate > 1 || train.microbatch > 0 {
+            throw bad(train.accumulate > 1 ? "train.accumulate" : "train.microbatch",
+                      "is not supported with model.tables yet (one microbatch per step); remove it")
+        }
+        if train.clips { throw bad("train.clip_norm", "is not supported with model.tables yet; remove it") }
+        if compression.topk > 0 { throw bad("compression.topk", "does not apply to model.tables (rows travel sparse already); set it to 0") }
     }
 
     // MARK: canonical form
@@ -303,6 +321,8 @@ public struct Config: Equatable {
             }
             if f.kind == .layers {
                 out += "\(parts[1]) = [\n" + model.layers.map { "  \($0.toml),\n" }.joined() + "]\n"
+            } else if f.kind == .tables, case .array(let items) = v, !items.isEmpty {
+                out += "\(parts[1]) = [\n" + items.map { "  \($0.description),\n" }.joined() + "]\n"
             } else {
                 out += "\(parts[1]) = \(v.description)\n"
             }

@@ -10,7 +10,7 @@ import PSCodec
 /// One configuration key as the documentation and tools see it: its dotted
 /// name, type, default, allowed values (numbers) and meaning.
 public struct ConfigField {
-    public enum Kind { case string, integer, float, bool, layers, shape }
+    public enum Kind { case string, integer, float, bool, layers, shape, tables }
     public let key: String
     public let kind: Kind
     public let defaultValue: ConfigValue

@@ -37,6 +37,44 @@ extension LayerEntry {
     }
 }
 
+extension LossKind: ConfigChoice {
+    static var choices: [LossKind] { allCases }
+}
+
+extension TableSpec {
+    /// Reads entry `n` of `model.tables`: { type = "embedding_bag", rows, dim, mode, hash }.
+    init(_ v: ConfigValue, index n: Int, _ ctx: KeyContext) throws {
+        let key = "model.tables[\(n)]"
+        func bad(_ why: String) -> ConfigError { .invalid(source: ctx.source, key: key, at: ctx.locate(["[\(n)]"]) ?? ctx.at, problem: why) }
+        guard case .table(let t) = v else { throw bad("is \(v.description), not a table such as { type = \"embedding_bag\", rows = 1000, dim = 16 }") }
+        let known: Set<String> = ["type", "rows", "dim", "mode", "hash"]
+        if let k = t.keys.sorted().first(where: { !known.contains($0) }) {
+            throw bad("has the unknown key '\(k)'; an embedding_bag takes rows, dim, mode (\"sum\" or \"mean\") and hash (true or false)")
+        }
+        if let ty = t["type"], ty != .string("embedding_bag") { throw bad("has type = \(ty.description); the one table kind is \"embedding_bag\"") }
+        func int(_ k: String, _ hi: Int) throws -> Int {
+            guard case .integer(let i)? = t[k] else { throw bad("needs \(k), an integer in [1, \(hi)]") }
+            guard i >= 1 && i <= hi else { throw bad("has \(k) = \(i), outside [1, \(hi)]") }
+            return i
+        }
+        var spec = TableSpec(rows: try int("rows", TableSpec.maxRows), dim: try int("dim", TableSpec.maxDim))
+        if let m = t["mode"] {
+            guard case .string(let w) = m, let mode = TableSpec.Mode(rawValue: w) else { throw bad("has mode = \(m.description); it takes \"sum\" or \"mean\"") }
+            spec.mode = mode
+        }
+        if let h = t["hash"] {
+            guard case .bool(let b) = h else { throw bad("has hash = \(h.description); it takes true or false") }
+            spec.hash = b
+        }
+        self = spec
+    }
+
+    /// The entry as a TOML table value (every key written).
+    var value: ConfigValue {
+        .table(["type": .string("embedding_bag"), "rows": .integer(rows), "dim": .integer(dim), "mode": .string(mode.rawValue), "hash": .bool(hash)])
+    }
+}
+
 /// [model]: the network.
 public struct ModelSection: ConfigSection {
     /// The shape of a sample (model.input): [784] for flat vectors (the
@@ -46,6 +84,13 @@ public struct ModelSection: ConfigSection {
     public var inputSize: Int { inputShape.reduce(1, *) }
     /// The network, in order (model.layers).
     public internal(set) var layers: [LayerEntry] = [.dense(256), .relu, .dense(128), .relu, .dense(10)]
+    /// Embedding tables, table i for categorical field i (model.tables; empty: none).
+    public internal(set) var tables: [TableSpec] = []
+    /// model.loss
+    public internal(set) var loss = LossKind.softmax
+
+    /// What the layers take: the dense features then each table's bag.
+    public var layerInputShape: [Int] { tables.isEmpty ? inputShape : [inputSize + tables.reduce(0) { $0 + $1.dim }] }
 
     public init() {}
 
@@ -67,6 +112,10 @@ public struct ModelSection: ConfigSection {
             default: throw ctx.wrongType(v, "a positive integer or an array of 1 to 3 positive integers such as [1, 28, 28]")
             }
             var shape: [Int] = []
+            if dims.count == 1, case .integer(0) = dims[0] {   // no dense features (a model of embedding tables alone)
+                s.inputShape = [0]
+                return
+            }
             for d in dims {
                 guard case .integer(let i) = d, i >= 1, i <= Config.maxWidth else {
                     throw ctx.wrongType(v, "a positive integer or an array of 1 to 3 integers in [1, \(Config.maxWidth)] such as [1, 28, 28]")
@@ -84,6 +133,13 @@ public struct ModelSection: ConfigSection {
                   read: { .array($0.layers.map(\.value)) }) { s, v, ctx in
             guard case .array(let items) = v else { throw ctx.wrongType(v, "an array of layer tables") }
             s.layers = try items.enumerated().map { try LayerEntry($1, index: $0, ctx) }
+        },
+        .choice("loss", \.loss, "\"softmax\" (cross-entropy over classes) or \"bce\" (binary cross-entropy on one logit: click-through rate)"),
+        ConfigKey(name: "tables", kind: .tables, range: nil,
+                  doc: "embedding tables, table i for categorical field i: {type = \"embedding_bag\", rows = 1000000, dim = 16, mode = \"sum\", hash = false} (docs/models.md)",
+                  read: { .array($0.tables.map(\.value)) }) { s, v, ctx in
+            guard case .array(let items) = v else { throw ctx.wrongType(v, "an array of embedding_bag tables") }
+            s.tables = try items.enumerated().map { try TableSpec($1, index: $0, ctx) }
         },
     ]
 }

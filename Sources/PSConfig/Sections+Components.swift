@@ -11,7 +11,8 @@ import PSData
 extension Model {
     /// The network of `[model]`, with activation buffers for `capacity` rows.
     public convenience init(_ model: ModelSection, capacity: Int) throws {
-        try self.init(input: model.inputShape, entries: model.layers, capacity: capacity)
+        try self.init(input: model.layerInputShape, entries: model.layers, capacity: capacity, loss: model.loss,
+                      inputGradient: !model.tables.isEmpty)
     }
 }
 
@@ -43,6 +44,23 @@ extension DataSplit {
     }
 
     static func cacheDir(_ runDir: String) -> String { runDir.isEmpty ? "" : runDir + "/data-cache" }
+}
+
+extension CTRSets {
+    /// The click log `[data]` names for a model with tables: a synthetic
+    /// one (data.kind = "synthetic": model.tables[i].rows ids in field i,
+    /// model.input dense features).
+    public static func load(_ data: DataSection, model: ModelSection, runDir: String = "") throws -> CTRSets {
+        switch data.kind {
+        case .synthetic:
+            let v = model.tables.map { $0.rows }, d = model.inputSize
+            return CTRSets(train: SyntheticCTR(rows: data.syntheticTrain, dense: d, vocabularies: v, seed: 7, stream: 1),
+                           test: SyntheticCTR(rows: data.syntheticTest, dense: d, vocabularies: v, seed: 7, stream: 2))
+        case .fashionMNIST:
+            throw PSError("data.format = \"\(data.format.rawValue)\" holds no categorical fields for model.tables; "
+                          + "a model with tables reads data.format = \"criteo\" or \"libsvm\" (or data.kind = \"synthetic\")")
+        }
+    }
 }
 
 /// The optimizers a configuration can name.

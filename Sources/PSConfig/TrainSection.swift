@@ -7,6 +7,10 @@ extension Precision: ConfigChoice {
     static var choices: [Precision] { allCases }
 }
 
+extension SparseOptimizer: ConfigChoice {
+    static var choices: [SparseOptimizer] { allCases }
+}
+
 /// [train]: the optimisation.
 public struct TrainSection: ConfigSection {
     /// train.lr_schedule (LRSchedule in PSNumerics has the formulas).
@@ -67,6 +71,10 @@ public struct TrainSection: ConfigSection {
     /// train.microbatch: the most rows a worker computes at once (0: its
     /// slice of the step divided into train.accumulate parts).
     public internal(set) var microbatch = 0
+    /// train.sparse_optimizer: the embedding tables' optimizer.
+    public internal(set) var sparseOptimizer = SparseOptimizer.adagrad
+    /// train.sparse_lr (0: train.lr)
+    public internal(set) var sparseLR = 0.0
 
     /// Rows of one step (one push per worker): batch_size x accumulate.
     public var stepBatch: Int { batchSize * accumulate }
@@ -83,6 +91,20 @@ public struct TrainSection: ConfigSection {
     public var effectiveEps: Double {
         if eps > 0 { return eps }
         return optimizer == .adagrad ? Adagrad.defaultEps : 1e-8
+    }
+
+    /// The tables' learning rate at step `step`: train.sparse_lr (or
+    /// train.lr) under the same schedule and warmup as the dense part.
+    public func sparseLearningRate(step: Int, total: Int) -> Double {
+        let r = learningRate(step: step, total: total)
+        return sparseLR > 0 ? r * (sparseLR / lr) : r
+    }
+
+    /// The tables' optimizer's hyper-parameters (train.beta1, beta2, eps).
+    public var sparseHyper: SparseOptimizer.Hyper {
+        var h = SparseOptimizer.Hyper()
+        h.beta1 = beta1; h.beta2 = beta2; h.eps = eps
+        return h
     }
 
     /// Whether gradients are clipped to a global norm.
@@ -129,5 +151,8 @@ public struct TrainSection: ConfigSection {
                  "microbatches of train.batch_size per optimizer step: each worker sums their gradients and pushes once"),
         .integer("microbatch", \.microbatch, .closed(0, Double(Config.maxWidth)),
                  "the most rows a worker computes at once (0: its slice of the step divided into train.accumulate parts)"),
+        .choice("sparse_optimizer", \.sparseOptimizer,
+                "the embedding tables' optimizer: \"adagrad\", \"lazy_adam\" (torch.optim.SparseAdam) or \"sgd\"; only the rows a step touched move"),
+        .number("sparse_lr", \.sparseLR, .closed(0, 1000), "the embedding tables' learning rate, under train.lr_schedule like train.lr (0: train.lr)"),
     ]
 }

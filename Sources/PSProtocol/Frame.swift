@@ -15,6 +15,11 @@ public enum FrameKind: UInt8, CaseIterable {
     case vote = 5        // server -> every other server: overflow seen in its sums
     case checkpoint = 6  // every rank -> server 0: its checkpoint file is written (or why not)
     case bye = 7         // worker -> every server, at the end: all parameters arrived; the server may shut down
+    case rowAnnounce = 8 // worker -> a server holding table rows: how many rows (and bytes) its row request has
+    case rowRequest = 9  // worker -> that server: the rows it needs, per table, sorted and delta-coded
+    case rowValues = 10  // server -> worker: the values of those rows, in request order
+    case rowGrads = 11   // worker -> server: one summed gradient per requested row, in request order
+    case scores = 12     // worker -> server 0, after an epoch: its test rows' predicted probabilities as histograms
     public var tag: Int32 { Int32(rawValue) }
 }
 

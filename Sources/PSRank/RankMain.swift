@@ -177,7 +177,7 @@ public enum RankMain {
     /// A failure is kept as `error`, to be announced in the hello.
     struct LocalStart {
         var config = Config()
-        var data: DataSplit?
+        var data: WorkerData?
         var runDir = ""
         var resume: (path: String, manifest: Manifest)?
         var error = ""
@@ -195,7 +195,9 @@ public enum RankMain {
                     try BLASInfo.selfCheck()
                     // A resumed run standardises with the numbers its checkpoint holds.
                     let saved = config.data.normalizeInEffect == .standardize ? try resume.flatMap { try NormalizationFile.statistics($0.path, $0.manifest) } : nil
-                    data = try DataSplit.load(config.data, features: config.model.inputSize, runDir: runDir, statistics: saved)
+                    data = config.model.tables.isEmpty
+                        ? .dense(try DataSplit.load(config.data, features: config.model.inputSize, runDir: runDir, statistics: saved))
+                        : .ctr(try CTRSets.load(config.data, model: config.model, runDir: runDir))
                 }
                 testHang("data", rank: rank)
             } catch {
@@ -214,7 +216,7 @@ public enum RankMain {
         let config = local.config, rank = transport.rank
         let hello = RankHello(role: role, configHash: config.hash, buildHash: buildHash(), pid: getpid(),
                               configLength: config.canonicalTOML.utf8.count, host: String(cString: host),
-                              runDir: local.runDir, error: local.error, trainCount: local.data?.train.count ?? 0)
+                              runDir: local.runDir, error: local.error, trainCount: local.data?.trainCount ?? 0)
         do {
             let all = try transport.allgather(hello.encode(), timeout: seconds)
             let world = World(hellos: all.map { RankHello.decode($0)! })

@@ -173,10 +173,21 @@ public struct ServerStepRecord: StepRecord, Equatable {
     /// With train.clip_norm: the global norm of the unscaled gradient,
     /// before clipping (absent on a step that overflowed).
     public var gradNorm: Double?
+    /// With embedding tables: the rows this server answered for, the bytes
+    /// of row requests and gradients in and of row values out (included in
+    /// bytes_recv / bytes_sent), and the rows it holds with their bytes
+    /// (values and optimizer state).
+    public var rowsServed: Int?
+    public var rowBytesRecv: Int?
+    public var rowBytesSent: Int?
+    public var tableRows: Int?
+    public var tableBytes: Int?
     enum CodingKeys: String, CodingKey {
         case step, epoch, loss, fp32Bytes = "fp32_bytes", encodeS = "encode_s", decodeS = "decode_s", lr, lossScale = "loss_scale",
              skipped, overflow, samples, stepS = "step_s", waitS = "wait_s", applyS = "apply_s", bytesRecv = "bytes_recv",
              bytesSent = "bytes_sent", samplesPerS = "samples_per_s", paramsDigest = "params_digest", gradNorm = "grad_norm"
+        case rowsServed = "rows_served", rowBytesRecv = "row_bytes_recv", rowBytesSent = "row_bytes_sent", tableRows = "table_rows",
+             tableBytes = "table_bytes"
     }
 
     public init(step: Int, epoch: Int, loss: Double?, fp32Bytes: Int, encodeS: Double, decodeS: Double, lr: Double, lossScale: Double,
@@ -236,9 +247,13 @@ public struct EvalRecord: LogRecord, Equatable {
     public var validationAccuracy: Double?
     public var validationLoss: Double?
     public var validationSamples: Int?
+    /// With model.loss = "bce": the test set's AUC and log loss (its mean binary cross-entropy).
+    public var auc: Double?
+    public var logloss: Double?
     enum CodingKeys: String, CodingKey {
         case step, epoch, testAccuracy = "test_accuracy", testLoss = "test_loss", testSamples = "test_samples"
         case validationAccuracy = "validation_accuracy", validationLoss = "validation_loss", validationSamples = "validation_samples"
+        case auc, logloss
     }
 
     public init(step: Int, epoch: Int, testAccuracy: Double, testLoss: Double?, testSamples: Int,
@@ -402,10 +417,20 @@ public struct WorkerStepRecord: StepRecord, Equatable {
     public var bytesSent: Int
     public var bytesRecv: Int
     public var samplesPerS: Double
+    /// With embedding tables: rows pulled, the bytes of their ids on the
+    /// wire (delta-coded), all row bytes out (requests, gradients) and in
+    /// (values), included in bytes_sent / bytes_recv, and the wait for rows.
+    public var rowsPulled: Int?
+    public var rowIdBytes: Int?
+    public var rowBytesSent: Int?
+    public var rowBytesRecv: Int?
+    public var rowWaitS: Double?
     enum CodingKeys: String, CodingKey {
         case step, epoch, loss, fp32Bytes = "fp32_bytes", encodeS = "encode_s", decodeS = "decode_s", lossScale = "loss_scale",
              overflow, skipped, samples, stepS = "step_s", computeS = "compute_s", waitS = "wait_s", bytesSent = "bytes_sent",
              bytesRecv = "bytes_recv", samplesPerS = "samples_per_s"
+        case rowsPulled = "rows_pulled", rowIdBytes = "row_id_bytes", rowBytesSent = "row_bytes_sent", rowBytesRecv = "row_bytes_recv",
+             rowWaitS = "row_wait_s"
     }
 
     public init(step: Int, epoch: Int, loss: Double?, fp32Bytes: Int, encodeS: Double, decodeS: Double, lossScale: Double, overflow: Bool,

@@ -350,14 +350,15 @@ final class ConfigTests: XCTestCase {
     /// run.toml and checkpoint manifests written by the hand-written reader's
     /// Config embed this text and ranks compare its XXH64: both are pinned
     /// to what that code wrote (captured from it at d322356/ecfef60; the
-    /// [train] keys after `precision` came with the optimizers of issue 12).
+    /// [train] keys after `precision` came with the optimizers of issue 12,
+    /// the table keys with issue 13).
     func testCanonicalFormIsPinned() throws {
         XCTAssertEqual(Config().canonicalTOML, Self.withDataFormatKeys(Self.defaultCanonical))
-        XCTAssertEqual(String(Config().hash, radix: 16), "726ddc3854ab47df")
+        XCTAssertEqual(String(Config().hash, radix: 16), "330535f22e674951")
         var c = Config()
         for o in Self.overrides { try c.apply(override: o) }
         XCTAssertEqual(c.canonicalTOML, Self.withDataFormatKeys(Self.overriddenCanonical))
-        XCTAssertEqual(String(c.hash, radix: 16), "2ada3588a67328")
+        XCTAssertEqual(String(c.hash, radix: 16), "caceef3f9882032c")
         // And the old text reads back as the same configuration.
         XCTAssertEqual(try Config.parse("# pstrain run configuration, resolved\n" + Self.overriddenCanonical, source: "run.toml"), c)
         XCTAssertEqual(try Config.parse(Self.defaultCanonical, source: "run.toml"), Config())
@@ -430,7 +431,7 @@ final class ConfigTests: XCTestCase {
         XCTAssertFalse(c.checkpoint.due(after: 11, total: 12))
         XCTAssertEqual(c.compression.settings, c.compression.settings)
         XCTAssertEqual(c.scaler.settings, c.scaler.settings)
-        XCTAssertEqual(Config.schema.map { $0.key }.count, 70)
+        XCTAssertEqual(Config.schema.map { $0.key }.count, 74)
         XCTAssertEqual(Config.schema.first { $0.key == "model.layers" }?.defaultValue.description,
                        Config().model.layersTOML)
     }
@@ -512,7 +513,7 @@ final class ConfigTests: XCTestCase {
     /// defaults, as the canonical form writes them after the keys that
     /// were there before them.
     static func withDataFormatKeys(_ old: String) -> String {
-        old.replacingOccurrences(of: "synthetic_test = 1024\n", with: """
+        withTableKeys(old).replacingOccurrences(of: "synthetic_test = 1024\n", with: """
             synthetic_test = 1024
             format = "idx"
             train = ""
@@ -525,6 +526,13 @@ final class ConfigTests: XCTestCase {
             validation = 0.0
 
             """)
+    }
+
+    /// The keys of embedding tables (issue 13: model.loss, model.tables,
+    /// train.sparse_optimizer, train.sparse_lr) at their defaults.
+    static func withTableKeys(_ old: String) -> String {
+        old.replacingOccurrences(of: "]\n\n[data]\n", with: "]\nloss = \"softmax\"\ntables = []\n\n[data]\n")
+            .replacingOccurrences(of: "microbatch = 0\n", with: "microbatch = 0\nsparse_optimizer = \"adagrad\"\nsparse_lr = 0.0\n")
     }
 
     /// Config().canonicalTOML as the hand-written reader's Config wrote it

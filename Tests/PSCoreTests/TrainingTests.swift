@@ -14,13 +14,20 @@ import XCTest
 /// `finished` sees each server (index, role) after its run, on its thread.
 func runInProcess(config: Config, servers: Int, workers: Int, data: DataSplit, mode: InProcessMode = .eager,
                   checkpoints: Bool = false, finished: (@Sendable (Int, ServerRole) -> Void)? = nil) throws -> [LogFile] {
+    try runInProcess(config: config, servers: servers, workers: workers, workerData: .dense(data), mode: mode, checkpoints: checkpoints,
+                     finished: finished)
+}
+
+/// The same, for any kind of worker data (a click log for a model with tables).
+func runInProcess(config: Config, servers: Int, workers: Int, workerData data: WorkerData, mode: InProcessMode = .eager,
+                  checkpoints: Bool = false, finished: (@Sendable (Int, ServerRole) -> Void)? = nil) throws -> [LogFile] {
     let size = servers + workers
     let hub = InProcessHub(size: size, mode: mode)
     let dir = NSTemporaryDirectory() + "pstrain-inproc-\(UUID().uuidString)"
     defer { try? FileManager.default.removeItem(atPath: dir) }
     let hellos = (0..<size).map {
         RankHello(role: $0 < servers ? .server : .worker, configHash: config.hash, buildHash: 0, pid: 0, configLength: 0,
-                  host: "test", runDir: dir, error: "", trainCount: data.train.count)
+                  host: "test", runDir: dir, error: "", trainCount: data.trainCount)
     }
     let world = World(hellos: hellos)
     let layout = try Model(config.model, capacity: 1).layout
@@ -35,7 +42,7 @@ func runInProcess(config: Config, servers: Int, workers: Int, data: DataSplit, m
                 let t = hub.transport(rank: r)
                 let ctx = RankContext(config: config, world: world, transport: t, log: log, say: { _ in }, runDir: checkpoints ? dir : "")
                 if r < servers {
-                    let server = try ServerRole(context: ctx, layout: layout, trainCount: data.train.count)
+                    let server = try ServerRole(context: ctx, layout: layout, trainCount: data.trainCount)
                     try server.run()
                     finished?(r, server)
                 } else {

@@ -1,3 +1,4 @@
+import Foundation
 import PSSupport
 
 /// Rows of a click-through-rate data set as a worker computes on them: a
@@ -58,4 +59,73 @@ public protocol CTRSource: AnyObject {
     var source: String { get }
     /// Appends rows `indices` (each in 0..<count), in that order, to `batch`.
     func gather(_ indices: [Int], into batch: inout CTRBatch) throws
+}
+
+/// The sets of a click-through-rate run: training, test and (when
+/// `data.validation` holds some out) validation.
+public struct CTRSets {
+    public let train: any CTRSource
+    public let test: any CTRSource
+    public let validation: (any CTRSource)?
+
+    public init(train: any CTRSource, test: any CTRSource, validation: (any CTRSource)? = nil) {
+        self.train = train; self.test = test; self.validation = validation
+    }
+}
+
+/// A small click log made from a seed for fast tests: `vocabularies[f]` ids
+/// per field, skewed toward small ids (id = floor(V u^2)), one id per field
+/// per row (a few bags empty), `dense` features in [0, 3), and a click drawn
+/// from a planted logistic model of a weight per (field, id) and per
+/// feature. Rows are a function of (seed, row) alone.
+public final class SyntheticCTR: CTRSource {
+    public let count: Int
+    public let denseCount: Int
+    public let vocabularies: [Int]
+    public var fieldCount: Int { vocabularies.count }
+    public var source: String { "synthetic click log (seed \(seed))" }
+    let seed: UInt64
+    let stream: UInt64
+
+    public init(rows: Int, dense: Int, vocabularies: [Int], seed: UInt64, stream: UInt64) {
+        count = rows; denseCount = dense; self.vocabularies = vocabularies; self.seed = seed; self.stream = stream
+    }
+
+    /// The planted model's logit of row `r` (what the labels are drawn from).
+    func row(_ r: Int) -> (label: Float, dense: [Float], ids: [UInt64?]) {
+        let base = stream &* 0x1_0000_0000 &+ UInt64(r) &* 64
+        var logit: Float = -1.0
+        var dense: [Float] = []
+        for j in 0..<denseCount {
+            let x = 3 * CounterRNG.uniform(seed: seed, stream: 11, index: base &+ UInt64(j))
+            dense.append(x)
+            logit += (CounterRNG.uniform(seed: seed, stream: 12, index: UInt64(j)) - 0.5) * x
+        }
+        var ids: [UInt64?] = []
+        for (f, v) in vocabularies.enumerated() {
+            let u = CounterRNG.uniform(seed: seed, stream: 13, index: base &+ 32 &+ UInt64(f))
+            if u < 0.03 { ids.append(nil); continue }
+            let id = min(UInt64(v - 1), UInt64(Float(v) * u * u))
+            ids.append(id)
+            logit += 3 * (CounterRNG.uniform(seed: seed, stream: 14 &+ UInt64(f), index: id) - 0.5)
+        }
+        let p = 1 / (1 + expf(-logit))
+        let label: Float = CounterRNG.uniform(seed: seed, stream: 15, index: base) < p ? 1 : 0
+        return (label, dense, ids)
+    }
+
+    public func gather(_ indices: [Int], into batch: inout CTRBatch) throws {
+        if batch.ids.count != fieldCount { batch = CTRBatch(fields: fieldCount) }
+        for i in indices {
+            precondition(i >= 0 && i < count, "row out of range")
+            let r = row(i)
+            batch.labels.append(r.label)
+            batch.dense.append(contentsOf: r.dense)
+            for (f, id) in r.ids.enumerated() {
+                if let id { batch.ids[f].append(id) }
+                batch.offsets[f].append(Int32(batch.ids[f].count))
+            }
+            batch.rows += 1
+        }
+    }
 }

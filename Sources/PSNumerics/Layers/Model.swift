@@ -59,6 +59,12 @@ public final class Model {
     public let inputSize: Int
     public let classes: Int
     public let capacity: Int
+    /// The loss it trains on.
+    public let loss: LossKind
+    /// With embedding tables: the gradient of the input (capacity, inputSize),
+    /// which backward then writes (nil: the first layer's input gradient is
+    /// never needed).
+    public let inputGradient: FloatBuffer?
     /// The fewest rows a worker's model holds (its batch slice can be
     /// smaller; evaluation uses the room).
     public static let minimumCapacity = 256
@@ -75,7 +81,7 @@ public final class Model {
     let dActs: [FloatBuffer]
 
     /// The model of `entries` (checked by the configuration) on samples of shape `input`.
-    public init(input: [Int], entries: [LayerEntry], capacity: Int) throws {
+    public init(input: [Int], entries: [LayerEntry], capacity: Int, loss: LossKind = .softmax, inputGradient: Bool = false) throws {
         let layers = try LayerKinds.build(entries, input: input).get()
         let inputSize = input.reduce(1, *)
         let size = layers.last?.outputSize ?? inputSize
@@ -85,8 +91,13 @@ public final class Model {
         self.layers = layers
         self.inputShape = input
         self.inputSize = inputSize
+        if loss == .bce && size != 1 {
+            throw PSError("model.loss = \"bce\" takes one logit per row, but the last layer of model.layers has \(size) outputs: end with { type = \"dense\", units = 1 }")
+        }
         self.classes = size
         self.capacity = capacity
+        self.loss = loss
+        self.inputGradient = inputGradient ? FloatBuffer(count: capacity * inputSize) : nil
         layout = ModelLayout(specs: layers.flatMap { $0.parameters })
         var offs: [Int] = []
         var off = 0
@@ -156,8 +167,7 @@ public final class Model {
                                 context: LayerContext = LayerContext(),
                                 layerDone: ((Int) -> Void)? = nil) -> (lossSum: Double, correct: Int) {
         let last = layers.count - 1
-        let r = SoftmaxCrossEntropy.evaluate(logits: logits, labels: labels, batch: batch, classes: classes,
-                                             dlogits: dActs[last].pointer, gradScale: gradScale)
+        let r = scoreLoss(batch: batch, labels: labels, dlogits: dActs[last].pointer, gradScale: gradScale)
         round(dActs[last].pointer, batch * classes)
         var c = context
         c.gradScale = gradScale
@@ -171,8 +181,8 @@ public final class Model {
         var i = layers.count - 1
         while i >= 0 {
             let l = layers[i]
-            // The first layer's input gradient is never needed.
-            let dx: UnsafeMutablePointer<Float>? = i > 0 ? dActs[i - 1].pointer : nil
+            // The first layer's input gradient is needed only to train embedding tables.
+            let dx: UnsafeMutablePointer<Float>? = i > 0 ? dActs[i - 1].pointer : inputGradient?.pointer
             l.backward(x: acts[i].pointer, y: acts[i + 1].pointer, dy: dActs[i].pointer, dx: dx, batch: batch,
                        params: params + paramOffsets[i], grads: grads + paramOffsets[i], context: context)
             if let dx { round(dx, batch * l.inputSize) }
@@ -185,7 +195,16 @@ public final class Model {
     /// Loss sum and correct count of a batch, forward only.
     public func evaluate(batch: Int, labels: UnsafePointer<UInt8>, params: UnsafePointer<Float>) -> (lossSum: Double, correct: Int) {
         forward(batch: batch, params: params, context: .evaluation)
-        return SoftmaxCrossEntropy.evaluate(logits: logits, labels: labels, batch: batch, classes: classes,
-                                            dlogits: nil, gradScale: 0)
+        return scoreLoss(batch: batch, labels: labels, dlogits: nil, gradScale: 0)
+    }
+
+    /// The loss of the logits of the last forward pass (and its gradient into `dlogits`).
+    func scoreLoss(batch: Int, labels: UnsafePointer<UInt8>, dlogits: UnsafeMutablePointer<Float>?, gradScale: Float) -> (lossSum: Double, correct: Int) {
+        switch loss {
+        case .softmax:
+            return SoftmaxCrossEntropy.evaluate(logits: logits, labels: labels, batch: batch, classes: classes, dlogits: dlogits, gradScale: gradScale)
+        case .bce:
+            return BinaryCrossEntropy.evaluate(logits: logits, labels: labels, batch: batch, dlogits: dlogits, gradScale: gradScale)
+        }
     }
 }

@@ -79,12 +79,13 @@ struct Progress {
         }
     }
 
-    mutating func epochEnd(_ step: Int, accuracy: Double, validation: Double? = nil, at t: Double) {
+    mutating func epochEnd(_ step: Int, accuracy: Double, validation: Double? = nil, auc: Double? = nil, at t: Double) {
         guard lead else { return }
         flushBurst()
         if lossN > 0 { lastLoss = lossAcc / Double(lossN) }
         let v = validation.map { "  validation accuracy \(String(format: "%.2f", $0 * 100))%" } ?? ""
-        say("\(head(step))  loss \(String(format: "%.4f", lastLoss))  test accuracy \(String(format: "%.2f", accuracy * 100))%\(v)  \(rate(step, t))  \(String(format: "%.1f", t - start)) s\(eta(step, t))")
+        let a = auc.map { "  test AUC \(String(format: "%.4f", $0))" } ?? ""
+        say("\(head(step))  loss \(String(format: "%.4f", lastLoss))  test accuracy \(String(format: "%.2f", accuracy * 100))%\(a)\(v)  \(rate(step, t))  \(String(format: "%.1f", t - start)) s\(eta(step, t))")
         lastLine = t; lossAcc = 0; lossN = 0
     }
 

@@ -61,13 +61,20 @@ extension ServerRole {
         meter.end = end
         let codecTime = codec.takeStats()
         let took = end - meter.start
-        ctx.log?.write(ServerStepRecord(
+        var record = ServerStepRecord(
             step: step, epoch: schedule.epoch(of: step), loss: o.loss,
             fp32Bytes: range.count * 4, encodeS: codecTime.encode, decodeS: codecTime.decode,
             lr: Double(o.lr), lossScale: o.scaleBefore, skipped: scaler.skipped, overflow: o.overflow,
             samples: o.samples, stepS: took, waitS: meter.waited, applyS: meter.applied,
             bytesRecv: meter.bytesIn, bytesSent: meter.bytesOut, samplesPerS: Double(o.samples) / max(took, 1e-9),
-            paramsDigest: ctx.config.debug.digestEveryStep ? digest(weights.pointer, count: range.count) : nil, gradNorm: o.gradNorm))
+            paramsDigest: ctx.config.debug.digestEveryStep ? digest(weights.pointer, count: range.count) : nil, gradNorm: o.gradNorm)
+        if let tb = tables {
+            record.rowsServed = tb.rowsServed; record.rowBytesRecv = tb.bytesIn; record.rowBytesSent = tb.bytesOut
+            record.tableRows = tb.shard.storedRows; record.tableBytes = tb.shard.storedBytes
+            record.bytesRecv += tb.bytesIn; record.bytesSent += tb.bytesOut
+            tb.rowsServed = 0; tb.bytesIn = 0; tb.bytesOut = 0
+        }
+        ctx.log?.write(record)
         if o.overflow {
             ctx.log?.write(OverflowRecord(step: step, seenBy: o.overflowBy, lossScale: o.scaleBefore, newLossScale: scaler.scale))
         }

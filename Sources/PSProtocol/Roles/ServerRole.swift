@@ -37,6 +37,8 @@ public final class ServerRole {
     /// The step's summed gradient (FP32, still scaled by the loss scale).
     let gradSum: FloatBuffer
     public private(set) var scaler: LossScaler
+    /// This server's rows of the embedding tables (nil: a model without tables).
+    let tables: ServerTables?
 
     /// This server's pieces (global piece numbers and ranges), in the order the workers send them.
     let pieceIDs: [Int]
@@ -77,6 +79,10 @@ public final class ServerRole {
         state = opt.stateNames.map { _ in FloatBuffer(count: n) }
         gradSum = FloatBuffer(count: range.count)
         scaler = LossScaler(settings: cfg.scaler.settings, dynamic: precision.usesLossScaling)
+        tables = cfg.model.tables.isEmpty ? nil
+            : ServerTables(shard: TableShard(tables: cfg.model.tables, optimizer: cfg.train.sparseOptimizer, hyper: cfg.train.sparseHyper,
+                                             seed: cfg.train.seed),
+                           workers: world.workers, settings: cfg.compression.settings, precision: precision)
         if let (path, m) = context.resume {
             try Self.checkOptimizer(of: path, m, is: cfg.train.optimizer)
             // Tensors are stored by name and full shape: any server count re-cuts them.
@@ -115,7 +121,9 @@ public final class ServerRole {
         var finished = schedule.total
         for step in schedule.steps {
             meter = StepMeter(start: meter.end)
+            if tables != nil { try serveRows(step: step, chunk: 0) }
             try receiveGradients(step)
+            if tables != nil { try receiveRowGradients(step) }
             var outcome = try collectSummaries(step)
             outcome.request = leadRequests()
             if clipNorm > 0 && !outcome.overflow { outcome.sumSquares = gradientSquares(scale: outcome.scaleBefore) }
@@ -124,6 +132,7 @@ public final class ServerRole {
             try applyAndSend(step, &outcome)
             logStep(step, outcome)
             try stopIfDiverged()
+            if tables != nil && schedule.endsEpoch(step) { try serveEvaluation(step) }
             if lead && schedule.endsEpoch(step) { try collectEvaluation(step) }
             if ctx.hasRunDir && schedule.checkpointDue(after: step + 1, flags: outcome.request) {
                 try checkpoint(step: step + 1)
@@ -204,6 +213,7 @@ public final class ServerRole {
             if s.overflow { o.overflowBy.append("worker \(w)") }
         }
         if Payload.overflows(gradSum.pointer, count: range.count, as: .fp32) { o.overflowBy.append("sum on server \(index)") }
+        if let tables, tables.shard.stepOverflows() { o.overflowBy.append("table rows on server \(index)") }
         meter.waited += now() - t0
         return o
     }
@@ -254,6 +264,8 @@ public final class ServerRole {
         // t: this update's number, counting the steps before it less the skipped ones.
         let update = OptimizerStep(lr: o.lr, gradScale: Float(1 / scaler.scale * o.clipFactor), t: step - scaler.skipped + 1)
         let unscale = Float(1 / scaler.scale)
+        tables?.shard.finishStep(apply: !o.overflow, lr: Float(ctx.config.train.sparseLearningRate(step: step, total: schedule.total)),
+                                 gradScale: unscale, t: update.t)
         o.scaleChange = scaler.update(step: step, overflow: o.overflow)
         for k in pieces.indices.reversed() {
             let off = pieces[k].range.lowerBound - range.lowerBound
@@ -274,10 +286,18 @@ public final class ServerRole {
         let vCount = results.reduce(0) { $0 + $1.validationCount }
         let vLoss = results.reduce(0.0) { $0 + $1.validationLossSum }, vCorrect = results.reduce(0) { $0 + $1.validationCorrect }
         let vAccuracy = vCount > 0 ? Double(vCorrect) / Double(vCount) : nil
-        ctx.log?.write(EvalRecord(step: step + 1, epoch: schedule.epoch(of: step) + 1, testAccuracy: accuracy,
-                                  testLoss: loss / Double(max(count, 1)), testSamples: count, validationAccuracy: vAccuracy,
-                                  validationLoss: vCount > 0 ? vLoss / Double(vCount) : nil, validationSamples: vCount > 0 ? vCount : nil))
-        progress.epochEnd(step, accuracy: accuracy, validation: vAccuracy, at: now())
+        var record = EvalRecord(step: step + 1, epoch: schedule.epoch(of: step) + 1, testAccuracy: accuracy,
+                                testLoss: loss / Double(max(count, 1)), testSamples: count, validationAccuracy: vAccuracy,
+                                validationLoss: vCount > 0 ? vLoss / Double(vCount) : nil, validationSamples: vCount > 0 ? vCount : nil)
+        if tables != nil && ctx.config.model.loss == .bce {
+            let parts = try ctx.receive(EvalScores.self, from: world.workerRanks, step: step + 1, for: "test scores")
+            var h = ScoreHistogram()
+            for p in parts { h.add(p.histogram) }
+            record.auc = h.auc
+            record.logloss = record.testLoss
+        }
+        ctx.log?.write(record)
+        progress.epochEnd(step, accuracy: accuracy, validation: vAccuracy, auc: record.auc, at: now())
     }
 
     /// Writes this server's file of checkpoint `step`; server 0 then completes it.
@@ -302,11 +322,13 @@ public final class ServerRole {
     func finish(steps finished: Int) throws {
         progress.finish()
         for k in pieces.indices { _ = try ctx.wait(sends[k], for: "parameter sends", step: finished) }
+        for w in tables?.buffers.sends ?? [] { _ = try ctx.wait(w, for: "row sends", step: finished) }
         _ = try ctx.receive(Goodbye.self, from: world.workerRanks, step: finished, for: "the workers' goodbyes")
         ctx.log?.write(ServerDoneRecord(
             steps: finished, wallS: now() - progress.start, peakRSSBytes: peakRSSBytes(),
             skipped: scaler.skipped, lossScale: scaler.scale, paramsDigest: digest(weights.pointer, count: range.count),
-            stateDigests: zip(optimizer.stateNames, state).map { StateDigest(name: $0, digest: digest($1.pointer, count: range.count)) }))
+            stateDigests: zip(optimizer.stateNames, state).map { StateDigest(name: $0, digest: digest($1.pointer, count: range.count)) }
+                + (tables.map { [StateDigest(name: "tables", digest: $0.shard.digest())] } ?? [])))
         ctx.log?.flush()
     }
 }

@@ -109,12 +109,19 @@ extension WorkerRole {
         let end = now()
         let codecTime = codec.takeStats()
         let n = slice.count
-        ctx.log?.write(WorkerStepRecord(step: step, epoch: schedule.epoch(of: step), loss: lossSum / Double(max(n, 1)),
-                                        fp32Bytes: params.count * 4, encodeS: codecTime.encode, decodeS: codecTime.decode,
-                                        lossScale: push.lossScale, overflow: push.overflow, skipped: skipped,
-                                        samples: n, stepS: end - last, computeS: computed, waitS: received.waited,
-                                        bytesSent: push.bytesOut, bytesRecv: received.bytesIn,
-                                        samplesPerS: Double(n) / max(end - last, 1e-9)))
+        var record = WorkerStepRecord(step: step, epoch: schedule.epoch(of: step), loss: lossSum / Double(max(n, 1)),
+                                      fp32Bytes: params.count * 4, encodeS: codecTime.encode, decodeS: codecTime.decode,
+                                      lossScale: push.lossScale, overflow: push.overflow, skipped: skipped,
+                                      samples: n, stepS: end - last, computeS: computed, waitS: received.waited,
+                                      bytesSent: push.bytesOut, bytesRecv: received.bytesIn,
+                                      samplesPerS: Double(n) / max(end - last, 1e-9))
+        if let tb = tables {
+            record.rowsPulled = tb.rowsPulled; record.rowIdBytes = tb.idBytes; record.rowBytesSent = tb.bytesOut
+            record.rowBytesRecv = tb.bytesIn; record.rowWaitS = tb.waited
+            record.bytesSent += tb.bytesOut; record.bytesRecv += tb.bytesIn
+            tb.resetCounters()
+        }
+        ctx.log?.write(record)
         last = end
     }
 

@@ -15,10 +15,26 @@ import PSRunLog
 ///     -> checkpoint if due -> backward and push each layer's gradients
 ///     -> send the step summary -> post the next parameters -> log
 ///     -> evaluate at epoch end
+/// What a worker computes on.
+public enum WorkerData {
+    /// Images or feature rows (DataSplit).
+    case dense(DataSplit)
+    /// A click log, for a model with embedding tables.
+    case ctr(CTRSets)
+
+    /// Rows of the training set.
+    public var trainCount: Int {
+        switch self { case .dense(let d): return d.train.count; case .ctr(let c): return c.train.count }
+    }
+}
+
 public final class WorkerRole {
     let ctx: RankContext
     let index: Int
-    let data: DataSplit
+    /// The data set: images or feature rows (`data`), or a click log with
+    /// categorical fields for a model with embedding tables (`tables`).
+    let data: DataSplit?
+    let tables: WorkerTables?
     let model: Model
     let plan: ShardPlan
     let schedule: Schedule
@@ -62,11 +78,14 @@ public final class WorkerRole {
     var permutation: [Int32] = []
     var last = now()
 
-    public init(context: RankContext, data: DataSplit) throws {
+    public convenience init(context: RankContext, data: DataSplit) throws {
+        try self.init(context: context, data: .dense(data))
+    }
+
+    public init(context: RankContext, data source: WorkerData) throws {
         ctx = context
         let cfg = context.config, world = context.world
         index = world.index(ofRank: context.rank)
-        self.data = data
         let stepBatch = cfg.train.stepBatch
         slice = Sampler.slice(batch: stepBatch, worker: index, of: world.workers)
         let widest = Sampler.slice(batch: stepBatch, worker: 0, of: world.workers).count
@@ -76,32 +95,28 @@ public final class WorkerRole {
         microbatches = mine == 0 ? [0..<0] : stride(from: 0, to: mine, by: rows).map { $0..<min($0 + rows, mine) }
         let m = try Model(cfg.model, capacity: max(rows, Model.minimumCapacity))
         microGrads = microbatches.count > 1 ? FloatBuffer(count: m.layout.totalCount) : nil
-        guard m.inputSize == data.train.features else {
-            throw ProtocolError.dataDoesNotFit("model.input = \(m.inputShape.shapeText) (\(m.inputSize) elements) but the data set's samples "
-                                               + "have \(data.train.features) (shape \(data.train.shape.shapeText))")
-        }
-        // Flat samples (a CSV row) feed any model of their size; shaped ones must be laid out as the model's input.
-        let squeezed = { (s: [Int]) in s.filter { $0 != 1 } }
-        guard data.train.shape.count < 2 || m.inputShape.count < 2 || squeezed(data.train.shape) == squeezed(m.inputShape) else {
-            throw ProtocolError.dataDoesNotFit("model.input = \(m.inputShape.shapeText) but the data set's samples have the shape "
-                                               + "\(data.train.shape.shapeText): reshape x to [n] + \(m.inputShape.shapeText) (channels first)")
-        }
-        guard m.classes == data.train.classes else {
-            throw ProtocolError.dataDoesNotFit("the last layer of model.layers has \(m.classes) outputs but the data set has \(data.train.classes) classes"
-                                               + (ctx.config.data.classes == 0 && ctx.config.data.fromFiles
-                                                  ? " (its training labels go up to \(data.train.classes - 1); set data.classes if some classes have no training sample)" : ""))
+        switch source {
+        case .dense(let d):
+            data = d; tables = nil
+            try Self.check(model: m, fits: d, context)
+        case .ctr(let sets):
+            data = nil
+            try Self.check(model: cfg.model, fits: sets)
+            tables = WorkerTables(sets: sets, tables: cfg.model.tables, denseCount: cfg.model.inputSize, servers: world.servers,
+                                  settings: cfg.compression.settings, precision: cfg.train.precision)
         }
         model = m
         precision = cfg.train.precision
         model.storage = precision
         plan = ShardPlan(total: m.layout.totalCount, servers: world.servers)
-        schedule = try Schedule(context: context, trainCount: data.train.count)
+        let trainCount = data?.train.count ?? tables!.sets.train.count
+        schedule = try Schedule(context: context, trainCount: trainCount)
         params = FloatBuffer(count: m.layout.totalCount)
         grads = FloatBuffer(count: m.layout.totalCount)
         let cs = cfg.compression.settings
         feedback = cs.topk > 0 ? ErrorFeedback(count: m.layout.totalCount) : nil
         hooks = TestHooks(cfg.debug, runDir: context.runDir, log: context.log)
-        sampler = Sampler(count: data.train.count, batchSize: stepBatch, seed: cfg.train.seed)
+        sampler = Sampler(count: trainCount, batchSize: stepBatch, seed: cfg.train.seed)
         pieces = plan.pieces(m.layout, maxElements: cfg.run.chunkElements)
         codec = PieceCodec(settings: cs, maxElements: pieces.map { $0.range.count }.max() ?? 1)
         let prec = precision
@@ -124,6 +139,36 @@ public final class WorkerRole {
         }
     }
 
+    /// A model without tables on an image or feature set: sizes, shapes and classes agree.
+    static func check(model m: Model, fits data: DataSplit, _ ctx: RankContext) throws {
+        guard m.inputSize == data.train.features else {
+            throw ProtocolError.dataDoesNotFit("model.input = \(m.inputShape.shapeText) (\(m.inputSize) elements) but the data set's samples "
+                                               + "have \(data.train.features) (shape \(data.train.shape.shapeText))")
+        }
+        // Flat samples (a CSV row) feed any model of their size; shaped ones must be laid out as the model's input.
+        let squeezed = { (s: [Int]) in s.filter { $0 != 1 } }
+        guard data.train.shape.count < 2 || m.inputShape.count < 2 || squeezed(data.train.shape) == squeezed(m.inputShape) else {
+            throw ProtocolError.dataDoesNotFit("model.input = \(m.inputShape.shapeText) but the data set's samples have the shape "
+                                               + "\(data.train.shape.shapeText): reshape x to [n] + \(m.inputShape.shapeText) (channels first)")
+        }
+        guard m.classes == data.train.classes else {
+            throw ProtocolError.dataDoesNotFit("the last layer of model.layers has \(m.classes) outputs but the data set has \(data.train.classes) classes"
+                                               + (ctx.config.data.classes == 0 && ctx.config.data.fromFiles
+                                                  ? " (its training labels go up to \(data.train.classes - 1); set data.classes if some classes have no training sample)" : ""))
+        }
+    }
+
+    /// A model with tables on a click log: the dense features and fields agree.
+    static func check(model: ModelSection, fits sets: CTRSets) throws {
+        let t = sets.train
+        guard t.denseCount == model.inputSize else {
+            throw ProtocolError.dataDoesNotFit("model.input = \(model.inputSize) dense features but \(t.source) has \(t.denseCount) per row")
+        }
+        guard t.fieldCount == model.tables.count else {
+            throw ProtocolError.dataDoesNotFit("model.tables has \(model.tables.count) tables but \(t.source) has \(t.fieldCount) categorical fields per row (one table per field)")
+        }
+    }
+
     deinit { labels.deallocate() }
 
     var world: World { ctx.world }
@@ -135,8 +180,13 @@ public final class WorkerRole {
         for step in schedule.steps {
             hooks.workerStep(step, worker: index)
             let computeStart = now()
-            loadRows(step, microbatches[0])
+            try loadRows(step, microbatches[0])
             hooks.straggle(worker: index)
+            if tables != nil {
+                // The servers answer row requests only while they run: not after they were asked to stop.
+                try awaitParameters(allPieces)
+                if flags & FrameFlags.stop == 0 { try pullRows(step: step, chunk: 0) }
+            }
             try forward(step)
             syncResidual()
             if step > schedule.start && ctx.hasRunDir && schedule.checkpointDue(after: step, flags: flags) { try checkpoint(step) }
@@ -161,7 +211,8 @@ public final class WorkerRole {
     /// Before the first step: log, and receive the parameters it computes on.
     func begin() throws {
         ctx.log?.write(WorkerStartRecord(servers: world.servers, workers: world.workers, microbatch: microbatches.map(\.count).max() ?? 0,
-                                         trainSamples: data.train.count, testSamples: data.test.count,
+                                         trainSamples: data?.train.count ?? tables!.sets.train.count,
+                                         testSamples: data?.test.count ?? tables!.sets.test.count,
                                          precision: precision.rawValue, compression: ctx.config.compression.settings.summary,
                                          pieces: pieces.count, steps: schedule.total, stepsPerEpoch: schedule.perEpoch))
         ctx.log?.flush()
@@ -178,12 +229,12 @@ public final class WorkerRole {
 
     /// Microbatch `part` of this worker's rows of the step's global batch,
     /// in the epoch's order.
-    func loadRows(_ step: Int, _ part: Range<Int>) {
+    func loadRows(_ step: Int, _ part: Range<Int>) throws {
         let within = step % schedule.perEpoch
         if within == 0 || permutation.isEmpty { permutation = sampler.permutation(epoch: schedule.epoch(of: step)) }
         let base = within * ctx.config.train.stepBatch + slice.lowerBound
         let rows = permutation[(base + part.lowerBound)..<(base + part.upperBound)].lazy.map { Int($0) }
-        data.train.gather(rows, into: model.input, labels: labels)
+        if let data { data.train.gather(rows, into: model.input, labels: labels) } else { try loadCTRRows(tables!.sets.train, Array(rows)) }
     }
 
     /// What the layers see of microbatch `part` of step `step`: training,
@@ -222,7 +273,7 @@ public final class WorkerRole {
         for (c, part) in microbatches.enumerated() {
             let context = layerContext(step, part), last = c == microbatches.count - 1
             if c > 0 {
-                loadRows(step, part)
+                try loadRows(step, part)
                 model.forward(batch: part.count, params: params.pointer, context: context)
             }
             let target = c == 0 ? grads : microGrads!
@@ -233,6 +284,7 @@ public final class WorkerRole {
             })
             lossSum += r.lossSum
         }
+        if tables != nil { try pushRows(step: step) }
         if let e = push.error { throw e }
         return lossSum
     }
@@ -254,11 +306,22 @@ public final class WorkerRole {
     /// with the new parameters and sent to server 0.
     func evaluateAndReport(_ step: Int) throws {
         try awaitParameters(allPieces)
-        let e = evaluate(data.test)
-        let v = data.validation.map { evaluate($0) }
+        let e: (lossSum: Double, correct: Int, count: Int), v: (lossSum: Double, correct: Int, count: Int)?
+        var scores: ScoreHistogram?
+        if let data {
+            e = evaluate(data.test)
+            v = data.validation.map { evaluate($0) }
+        } else {
+            let s = try evaluateCTR(step: step + 1)
+            e = (s.test.lossSum, s.test.correct, s.test.count)
+            v = s.validation.map { ($0.lossSum, $0.correct, $0.count) }
+            scores = model.loss == .bce ? s.test.histogram : nil
+        }
         try ctx.send(EvalResult(lossSum: e.lossSum, correct: e.correct, count: e.count, validationLossSum: v?.lossSum ?? 0,
                                 validationCorrect: v?.correct ?? 0, validationCount: v?.count ?? 0),
                      to: [world.serverRanks[0]], step: step + 1, for: "sending test results")
+        // After the results: server 0 receives them in this order.
+        if let scores { try ctx.send(EvalScores(scores), to: [world.serverRanks[0]], step: step + 1, for: "sending test scores") }
         ctx.log?.write(EvalPartRecord(step: step + 1, epoch: schedule.epoch(of: step) + 1, correct: e.correct,
                                       testSamples: e.count, testLossSum: e.lossSum,
                                       validationCorrect: v?.correct, validationSamples: v?.count, validationLossSum: v?.lossSum))
@@ -271,7 +334,7 @@ public final class WorkerRole {
         let residual = feedback.map { f in
             [Safetensors.Tensor(name: f.checkpointTensor.name, shape: [f.residual.count], floats: f.checkpointTensor.values)]
         } ?? []
-        let statistics = index == 0 ? data.statistics.map { NormalizationFile.tensors($0, shape: data.train.shape) } ?? [] : []
+        let statistics = index == 0 ? data.flatMap { d in d.statistics.map { NormalizationFile.tensors($0, shape: d.train.shape) } } ?? [] : []
         _ = try ctx.writeCheckpointFile(step: step, role: .worker, index: index, tensors: residual + statistics)
         ctx.log?.write(WorkerCheckpointRecord(step: step, paramsDigest: digest(params.pointer, count: params.count)))
     }
@@ -279,7 +342,7 @@ public final class WorkerRole {
     /// Worker 0, when the data set is standardised: the numbers in the run
     /// directory (NormalizationFile), for export and for people.
     func writeNormalization() throws {
-        guard index == 0, ctx.hasRunDir, let s = data.statistics else { return }
+        guard index == 0, ctx.hasRunDir, let data, let s = data.statistics else { return }
         try Durable.replace(ctx.runDir + "/" + NormalizationFile.runFile,
                             bytes: NormalizationFile.encode(s, shape: data.train.shape, byteScaled: data.train.samples.byteScaled))
     }
