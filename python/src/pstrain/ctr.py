@@ -244,14 +244,36 @@ def _criteo_chunk(buf, path, first_line):
     starts[:, 1:] = ends[:, :-1] + 1
     starts[:, 0] = np.concatenate([[0], ends[:-1, -1] + 1]) if n else []
     lens = ends - starts
-    # Per byte: its field (row-major over the n x 40 grid) and its distance from the field's end.
-    field_of = np.cumsum(sep) - sep
-    col = field_of % CRITEO_COLUMNS
-    from_end = ends.reshape(-1)[field_of] - 1 - np.arange(len(buf))
     labels = _labels(buf, starts[:, 0], lens[:, 0], path, line_no)
-    dense = _integers(buf, sep, col, from_end, starts[:, 1:1 + CRITEO_DENSE], lens[:, 1:1 + CRITEO_DENSE], path, line_no)
-    ids = _hex(buf, sep, col, from_end, starts[:, 1 + CRITEO_DENSE:], lens[:, 1 + CRITEO_DENSE:], path, line_no)
+    dense = _integers(buf, starts[:, 1:1 + CRITEO_DENSE], lens[:, 1:1 + CRITEO_DENSE], path, line_no)
+    ids = _hex(buf, starts[:, 1 + CRITEO_DENSE:], lens[:, 1 + CRITEO_DENSE:], path, line_no)
     return (labels, dense, ids, lens[:, 1 + CRITEO_DENSE:] > 0), n_lines
+
+
+def _cell_bytes(buf, starts, lens):
+    """The bytes of the cells (row-major), concatenated; each byte's distance
+    from its cell's last byte; each cell's offset into them (cells + 1)."""
+    s, n = starts.reshape(-1), lens.reshape(-1)
+    off = np.zeros(len(s) + 1, dtype=np.int64)
+    np.cumsum(n, out=off[1:])
+    pos = np.repeat(s - off[:-1], n) + np.arange(off[-1], dtype=np.int64)
+    return buf[pos], np.repeat(s + n - 1, n) - pos, off
+
+
+def _first_bad_cell(off, bad_bytes, bad_cells):
+    """The first cell (row-major) that has a bad byte or is bad as a whole."""
+    c = int(np.flatnonzero(bad_cells.reshape(-1))[0]) if bad_cells.any() else len(off)
+    if bad_bytes.any():
+        c = min(c, int(np.searchsorted(off, np.flatnonzero(bad_bytes)[0], side="right") - 1))
+    return c
+
+
+def _cell_sums(contrib, off):
+    """The sum of `contrib` over each cell's bytes, by differences of a
+    running sum (exact mod 2^64, so exact for any value that fits)."""
+    with np.errstate(over="ignore"):
+        run = np.concatenate([np.zeros(1, dtype=contrib.dtype), np.cumsum(contrib, dtype=contrib.dtype)])
+        return run[off[1:]] - run[off[:-1]]
 
 
 def _labels(buf, starts, lens, path, line_no):
@@ -263,32 +285,24 @@ def _labels(buf, starts, lens, path, line_no):
     return (buf[starts] - 48).astype(np.float32)
 
 
-def _integers(buf, sep, col, from_end, starts, lens, path, line_no):
+def _integers(buf, starts, lens, path, line_no):
     """log1p(max(I, 0)) as float32 (0 for an empty field) of the integer columns."""
-    mine = (col >= 1) & (col <= CRITEO_DENSE) & ~sep
-    digit = buf.astype(np.int64) - 48
-    minus = buf == 45
-    sign = np.where(buf[starts] == 45, -1, 1) * (lens > 0)
-    lead = np.zeros(len(buf), dtype=bool)
-    lead[starts[lens > 0]] = True
-    bad = mine & ~((digit >= 0) & (digit <= 9)) & ~(minus & lead)
-    too_long = lens - (sign < 0) > 18
-    only_sign = (sign < 0) & (lens == 1)
-    if bad.any() or too_long.any() or only_sign.any():
-        cells = np.zeros(starts.shape, dtype=bool)
-        cells |= too_long | only_sign
-        flat = np.flatnonzero(bad)
-        if len(flat):
-            # the cell of the first bad byte: the last start at or before it
-            first = flat[0]
-            cells.reshape(-1)[np.searchsorted(starts.reshape(-1), first, side="right") - 1] = True
-        c = int(np.flatnonzero(cells.reshape(-1))[0])
-        r, j = divmod(c, CRITEO_DENSE)
+    b, from_end, off = _cell_bytes(buf, starts, lens)
+    digit = b.astype(np.int64) - 48
+    is_digit = (digit >= 0) & (digit <= 9)
+    lead = np.zeros(len(b), dtype=bool)
+    lead[off[:-1][lens.reshape(-1) > 0]] = True
+    minus = lead & (b == 45)
+    negative = (lens > 0) & (buf[starts] == 45)
+    bad_cells = (lens - negative > 18) | (negative & (lens == 1))
+    bad = ~is_digit & ~minus
+    if bad.any() or bad_cells.any():
+        r, j = divmod(_first_bad_cell(off, bad, bad_cells), CRITEO_DENSE)
         text = bytes(buf[starts[r, j]:starts[r, j] + lens[r, j]]).decode(errors="replace")
         raise PstrainError(f"{path}: line {line_no[r]}, field I{j + 1}: {text!r} is not an integer "
                            f"(at most 18 digits, an optional leading '-')")
-    contrib = np.where(mine & ~minus, digit, 0) * _POW10[np.clip(from_end, 0, 18)]
-    value = _field_sums(contrib, starts, lens) * sign
+    value = _cell_sums(np.where(is_digit, digit, 0) * _POW10[np.minimum(from_end, 18)], off).reshape(lens.shape)
+    value = np.where(negative, -value, value)
     return np.log1p(np.maximum(value, 0).astype(np.float64)).astype(np.float32)
 
 
@@ -301,30 +315,18 @@ for _c in b"abcdef":
     _NIBBLE[_c - 32] = _c - 87
 
 
-def _hex(buf, sep, col, from_end, starts, lens, path, line_no):
+def _hex(buf, starts, lens, path, line_no):
     """The hex ids (uint64) of the categorical columns (0 where empty)."""
-    mine = (col > CRITEO_DENSE) & ~sep
-    nib = _NIBBLE[buf]
-    bad = mine & (nib == 255)
-    long = lens > 16
-    if bad.any() or long.any():
-        c = int(np.flatnonzero(long.reshape(-1))[0]) if long.any() else len(lens.reshape(-1))
-        if bad.any():
-            c = min(c, int(np.searchsorted(starts.reshape(-1), np.flatnonzero(bad)[0], side="right") - 1))
-        r, j = divmod(c, CRITEO_FIELDS)
+    b, from_end, off = _cell_bytes(buf, starts, lens)
+    nib = _NIBBLE[b]
+    bad = nib == 255
+    if bad.any() or (lens > 16).any():
+        r, j = divmod(_first_bad_cell(off, bad, lens > 16), CRITEO_FIELDS)
         text = bytes(buf[starts[r, j]:starts[r, j] + lens[r, j]]).decode(errors="replace")
         raise PstrainError(f"{path}: line {line_no[r]}, field C{j + 1}: {text!r} is not a hexadecimal id "
                            f"(up to 16 digits 0-9, a-f)")
-    contrib = np.where(mine, nib, 0).astype(np.uint64) << (np.clip(from_end, 0, 15).astype(np.uint64) * np.uint64(4))
-    return _field_sums(contrib, starts, lens)
-
-
-def _field_sums(contrib, starts, lens):
-    """The sum of `contrib` over each field's bytes, by differences of a
-    running sum (exact mod 2^64, so exact for any value that fits)."""
-    with np.errstate(over="ignore"):
-        run = np.concatenate([np.zeros(1, dtype=contrib.dtype), np.cumsum(contrib, dtype=contrib.dtype)])
-        return run[starts + lens] - run[starts]
+    contrib = nib.astype(np.uint64) << (from_end.astype(np.uint64) * np.uint64(4))
+    return _cell_sums(contrib, off).reshape(lens.shape)
 
 
 def read_libsvm(path):
