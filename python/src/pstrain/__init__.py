@@ -1,7 +1,8 @@
 """Python bridge to pstrain (docs/python.md): write data sets pstrain reads,
 convert torch nn.Sequential models to and from its [model] section, load its
-checkpoints and exports, read its run logs. Needs numpy and safetensors;
-torch for the model functions, pandas for DataFrames."""
+checkpoints and exports, read its run logs; the CTR model (CTRModel), its
+data readers and metrics. Needs numpy and safetensors; torch for the model
+functions, pandas for DataFrames."""
 
 from .ctr import auc, bucket, log_loss, read_criteo, read_ctr, read_libsvm
 from .checkpoint import load_normalization, load_state_dict, model_from_export
