@@ -70,3 +70,28 @@ def run_pstrain(args, cwd, timeout=300):
     if p.returncode != 0:
         raise AssertionError(f"pstrain {' '.join(args)} exited with {p.returncode}:\n{out[-4000:]}")
     return out
+
+
+def write_synthetic_criteo(path, rows, seed, vocab=50, fields=26, dense=13):
+    """A small click log in the Criteo format from a planted model: per field
+    Zipf-like ids out of `vocab` (hex, some empty), integer features (some
+    empty, some negative), label ~ Bernoulli(sigmoid(planted score)). Returns
+    the labels. The planted score is strong enough that a model learns an
+    AUC well above 0.5 in two epochs of a few thousand rows."""
+    import numpy as np
+    rng = np.random.default_rng(seed)
+    weight = np.random.default_rng(1234).normal(0, 1.0, size=(fields, vocab))
+    ranks = np.minimum(rng.zipf(1.3, size=(rows, fields)) - 1, vocab - 1)
+    score = weight[np.arange(fields), ranks].sum(1) / np.sqrt(fields) * 2.5
+    ints = rng.integers(-3, 200, size=(rows, dense))
+    score += 0.3 * (np.log1p(np.maximum(ints[:, 0], 0)) - 3)
+    labels = (rng.random(rows) < 1 / (1 + np.exp(-score))).astype(int)
+    empty_int = rng.random((rows, dense)) < 0.1
+    empty_cat = rng.random((rows, fields)) < 0.05
+    with open(path, "w") as f:
+        for r in range(rows):
+            cells = [str(labels[r])]
+            cells += ["" if empty_int[r, j] else str(ints[r, j]) for j in range(dense)]
+            cells += ["" if empty_cat[r, j] else format((ranks[r, j] * 2654435761 + j) % (1 << 32), "08x") for j in range(fields)]
+            f.write("\t".join(cells) + "\n")
+    return labels

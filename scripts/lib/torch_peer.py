@@ -172,9 +172,8 @@ class Trainer:
         return float(sums[0] / sums[1]), float(sums[2] / sums[1])
 
 
-def train(args, cfg):
-    import numpy as np
-    import torch
+def start_process(torch, args):
+    """This process's threads (--threads, one inter-op thread), its core (--pin) and its gloo group (--world > 1)."""
     torch.set_num_threads(args.threads)
     with contextlib.suppress(RuntimeError):
         torch.set_num_interop_threads(1)
@@ -183,6 +182,27 @@ def train(args, cfg):
             os.sched_setaffinity(0, {args.rank % os.cpu_count()})
         torch.distributed.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{args.port}",
                                              rank=args.rank, world_size=args.world)
+
+
+def finish_process(torch, args, log, steps, start):
+    """The `done` line (steps, peak RSS, wall, threads), then, with several
+    ranks, leaving together and without tearing gloo down."""
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    log.write(json.dumps(dict(event="done", rank=args.rank, steps=steps, peak_rss_bytes=rss, wall_s=time.perf_counter() - start,
+                              threads=torch.get_num_threads(), torch=torch.__version__)) + "\n")
+    log.close()
+    if args.world > 1:
+        # Leave together, and without tearing gloo down: a rank left alone in
+        # destroy_process_group or the interpreter's exit once spun for minutes.
+        torch.distributed.barrier()
+        sys.stdout.flush()
+        os._exit(0)
+
+
+def train(args, cfg):
+    import numpy as np
+    import torch
+    start_process(torch, args)
     tr = Trainer(torch, np, cfg, args.rank, args.world)
     log = open(os.path.join(args.out, f"rank-{args.rank}.jsonl"), "w")
     if args.world > 1:
@@ -215,27 +235,19 @@ def train(args, cfg):
                   f"({samples / train_s:,.0f} samples/s, {done - start:.1f} s)", flush=True)
         if step >= tr.total:
             break
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    log.write(json.dumps(dict(event="done", rank=args.rank, steps=step, peak_rss_bytes=rss, wall_s=time.perf_counter() - start,
-                              threads=torch.get_num_threads(), torch=torch.__version__)) + "\n")
-    log.close()
-    if args.world > 1:
-        # Leave together, and without tearing gloo down: a rank left alone in
-        # destroy_process_group or the interpreter's exit once spun for minutes.
-        torch.distributed.barrier()
-        sys.stdout.flush()
-        os._exit(0)
+    finish_process(torch, args, log, step, start)
 
 
-def spawn_ranks(args):
-    """--world W: this script once per rank, one thread each unless --threads says otherwise."""
+def spawn_ranks(args, script=None):
+    """--world W: `script` (default this one; torch_ctr.py passes itself) once
+    per rank, one thread each unless --threads says otherwise."""
     port = jobs.free_port()
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), OPENBLAS_NUM_THREADS=str(args.threads),
                MKL_NUM_THREADS=str(args.threads))
     resolved = os.path.join(args.out, "resolved.toml")
     procs = []
     for r in range(args.world):
-        cmd = [sys.executable, os.path.abspath(__file__), "--resolved", resolved, "--world", str(args.world),
+        cmd = [sys.executable, script or os.path.abspath(__file__), "--resolved", resolved, "--world", str(args.world),
                "--threads", str(args.threads), "--rank", str(r), "--port", str(port), "--out", args.out]
         procs.append(subprocess.Popen(cmd + (["--pin"] if args.pin else []), env=env))
     codes = wait_ranks(procs, grace=60)

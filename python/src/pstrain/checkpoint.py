@@ -34,7 +34,7 @@ def load_state_dict(path, *, names="torch", as_numpy=None, state=""):
         raise PstrainError(f"names is {names!r}: it is 'torch' (\"0.weight\") or 'pstrain' (\"layers.0.weight\")")
     source = resolve(path)
     tensors = _read(source, state)[0]
-    if names == "torch":
+    if names == "torch" and not is_ctr(tensors):
         tensors = {_torch_name(k, source): v for k, v in tensors.items()}
     if as_numpy is None:
         as_numpy = importlib.util.find_spec("torch") is None
@@ -53,6 +53,8 @@ def model_from_export(path, input_shape=None):
     torch = need_torch("model_from_export")
     source = resolve(path)
     state, meta = _read(source)
+    if is_ctr(state):
+        return _ctr_from_export(torch, source, state, meta)
     shape, entries = read_section(read_manifest(source)["config"]) if meta is None else _export_layers(source, meta)
     if input_shape is not None:
         shape = L.parse_input(input_shape, where="input_shape")
@@ -68,6 +70,32 @@ def model_from_export(path, input_shape=None):
                            f"(missing: {', '.join('layers.' + k for k in missing) or 'none'}; "
                            f"not in the model: {', '.join('layers.' + k for k in unexpected) or 'none'})")
     return seq.eval()
+
+
+def is_ctr(tensors):
+    """Whether `tensors` are a CTR model's (embedding tables): its torch
+    names are pstrain's (CTRModel's state_dict)."""
+    return any(k.startswith("embeddings.") for k in tensors)
+
+
+def _ctr_from_export(torch, source, state, meta):
+    """The CTRModel of a CTR model's export or checkpoint, weights loaded, in eval mode."""
+    from .ctr_model import ctr_model_from_section
+    if meta is None:
+        section = read_manifest(source)["config"]
+    elif "tables" in meta and "layers" in meta:
+        fields = ["tables", "layers"] + [k for k in ("input", "interaction") if k in meta]
+        section = "\n".join(f"{k} = {meta[k]}" for k in fields)
+    else:
+        raise PstrainError(f"{source}: a CTR model's export whose metadata lacks 'tables' or 'layers': build the model "
+                           f"with ctr_model_from_section(<the run's [model] section>) and load "
+                           f"load_state_dict({str(source)!r}) into it")
+    model = ctr_model_from_section(section)
+    missing, unexpected = model.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in state.items()}, strict=False)
+    if missing or unexpected:
+        raise PstrainError(f"{source}: its tensors do not fit the CTR model its configuration describes "
+                           f"(missing: {', '.join(missing) or 'none'}; not in the model: {', '.join(unexpected) or 'none'})")
+    return model.eval()
 
 
 def _read(source, state=""):
