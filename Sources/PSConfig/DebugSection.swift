@@ -29,6 +29,8 @@ public struct DebugSection: ConfigSection {
     public internal(set) var dieInCheckpoint: CheckpointCrash?
     /// debug.die_worker
     public internal(set) var dieWorker = 0
+    /// debug.die_server (-1: a worker dies, not a server)
+    public internal(set) var dieServer = -1
     /// debug.overflow_step (-1: never)
     public internal(set) var overflowStep = -1
     /// debug.overflow_steps
@@ -88,6 +90,8 @@ public struct DebugSection: ConfigSection {
             s.dieInCheckpoint = crash
         },
         .integer("die_worker", \.dieWorker, Config.workerIndex, "for tests: the worker debug.die_at_step kills"),
+        .integer("die_server", \.dieServer, .closed(-1, Double(Config.maxRanks - 1)),
+                 "for tests: the server debug.die_at_steps kills instead of a worker, at the start of the step (-1: a worker dies)"),
         .integer("overflow_step", \.overflowStep, Config.stepOrNever, "for tests: put +inf into a worker's gradient at this step (-1: never)"),
         .integer("overflow_steps", \.overflowSteps, Config.steps, "for tests: how many consecutive steps from debug.overflow_step are spoilt"),
         .integer("overflow_worker", \.overflowWorker, Config.workerIndex, "for tests: the worker whose gradient debug.overflow_step spoils"),

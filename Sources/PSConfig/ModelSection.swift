@@ -100,6 +100,9 @@ public struct ModelSection: ConfigSection {
     /// bytes (and SHA-256) must not change.
     public var layersTOML: String { "[" + layers.map { $0.toml }.joined(separator: ", ") + "]" }
 
+    /// model.tables on one line (export metadata).
+    public var tablesTOML: String { ConfigValue.array(tables.map(\.value)).description }
+
     static let name = "model"
     static let keys: [ConfigKey<ModelSection>] = [
         ConfigKey(name: "input", kind: .shape, range: nil,

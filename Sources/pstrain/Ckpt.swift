@@ -86,10 +86,30 @@ struct Ckpt: ParsableCommand {
             var metadata = ["format": "pstrain-model", "step": String(chosen.manifest.step), "layers": cfg.model.layersTOML]
             // The sample shape of image models ("[1, 28, 28]"); flat models keep the exports they always had.
             if cfg.model.inputShape.count > 1 { metadata["input"] = cfg.model.inputShape.shapeText }
-            let bytes = Safetensors.encode(tensors, metadata: metadata)
+            let tables = try userFacing { try Ckpt.tables(chosen.path, chosen.manifest, cfg) }
+            if !tables.isEmpty {
+                metadata["input"] = cfg.model.inputShape.shapeText
+                metadata["tables"] = cfg.model.tablesTOML
+                metadata["loss"] = "\"\(cfg.model.loss.rawValue)\""
+            }
+            let bytes = Safetensors.encode(tables + tensors, metadata: metadata)
             if FileManager.default.fileExists(atPath: out) { try FileManager.default.removeItem(atPath: out) }
             try userFacing { try Durable.writeNew(out, bytes) }
-            print("pstrain: wrote \(out): \(tensors.count) tensors, \(layout.totalCount) parameters\(normalization.isEmpty ? "" : " and the data's standardisation"), from \((chosen.path as NSString).lastPathComponent)")
+            print("pstrain: wrote \(out): \(tables.count + tensors.count) tensors, \(layout.totalCount) parameters\(tables.isEmpty ? "" : " and \(tables.count) embedding tables")\(normalization.isEmpty ? "" : " and the data's standardisation"), from \((chosen.path as NSString).lastPathComponent)")
+        }
+    }
+
+    /// Each embedding table whole, as torch.nn.EmbeddingBag's weight
+    /// (`embeddings.<t>.weight`, [rows, dim]): the rows the servers stored,
+    /// every other row its initial value (what it would hold untouched).
+    static func tables(_ dir: String, _ m: Manifest, _ cfg: Config) throws -> [Safetensors.Tensor] {
+        guard !cfg.model.tables.isEmpty else { return [] }
+        let shard = TableShard(tables: cfg.model.tables, optimizer: cfg.train.sparseOptimizer, hyper: cfg.train.sparseHyper, seed: cfg.train.seed)
+        try TableRows.restore(dir, m, into: shard) { _ in true }
+        return cfg.model.tables.enumerated().map { t, spec in
+            let all = FloatBuffer(count: spec.rows * spec.dim)
+            for r in 0..<spec.rows { shard.peek(table: t, row: UInt64(r), into: all.pointer + r * spec.dim) }
+            return Safetensors.Tensor(name: TableSpec.name(t), shape: [spec.rows, spec.dim], floats: UnsafeBufferPointer(start: all.pointer, count: all.count))
         }
     }
 }

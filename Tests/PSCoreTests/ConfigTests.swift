@@ -354,11 +354,11 @@ final class ConfigTests: XCTestCase {
     /// the table keys with issue 13).
     func testCanonicalFormIsPinned() throws {
         XCTAssertEqual(Config().canonicalTOML, Self.withDataFormatKeys(Self.defaultCanonical))
-        XCTAssertEqual(String(Config().hash, radix: 16), "330535f22e674951")
+        XCTAssertEqual(String(Config().hash, radix: 16), "9154f8146ac9fdb0")
         var c = Config()
         for o in Self.overrides { try c.apply(override: o) }
         XCTAssertEqual(c.canonicalTOML, Self.withDataFormatKeys(Self.overriddenCanonical))
-        XCTAssertEqual(String(c.hash, radix: 16), "caceef3f9882032c")
+        XCTAssertEqual(String(c.hash, radix: 16), "c6d84e478861868e")
         // And the old text reads back as the same configuration.
         XCTAssertEqual(try Config.parse("# pstrain run configuration, resolved\n" + Self.overriddenCanonical, source: "run.toml"), c)
         XCTAssertEqual(try Config.parse(Self.defaultCanonical, source: "run.toml"), Config())
@@ -431,7 +431,7 @@ final class ConfigTests: XCTestCase {
         XCTAssertFalse(c.checkpoint.due(after: 11, total: 12))
         XCTAssertEqual(c.compression.settings, c.compression.settings)
         XCTAssertEqual(c.scaler.settings, c.scaler.settings)
-        XCTAssertEqual(Config.schema.map { $0.key }.count, 74)
+        XCTAssertEqual(Config.schema.map { $0.key }.count, 75)
         XCTAssertEqual(Config.schema.first { $0.key == "model.layers" }?.defaultValue.description,
                        Config().model.layersTOML)
     }
@@ -529,10 +529,12 @@ final class ConfigTests: XCTestCase {
     }
 
     /// The keys of embedding tables (issue 13: model.loss, model.tables,
-    /// train.sparse_optimizer, train.sparse_lr) at their defaults.
+    /// train.sparse_optimizer, train.sparse_lr, and the test hook
+    /// debug.die_server) at their defaults.
     static func withTableKeys(_ old: String) -> String {
         old.replacingOccurrences(of: "]\n\n[data]\n", with: "]\nloss = \"softmax\"\ntables = []\n\n[data]\n")
             .replacingOccurrences(of: "microbatch = 0\n", with: "microbatch = 0\nsparse_optimizer = \"adagrad\"\nsparse_lr = 0.0\n")
+            .replacingOccurrences(of: "die_worker = 0\n", with: "die_worker = 0\ndie_server = -1\n")
     }
 
     /// Config().canonicalTOML as the hand-written reader's Config wrote it

@@ -142,8 +142,8 @@ final class ServerOptimizerTests: XCTestCase {
                          scaler: .init(scale: 1, goodSteps: 0, hysteresisLeft: 2, skipped: 0, overflowsAtMin: 0, lastFiniteStep: 4),
                          servers: 1, workers: 1, precision: "fp32", compression: "none", build: "test", configHash: "0",
                          config: adamw.canonicalTOML, created: 0, files: [], tensors: [])
-        XCTAssertNoThrow(try ServerRole.checkOptimizer(of: "/r/step-5", m, is: .adamw))
-        XCTAssertThrowsError(try ServerRole.checkOptimizer(of: "/r/step-5", m, is: .sgd)) { e in
+        XCTAssertNoThrow(try ServerRole.checkOptimizer(of: "/r/step-5", m, is: adamw.train))
+        XCTAssertThrowsError(try ServerRole.checkOptimizer(of: "/r/step-5", m, is: try config([]).train)) { e in
             XCTAssertEqual("\(e)", "/r/step-5 holds the state of train.optimizer = \"adamw\"; this configuration has \"sgd\": "
                            + "resume with the run's own optimizer (its state cannot be carried over to another)")
         }

@@ -53,11 +53,13 @@ public final class TableShard {
         return s
     }
 
-    /// Restores a row (from a checkpoint) with its values and state.
-    public func restore(table t: Int, row: UInt64, values: UnsafePointer<Float>, state: [UnsafePointer<Float>]) {
+    /// Restores a row (from a checkpoint): its values are arrays[0][at ..<
+    /// at + dim], its state arrays[1...] at the same place.
+    public func restore(table t: Int, row: UInt64, from arrays: [[Float]], at: Int) {
         let s = Int(slot(table: t, row: row)), d = tables[t].spec.dim, tb = tables[t]
-        (tb.weights.pointer + s * d).update(from: values, count: d)
-        for (i, st) in tb.state.enumerated() { (st.pointer + s * d).update(from: state[i], count: d) }
+        for (k, dst) in ([tb.weights] + tb.state).enumerated() {
+            arrays[k].withUnsafeBufferPointer { (dst.pointer + s * d).update(from: $0.baseAddress! + at, count: d) }
+        }
     }
 
     /// XXH64 over every stored row of every table in (table, row) order:

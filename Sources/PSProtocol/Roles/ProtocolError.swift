@@ -20,7 +20,7 @@ public enum ProtocolError: UserFacingError, Equatable {
     /// The configuration and the data set do not fit together.
     case dataDoesNotFit(String)
     /// The checkpoint being resumed holds the state of another optimizer.
-    case otherOptimizer(checkpoint: String, saved: String, configured: String)
+    case otherOptimizer(checkpoint: String, saved: String, configured: String, key: String = "train.optimizer")
 
     public var description: String {
         switch self {
@@ -35,8 +35,8 @@ public enum ProtocolError: UserFacingError, Equatable {
             return "\(path) was written by a run of \(total) steps (\(perEpoch) per epoch); this configuration gives \(configured) (\(configuredPerEpoch)): "
                 + "resume with the run's own configuration (train.epochs, train.batch_size, train.max_steps)"
         case .dataDoesNotFit(let m): return m
-        case .otherOptimizer(let path, let saved, let configured):
-            return "\(path) holds the state of train.optimizer = \"\(saved)\"; this configuration has \"\(configured)\": "
+        case .otherOptimizer(let path, let saved, let configured, let key):
+            return "\(path) holds the state of \(key) = \"\(saved)\"; this configuration has \"\(configured)\": "
                 + "resume with the run's own optimizer (its state cannot be carried over to another)"
         }
     }

@@ -114,6 +114,7 @@ extension ServerRole {
                 out.append(Safetensors.Tensor(name: t.name + "." + name, shape: shape, floats: UnsafeBufferPointer(start: s.pointer + off, count: b - a)))
             }
         }
+        if let tables { for t in tables.specs.indices { out += TableRows.tensors(tables.shard, table: t) } }
         return out
     }
 
@@ -170,10 +171,14 @@ extension ServerRole {
 
     /// A checkpoint holds the state tensors of the optimizer its run used:
     /// resuming it with another one is refused with the two names.
-    static func checkOptimizer(of path: String, _ m: Manifest, is configured: TrainSection.OptimizerKind) throws {
-        let saved = try m.configuration(folder: path).train.optimizer
-        guard saved == configured else {
-            throw ProtocolError.otherOptimizer(checkpoint: path, saved: saved.rawValue, configured: configured.rawValue)
+    static func checkOptimizer(of path: String, _ m: Manifest, is configured: TrainSection) throws {
+        let saved = try m.configuration(folder: path).train
+        guard saved.optimizer == configured.optimizer else {
+            throw ProtocolError.otherOptimizer(checkpoint: path, saved: saved.optimizer.rawValue, configured: configured.optimizer.rawValue)
+        }
+        guard saved.sparseOptimizer == configured.sparseOptimizer else {
+            throw ProtocolError.otherOptimizer(checkpoint: path, saved: saved.sparseOptimizer.rawValue,
+                                               configured: configured.sparseOptimizer.rawValue, key: "train.sparse_optimizer")
         }
     }
 

@@ -84,13 +84,17 @@ public final class ServerRole {
                                              seed: cfg.train.seed),
                            workers: world.workers, settings: cfg.compression.settings, precision: precision)
         if let (path, m) = context.resume {
-            try Self.checkOptimizer(of: path, m, is: cfg.train.optimizer)
+            try Self.checkOptimizer(of: path, m, is: cfg.train)
             // Tensors are stored by name and full shape: any server count re-cuts them.
             try CheckpointStore.loadRange(path, m, layout: layout, suffix: "", lo: range.lowerBound, hi: range.upperBound, into: weights.pointer)
             for (name, s) in zip(opt.stateNames, state) {
                 try CheckpointStore.loadRange(path, m, layout: layout, suffix: name, lo: range.lowerBound, hi: range.upperBound, into: s.pointer)
             }
             scaler.restore(m.scaler)
+            if let tables {
+                let me = index, servers = world.servers
+                try TableRows.restore(path, m, into: tables.shard) { TableSpec.owner(row: $0, servers: servers) == me }
+            }
         } else {
             layout.initialize(seed: cfg.train.seed, range: range.lowerBound, range.upperBound, into: weights.pointer)
         }
@@ -119,7 +123,9 @@ public final class ServerRole {
     public func run() throws {
         try begin()
         var finished = schedule.total
+        let hooks = TestHooks(ctx.config.debug, runDir: ctx.runDir, log: ctx.log)
         for step in schedule.steps {
+            hooks.serverStep(step, server: index)
             meter = StepMeter(start: meter.end)
             if tables != nil { try serveRows(step: step, chunk: 0) }
             try receiveGradients(step)

@@ -30,7 +30,12 @@ struct TestHooks {
 
     /// `debug.die_at_steps` / `debug.die_worker`: worker `worker` dies at the start of `step`.
     func workerStep(_ step: Int, worker: Int) {
-        if worker == debug.dieWorker && debug.dieAtSteps.contains(step) { dieOnce(marker: ".died-at-\(step)") }
+        if debug.dieServer < 0 && worker == debug.dieWorker && debug.dieAtSteps.contains(step) { dieOnce(marker: ".died-at-\(step)") }
+    }
+
+    /// `debug.die_at_steps` / `debug.die_server`: server `server` dies at the start of `step`.
+    func serverStep(_ step: Int, server: Int) {
+        if server == debug.dieServer && debug.dieAtSteps.contains(step) { dieOnce(marker: ".died-at-\(step)") }
     }
 
     /// `debug.die_in_checkpoint`: server 0 dies at `point` of completing checkpoint `step`.

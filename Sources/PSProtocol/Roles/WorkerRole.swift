@@ -182,14 +182,18 @@ public final class WorkerRole {
             let computeStart = now()
             try loadRows(step, microbatches[0])
             hooks.straggle(worker: index)
-            if tables != nil {
-                // The servers answer row requests only while they run: not after they were asked to stop.
+            // With tables the step's rows are pulled before forward; the
+            // checkpoint comes first (servers wait for its reports before
+            // they answer), and no rows are asked for once the servers stop.
+            let early = tables != nil
+            if early {
                 try awaitParameters(allPieces)
+                try checkpointIfDue(step)
                 if flags & FrameFlags.stop == 0 { try pullRows(step: step, chunk: 0) }
             }
             try forward(step)
             syncResidual()
-            if step > schedule.start && ctx.hasRunDir && schedule.checkpointDue(after: step, flags: flags) { try checkpoint(step) }
+            if !early { try checkpointIfDue(step) }
             if flags & FrameFlags.stop != 0 {
                 finished = step
                 break
@@ -326,6 +330,11 @@ public final class WorkerRole {
                                       testSamples: e.count, testLossSum: e.lossSum,
                                       validationCorrect: v?.correct, validationSamples: v?.count, validationLossSum: v?.lossSum))
         last = now()
+    }
+
+    /// The checkpoint the servers asked for (or the schedule has) before step `step`.
+    func checkpointIfDue(_ step: Int) throws {
+        if step > schedule.start && ctx.hasRunDir && schedule.checkpointDue(after: step, flags: flags) { try checkpoint(step) }
     }
 
     /// This worker's file of checkpoint `step` (its error feedback's
