@@ -35,14 +35,37 @@ extension DataSplit {
     /// ranks' start-up deadline runs, and a bad one is reported at once);
     /// the workers then find the caches.
     public static func prepare(_ data: DataSection, runDir: String) throws {
-        guard data.fromFiles, data.format == .csv else { return }
+        guard data.fromFiles, data.format == .csv || data.format.isCTR else { return }
         try data.checkFiles()
         let r = data.request(cacheDir: cacheDir(runDir))
+        if data.format.isCTR {
+            _ = try CTRFile.open(r.train, format: r.format, cacheDir: r.cacheDir, what: "data.train")
+            _ = try CTRFile.open(r.test, format: r.format, cacheDir: r.cacheDir, what: "data.test")
+            return
+        }
         _ = try CSV.open(r.train, label: r.label, cacheDir: r.cacheDir, what: "data.train")
         _ = try CSV.open(r.test, label: r.label, cacheDir: r.cacheDir, what: "data.test")
     }
 
     static func cacheDir(_ runDir: String) -> String { runDir.isEmpty ? "" : runDir + "/data-cache" }
+}
+
+extension CTRSplit {
+    /// The click log `[data]` names (data.format "criteo" or "libsvm"); the
+    /// caches go to `runDir`/data-cache (next to the files without a run
+    /// directory).
+    public static func load(_ data: DataSection, runDir: String = "") throws -> CTRSplit {
+        guard data.fromFiles else {
+            throw DataError.mismatch("data.kind = \"synthetic\" has no click-log rows; write a synthetic click log with "
+                                     + "`pstrain data make-ctr --out DIR` and set data.format = \"criteo\", data.train and data.test")
+        }
+        guard data.format.isCTR else {
+            throw DataError.mismatch("a model with embedding tables (model.tables) reads a click log: data.format = \"criteo\" or \"libsvm\", "
+                                     + "not \"\(data.format.rawValue)\"")
+        }
+        try data.checkFiles()
+        return try open(data.request(cacheDir: DataSplit.cacheDir(runDir)))
+    }
 }
 
 /// The optimizers a configuration can name.
