@@ -33,6 +33,10 @@ struct CTRPlanted {
     let cdf: [[Double]]
     let perm: [[UInt32]]
     let mu: [Double], sd: [Double], u: [Double]
+    /// w and v of the first `head` ranks of each field, computed once
+    /// (the same values as w(f, k) and v(f, k, c); the Zipf head is most of the draws).
+    let wHead: [[Double]], vHead: [[Double]]
+    static let head = 4096
     var bias = 0.0
 
     // RNG streams.
@@ -50,7 +54,15 @@ struct CTRPlanted {
         mu = (0..<d).map { 0.5 + 3 * Self.uniform(seed, Self.sDense, UInt64($0)) }
         sd = (0..<d).map { 0.6 + 0.8 * Self.uniform(seed, Self.sDense, UInt64(100 + $0)) }
         u = (0..<d).map { Self.uScale * Self.gauss(seed, Self.sDense, UInt64(200 + $0)) }
+        wHead = (0..<f).map { k in (0..<min(Self.head, vocabularies[k])).map { Self.w(seed, k, $0) } }
+        vHead = (0..<f).map { k in (0..<(min(Self.head, vocabularies[k]) * dim)).map { Self.v(seed, k, $0) } }
     }
+
+    /// The planted weight of rank `rank` of field `f`.
+    static func w(_ seed: UInt64, _ f: Int, _ rank: Int) -> Double { wScale * gauss(seed, sW + UInt64(f), UInt64(rank)) }
+
+    /// Component `i` = rank x dim + c of field f's planted interaction vectors (without the scale).
+    static func v(_ seed: UInt64, _ f: Int, _ i: Int) -> Double { gauss(seed, sV + UInt64(f), UInt64(i)) }
 
     /// Uniform in [0, 1) with 53 bits.
     @inline(__always)
@@ -114,12 +126,13 @@ struct CTRPlanted {
             guard Self.uniform(seed, Self.sMissing + UInt64(k), gi) >= missing else { r.ranks[k] = -1; continue }
             let rank = Self.rank(cdf[k], Self.uniform(seed, Self.sRank + UInt64(k), gi))
             r.ranks[k] = rank
-            z += Self.wScale * Self.gauss(seed, Self.sW + UInt64(k), UInt64(rank))
+            z += rank < Self.head ? wHead[k][rank] : Self.w(seed, k, rank)
         }
         for (a, b) in pairs where r.ranks[a] >= 0 && r.ranks[b] >= 0 {
             var dot = 0.0
             for c in 0..<dim {
-                dot += Self.gauss(seed, Self.sV + UInt64(a), UInt64(r.ranks[a] * dim + c)) * Self.gauss(seed, Self.sV + UInt64(b), UInt64(r.ranks[b] * dim + c))
+                let i = r.ranks[a] * dim + c, j = r.ranks[b] * dim + c
+                dot += (r.ranks[a] < Self.head ? vHead[a][i] : Self.v(seed, a, i)) * (r.ranks[b] < Self.head ? vHead[b][j] : Self.v(seed, b, j))
             }
             z += Self.vScale * Self.vScale * dot
         }

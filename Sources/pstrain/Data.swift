@@ -7,7 +7,7 @@ struct DataCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "data",
         abstract: "Make data sets.",
-        subcommands: [MakeCTR.self])
+        subcommands: [MakeCTR.self, Cache.self])
 
     struct MakeCTR: ParsableCommand {
         static let configuration = CommandConfiguration(
