@@ -269,6 +269,9 @@ final class CTRDataTests: XCTestCase {
         let s = try CTRSplit.load(d, runDir: dir + "/run")
         XCTAssertEqual([s.train.count, s.denseCount, s.fieldCount], [2, 0, 1])
         XCTAssertTrue(FileManager.default.fileExists(atPath: try CSV.cachePath(d.train, cacheDir: dir + "/run/data-cache", suffix: ".pstrain-ctr")))
+        // The launcher makes the caches before the ranks start.
+        try DataSplit.prepare(d, runDir: dir + "/run2")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: try CSV.cachePath(d.train, cacheDir: dir + "/run2/data-cache", suffix: ".pstrain-ctr")))
         d.test = ""
         assertNames(TestFiles.message { _ = try CTRSplit.load(d) }, ["data.test is empty"])
     }
