@@ -23,6 +23,7 @@ let package = Package(
         .executable(name: "fuzz-config", targets: ["FuzzConfig"]),
         .executable(name: "fuzz-idx", targets: ["FuzzIDX"]),
         .executable(name: "fuzz-data", targets: ["FuzzData"]),
+        .executable(name: "fuzz-ctr", targets: ["FuzzCTR"]),
     ],
     dependencies: [.package(name: "pstrain", path: "..")],
     targets: [
@@ -33,6 +34,7 @@ let package = Package(
         harness("fuzz-config", "FuzzConfig"),
         harness("fuzz-idx", "FuzzIDX"),
         harness("fuzz-data", "FuzzData"),
+        harness("fuzz-ctr", "FuzzCTR"),
     ],
     swiftLanguageModes: [.v5]
 )

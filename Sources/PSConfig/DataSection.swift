@@ -69,7 +69,8 @@ public struct DataSection: ConfigSection {
         .text("dir", \.dir, "folder with train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-* (idx, when data.train / data.test are empty)"),
         .integer("synthetic_train", \.syntheticTrain, .closed(1, 1_000_000), "training samples of the synthetic data set"),
         .integer("synthetic_test", \.syntheticTest, .closed(1, 1_000_000), "test samples of the synthetic data set"),
-        .choice("format", \.format, "\"idx\", \"npz\" (arrays x, y), \"csv\" (header row, data.label column) or \"safetensors\" (tensors x, y)"),
+        .choice("format", \.format, "\"idx\", \"npz\" (arrays x, y), \"csv\" (header row, data.label column), \"safetensors\" (tensors x, y), "
+                + "or for a model with embedding tables \"criteo\" (tab-separated label, I1..I13, C1..C26) or \"libsvm\" (label index:value ...)"),
         .text("train", \.train, "the training file (idx: the images file, labels beside it; empty: data.dir's)"),
         .text("test", \.test, "the test file (idx: the images file, labels beside it; empty: data.dir's)"),
         .text("label", \.label, "the CSV column that holds the labels"),
@@ -80,7 +81,7 @@ public struct DataSection: ConfigSection {
         .number("validation", \.validation, .closedOpen(0, 1), "fraction of the training file held out from its end and evaluated each epoch"),
     ]
 
-    /// The request a worker opens its files with; `cacheDir` takes CSV caches.
+    /// The request a worker opens its files with; `cacheDir` takes CSV, Criteo and libsvm caches.
     public func request(cacheDir: String, statistics: FeatureStatistics? = nil) -> DataRequest {
         var r = DataRequest()
         r.format = format

@@ -36,9 +36,14 @@ extension DataSplit {
     /// ranks' start-up deadline runs, and a bad one is reported at once);
     /// the workers then find the caches.
     public static func prepare(_ data: DataSection, runDir: String) throws {
-        guard data.fromFiles, data.format == .csv else { return }
+        guard data.fromFiles, data.format == .csv || data.format.isCTR else { return }
         try data.checkFiles()
         let r = data.request(cacheDir: cacheDir(runDir))
+        if data.format.isCTR {
+            _ = try CTRFile.open(r.train, format: r.format, cacheDir: r.cacheDir, what: "data.train")
+            _ = try CTRFile.open(r.test, format: r.format, cacheDir: r.cacheDir, what: "data.test")
+            return
+        }
         _ = try CSV.open(r.train, label: r.label, cacheDir: r.cacheDir, what: "data.train")
         _ = try CSV.open(r.test, label: r.label, cacheDir: r.cacheDir, what: "data.test")
     }
@@ -46,20 +51,41 @@ extension DataSplit {
     static func cacheDir(_ runDir: String) -> String { runDir.isEmpty ? "" : runDir + "/data-cache" }
 }
 
+extension CTRSplit {
+    /// The click log `[data]` names (data.format "criteo" or "libsvm"); the
+    /// caches go to `runDir`/data-cache (next to the files without a run
+    /// directory).
+    public static func load(_ data: DataSection, runDir: String = "") throws -> CTRSplit {
+        guard data.fromFiles else {
+            throw DataError.mismatch("data.kind = \"synthetic\" has no click-log rows; write a synthetic click log with "
+                                     + "`pstrain data make-ctr --out DIR` and set data.format = \"criteo\", data.train and data.test")
+        }
+        guard data.format.isCTR else {
+            throw DataError.mismatch("a model with embedding tables (model.tables) reads a click log: data.format = \"criteo\" or \"libsvm\", "
+                                     + "not \"\(data.format.rawValue)\"")
+        }
+        try data.checkFiles()
+        return try open(data.request(cacheDir: DataSplit.cacheDir(runDir)))
+    }
+}
+
 extension CTRSets {
-    /// The click log `[data]` names for a model with tables: a synthetic
-    /// one (data.kind = "synthetic": model.tables[i].rows ids in field i,
-    /// model.input dense features).
+    /// What the workers of a model with tables read: the click log `[data]`
+    /// names (CTRSplit.load), or with data.kind = "synthetic" one made from
+    /// the seed (model.tables[i].rows ids in field i, model.input dense
+    /// features; for tests).
     public static func load(_ data: DataSection, model: ModelSection, runDir: String = "") throws -> CTRSets {
-        switch data.kind {
-        case .synthetic:
+        guard data.fromFiles else {
             let v = model.tables.map { $0.rows }, d = model.inputSize
             return CTRSets(train: SyntheticCTR(rows: data.syntheticTrain, dense: d, vocabularies: v, seed: 7, stream: 1),
                            test: SyntheticCTR(rows: data.syntheticTest, dense: d, vocabularies: v, seed: 7, stream: 2))
-        case .fashionMNIST:
-            throw PSError("data.format = \"\(data.format.rawValue)\" holds no categorical fields for model.tables; "
-                          + "a model with tables reads data.format = \"criteo\" or \"libsvm\" (or data.kind = \"synthetic\")")
         }
+        let s = try CTRSplit.load(data, runDir: runDir)
+        for (t, spec) in model.tables.enumerated() where !spec.hash && t < s.idLimits.count && s.idLimits[t] > UInt64(spec.rows) {
+            throw DataError.mismatch("field \(t) of \(data.train) / \(data.test) has ids up to \(s.idLimits[t] - 1) but model.tables[\(t)] has rows = \(spec.rows): "
+                                     + "raise rows to at least \(s.idLimits[t]) or set hash = true")
+        }
+        return CTRSets(train: s.train, test: s.test, validation: s.validation)
     }
 }
 

@@ -47,11 +47,11 @@ public enum CSV {
         return s
     }
 
-    /// `<csv>.pstrain-cache` next to the file, or in `cacheDir` named after
+    /// `<csv>.pstrain-cache` (or another `suffix`) next to the file, or in `cacheDir` named after
     /// the file and a hash of its absolute path (two files of one name do
     /// not share a cache).
-    public static func cachePath(_ path: String, cacheDir: String) throws -> String {
-        if cacheDir.isEmpty { return path + ".pstrain-cache" }
+    public static func cachePath(_ path: String, cacheDir: String, suffix: String = ".pstrain-cache") throws -> String {
+        if cacheDir.isEmpty { return path + suffix }
         do {
             try FileManager.default.createDirectory(atPath: cacheDir, withIntermediateDirectories: true)
         } catch {
@@ -60,7 +60,7 @@ public enum CSV {
         let abs = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
         let h = Array(abs.utf8).withUnsafeBytes { xxh64($0) }
         let hex = String(h, radix: 16)
-        return cacheDir + "/" + (path as NSString).lastPathComponent + "." + String(repeating: "0", count: 16 - hex.count) + hex + ".pstrain-cache"
+        return cacheDir + "/" + (path as NSString).lastPathComponent + "." + String(repeating: "0", count: 16 - hex.count) + hex + suffix
     }
 
     /// Reads the CSV text at `path` and writes its cache to `out`.

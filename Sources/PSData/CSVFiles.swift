@@ -86,13 +86,16 @@ final class LineReader {
 final class CacheWriter {
     let path: String
     let fd: Int32
+    /// What the file is, for messages ("the CSV cache").
+    let what: String
     var pending: [UInt8] = []
 
-    init(_ path: String, header: [UInt8]) throws {
+    init(_ path: String, header: [UInt8], what: String = "the CSV cache") throws {
         self.path = path
+        self.what = what
         fd = open(path, O_CREAT | O_WRONLY | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else {
-            throw DataError.unreadable(file: path, reason: "cannot write the CSV cache: \(String(cString: strerror(errno))) (the folder must be writable)")
+            throw DataError.unreadable(file: path, reason: "cannot write \(what): \(String(cString: strerror(errno))) (the folder must be writable)")
         }
         pending.reserveCapacity(1 << 22)
         pending += header
@@ -102,6 +105,11 @@ final class CacheWriter {
 
     func append(_ row: [Float]) throws {
         row.withUnsafeBytes { pending.append(contentsOf: $0) }
+        if pending.count >= 1 << 22 { try flush() }
+    }
+
+    func append(bytes: UnsafeRawBufferPointer) throws {
+        pending.append(contentsOf: bytes)
         if pending.count >= 1 << 22 { try flush() }
     }
 
@@ -115,16 +123,21 @@ final class CacheWriter {
         while done < b.count {
             let n = offset.map { pwrite(fd, b.baseAddress! + done, b.count - done, off_t($0 + done)) } ?? write(fd, b.baseAddress! + done, b.count - done)
             if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { throw DataError.unreadable(file: path, reason: "cannot write the CSV cache: \(String(cString: strerror(errno)))") }
+            guard n > 0 else { throw DataError.unreadable(file: path, reason: "cannot write \(what): \(String(cString: strerror(errno)))") }
             done += n
         }
     }
 
     func finish(labels: [UInt8], header: [UInt8]) throws {
         pending += labels
+        try finish(header: header)
+    }
+
+    /// Writes what is pending, the header again at 0, and syncs the file.
+    func finish(header: [UInt8]) throws {
         try flush()
         try header.withUnsafeBytes { try writeAll($0, at: 0) }
-        guard fsync(fd) == 0 else { throw DataError.unreadable(file: path, reason: "cannot sync the CSV cache: \(String(cString: strerror(errno)))") }
+        guard fsync(fd) == 0 else { throw DataError.unreadable(file: path, reason: "cannot sync \(what): \(String(cString: strerror(errno)))") }
     }
 }
 
@@ -133,11 +146,11 @@ final class CacheWriter {
 final class CacheLock {
     let fd: Int32
 
-    init(_ path: String) throws {
+    init(_ path: String, what: String = "CSV") throws {
         fd = open(path, O_CREAT | O_RDWR | O_CLOEXEC, 0o644)
         guard fd >= 0 else {
-            throw DataError.unreadable(file: path, reason: "cannot create the CSV cache's lock file: \(String(cString: strerror(errno))) "
-                                       + "(the cache goes to the run directory, or next to the CSV file when there is none: it must be writable)")
+            throw DataError.unreadable(file: path, reason: "cannot create the \(what) cache's lock file: \(String(cString: strerror(errno))) "
+                                       + "(the cache goes to the run directory, or next to the \(what) file when there is none: it must be writable)")
         }
         while flock(fd, LOCK_EX) != 0 && errno == EINTR {}
     }

@@ -13,6 +13,10 @@ public enum DataError: UserFacingError, Equatable {
     case malformed(file: String, problem: String)
     /// Files (or halves of a set) that do not fit together.
     case mismatch(String)
+    /// One field of one line of a text data set (Criteo, libsvm) is wrong:
+    /// `field` names it ("C7", "label", "pair 3"), `problem` says what is
+    /// wrong with it and `fix` what the format wants.
+    case badRecord(file: String, line: Int, field: String, problem: String, fix: String)
 
     public var description: String {
         switch self {
@@ -21,6 +25,7 @@ public enum DataError: UserFacingError, Equatable {
         case .unreadable(let f, let why): return "cannot open \(f): \(why)"
         case .malformed(let f, let problem): return "\(f): \(problem)"
         case .mismatch(let what): return what
+        case .badRecord(let f, let line, let field, let problem, let fix): return "\(f) line \(line), field \(field): \(problem); \(fix)"
         }
     }
 }

@@ -12,6 +12,16 @@ public enum DataFormat: String, CaseIterable, Sendable {
     case csv
     /// A safetensors file with tensors x and y.
     case safetensors
+    /// A Criteo click log (tab-separated: label, I1..I13, C1..C26), for a
+    /// model with embedding tables (CTRSplit).
+    case criteo
+    /// A libsvm / svmlight file (`label index:value ...`), for a model with
+    /// one embedding table (CTRSplit).
+    case libsvm
+
+    /// Whether the format holds categorical ids for embedding tables
+    /// (CTRSplit) rather than dense samples (DataSplit).
+    public var isCTR: Bool { self == .criteo || self == .libsvm }
 }
 
 /// How features become the model's inputs (data.normalize).
@@ -49,7 +59,7 @@ public struct DataRequest {
     public var std = 0.3530
     /// The fraction of the training file held out, from its end, for validation.
     public var validation = 0.0
-    /// Where CSV caches go (the run directory's data-cache folder; empty: next to each CSV file).
+    /// Where CSV, Criteo and libsvm caches go (the run directory's data-cache folder; empty: next to each file).
     public var cacheDir = ""
     /// Standardisation numbers to use instead of computing them (from a checkpoint).
     public var statistics: FeatureStatistics?

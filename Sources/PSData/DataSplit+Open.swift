@@ -57,6 +57,9 @@ extension DataSplit {
         case .npz: return try NPZ.open(path, what: what ?? "data.train").checked()
         case .safetensors: return try SafetensorsFile.open(path, what: what ?? "data.train").checked()
         case .csv: return try CSV.open(path, label: r.label, cacheDir: r.cacheDir, what: what ?? "data.train")
+        case .criteo, .libsvm:
+            throw DataError.mismatch("data.format = \"\(r.format.rawValue)\" is a click log of categorical ids: the model needs embedding tables "
+                                     + "(model.tables, docs/config.md) and reads it as a CTRSplit, not as dense samples")
         }
     }
 
@@ -71,12 +74,13 @@ extension DataSplit {
         case .npz: return "array 'y'"
         case .safetensors: return "tensor 'y'"
         case .csv: return "column '\(r.label)'"
+        case .criteo, .libsvm: return "label"
         }
     }
 
     static func featuresName(_ r: DataRequest) -> String {
         switch r.format {
-        case .idx, .csv: return "features"
+        case .idx, .csv, .criteo, .libsvm: return "features"
         case .npz: return "array 'x'"
         case .safetensors: return "tensor 'x'"
         }

@@ -9,7 +9,7 @@ struct PSTrain: ParsableCommand {
         A run is one directory (runs/<name>/) with its configuration (run.toml), \
         the launcher's events (events.jsonl) and one JSON-lines log per rank (logs/).
         """,
-        subcommands: [Launch.self, Resume.self, Inspect.self, Ckpt.self])
+        subcommands: [Launch.self, Resume.self, Inspect.self, Ckpt.self, DataCommand.self])
 }
 
 import Foundation

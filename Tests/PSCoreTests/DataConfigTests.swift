@@ -46,7 +46,7 @@ final class DataConfigTests: XCTestCase {
         m = message("[data]\nnormalize = \"zscore\"\n")
         XCTAssertTrue(m.contains("\"auto\", \"none\", \"scalar\" or \"standardize\""), m)
         m = message("[data]\nformat = \"parquet\"\n")
-        XCTAssertTrue(m.contains("\"idx\", \"npz\", \"csv\" or \"safetensors\""), m)
+        XCTAssertTrue(m.contains("\"idx\", \"npz\", \"csv\", \"safetensors\", \"criteo\" or \"libsvm\""), m)
         m = message("[data]\nstd = 0\n")
         XCTAssertTrue(m.contains("data.std"), m)
     }
