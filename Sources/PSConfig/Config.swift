@@ -288,6 +288,13 @@ public struct Config: Equatable {
 
     /// The rules for a model with embedding tables.
     func validateTables(_ bad: (String, String) -> ConfigError) throws {
+        if model.interaction == .fm {
+            if model.tables.isEmpty { throw bad("model.interaction", "= \"fm\" works on the bags of model.tables, and there are none") }
+            if Set(model.tables.map(\.dim)).count > 1 {
+                throw bad("model.interaction", "= \"fm\" needs every table of one dim (model.tables have dims \(model.tables.map(\.dim)))")
+            }
+            if model.loss != .bce { throw bad("model.interaction", "= \"fm\" adds to one logit: it needs model.loss = \"bce\"") }
+        }
         if model.tables.isEmpty {
             if model.inputSize == 0 { throw bad("model.input", "= 0 (no dense features) needs model.tables: a model with no input has nothing to learn from") }
             return

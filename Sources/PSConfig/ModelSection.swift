@@ -88,6 +88,22 @@ public struct ModelSection: ConfigSection {
     public internal(set) var tables: [TableSpec] = []
     /// model.loss
     public internal(set) var loss = LossKind.softmax
+    /// model.interaction
+    public internal(set) var interaction = Interaction.none
+
+    /// model.interaction: a term on the tables' bags added to the logit.
+    public enum Interaction: String, ConfigChoice {
+        case none
+        /// DeepFM's second-order factorization machine.
+        case fm
+        static let choices: [Interaction] = [.none, .fm]
+    }
+
+    /// The interaction term of the model's input layout (nil: none).
+    public var fmInteraction: FMInteraction? {
+        guard interaction == .fm, let d = tables.first?.dim else { return nil }
+        return FMInteraction(start: inputSize, fields: tables.count, dim: d, width: layerInputShape.reduce(1, *))
+    }
 
     /// What the layers take: the dense features then each table's bag.
     public var layerInputShape: [Int] { tables.isEmpty ? inputShape : [inputSize + tables.reduce(0) { $0 + $1.dim }] }
@@ -138,6 +154,7 @@ public struct ModelSection: ConfigSection {
             s.layers = try items.enumerated().map { try LayerEntry($1, index: $0, ctx) }
         },
         .choice("loss", \.loss, "\"softmax\" (cross-entropy over classes) or \"bce\" (binary cross-entropy on one logit: click-through rate)"),
+        .choice("interaction", \.interaction, "\"none\" or \"fm\": DeepFM's second-order term on the tables' bags added to the logit (every table one dim)"),
         ConfigKey(name: "tables", kind: .tables, range: nil,
                   doc: "embedding tables, table i for categorical field i: {type = \"embedding_bag\", rows = 1000000, dim = 16, mode = \"sum\", hash = false} (docs/models.md)",
                   read: { .array($0.tables.map(\.value)) }) { s, v, ctx in

@@ -13,6 +13,7 @@ extension Model {
     public convenience init(_ model: ModelSection, capacity: Int) throws {
         try self.init(input: model.layerInputShape, entries: model.layers, capacity: capacity, loss: model.loss,
                       inputGradient: !model.tables.isEmpty)
+        interaction = model.fmInteraction
     }
 }
 

@@ -91,6 +91,7 @@ struct Ckpt: ParsableCommand {
                 metadata["input"] = cfg.model.inputShape.shapeText
                 metadata["tables"] = cfg.model.tablesTOML
                 metadata["loss"] = "\"\(cfg.model.loss.rawValue)\""
+                metadata["interaction"] = "\"\(cfg.model.interaction.rawValue)\""
             }
             let bytes = Safetensors.encode(tables + tensors, metadata: metadata)
             if FileManager.default.fileExists(atPath: out) { try FileManager.default.removeItem(atPath: out) }

@@ -226,6 +226,37 @@ final class EmbeddingTests: XCTestCase {
         XCTAssertEqual(merged.count, 2020)
     }
 
+    /// The FM term against its definition, and its input gradient against
+    /// central differences (to 1e-3 relative).
+    func testFMInteractionAndItsGradient() {
+        let fm = FMInteraction(start: 2, fields: 3, dim: 2, width: 8)
+        var g = SplitMix(seed: 5)
+        var x = (0..<16).map { _ in Float(Int(g.next() % 200) - 100) / 100 }
+        func term(_ x: [Float], _ r: Int) -> Double {
+            var acc = 0.0
+            for j in 0..<2 {
+                let v = (0..<3).map { Double(x[r * 8 + 2 + $0 * 2 + j]) }
+                acc += v.reduce(0, +) * v.reduce(0, +) - v.map { $0 * $0 }.reduce(0, +)
+            }
+            return 0.5 * acc
+        }
+        var logits: [Float] = [1, -1]
+        fm.forward(input: x, logits: &logits, batch: 2)
+        XCTAssertEqual(Double(logits[0]), 1 + term(x, 0), accuracy: 1e-5)
+        XCTAssertEqual(Double(logits[1]), -1 + term(x, 1), accuracy: 1e-5)
+        var dIn = [Float](repeating: 0, count: 16)
+        fm.backward(input: x, dlogits: [2, -3], dInput: &dIn, batch: 2)
+        for i in 0..<16 {
+            let r = i / 8, c = i % 8, h: Float = 1e-2
+            let saved = x[i]
+            x[i] = saved + h; let up = term(x, r)
+            x[i] = saved - h; let down = term(x, r)
+            x[i] = saved
+            let want = (c < 2 ? 0 : (up - down) / Double(2 * h)) * (r == 0 ? 2 : -3)
+            XCTAssertEqual(Double(dIn[i]), want, accuracy: 1e-3 * max(1, abs(want)), "element \(i)")
+        }
+    }
+
     /// Binary cross-entropy's gradient against central differences of its
     /// loss (to 1e-3 relative), its loss against log(1 + exp(-z)) forms.
     func testBinaryCrossEntropy() {

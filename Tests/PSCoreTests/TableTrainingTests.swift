@@ -108,6 +108,12 @@ final class TableTrainingTests: XCTestCase {
         XCTAssertGreaterThan(try XCTUnwrap(records(logs, rank: 0, EvalRecord.self).last?.auc), 0.55)
     }
 
+    /// DeepFM's term on the bags: the model still learns the planted clicks.
+    func testFMInteractionTrains() throws {
+        let logs = try run(try config(["model.interaction=fm", "train.epochs=1"]))
+        XCTAssertGreaterThan(try XCTUnwrap(records(logs, rank: 0, EvalRecord.self).last?.auc), 0.6)
+    }
+
     func testConfigurationChecksTables() throws {
         func message(_ o: [String]) -> String {
             do { _ = try config(o); return "accepted" } catch { return "\(error)" }
@@ -118,6 +124,9 @@ final class TableTrainingTests: XCTestCase {
         XCTAssertTrue(message(["model.tables=[{type=\"embedding\",rows=10,dim=4}]"]).contains("embedding_bag"))
         XCTAssertTrue(message(["train.accumulate=2"]).contains("train.accumulate"))
         XCTAssertTrue(message(["compression.topk=0.1"]).contains("compression.topk"))
+        XCTAssertEqual(message(["model.interaction=fm"]), "accepted", "every table has dim 4")
+        XCTAssertTrue(message(["model.interaction=fm", "model.tables=[{rows=10,dim=4},{rows=10,dim=2}]"]).contains("one dim"))
+        XCTAssertTrue(message(["model.interaction=fm", "model.loss=softmax", "model.layers=[{type=\"dense\",units=2}]"]).contains("bce"))
         XCTAssertTrue(message(["model.layers=[{type=\"dense\",units=2}]"]).contains("accepted"), "the layers alone are fine")
         var c = Config()
         XCTAssertThrowsError(try c.apply(overrides: ["model.input=0"])) { XCTAssertTrue("\($0)".contains("needs model.tables"), "\($0)") }

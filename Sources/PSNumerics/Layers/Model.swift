@@ -65,6 +65,8 @@ public final class Model {
     /// which backward then writes (nil: the first layer's input gradient is
     /// never needed).
     public let inputGradient: FloatBuffer?
+    /// DeepFM's interaction term on the input's bags, added to the logit (nil: none).
+    public var interaction: FMInteraction?
     /// The fewest rows a worker's model holds (its batch slice can be
     /// smaller; evaluation uses the room).
     public static let minimumCapacity = 256
@@ -135,6 +137,10 @@ public final class Model {
             l.forward(x: acts[i].pointer, y: acts[i + 1].pointer, batch: batch, params: params + paramOffsets[i], context: context)
             round(acts[i + 1].pointer, batch * l.outputSize)
         }
+        if let fm = interaction {
+            fm.forward(input: acts[0].pointer, logits: logits, batch: batch)
+            round(logits, batch * classes)
+        }
     }
 
     /// Rounds to the storage format (nothing for FP32).
@@ -172,6 +178,10 @@ public final class Model {
         var c = context
         c.gradScale = gradScale
         backward(batch: batch, params: params, grads: grads, context: c, layerDone: layerDone)
+        if let fm = interaction, let g = inputGradient {
+            fm.backward(input: acts[0].pointer, dlogits: dActs[last].pointer, dInput: g.pointer, batch: batch)
+            round(g.pointer, batch * inputSize)
+        }
         return r
     }
 
