@@ -105,6 +105,11 @@ enum CTRGeneratorText {
         sparse_optimizer = "adagrad"
         sparse_lr = 0.05
 
+        [run]
+        # W=2 S=2 is four ranks: on a machine with fewer cores a waiting rank
+        # naps (20 us) instead of yielding, so the computing ranks get the cores.
+        poll = "sleep"
+
         """
     }
 }

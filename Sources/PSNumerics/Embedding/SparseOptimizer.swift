@@ -32,21 +32,27 @@ public enum SparseOptimizer: String, CaseIterable, Sendable {
     /// Updates one row of `n` elements: w from the summed gradient g (still
     /// multiplied by `gradScale`'s inverse: g x gradScale is the gradient),
     /// with its state (in `stateNames` order).
-    @inline(__always)
     public func apply(_ w: UnsafeMutablePointer<Float>, state: [UnsafeMutablePointer<Float>], grad g: UnsafePointer<Float>, count n: Int,
                       lr: Float, gradScale: Float, t: Int, hyper h: Hyper) {
+        apply(w, state.first, state.count > 1 ? state[1] : nil, grad: g, count: n, lr: lr, gradScale: gradScale, t: t, hyper: h)
+    }
+
+    /// The same with the (up to two) state rows as pointers: no array per row.
+    @inline(__always)
+    public func apply(_ w: UnsafeMutablePointer<Float>, _ s0: UnsafeMutablePointer<Float>?, _ s1: UnsafeMutablePointer<Float>?,
+                      grad g: UnsafePointer<Float>, count n: Int, lr: Float, gradScale: Float, t: Int, hyper h: Hyper) {
         switch self {
         case .sgd:
             for j in 0..<n { w[j] -= lr * (g[j] * gradScale) }
         case .adagrad:
-            let s = state[0], eps = Float(h.eps > 0 ? h.eps : 1e-10)
+            let s = s0!, eps = Float(h.eps > 0 ? h.eps : 1e-10)
             for j in 0..<n {
                 let gj = g[j] * gradScale
                 s[j] += gj * gj
                 w[j] -= lr * (gj / (s[j].squareRoot() + eps))
             }
         case .lazyAdam:
-            let m = state[0], v = state[1], eps = Float(h.eps > 0 ? h.eps : 1e-8)
+            let m = s0!, v = s1!, eps = Float(h.eps > 0 ? h.eps : 1e-8)
             let b1 = Float(h.beta1), b2 = Float(h.beta2)
             let bc1 = 1 - Foundation.pow(h.beta1, Double(t)), bc2 = 1 - Foundation.pow(h.beta2, Double(t))
             let stepSize = Float(Double(lr) * bc2.squareRoot() / bc1)

@@ -122,10 +122,11 @@ public final class TableShard {
         for tb in tables {
             let d = tb.spec.dim
             if apply {
-                let w = tb.weights.pointer, g = tb.stepGrad.pointer, st = tb.state.map(\.pointer)
+                let w = tb.weights.pointer, g = tb.stepGrad.pointer
+                let s0 = tb.state.first?.pointer, s1 = tb.state.count > 1 ? tb.state[1].pointer : nil
                 for (i, s) in tb.stepSlots.enumerated() {
                     let off = Int(s) * d
-                    optimizer.apply(w + off, state: st.map { $0 + off }, grad: g + i * d, count: d,
+                    optimizer.apply(w + off, s0.map { $0 + off }, s1.map { $0 + off }, grad: g + i * d, count: d,
                                     lr: lr, gradScale: gradScale, t: t, hyper: hyper)
                 }
             }
