@@ -1,0 +1,60 @@
+"""The bridge on a real click-through-rate run (the release build,
+$PSTRAIN_BIN_DIR): `pstrain data make-ctr --preset tiny` writes a synthetic
+Criteo-format click log, pstrain trains its configuration with 2 workers
+and 2 servers, `pstrain ckpt export` writes each table whole; the CTR model
+built from the export scores, in torch, the test AUC and log loss that
+pstrain's own evaluation reported."""
+
+import json
+import os
+import shutil
+import tempfile
+import unittest
+
+import numpy as np
+
+import pstrain
+from pstrain.ctr import auc, log_loss, read_ctr
+from helpers import require_torch, run_pstrain
+
+
+class RealCTRRunTests(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp(prefix="pstrain-py-ctr-")
+        run_pstrain(["data", "make-ctr", "--preset", "tiny", "--out", "data"], cwd=cls.dir)
+        run_pstrain(["launch", "--config", "data/ctr.toml", "--workers", "2", "--servers", "2", "--epochs", "2",
+                     "--run-dir", "r"], cwd=cls.dir)
+        run_pstrain(["ckpt", "export", "r", "--out", "r.safetensors"], cwd=cls.dir)
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.dir, True)
+
+    def test_torch_model_from_the_export_scores_as_pstrain(self):
+        """Tolerances: AUC 1e-3 (pstrain's comes from 65,536-bin histograms of
+        the probabilities, ties within a bin counting one half; torch's is
+        exact); log loss 1e-4 relative (float32 against float64 sums)."""
+        torch = require_torch(self)
+        with open(os.path.join(self.dir, "r", "logs", "server-0.jsonl")) as f:
+            ev = [r for r in map(json.loads, f) if r["event"] == "eval"][-1]
+        model = pstrain.model_from_export(os.path.join(self.dir, "r.safetensors"))
+        self.assertEqual(type(model).__name__, "CTRModel")
+        test = read_ctr(os.path.join(self.dir, "data", "test.tsv"), "criteo")
+        tables = [{"rows": e.num_embeddings, "hash": False} for e in model.embeddings]
+        rows = test.rows_of(tables)
+        with torch.no_grad():
+            ids = [torch.from_numpy(r) for r in rows]
+            offsets = [torch.from_numpy(o[:-1].astype(np.int64)) for o in test.offsets]
+            z = model(torch.from_numpy(test.dense), ids, offsets).numpy()
+        self.assertEqual(len(z), ev["test_samples"])
+        self.assertAlmostEqual(auc(test.labels, z), ev["auc"], delta=1e-3)
+        self.assertAlmostEqual(log_loss(test.labels, z), ev["logloss"], delta=1e-4 * ev["logloss"])
+        self.assertGreater(ev["auc"], 0.65, "the tiny planted model is learnt")
+        # Each table whole, with PyTorch's EmbeddingBag name and shape.
+        sd = model.state_dict()
+        self.assertEqual(tuple(sd["embeddings.0.weight"].shape), (2000, 16))
+
+
+if __name__ == "__main__":
+    unittest.main()
