@@ -24,6 +24,7 @@ let package = Package(
         .executable(name: "fuzz-idx", targets: ["FuzzIDX"]),
         .executable(name: "fuzz-data", targets: ["FuzzData"]),
         .executable(name: "fuzz-ctr", targets: ["FuzzCTR"]),
+        .executable(name: "fuzz-rows", targets: ["FuzzRows"]),
     ],
     dependencies: [.package(name: "pstrain", path: "..")],
     targets: [
@@ -35,6 +36,7 @@ let package = Package(
         harness("fuzz-idx", "FuzzIDX"),
         harness("fuzz-data", "FuzzData"),
         harness("fuzz-ctr", "FuzzCTR"),
+        harness("fuzz-rows", "FuzzRows"),
     ],
     swiftLanguageModes: [.v5]
 )
