@@ -7,8 +7,9 @@ import PSCheckpoint
 import PSRunLog
 
 /// A self-contained HTML report of a run: no network, inline SVG charts
-/// (loss, test accuracy, samples per second, loss scale, wire bytes per step,
-/// per-rank step time). A few lines of script check that every chart drew and
+/// (loss, test accuracy, with embedding tables the test AUC and log loss,
+/// samples per second, loss scale, wire bytes per step, per-rank step time;
+/// with tables also a short "embedding tables" section). A few lines of script check that every chart drew and
 /// put the result in the page title, so a headless browser can tell.
 public enum HTMLReport {
     static func esc(_ s: String) -> String {
@@ -56,48 +57,6 @@ public enum HTMLReport {
 
     public static func render(_ r: RunReport) -> String {
         let s = r.summary()
-        let server0 = r.log("server", 0)
-        var steps: [Int: ServerStepRecord] = [:]
-        for rec in server0?.records(ServerStepRecord.self) ?? [] { steps[rec.step] = rec }
-        let keys = steps.keys.sorted()
-        func series(_ value: (ServerStepRecord) -> Double?) -> [(Double, Double)] { keys.compactMap { k in steps[k].flatMap(value).map { (Double(k), $0) } } }
-        let workers = r.logs.filter { $0.role == "worker" }.sorted { $0.index < $1.index }
-        let wire: [(Double, Double)] = {
-            // The latest record of each step per worker (a restarted step is logged twice), summed over workers.
-            var perStep: [Int: Double] = [:]
-            for w in workers {
-                var last: [Int: Double] = [:]
-                for rec in w.records(WorkerStepRecord.self) { last[rec.step] = Double(rec.bytesSent + rec.bytesRecv) }
-                for (k, v) in last { perStep[k, default: 0] += v }
-            }
-            return perStep.keys.sorted().map { (Double($0), perStep[$0]! / 1e6) }
-        }()
-        let rankTimes = r.logs.sorted { ($0.role == "server" ? 0 : 1, $0.index) < ($1.role == "server" ? 0 : 1, $1.index) }.map { l in
-            ("\(l.role) \(l.index)", l.records((any StepRecord).self).map { (Double($0.step), $0.stepS * 1e3) })
-        }
-        let charts = [
-            chart("training loss (server 0, global batch)", unit: "step", series: [("loss", series { $0.loss })]),
-            chart("test accuracy (%)", unit: "step", series: [("accuracy", s.evals.map { (Double($0.step), $0.accuracy * 100) })]),
-            chart("samples per second (server 0)", unit: "step", series: [("samples/s", series { $0.samplesPerS })]),
-            chart("loss scale (log scale)", unit: "step", series: [("scale", series { $0.lossScale })], logY: true),
-            chart("wire MB per step (all workers, both directions)", unit: "step", series: [("MB", wire)]),
-            chart("step time per rank (ms)", unit: "step", series: rankTimes),
-        ]
-        var rows = ""
-        for rk in s.ranks {
-            rows += "<tr><td>\(esc(rk.rank))</td><td>\(rk.steps)</td><td>\(String(format: "%.2f", rk.stepP50 * 1e3))</td><td>\(String(format: "%.2f", rk.stepP95 * 1e3))</td>"
-                + "<td>\(String(format: "%.2f", rk.stepMax * 1e3))</td><td>\(rk.computeP50.map { String(format: "%.2f", $0 * 1e3) } ?? "-")</td>"
-                + "<td>\(String(format: "%.0f%%", rk.waitShare * 100))</td></tr>"
-        }
-        let facts: [(String, String)] = [
-            ("status", s.status), ("job", "\(s.model), \(s.precision), batch \(s.batchSize), \(s.servers) server(s) + \(s.workers) worker(s)"),
-            ("compression", s.compression), ("progress", "step \(s.stepsDone)/\(s.stepsTotal), epoch \(s.epochsDone)/\(s.epochsTotal)"),
-            ("training time", String(format: "%.1f s, %.0f samples/s", s.trainingSeconds, s.samplesPerSecond)),
-            ("test accuracy", "final \(s.finalAccuracy.map { String(format: "%.2f%%", $0 * 100) } ?? "-"), best \(s.bestAccuracy.map { String(format: "%.2f%%", $0 * 100) } ?? "-")"),
-            ("wire", String(format: "%.2f MB per step, %.1f%% of raw FP32", s.wireBytesPerStep / 1e6, s.compressionRatio * 100)),
-            ("skipped steps", String(s.skippedSteps)),
-            ("checkpoints", s.checkpoints.isEmpty ? "none" : s.checkpoints.map { "\($0.name) \($0.state == "ok" ? "ok" : "DAMAGED")\($0.latest ? " (LATEST)" : "")" }.joined(separator: ", ")),
-        ] + s.notes.map { ("note", $0) }
         return """
         <!doctype html>
         <html lang="en"><head><meta charset="utf-8"><title>pstrain run \(esc(s.run))</title>
@@ -109,10 +68,10 @@ public enum HTMLReport {
         .t { font: bold 13px sans-serif; } .l { font: 11px sans-serif; fill: #555; } .axis { stroke: #999; }
         </style></head><body>
         <h1>pstrain run \(esc(s.run))</h1>
-        <table>\(facts.map { "<tr><th>\(esc($0.0))</th><td>\(esc($0.1))</td></tr>" }.joined())</table>
-        <div class="charts">\(charts.joined(separator: "\n"))</div>
+        \(factTable(facts(s)))
+        <div class="charts">\(charts(r, s).joined(separator: "\n"))</div>\(tablesSection(s))
         <h2>ranks</h2>
-        <table><tr><th>rank</th><th>steps</th><th>step p50 ms</th><th>p95</th><th>max</th><th>compute p50</th><th>waiting</th></tr>\(rows)</table>
+        <table><tr><th>rank</th><th>steps</th><th>step p50 ms</th><th>p95</th><th>max</th><th>compute p50</th><th>waiting</th></tr>\(rankRows(s))</table>
         <script>
         (function () {
           var svgs = document.querySelectorAll('svg.chart');
@@ -123,5 +82,69 @@ public enum HTMLReport {
         </script>
         </body></html>
         """
+    }
+
+    /// The charts: loss, test accuracy (with tables: AUC and log loss), samples/s, loss scale, wire, step time per rank.
+    static func charts(_ r: RunReport, _ s: RunSummary) -> [String] {
+        var steps: [Int: ServerStepRecord] = [:]
+        for rec in r.log("server", 0)?.records(ServerStepRecord.self) ?? [] { steps[rec.step] = rec }
+        let keys = steps.keys.sorted()
+        func series(_ value: (ServerStepRecord) -> Double?) -> [(Double, Double)] { keys.compactMap { k in steps[k].flatMap(value).map { (Double(k), $0) } } }
+        func evalSeries(_ value: (RunSummary.Eval) -> Double?) -> [(Double, Double)] { s.evals.compactMap { e in value(e).map { (Double(e.step), $0) } } }
+        let rankTimes = r.logs.sorted { ($0.role == "server" ? 0 : 1, $0.index) < ($1.role == "server" ? 0 : 1, $1.index) }.map { l in
+            ("\(l.role) \(l.index)", l.records((any StepRecord).self).map { (Double($0.step), $0.stepS * 1e3) })
+        }
+        let auc = evalSeries { $0.auc }, logloss = evalSeries { $0.logloss }
+        return [chart("training loss (server 0, global batch)", unit: "step", series: [("loss", series { $0.loss })]),
+                chart("test accuracy (%)", unit: "step", series: [("accuracy", evalSeries { $0.accuracy * 100 })])]
+            + (auc.isEmpty ? [] : [chart("test AUC", unit: "step", series: [("AUC", auc)])])
+            + (logloss.isEmpty ? [] : [chart("test log loss", unit: "step", series: [("log loss", logloss)])])
+            + [chart("samples per second (server 0)", unit: "step", series: [("samples/s", series { $0.samplesPerS })]),
+               chart("loss scale (log scale)", unit: "step", series: [("scale", series { $0.lossScale })], logY: true),
+               chart("wire MB per step (all workers, both directions)", unit: "step", series: [("MB", wireSeries(r))]),
+               chart("step time per rank (ms)", unit: "step", series: rankTimes)]
+    }
+
+    /// MB per step: the latest record of each step per worker (a restarted step is logged twice), summed over workers.
+    static func wireSeries(_ r: RunReport) -> [(Double, Double)] {
+        var perStep: [Int: Double] = [:]
+        for w in r.logs.filter({ $0.role == "worker" }) {
+            var last: [Int: Double] = [:]
+            for rec in w.records(WorkerStepRecord.self) { last[rec.step] = Double(rec.bytesSent + rec.bytesRecv) }
+            for (k, v) in last { perStep[k, default: 0] += v }
+        }
+        return perStep.keys.sorted().map { (Double($0), perStep[$0]! / 1e6) }
+    }
+
+    /// The facts at the top (with tables: the test AUC and log loss after the accuracy).
+    static func facts(_ s: RunSummary) -> [(String, String)] {
+        let pct = { (x: Double?) in x.map { String(format: "%.2f%%", $0 * 100) } ?? "-" }
+        return [
+            ("status", s.status), ("job", "\(s.model), \(s.precision), batch \(s.batchSize), \(s.servers) server(s) + \(s.workers) worker(s)"),
+            ("compression", s.compression), ("progress", "step \(s.stepsDone)/\(s.stepsTotal), epoch \(s.epochsDone)/\(s.epochsTotal)"),
+            ("training time", String(format: "%.1f s, %.0f samples/s", s.trainingSeconds, s.samplesPerSecond)),
+            ("test accuracy", "final \(pct(s.finalAccuracy)), best \(pct(s.bestAccuracy))"),
+        ] + s.ctrEvalFacts + [
+            ("wire", String(format: "%.2f MB per step, %.1f%% of raw FP32", s.wireBytesPerStep / 1e6, s.compressionRatio * 100)),
+            ("skipped steps", String(s.skippedSteps)),
+            ("checkpoints", s.checkpoints.isEmpty ? "none" : s.checkpoints.map { "\($0.name) \($0.state == "ok" ? "ok" : "DAMAGED")\($0.latest ? " (LATEST)" : "")" }.joined(separator: ", ")),
+        ] + s.notes.map { ("note", $0) }
+    }
+
+    static func factTable(_ facts: [(String, String)]) -> String {
+        "<table>\(facts.map { "<tr><th>\(esc($0.0))</th><td>\(esc($0.1))</td></tr>" }.joined())</table>"
+    }
+
+    /// The embedding tables' section; empty without tables.
+    static func tablesSection(_ s: RunSummary) -> String {
+        s.tables == nil ? "" : "\n<h2>embedding tables</h2>\n" + factTable(s.tableFacts)
+    }
+
+    static func rankRows(_ s: RunSummary) -> String {
+        s.ranks.map { rk in
+            "<tr><td>\(esc(rk.rank))</td><td>\(rk.steps)</td><td>\(String(format: "%.2f", rk.stepP50 * 1e3))</td><td>\(String(format: "%.2f", rk.stepP95 * 1e3))</td>"
+                + "<td>\(String(format: "%.2f", rk.stepMax * 1e3))</td><td>\(rk.computeP50.map { String(format: "%.2f", $0 * 1e3) } ?? "-")</td>"
+                + "<td>\(String(format: "%.0f%%", rk.waitShare * 100))</td></tr>"
+        }.joined()
     }
 }

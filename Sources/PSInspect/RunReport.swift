@@ -44,7 +44,11 @@ public struct RunSummary: Codable {
     }
     public struct Phase: Codable { public var name: String; public var seconds: Double; public var share: Double }
     public struct CheckpointInfo: Codable { public var name: String; public var state: String; public var latest: Bool }
-    public struct Eval: Codable { public var epoch: Int; public var step: Int; public var accuracy: Double }
+    public struct Eval: Codable {
+        public var epoch: Int; public var step: Int; public var accuracy: Double
+        /// With model.tables and model.loss = "bce": the test AUC and log loss (absent otherwise).
+        public var auc: Double? = nil, logloss: Double? = nil
+    }
     public struct ScaleChange: Codable { public var step: Int; public var from: Double; public var to: Double; public var why: String }
 
     public var run: String
@@ -78,6 +82,8 @@ public struct RunSummary: Codable {
     public var ranks: [RankStat]
     public var checkpoints: [CheckpointInfo]
     public var notes: [String]
+    /// With model.tables: rows and row bytes on the wire, rows held (absent otherwise).
+    public var tables: Tables? = nil
 }
 
 public struct RunReport {
@@ -136,7 +142,7 @@ public struct RunReport {
         let workers = logs.filter { $0.role == "worker" }
         let servers = logs.filter { $0.role == "server" }
         let hello = server0?.records(HelloRecord.self).last
-        let evals = (server0?.records(EvalRecord.self) ?? []).map { RunSummary.Eval(epoch: $0.epoch, step: $0.step, accuracy: $0.testAccuracy) }
+        let evals = (server0?.records(EvalRecord.self) ?? []).map { RunSummary.Eval(epoch: $0.epoch, step: $0.step, accuracy: $0.testAccuracy, auc: $0.auc, logloss: $0.logloss) }
         let trainSeconds = stepKeys.reduce(0.0) { $0 + (serverSteps[$1]?.stepS ?? 0) }
         let samples = stepKeys.reduce(0) { $0 + (serverSteps[$1]?.samples ?? 0) }
         let wSteps = workers.flatMap { $0.records(WorkerStepRecord.self) }
@@ -144,7 +150,7 @@ public struct RunReport {
         let fp32 = Double(wSteps.reduce(0) { $0 + 2 * $1.fp32Bytes })
         // Per step: average over the step records (a restarted step is logged twice).
         let stepCount = max(Double(wSteps.count) / Double(max(workers.count, 1)), 1)
-        return RunSummary(
+        var summary = RunSummary(
             run: (dir as NSString).lastPathComponent, path: dir,
             status: status(server0: server0, stepsTotal: stepsTotal, stepsDone: stepsDone, restarts: restarts),
             attempts: attempts, restarts: restarts,
@@ -164,6 +170,8 @@ public struct RunReport {
                 RunSummary.ScaleChange(step: $0.step, from: $0.from, to: $0.to, why: $0.why)
             },
             ranks: rankStats(), checkpoints: checkpointInfos(), notes: notes())
+        summary.tables = tableSummary(wireBytesPerStep: summary.wireBytesPerStep, servers: summary.servers)
+        return summary
     }
 
     /// What the logs themselves say about the run's records: truncated or

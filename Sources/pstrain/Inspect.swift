@@ -97,8 +97,10 @@ struct Inspect: ParsableCommand {
         o.append("job         \(s.model), \(s.precision), batch \(s.batchSize), \(s.servers) server(s) + \(s.workers) worker(s); compression: \(s.compression)")
         o.append("progress    step \(s.stepsDone)/\(s.stepsTotal), epoch \(s.epochsDone)/\(s.epochsTotal), \(String(format: "%.1f", s.trainingSeconds)) s of training, \(Int(s.samplesPerSecond.rounded())) samples/s")
         o.append("accuracy    final \(pct(s.finalAccuracy)), best \(pct(s.bestAccuracy))  " + s.evals.map { String(format: "%.1f", $0.accuracy * 100) }.joined(separator: " "))
+        o += s.ctrEvalFacts.map(labelled)
         o.append("loss        \(RunReport.sparkline(s.loss))  \(s.loss.first.map { String(format: "%.3f", $0) } ?? "-") -> \(s.loss.last.map { String(format: "%.3f", $0) } ?? "-")")
         o.append("wire        \(mb(s.wireBytesPerStep)) per step (all workers, both directions) = \(pct(s.compressionRatio)) of raw FP32")
+        o += s.tableFacts.map(labelled)
         var scale = "loss scale  " + (s.lossScale.map { String(format: "%g", $0) } ?? "-") + ", \(s.skippedSteps) skipped step\(s.skippedSteps == 1 ? "" : "s")"
         if !s.scaleChanges.isEmpty { scale += "; " + s.scaleChanges.suffix(4).map { "step \($0.step): \(String(format: "%g", $0.from)) -> \(String(format: "%g", $0.to)) (\($0.why))" }.joined(separator: ", ") }
         o.append(scale)
@@ -120,6 +122,9 @@ struct Inspect: ParsableCommand {
         return o.joined(separator: "\n")
     }
 
+    /// "label       value", the summary's first column 12 wide.
+    static func labelled(_ fact: (String, String)) -> String { fact.0.padding(toLength: max(12, fact.0.count + 1), withPad: " ", startingAt: 0) + fact.1 }
+
     static func ms(_ x: Double) -> String { String(format: "%.2fms", x * 1e3) }
 
     /// The worker whose compute stands out, if one does: in a synchronous
@@ -140,13 +145,22 @@ struct Inspect: ParsableCommand {
         func row(_ k: String, _ x: String, _ y: String) -> String {
             k.padding(toLength: 14, withPad: " ", startingAt: 0) + x.padding(toLength: 34, withPad: " ", startingAt: 0) + y
         }
-        return [row("", a.run, b.run), row("status", a.status, b.status),
+        let rows = [row("", a.run, b.run), row("status", a.status, b.status),
                 row("job", "\(a.model) \(a.precision) S\(a.servers) W\(a.workers)", "\(b.model) \(b.precision) S\(b.servers) W\(b.workers)"),
                 row("steps", "\(a.stepsDone)/\(a.stepsTotal)", "\(b.stepsDone)/\(b.stepsTotal)"),
                 row("final acc", pct(a.finalAccuracy), pct(b.finalAccuracy)), row("best acc", pct(a.bestAccuracy), pct(b.bestAccuracy)),
                 row("samples/s", String(Int(a.samplesPerSecond.rounded())), String(Int(b.samplesPerSecond.rounded()))),
                 row("wire/step", mb(a.wireBytesPerStep) + " (" + pct(a.compressionRatio) + ")", mb(b.wireBytesPerStep) + " (" + pct(b.compressionRatio) + ")"),
-                row("skipped", String(a.skippedSteps), String(b.skippedSteps)),
-                row("loss", RunReport.sparkline(a.loss, width: 30), RunReport.sparkline(b.loss, width: 30))].joined(separator: "\n")
+                row("skipped", String(a.skippedSteps), String(b.skippedSteps))]
+            + compareCTR(a, b, row) + [row("loss", RunReport.sparkline(a.loss, width: 30), RunReport.sparkline(b.loss, width: 30))]
+        return rows.joined(separator: "\n")
+    }
+
+    /// The final test AUC and log loss side by side, when either run has them.
+    static func compareCTR(_ a: RunSummary, _ b: RunSummary, _ row: (String, String, String) -> String) -> [String] {
+        func f4(_ x: Double?) -> String { x.map { String(format: "%.4f", $0) } ?? "-" }
+        guard a.evals.contains(where: { $0.auc != nil }) || b.evals.contains(where: { $0.auc != nil }) else { return [] }
+        return [row("final AUC", f4(a.evals.last?.auc), f4(b.evals.last?.auc)),
+                row("log loss", f4(a.evals.last?.logloss), f4(b.evals.last?.logloss))]
     }
 }

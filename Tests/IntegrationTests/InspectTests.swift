@@ -75,6 +75,65 @@ final class InspectTests: XCTestCase {
         XCTAssertTrue(cmp.stdout.contains("final acc"), cmp.stdout)
     }
 
+    /// A click-through-rate run with embedding tables (W=2 S=2): the test AUC
+    /// and log loss per epoch, the tables' summary from the ranks' logs, and
+    /// an HTML report whose eight charts draw in chromium.
+    func testAUCAndEmbeddingTablesOfACTRRun() throws {
+        let chromium = try XCTUnwrap(Harness.which("chromium"), "chromium is not installed: run scripts/bootstrap --python")
+        let dir = Harness.tempDir("inspectctr")
+        let r = try Harness.launch(["--workers", "2", "--servers", "2", "--set", "data.kind=synthetic", "--set", "data.synthetic_train=4000",
+                                    "--set", "data.synthetic_test=1000", "--set", "model.input=3", "--set", "model.loss=bce",
+                                    "--set", "model.tables=[{type=\"embedding_bag\",rows=500,dim=4},{type=\"embedding_bag\",rows=40,dim=4}]",
+                                    "--set", "model.layers=[{type=\"dense\",units=8},{type=\"relu\"},{type=\"dense\",units=1}]",
+                                    "--set", "train.batch_size=100", "--set", "train.optimizer=adagrad", "--epochs", "2",
+                                    "--set", "run.poll=sleep", "--run-dir", "r"], cwd: dir)
+        assertEnded(r, status: 0, "CTR run")
+        let evals = Harness.records(dir + "/r/logs/server-0.jsonl", EvalRecord.self)
+        let aucs = evals.compactMap { $0.auc }
+        XCTAssertEqual(aucs.count, 2, "an AUC per epoch in the eval records")
+
+        let js = try inspect(["r", "--json"], cwd: dir)
+        assertEnded(js, status: 0, "inspect --json")
+        let s = try JSONDecoder().decode(RunSummary.self, from: Data(js.stdout.utf8))
+        XCTAssertEqual(s.evals.compactMap { $0.auc }, aucs)
+        XCTAssertEqual(s.evals.compactMap { $0.logloss }, evals.compactMap { $0.logloss })
+        let t = try XCTUnwrap(s.tables, "a tables' summary")
+        // The same figures from the worker logs, computed here.
+        let w = (0..<2).flatMap { Harness.records(dir + "/r/logs/worker-\($0).jsonl", WorkerStepRecord.self) }
+        XCTAssertEqual(w.count, 160, "80 steps of two workers")
+        let pulled = Double(w.reduce(0) { $0 + ($1.rowsPulled ?? 0) })
+        XCTAssertEqual(t.rowsPulledPerWorkerStep, pulled / 160, accuracy: 1e-9)
+        XCTAssertGreaterThan(t.rowsPulledPerWorkerStep, 0)
+        XCTAssertLessThanOrEqual(t.rowsPulledPerWorkerStep, 100, "at most the 50 samples x 2 fields of a microbatch")
+        XCTAssertEqual(t.rowIdBytesPerId, Double(w.reduce(0) { $0 + ($1.rowIdBytes ?? 0) }) / pulled, accuracy: 1e-9)
+        XCTAssertEqual(t.rowBytesSentPerStep, Double(w.reduce(0) { $0 + ($1.rowBytesSent ?? 0) }) / 80, accuracy: 1e-9)
+        XCTAssertEqual(t.rowBytesRecvPerStep, Double(w.reduce(0) { $0 + ($1.rowBytesRecv ?? 0) }) / 80, accuracy: 1e-9)
+        XCTAssertGreaterThan(t.wireShare, 0)
+        XCTAssertLessThan(t.wireShare, 1, "row bytes are part of the wire")
+        let last = (0..<2).map { Harness.records(dir + "/r/logs/server-\($0).jsonl", ServerStepRecord.self).last }
+        XCTAssertEqual(t.held.map { $0.rows }, last.map { $0?.tableRows ?? -1 })
+        XCTAssertEqual(t.held.map { $0.bytes }, last.map { $0?.tableBytes ?? -1 })
+        let held = t.held.reduce(0) { $0 + $1.rows }
+        XCTAssertGreaterThan(held, 0)
+        XCTAssertLessThanOrEqual(held, 540, "no more rows than the two tables have")
+
+        let text = try inspect(["r"], cwd: dir)
+        assertEnded(text, status: 0, "inspect")
+        XCTAssertTrue(text.stdout.contains("\ntest AUC    final \(String(format: "%.4f", aucs[1])), best \(String(format: "%.4f", aucs.max()!))  "),
+                      text.stdout)
+        for label in ["log loss    final ", "rows pulled ", "row bytes   ", "rows held   server 0 \(t.held[0].rows) rows, "] {
+            XCTAssertTrue(text.stdout.contains("\n" + label), "\(label)\n\(text.stdout)")
+        }
+
+        let h = try inspect(["r", "--html", "report.html"], cwd: dir)
+        assertEnded(h, status: 0, "inspect --html")
+        let flags = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars"]
+        let dom = Harness.run(chromium, flags + ["--dump-dom", "file://\(dir)/report.html"], cwd: dir, timeout: 90)
+        XCTAssertEqual(dom.status, 0, dom.stderr)
+        XCTAssertTrue(dom.stdout.contains("<title>charts:8/8</title>"), "every chart drew a path\n\(dom.stdout.prefix(300))")
+        XCTAssertTrue(dom.stdout.contains("<h2>embedding tables</h2>"), "the tables' section")
+    }
+
     func testNotARunIsAClearError() throws {
         let dir = Harness.tempDir("notrun")
         try FileManager.default.createDirectory(atPath: dir + "/empty", withIntermediateDirectories: true)

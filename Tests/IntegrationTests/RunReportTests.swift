@@ -95,5 +95,94 @@ final class RunReportTests: XCTestCase {
 
         let html = HTMLReport.render(report)
         XCTAssertEqual(html.components(separatedBy: "<svg class=\"chart\"").count - 1, 6, "six charts")
+        // Without embedding tables: no tables' summary, no AUC in the JSON or the report.
+        XCTAssertNil(s.tables)
+        let json = String(decoding: try JSONEncoder().encode(s), as: UTF8.self)
+        for key in ["\"tables\"", "\"auc\"", "\"logloss\""] { XCTAssertFalse(json.contains(key), "\(key) in \(json)") }
+        XCTAssertFalse(html.contains("embedding tables") || html.contains("AUC"), "tables or AUC in a report without tables")
+    }
+
+    /// A run with embedding tables, written here: two workers and two
+    /// servers of the last world, and a server 2 left from an earlier world
+    /// of three servers (its rows are not counted).
+    func writeTablesRun(_ dir: String) throws {
+        let server = try RunLog(path: dir + "/logs/server-0.jsonl", fixed: RankStamp(run: "t", rank: 0, role: "server", index: 0))
+        server.write(HelloRecord(blasCore: "x", ranksOnNode: 4, address: "a", configHash: "c", build: "b", host: "h", pid: 1, servers: 2, workers: 2))
+        server.write(ServerStartRecord(servers: 2, workers: 2, shardLo: 0, shardHi: 50, pieces: 1, precision: "fp32", compression: "none",
+                                       lossScale: 1, steps: 2, stepsPerEpoch: 1))
+        for (i, (k, rows)) in [(0, 5), (1, 7), (1, 9)].enumerated() {   // step 1 restarted: its latest record (9 rows) wins
+            var r = step(k, loss: 0.6 - 0.1 * Double(i))
+            r.rowsServed = 3; r.rowBytesRecv = 40; r.rowBytesSent = 60; r.tableRows = rows; r.tableBytes = 32 * rows
+            server.write(r)
+        }
+        for (k, auc, ll) in [(1, 0.75, 0.45), (2, 0.70, 0.5)] {
+            var e = EvalRecord(step: k, epoch: k, testAccuracy: 0.8, testLoss: ll, testSamples: 100)
+            e.auc = auc; e.logloss = ll
+            server.write(e)
+        }
+        server.flush()
+        for (index, rows) in [(1, 11), (2, 13)] {
+            let l = try RunLog(path: dir + "/logs/server-\(index).jsonl", fixed: RankStamp(run: "t", rank: index, role: "server", index: index))
+            var r = step(1, loss: 0.5)
+            r.tableRows = rows; r.tableBytes = 32 * rows
+            l.write(r)
+            l.flush()
+        }
+        // Worker j, step k: rows pulled, row-id bytes, row bytes out and in.
+        let rows = [[(10, 15, 100, 200), (30, 25, 300, 400)], [(20, 20, 200, 300), (20, 20, 200, 300)]]
+        for (j, steps) in rows.enumerated() {
+            let l = try RunLog(path: dir + "/logs/worker-\(j).jsonl", fixed: RankStamp(run: "t", rank: 3 + j, role: "worker", index: j))
+            for (k, (pulled, ids, out, inb)) in steps.enumerated() {
+                var r = workerStep(k, compute: 0.25)
+                r.bytesSent = 1000; r.bytesRecv = 1000
+                r.rowsPulled = pulled; r.rowIdBytes = ids; r.rowBytesSent = out; r.rowBytesRecv = inb; r.rowWaitS = 0.01
+                l.write(r)
+            }
+            l.flush()
+        }
+    }
+
+    /// The AUC and log loss per epoch and the tables' summary: the figures,
+    /// `pstrain inspect`'s lines, the JSON and the HTML report.
+    func testAUCAndEmbeddingTablesOfRecordsWrittenHere() throws {
+        let dir = Harness.tempDir("tables") + "/t"
+        try writeTablesRun(dir)
+        let s = try RunReport(dir: dir).summary()
+        XCTAssertEqual(s.evals.map { $0.auc }, [0.75, 0.70])
+        XCTAssertEqual(s.evals.map { $0.logloss }, [0.45, 0.5])
+        let t = try XCTUnwrap(s.tables)
+        XCTAssertEqual(t.rowsPulledPerWorkerStep, 20, "(10 + 30 + 20 + 20) / 4 worker steps")
+        XCTAssertEqual(t.rowIdBytesPerId, 1, "80 bytes of ids for 80 rows")
+        XCTAssertEqual(t.rowBytesSentPerStep, 400, "800 bytes out over two steps")
+        XCTAssertEqual(t.rowBytesRecvPerStep, 600)
+        XCTAssertEqual(s.wireBytesPerStep, 4000)
+        XCTAssertEqual(t.wireShare, 0.25)
+        XCTAssertEqual(t.held.map { "\($0.rank) \($0.rows) \($0.bytes)" }, ["server 0 9 288", "server 1 11 352"])
+
+        let text = Harness.run(try Harness.executable("pstrain"), ["inspect", dir], cwd: dir)
+        assertEnded(text, status: 0, "inspect")
+        let lines = text.stdout.components(separatedBy: "\n")
+        let expected = ["test AUC    final 0.7000, best 0.7500  0.750 0.700",
+                        "log loss    final 0.5000, best 0.4500  0.450 0.500",
+                        "rows pulled 20.0 per worker per step (mean), 1.00 B of row id per id",
+                        "row bytes   400 B out + 600 B in per step (all workers) = 25.0% of the wire (4.0 kB)",
+                        "rows held   server 0 9 rows, 288 B; server 1 11 rows, 352 B"]
+        for e in expected { XCTAssertTrue(lines.contains(e), "no line \"\(e)\" in\n\(text.stdout)") }
+        let order = expected.compactMap { lines.firstIndex(of: $0) }
+        let accuracy = try XCTUnwrap(lines.firstIndex { $0.hasPrefix("accuracy ") }), wire = try XCTUnwrap(lines.firstIndex { $0.hasPrefix("wire ") })
+        XCTAssertEqual(order, [accuracy + 1, accuracy + 2, wire + 1, wire + 2, wire + 3], "AUC under the accuracy, tables under the wire")
+
+        let js = Harness.run(try Harness.executable("pstrain"), ["inspect", dir, "--json"], cwd: dir)
+        assertEnded(js, status: 0, "inspect --json")
+        let decoded = try JSONDecoder().decode(RunSummary.self, from: Data(js.stdout.utf8))
+        XCTAssertEqual(decoded.tables?.held.map { $0.rows }, [9, 11])
+        XCTAssertEqual(decoded.evals.last?.auc, 0.70)
+
+        let html = HTMLReport.render(try RunReport(dir: dir))
+        XCTAssertEqual(html.components(separatedBy: "<svg class=\"chart\"").count - 1, 8, "six charts, and the AUC and the log loss")
+        XCTAssertTrue(html.contains("<text x=\"64.0\" y=\"16\" class=\"t\">test AUC</text>"), "an AUC chart")
+        XCTAssertTrue(html.contains("<h2>embedding tables</h2>"), "the tables' section")
+        XCTAssertTrue(html.contains("<tr><th>rows held</th><td>server 0 9 rows, 288 B; server 1 11 rows, 352 B</td></tr>"), "rows held")
+        XCTAssertTrue(html.contains("<tr><th>test AUC</th><td>final 0.7000, best 0.7500  0.750 0.700</td></tr>"), "AUC per epoch")
     }
 }
