@@ -267,6 +267,7 @@ public struct Config: Equatable {
         }
         let inputSize = model.layerInputShape.reduce(1, *), batchSize = train.stepBatch
         try validateTables(bad)
+        try validateConsistency(bad)
         // Each entry was checked against its kind (and its keys' ranges)
         // when read; here the shapes each layer gets are checked.
         let layers: [Layer]
@@ -283,6 +284,17 @@ public struct Config: Equatable {
         if rows * widest > Config.maxActivationElements {
             throw bad("train.batch_size", "= \(batchSize) rows per step with a layer \(widest) wide needs an activation buffer of \(rows) x \(widest) = \(rows * widest) "
                 + "elements, more than the \(Config.maxActivationElements) (2^28) allowed; use a smaller batch or narrower layers")
+        }
+    }
+
+    /// What ssp and async do not do (yet).
+    func validateConsistency(_ bad: (String, String) -> ConfigError) throws {
+        guard train.asynchronous else { return }
+        let mode = "train.consistency = \"\(train.consistency.rawValue)\""
+        if compression.topk > 0 { throw bad("compression.topk", "is not supported with \(mode) (error feedback assumes every step is applied or skipped everywhere); set it to 0") }
+        if train.clips { throw bad("train.clip_norm", "is not supported with \(mode) (each push is applied alone; there is no global norm of a step); remove it") }
+        if checkpoint.everySeconds > 0 {
+            throw bad("checkpoint.every_seconds", "is not supported with \(mode): checkpoints are taken at a step every worker stops at; use checkpoint.every_steps")
         }
     }
 

@@ -25,6 +25,17 @@ public struct TrainSection: ConfigSection {
         static let choices: [ScheduleKind] = [.constant, .cosine, .step, .linear]
     }
 
+    /// train.consistency
+    public enum Consistency: String, ConfigChoice {
+        /// Bulk synchronous: every step waits for every worker (bit-exact).
+        case bsp
+        /// Stale synchronous: a worker starts step t once every worker finished step t - train.staleness.
+        case ssp
+        /// No bound.
+        case async
+        static let choices: [Consistency] = [.bsp, .ssp, .async]
+    }
+
     /// train.optimizer
     public enum OptimizerKind: String, ConfigChoice {
         case sgd, adam, adamw, adagrad
@@ -75,6 +86,13 @@ public struct TrainSection: ConfigSection {
     public internal(set) var sparseOptimizer = SparseOptimizer.adagrad
     /// train.sparse_lr (0: train.lr)
     public internal(set) var sparseLR = 0.0
+    /// train.consistency
+    public internal(set) var consistency = Consistency.bsp
+    /// train.staleness (ssp)
+    public internal(set) var staleness = 2
+
+    /// Whether workers run without waiting for each other at every step (ssp, async).
+    public var asynchronous: Bool { consistency != .bsp }
 
     /// Rows of one step (one push per worker): batch_size x accumulate.
     public var stepBatch: Int { batchSize * accumulate }
@@ -154,5 +172,8 @@ public struct TrainSection: ConfigSection {
         .choice("sparse_optimizer", \.sparseOptimizer,
                 "the embedding tables' optimizer: \"adagrad\", \"lazy_adam\" (torch.optim.SparseAdam) or \"sgd\"; only the rows a step touched move"),
         .number("sparse_lr", \.sparseLR, .closed(0, 1000), "the embedding tables' learning rate, under train.lr_schedule like train.lr (0: train.lr)"),
+        .choice("consistency", \.consistency,
+                "\"bsp\" (every step waits for every worker; bit-exact), \"ssp\" (a worker starts step t once every worker finished step t - train.staleness) or \"async\" (no bound); servers apply each worker's push as it arrives in ssp and async"),
+        .integer("staleness", \.staleness, .closed(1, 1_000_000), "ssp: how many steps the fastest worker may run ahead of the slowest"),
     ]
 }

@@ -64,6 +64,11 @@ public final class MPITransport: Transport {
     public func finalize() { MPI_Finalize() }
 
     public var outstanding: Int { requests.count }
+    /// The frame kinds of the open requests (as their frames say: sends are sealed), for the shutdown message.
+    public var outstandingKinds: String {
+        Dictionary(grouping: requests.values.map { Int($0.frame.raw.load(fromByteOffset: 6, as: UInt8.self)) }, by: { $0 })
+            .map { "kind \($0.key): \($0.value.count)" }.sorted().joined(separator: ", ")
+    }
 
     /// Starts a non-blocking call and keeps its request, and its frame, until waitAll completes it.
     func start(_ name: String, peer: Int, isReceive: Bool, frame: FrameBuffer,
@@ -132,6 +137,37 @@ public final class MPITransport: Transport {
             }
         }
         return counts
+    }
+
+    public func waitAny(_ reqs: [TransportRequest], timeout: Double) throws -> (index: Int, count: Int) {
+        precondition(!reqs.isEmpty, "waitAny of no request")
+        let start = Self.clock()
+        while true {
+            for (i, r) in reqs.enumerated() {
+                guard let entry = requests[r.id] else { return (i, 0) }   // completed before
+                var req = entry.request
+                var flag: Int32 = 0
+                var status = MPI_Status()
+                try check(MPI_Test(&req, &flag, &status), "MPI_Test")
+                guard flag != 0 else { requests[r.id] = (req, entry.frame); continue }
+                requests[r.id] = nil
+                guard r.isReceive else { return (i, 0) }
+                if status.MPI_ERROR != MPI_SUCCESS && status.MPI_ERROR != 0 {
+                    throw MPIError(function: "MPI_Irecv from rank \(r.peer)", code: status.MPI_ERROR)
+                }
+                var n: Int32 = 0
+                try check(MPI_Get_count(&status, pst_mpi_byte(), &n), "MPI_Get_count")
+                return (i, Int(n))
+            }
+            if Self.clock() - start > timeout { throw TransportTimeout(peer: reqs[0].peer, seconds: timeout) }
+            switch poll {
+            case .yield: sched_yield()
+            case .spin: break
+            case .sleep:
+                var ts = timespec(tv_sec: 0, tv_nsec: napNanoseconds)
+                nanosleep(&ts, nil)
+            }
+        }
     }
 
     static func clock() -> Double {

@@ -20,6 +20,7 @@ public enum FrameKind: UInt8, CaseIterable {
     case rowValues = 10  // server -> worker: the values of those rows, in request order
     case rowGrads = 11   // worker -> server: one summed gradient per requested row, in request order
     case scores = 12     // worker -> server 0, after an epoch: its test rows' predicted probabilities as histograms
+    case pull = 13       // worker -> every server, ssp and async: send me the newest parameters for this step
     public var tag: Int32 { Int32(rawValue) }
 }
 

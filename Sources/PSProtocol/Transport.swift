@@ -47,6 +47,10 @@ public protocol Transport: AnyObject {
     /// Completes all requests; returns the byte count of each (0 for sends).
     /// Throws TransportTimeout naming a peer still silent at the deadline.
     func waitAll(_ requests: [TransportRequest], timeout: Double) throws -> [Int]
+    /// Completes one of `requests` (at least one must be open) and returns
+    /// its position in the list and its byte count; the others stay open.
+    /// Throws TransportTimeout naming the first request's peer at the deadline.
+    func waitAny(_ requests: [TransportRequest], timeout: Double) throws -> (index: Int, count: Int)
 }
 
 // MARK: - In-process transport
@@ -257,6 +261,31 @@ public final class InProcessTransport: Transport {
             _ = hub.cond.wait(until: min(nap, deadline))
         }
         return counts
+    }
+
+    public func waitAny(_ requests: [TransportRequest], timeout: Double) throws -> (index: Int, count: Int) {
+        precondition(!requests.isEmpty, "waitAny of no request")
+        let deadline = Date().addingTimeInterval(timeout)
+        var order = Array(requests.indices)
+        hub.cond.lock()
+        defer { hub.cond.unlock() }
+        while true {
+            let late = Date() >= deadline
+            if adversarial {
+                try progressSends()
+                for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, random(i + 1)) }
+            }
+            for i in order {
+                if adversarial && !late && random(4) == 0 { continue }
+                if let n = try tryComplete(requests[i].id) {
+                    if adversarial { hub.cond.broadcast() }
+                    return (i, n)
+                }
+            }
+            if late { throw TransportTimeout(peer: requests[0].peer, seconds: timeout) }
+            let nap = adversarial ? Date().addingTimeInterval(Double(1 + random(200)) * 1e-6) : deadline
+            _ = hub.cond.wait(until: min(nap, deadline))
+        }
     }
 
     /// At the end of a rank's work: every request must have completed, or

@@ -152,7 +152,7 @@ public enum RankMain {
         log.flush()
         if transport.outstanding > 0 {
             // A bug, never a user error: MPI would still read or write memory this rank is about to free.
-            stderrLine("\(me): internal error: \(transport.outstanding) message(s) still in flight at shutdown")
+            stderrLine("\(me): internal error: \(transport.outstanding) message(s) still in flight at shutdown (\(transport.outstandingKinds))")
             exit(1)
         }
         testHang("finalize", rank: transport.rank)

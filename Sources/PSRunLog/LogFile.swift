@@ -38,7 +38,8 @@ public enum LogSource: String, Sendable {
     }
     static let rankTypes: [any LogRecord.Type] = [HelloRecord.self, PinnedRecord.self, ErrorRecord.self, LogGapRecord.self, ResumedRecord.self]
     static let serverTypes = byEvent(rankTypes + [ServerStartRecord.self, ServerStepRecord.self, OverflowRecord.self, ScaleRecord.self,
-                                                  EvalRecord.self, ServerCheckpointRecord.self, StoppedRecord.self, ServerDoneRecord.self])
+                                                  EvalRecord.self, ServerCheckpointRecord.self, StoppedRecord.self, ServerDoneRecord.self,
+                                                  StalenessRecord.self])
     static let workerTypes = byEvent(rankTypes + [WorkerStartRecord.self, WorkerStepRecord.self, EvalPartRecord.self,
                                                   WorkerCheckpointRecord.self, WorkerDoneRecord.self])
     static let launcherTypes = byEvent([LaunchRecord.self, ResumeRecord.self, RestartRecord.self, ExitRecord.self,

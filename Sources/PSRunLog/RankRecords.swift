@@ -182,12 +182,18 @@ public struct ServerStepRecord: StepRecord, Equatable {
     public var rowBytesSent: Int?
     public var tableRows: Int?
     public var tableBytes: Int?
+    /// ssp and async: one record per applied push: the worker whose push it
+    /// was, and its staleness (this server's updates since it answered that
+    /// worker's pull).
+    public var worker: Int?
+    public var staleness: Int?
     enum CodingKeys: String, CodingKey {
         case step, epoch, loss, fp32Bytes = "fp32_bytes", encodeS = "encode_s", decodeS = "decode_s", lr, lossScale = "loss_scale",
              skipped, overflow, samples, stepS = "step_s", waitS = "wait_s", applyS = "apply_s", bytesRecv = "bytes_recv",
              bytesSent = "bytes_sent", samplesPerS = "samples_per_s", paramsDigest = "params_digest", gradNorm = "grad_norm"
         case rowsServed = "rows_served", rowBytesRecv = "row_bytes_recv", rowBytesSent = "row_bytes_sent", tableRows = "table_rows",
              tableBytes = "table_bytes"
+        case worker, staleness
     }
 
     public init(step: Int, epoch: Int, loss: Double?, fp32Bytes: Int, encodeS: Double, decodeS: Double, lr: Double, lossScale: Double,
@@ -495,4 +501,25 @@ public struct WorkerDoneRecord: DoneRecord, Equatable {
     public init(steps: Int, peakRSSBytes: Int, paramsDigest: String, residualDigest: String) {
         self.steps = steps; self.peakRSSBytes = peakRSSBytes; self.paramsDigest = paramsDigest; self.residualDigest = residualDigest
     }
+}
+
+/// ssp and async, every server after each epoch: how stale the pushes it
+/// applied in the epoch were (counts[s]: pushes of staleness s, the last
+/// bucket counting that or more), and the most steps the fastest worker was
+/// ahead of the slowest when a pull was answered (ssp: at most train.staleness).
+public struct StalenessRecord: LogRecord, Equatable {
+    public static let event = "staleness"
+    public static let buckets = 64
+    public var step: Int
+    public var epoch: Int
+    public var counts: [Int]
+    public var maxLead: Int
+    enum CodingKeys: String, CodingKey { case step, epoch, counts, maxLead = "max_lead" }
+
+    public init(step: Int, epoch: Int, counts: [Int], maxLead: Int) {
+        self.step = step; self.epoch = epoch; self.counts = counts; self.maxLead = maxLead
+    }
+
+    /// The largest staleness seen (nil: no push).
+    public var max: Int? { counts.lastIndex { $0 > 0 } }
 }

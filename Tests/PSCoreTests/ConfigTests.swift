@@ -354,11 +354,11 @@ final class ConfigTests: XCTestCase {
     /// the table keys with issue 13).
     func testCanonicalFormIsPinned() throws {
         XCTAssertEqual(Config().canonicalTOML, Self.withDataFormatKeys(Self.defaultCanonical))
-        XCTAssertEqual(String(Config().hash, radix: 16), "a5671fb2d6905b26")
+        XCTAssertEqual(String(Config().hash, radix: 16), "3c63cfb2468e4e36")
         var c = Config()
         for o in Self.overrides { try c.apply(override: o) }
         XCTAssertEqual(c.canonicalTOML, Self.withDataFormatKeys(Self.overriddenCanonical))
-        XCTAssertEqual(String(c.hash, radix: 16), "98dfb4e85af167a3")
+        XCTAssertEqual(String(c.hash, radix: 16), "f4b858e67bc66f36")
         // And the old text reads back as the same configuration.
         XCTAssertEqual(try Config.parse("# pstrain run configuration, resolved\n" + Self.overriddenCanonical, source: "run.toml"), c)
         XCTAssertEqual(try Config.parse(Self.defaultCanonical, source: "run.toml"), Config())
@@ -431,7 +431,7 @@ final class ConfigTests: XCTestCase {
         XCTAssertFalse(c.checkpoint.due(after: 11, total: 12))
         XCTAssertEqual(c.compression.settings, c.compression.settings)
         XCTAssertEqual(c.scaler.settings, c.scaler.settings)
-        XCTAssertEqual(Config.schema.map { $0.key }.count, 76)
+        XCTAssertEqual(Config.schema.map { $0.key }.count, 78)
         XCTAssertEqual(Config.schema.first { $0.key == "model.layers" }?.defaultValue.description,
                        Config().model.layersTOML)
     }
@@ -529,11 +529,11 @@ final class ConfigTests: XCTestCase {
     }
 
     /// The keys of embedding tables (issue 13: model.loss, model.tables,
-    /// train.sparse_optimizer, train.sparse_lr, and the test hook
-    /// debug.die_server) at their defaults.
+    /// train.sparse_optimizer, train.sparse_lr, train.consistency,
+    /// train.staleness, and the test hook debug.die_server) at their defaults.
     static func withTableKeys(_ old: String) -> String {
         old.replacingOccurrences(of: "]\n\n[data]\n", with: "]\nloss = \"softmax\"\ninteraction = \"none\"\ntables = []\n\n[data]\n")
-            .replacingOccurrences(of: "microbatch = 0\n", with: "microbatch = 0\nsparse_optimizer = \"adagrad\"\nsparse_lr = 0.0\n")
+            .replacingOccurrences(of: "microbatch = 0\n", with: "microbatch = 0\nsparse_optimizer = \"adagrad\"\nsparse_lr = 0.0\nconsistency = \"bsp\"\nstaleness = 2\n")
             .replacingOccurrences(of: "die_worker = 0\n", with: "die_worker = 0\ndie_server = -1\n")
     }
 

@@ -45,6 +45,15 @@ public final class RankContext {
         }
     }
 
+    /// Waits for one of `reqs` (see Transport.waitAny), naming a silent rank like `wait`.
+    func waitAny(_ reqs: [TransportRequest], for what: String, step: Int) throws -> (index: Int, count: Int) {
+        do {
+            return try transport.waitAny(reqs, timeout: timeout)
+        } catch let t as TransportTimeout {
+            throw ProtocolError.silentRank(blame(WaitClaim(rank: rank, peer: t.peer, what: what, step: step, seconds: t.seconds)))
+        }
+    }
+
     /// Sends one control message to each of `peers` and waits until they are out.
     func send<M: ControlMessage>(_ m: M, to peers: [Int], step: Int, chunk: Int = 0, for what: String) throws {
         let b = M.buffer()

@@ -56,7 +56,7 @@ struct StepMeter {
 
 extension ServerRole {
     /// The `step` record, and `overflow` / `scale` records when they happened; the progress line.
-    func logStep(_ step: Int, _ o: StepOutcome) {
+    func logStep(_ step: Int, _ o: StepOutcome, worker: Int? = nil, staleness: Int? = nil) {
         let end = now()
         meter.end = end
         let codecTime = codec.takeStats()
@@ -68,6 +68,8 @@ extension ServerRole {
             samples: o.samples, stepS: took, waitS: meter.waited, applyS: meter.applied,
             bytesRecv: meter.bytesIn, bytesSent: meter.bytesOut, samplesPerS: Double(o.samples) / max(took, 1e-9),
             paramsDigest: ctx.config.debug.digestEveryStep ? digest(weights.pointer, count: range.count) : nil, gradNorm: o.gradNorm)
+        record.worker = worker
+        record.staleness = staleness
         if let tb = tables {
             record.rowsServed = tb.rowsServed; record.rowBytesRecv = tb.bytesIn; record.rowBytesSent = tb.bytesOut
             record.tableRows = tb.shard.storedRows; record.tableBytes = tb.shard.storedBytes

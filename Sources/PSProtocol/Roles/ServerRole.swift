@@ -36,7 +36,7 @@ public final class ServerRole {
     let statesOfPiece: [[UnsafeMutablePointer<Float>]]
     /// The step's summed gradient (FP32, still scaled by the loss scale).
     let gradSum: FloatBuffer
-    public private(set) var scaler: LossScaler
+    public internal(set) var scaler: LossScaler
     /// This server's rows of the embedding tables (nil: a model without tables).
     let tables: ServerTables?
 
@@ -121,6 +121,7 @@ public final class ServerRole {
     var world: World { ctx.world }
 
     public func run() throws {
+        if ctx.config.train.asynchronous { return try runAsync() }
         try begin()
         var finished = schedule.total
         let hooks = TestHooks(ctx.config.debug, runDir: ctx.runDir, log: ctx.log)
@@ -325,9 +326,11 @@ public final class ServerRole {
     /// After the last step: every send completed and every worker's goodbye
     /// (it has the last parameters) before this rank lets go of its buffers
     /// and of MPI (a completed send only means the buffer may be reused).
-    func finish(steps finished: Int) throws {
+    func finish(steps finished: Int, openPulls: [TransportRequest] = []) throws {
         progress.finish()
         for k in pieces.indices { _ = try ctx.wait(sends[k], for: "parameter sends", step: finished) }
+        // ssp and async: each worker's last pull request says it is done.
+        _ = try ctx.wait(openPulls, for: "the workers' last pull requests", step: finished)
         for w in tables?.buffers.sends ?? [] { _ = try ctx.wait(w, for: "row sends", step: finished) }
         _ = try ctx.receive(Goodbye.self, from: world.workerRanks, step: finished, for: "the workers' goodbyes")
         ctx.log?.write(ServerDoneRecord(

@@ -25,96 +25,115 @@ final class ServerTables {
 
 extension ServerRole {
     /// Answers every worker's row request of `step` (`chunk` 0: training;
-    /// evaluation rounds 1, 2, ...): reads the announcement, then the
-    /// request, and sends the rows' values in request order. Training
-    /// creates rows never seen before (their initial values); evaluation
-    /// reads them without keeping them. Returns the rounds worker 0 announced.
+    /// evaluation rounds 1, 2, ...), worker by worker. Returns the rounds
+    /// worker 0 announced (every worker must announce the same).
     @discardableResult
     func serveRows(step: Int, chunk: Int) throws -> Int {
-        let tb = tables!, b = tb.buffers
-        let t0 = now()
-        let peers = world.workerRanks
-        let said = try ctx.receive(RowAnnounce.self, from: peers, step: step, chunk: { _ in chunk }, into: b.announce, for: "row requests")
-        var reqs: [TransportRequest] = []
-        for (w, rank) in peers.enumerated() {
-            reqs.append(try ctx.transport.irecv(b.room(\.request, w, bytes: said[w].bytes), from: rank, tag: RowRequest.kind.tag))
+        var rounds: Int?
+        for w in world.workerRanks.indices {
+            let r = try serveRows(worker: w, step: step, chunk: chunk)
+            if let first = rounds, first != r {
+                throw FrameError.badPayload(sender: world.describe(world.workerRanks[w]), what: "row request of step \(step)",
+                                            problem: "announces \(r) evaluation rounds, worker 0 \(first)")
+            }
+            rounds = rounds ?? r
         }
-        let counts = try ctx.wait(reqs, for: "row requests", step: step)
+        return rounds ?? 0
+    }
+
+    /// Answers worker w's row request of `step`: reads the announcement,
+    /// then the request, and sends the rows' values in request order.
+    /// Training creates rows never seen before (their initial values);
+    /// evaluation reads them without keeping them. Returns the rounds announced.
+    func serveRows(worker w: Int, step: Int, chunk: Int) throws -> Int {
+        let tb = tables!, b = tb.buffers, rank = world.workerRanks[w]
+        let t0 = now()
+        let said = try ctx.receive(RowAnnounce.self, from: [rank], step: step, chunk: { _ in chunk }, into: [b.announce[w]], for: "row requests")[0]
+        meter.waited += now() - t0
+        try serveRequest(worker: w, said, step: step, chunk: chunk)
+        return said.rounds
+    }
+
+    /// Worker w's row request after its announcement `said`: the request,
+    /// then the rows' values sent in request order.
+    func serveRequest(worker w: Int, _ said: RowAnnounce, step: Int, chunk: Int) throws {
+        let tb = tables!, b = tb.buffers, rank = world.workerRanks[w], sender = world.describe(rank)
+        let t0 = now()
+        let req = try ctx.transport.irecv(b.room(\.request, w, bytes: said.bytes), from: rank, tag: RowRequest.kind.tag)
+        let count = try ctx.wait([req], for: "row requests", step: step)[0]
         let waitEnd = now()
         meter.waited += waitEnd - t0
-        for (w, rank) in peers.enumerated() {
-            let sender = world.describe(rank)
-            if said[w].rounds != said[0].rounds {
+        let rows = try RowRequest.open(b.request[w], length: count, step: step, chunk: chunk, bytes: said.bytes, rows: said.rows,
+                                       tables: tb.specs, sender: sender)
+        for (t, r) in rows.enumerated() where !r.isEmpty {
+            if let bad = r.first(where: { TableSpec.owner(row: $0, servers: world.servers) != index }) {
                 throw FrameError.badPayload(sender: sender, what: "row request of step \(step)",
-                                            problem: "announces \(said[w].rounds) evaluation rounds, worker 0 \(said[0].rounds)")
+                                            problem: "asks for row \(bad) of table \(t), which server \(TableSpec.owner(row: bad, servers: world.servers)) holds")
             }
-            let rows = try RowRequest.open(b.request[w], length: counts[w], step: step, chunk: chunk, bytes: said[w].bytes, rows: said[w].rows,
-                                           tables: tb.specs, sender: sender)
-            for (t, r) in rows.enumerated() where !r.isEmpty {
-                if let bad = r.first(where: { TableSpec.owner(row: $0, servers: world.servers) != index }) {
-                    throw FrameError.badPayload(sender: sender, what: "row request of step \(step)",
-                                                problem: "asks for row \(bad) of table \(t), which server \(TableSpec.owner(row: bad, servers: world.servers)) holds")
-                }
-            }
-            let n = zip(rows, tb.specs).reduce(0) { $0 + $1.0.count * $1.1.dim }
-            _ = try ctx.wait(b.sends[w], for: "row sends", step: step)
-            b.sends[w] = []
-            b.reserve(elements: n)
-            var at = 0
-            for (t, r) in rows.enumerated() {
-                let d = tb.specs[t].dim
-                if chunk == 0 {
-                    tb.slots[w][t] = r.map { tb.shard.slot(table: t, row: $0) }
-                    tb.shard.read(table: t, slots: tb.slots[w][t], into: b.scratch.pointer + at)
-                } else {
-                    for (k, row) in r.enumerated() { tb.shard.peek(table: t, row: row, into: b.scratch.pointer + at + k * d) }
-                }
-                at += r.count * d
-            }
-            tb.elements[w] = n
-            let frame = b.room(\.rows, w, bytes: b.wireBytes(n))
-            let e = b.codec.encode(b.scratch.pointer, count: n, as: precision, sparse: false, chunk: w, step: step,
-                                   into: frame.payload, capacity: frame.capacity - FrameHeader.size)
-            RowValues.seal(frame, kind: .rowValues, step: step, chunk: chunk, count: n, precision: precision, encoded: e)
-            b.sends[w] = [try ctx.transport.isend(frame, to: rank, tag: FrameKind.rowValues.tag)]
-            tb.rowsServed += said[w].rows
-            tb.bytesIn += counts[w] + b.announce[w].length
-            tb.bytesOut += frame.length
         }
+        let n = zip(rows, tb.specs).reduce(0) { $0 + $1.0.count * $1.1.dim }
+        _ = try ctx.wait(b.sends[w], for: "row sends", step: step)
+        b.sends[w] = []
+        b.reserve(elements: n)
+        var at = 0
+        for (t, r) in rows.enumerated() {
+            let d = tb.specs[t].dim
+            if chunk == 0 {
+                tb.slots[w][t] = r.map { tb.shard.slot(table: t, row: $0) }
+                tb.shard.read(table: t, slots: tb.slots[w][t], into: b.scratch.pointer + at)
+            } else {
+                for (k, row) in r.enumerated() { tb.shard.peek(table: t, row: row, into: b.scratch.pointer + at + k * d) }
+            }
+            at += r.count * d
+        }
+        tb.elements[w] = n
+        let frame = b.room(\.rows, w, bytes: b.wireBytes(n))
+        let e = b.codec.encode(b.scratch.pointer, count: n, as: precision, sparse: false, chunk: w, step: step,
+                               into: frame.payload, capacity: frame.capacity - FrameHeader.size)
+        RowValues.seal(frame, kind: .rowValues, step: step, chunk: chunk, count: n, precision: precision, encoded: e)
+        b.sends[w] = [try ctx.transport.isend(frame, to: rank, tag: FrameKind.rowValues.tag)]
+        tb.rowsServed += said.rows
+        tb.bytesIn += count + b.announce[w].length
+        tb.bytesOut += frame.length
         meter.applied += now() - waitEnd
-        return said[0].rounds
     }
 
     /// Every worker's row gradients of `step`, summed per row in worker order.
     func receiveRowGradients(_ step: Int) throws {
-        let tb = tables!, b = tb.buffers
         let t0 = now()
-        var reqs: [TransportRequest] = []
-        for (w, rank) in world.workerRanks.enumerated() {
-            reqs.append(try ctx.transport.irecv(b.room(\.grads, w, bytes: b.wireBytes(tb.elements[w])), from: rank, tag: FrameKind.rowGrads.tag))
-        }
+        let reqs = try world.workerRanks.indices.map { try postRowGradients(worker: $0) }
         let counts = try ctx.wait(reqs, for: "row gradients", step: step)
         let t1 = now()
         meter.waited += t1 - t0
-        for (w, rank) in world.workerRanks.enumerated() {
-            let n = tb.elements[w], sender = world.describe(rank)
-            let h = try RowValues.open(b.grads[w], kind: .rowGrads, length: counts[w], step: step, chunk: 0, count: n,
-                                       precision: precision, sender: sender)
-            b.reserve(elements: n)
-            do {
-                try b.codec.decode(b.grads[w].payload, length: Int(h.encodedLength), stages: h.codec, count: n, as: precision,
-                                   into: b.scratch.pointer, add: false)
-            } catch let e as CodecError {
-                throw FrameError.badPayload(sender: sender, what: "row gradients of step \(step)", problem: e.description)
-            }
-            var at = 0
-            for (t, s) in tb.slots[w].enumerated() {
-                tb.shard.accumulate(table: t, slots: s, grads: b.scratch.pointer + at)
-                at += s.count * tb.specs[t].dim
-            }
-            tb.bytesIn += counts[w]
-        }
+        for w in world.workerRanks.indices { try addRowGradients(worker: w, length: counts[w], step: step) }
         meter.applied += now() - t1
+    }
+
+    /// The receive of worker w's row gradients (the size of its last request's rows).
+    func postRowGradients(worker w: Int) throws -> TransportRequest {
+        let tb = tables!, b = tb.buffers
+        return try ctx.transport.irecv(b.room(\.grads, w, bytes: b.wireBytes(tb.elements[w])), from: world.workerRanks[w], tag: FrameKind.rowGrads.tag)
+    }
+
+    /// Checks and decodes worker w's row gradients of `step` and adds them into the step's sums.
+    func addRowGradients(worker w: Int, length: Int, step: Int) throws {
+        let tb = tables!, b = tb.buffers
+        let n = tb.elements[w], sender = world.describe(world.workerRanks[w])
+        let h = try RowValues.open(b.grads[w], kind: .rowGrads, length: length, step: step, chunk: 0, count: n,
+                                   precision: precision, sender: sender)
+        b.reserve(elements: n)
+        do {
+            try b.codec.decode(b.grads[w].payload, length: Int(h.encodedLength), stages: h.codec, count: n, as: precision,
+                               into: b.scratch.pointer, add: false)
+        } catch let e as CodecError {
+            throw FrameError.badPayload(sender: sender, what: "row gradients of step \(step)", problem: e.description)
+        }
+        var at = 0
+        for (t, s) in tb.slots[w].enumerated() {
+            tb.shard.accumulate(table: t, slots: s, grads: b.scratch.pointer + at)
+            at += s.count * tb.specs[t].dim
+        }
+        tb.bytesIn += length
     }
 
     /// After the last step of an epoch: the workers' evaluation rounds.

@@ -64,7 +64,8 @@ extension WorkerRole {
                 throw FrameError.badPayload(sender: sender, what: "parameters of version \(pulled.version), piece \(i)", problem: e.description)
             }
             pulled.bytesIn += counts[j]
-            lossScale = got.lossScale
+            // Server 0's scale (in ssp and async the servers' scalers see pushes in their own orders).
+            if p.server == 0 { lossScale = got.lossScale }
             skipped = got.skipped
             flags = got.flags
         }

@@ -175,6 +175,7 @@ public final class WorkerRole {
     var allPieces: [Int] { pieceNumbers }
 
     public func run() throws {
+        if ctx.config.train.asynchronous { return try runAsync() }
         try begin()
         var finished = schedule.total
         for step in schedule.steps {
@@ -301,7 +302,7 @@ public final class WorkerRole {
 
     /// After the last piece: loss, samples and whether anything overflowed, to every server.
     func sendSummary(_ step: Int, lossSum: Double) throws {
-        StepSummary(lossSum: lossSum, samples: slice.count, overflow: push.overflow).seal(into: summaryFrame, step: step)
+        StepSummary(lossSum: lossSum, samples: slice.count, overflow: push.overflow, lossScale: push.lossScale).seal(into: summaryFrame, step: step)
         for r in world.serverRanks { push.sends.append(try ctx.transport.isend(summaryFrame, to: r, tag: StepSummary.kind.tag)) }
         push.bytesOut += summaryFrame.length * world.servers
     }

@@ -1,0 +1,290 @@
+import Foundation
+import PSSupport
+import PSNumerics
+import PSCodec
+import PSConfig
+import PSRunLog
+import PSCheckpoint
+
+/// What a server knows of the workers in ssp and async training.
+struct AsyncState {
+    /// Per worker: the last step whose push this server applied.
+    var finished: [Int]
+    /// Per worker: a pull request waiting for an answer (its step and purpose).
+    var pull: [(step: Int, purpose: PullRequest.Purpose)?]
+    /// Per worker: the open receive of its next pull request.
+    var pullRecv: [TransportRequest?]
+    /// Per worker: the open receives of the push it computes (summary first, then the pieces and rows), and its step.
+    var push: [(summary: TransportRequest, rest: [TransportRequest], step: Int)?]
+    /// Per worker, with tables: the open receive of its row announcement for a training step (after its parameters went out).
+    var rows: [(recv: TransportRequest, step: Int)?]
+    /// Per worker: this server's update count when it answered the worker's pull.
+    var pulledAt: [Int]
+    /// Updates applied (pushes, skipped ones included): the version.
+    var version = 0
+    /// The last barrier step whose work is done.
+    var barrierDone: Int
+    /// This epoch's staleness counts (index: staleness, the last bucket is "or more").
+    var histogram = [Int](repeating: 0, count: StalenessRecord.buckets)
+    /// The most steps the fastest worker was ahead of the slowest when a pull was answered, this epoch.
+    var maxLead = 0
+
+    init(workers: Int, start: Int) {
+        finished = Array(repeating: start - 1, count: workers)
+        pull = Array(repeating: nil, count: workers)
+        pullRecv = Array(repeating: nil, count: workers)
+        push = Array(repeating: nil, count: workers)
+        rows = Array(repeating: nil, count: workers)
+        pulledAt = Array(repeating: 0, count: workers)
+        barrierDone = start
+    }
+}
+
+/// ssp and async (train.consistency): each worker pulls the newest
+/// parameters when it starts a step and pushes its gradients; the server
+/// applies each push as it arrives (each worker's gradient is already its
+/// share of the global batch's), answers a pull for step t once every
+/// worker finished step t - train.staleness (ssp; async: at once), and
+/// holds every worker at a barrier where the run needs a consistent cut:
+/// an epoch's end (evaluation), a checkpoint step, the last step. At a
+/// barrier all workers have pushed the steps before it and none has pulled
+/// it, on every server: the servers agree on the cut without a message.
+extension ServerRole {
+    func runAsync() throws {
+        try beginAsync()
+        var s = AsyncState(workers: world.workers, start: schedule.start)
+        let frames = world.workerRanks.map { _ in PullRequest.buffer() }
+        let paramOut = world.workerRanks.map { _ in paramFrames.map { FrameBuffer(payloadCapacity: $0.capacity - FrameHeader.size) } }
+        var paramSends = world.workerRanks.map { _ in pieces.map { _ in [TransportRequest]() } }
+        let hooks = TestHooks(ctx.config.debug, runDir: ctx.runDir, log: ctx.log)
+        for w in world.workerRanks.indices { s.pullRecv[w] = try ctx.transport.irecv(frames[w], from: world.workerRanks[w], tag: PullRequest.kind.tag) }
+        var finished = schedule.total
+        var lastDied = -1
+        loop: while true {
+            let barrier = nextBarrier(after: s.barrierDone)
+            if s.finished.allSatisfy({ $0 >= barrier - 1 }) && s.push.allSatisfy({ $0 == nil }) && s.rows.allSatisfy({ $0 == nil }) {
+                switch try crossBarrier(barrier, &s, frames: frames, paramOut: paramOut, paramSends: &paramSends) {
+                case .goOn: continue loop
+                case .end: break loop
+                case .stopped: finished = barrier; break loop
+                }
+            }
+            for w in world.workerRanks.indices {
+                // Not before its last push is applied (a worker pushes step t, then pulls t + 1).
+                guard let p = s.pull[w], p.purpose == .train, p.step < barrier, s.push[w] == nil, s.rows[w] == nil else { continue }
+                if ctx.config.train.consistency == .ssp && s.finished.min()! < p.step - ctx.config.train.staleness { continue }
+                if p.step > lastDied { hooks.serverStep(p.step, server: index); lastDied = p.step }
+                try answer(w, p.step, request: 0, &s, frames: frames, paramOut: paramOut, paramSends: &paramSends, expectPush: true)
+            }
+            try waitForPullOrPush(&s, frames: frames)
+        }
+        for w in paramSends.indices { for k in pieces.indices { _ = try ctx.wait(paramSends[w][k], for: "parameter sends", step: finished) } }
+        // The receive of each worker's next pull request is still open: a worker that stopped or finished sends none.
+        try finish(steps: finished, openPulls: s.pullRecv.compactMap { $0 })
+    }
+
+    /// The first barrier step after `b`: the start of an epoch, a step a
+    /// checkpoint is due after (checkpoint.every_steps), or the end.
+    func nextBarrier(after b: Int) -> Int {
+        var t = b + 1
+        while t < schedule.total && !(t % schedule.perEpoch == 0 || schedule.checkpointDue(after: t, flags: 0)) { t += 1 }
+        return min(t, schedule.total)
+    }
+
+    enum BarrierOutcome { case goOn, end, stopped }
+
+    /// At barrier b (every worker has pushed step b - 1): evaluation when an
+    /// epoch ended, the servers' vote on server 0's requests (checkpoint,
+    /// stop), then the pulls of step b with those flags, the checkpoint,
+    /// the end or the stop.
+    func crossBarrier(_ b: Int, _ s: inout AsyncState, frames: [FrameBuffer], paramOut: [[FrameBuffer]],
+                      paramSends: inout [[[TransportRequest]]]) throws -> BarrierOutcome {
+        if schedule.endsEpoch(b - 1) {
+            for w in world.workerRanks.indices {
+                try awaitPull(w, b, .eval, &s, frames: frames)
+                try answer(w, b, request: 0, &s, frames: frames, paramOut: paramOut, paramSends: &paramSends, expectPush: false)
+            }
+            if tables != nil { try serveEvaluation(b - 1) }
+            if lead { try collectEvaluation(b - 1) }
+            ctx.log?.write(StalenessRecord(step: b, epoch: schedule.epoch(of: b - 1) + 1, counts: s.histogram, maxLead: s.maxLead))
+            s.histogram = Array(repeating: 0, count: StalenessRecord.buckets)
+            s.maxLead = 0
+        }
+        var o = StepOutcome(lr: 0, scaleBefore: scaler.scale)
+        o.request = leadRequests()
+        if world.servers > 1 { try agreeOnOverflow(b, &o) }
+        let purpose: PullRequest.Purpose = b == schedule.total ? .final : .train
+        let stops = o.stops && b < schedule.total
+        for w in world.workerRanks.indices {
+            try awaitPull(w, b, purpose, &s, frames: frames)
+            try answer(w, b, request: o.request, &s, frames: frames, paramOut: paramOut, paramSends: &paramSends,
+                       expectPush: purpose == .train && !stops)
+        }
+        s.barrierDone = b
+        if ctx.hasRunDir && schedule.checkpointDue(after: b, flags: o.request) {
+            try checkpoint(step: b)
+            lastCheckpoint = now()
+        }
+        ctx.log?.flush()
+        if purpose == .final { return .end }
+        if stops { logStopped(after: b); return .stopped }
+        return .goOn
+    }
+
+    /// Waits until worker w's pull for step `step` with `purpose` is here.
+    func awaitPull(_ w: Int, _ step: Int, _ purpose: PullRequest.Purpose, _ s: inout AsyncState, frames: [FrameBuffer]) throws {
+        if s.pull[w] == nil, let r = s.pullRecv[w] {
+            let n = try ctx.wait([r], for: "pull requests", step: step)[0]
+            try takePull(w, length: n, &s, frames: frames)
+        }
+        guard let p = s.pull[w], p.step == step, p.purpose == purpose else {
+            throw FrameError.badPayload(sender: world.describe(world.workerRanks[w]), what: "pull request at step \(step)",
+                                        problem: "asks for step \(s.pull[w]?.step ?? -1) (\(String(describing: s.pull[w]?.purpose))), expected \(purpose)")
+        }
+    }
+
+    /// Reads worker w's pull request that arrived in its frame and posts the receive of its next one.
+    func takePull(_ w: Int, length: Int, _ s: inout AsyncState, frames: [FrameBuffer]) throws {
+        let step = Int(UInt64(littleEndian: frames[w].raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self)))
+        guard step >= 0 && step <= schedule.total else {
+            throw FrameError.badPayload(sender: world.describe(world.workerRanks[w]), what: "pull request", problem: "asks for step \(step)")
+        }
+        let p = try PullRequest.open(frames[w], length: length, step: step, sender: world.describe(world.workerRanks[w]))
+        s.pull[w] = (step, p.purpose)
+        s.pullRecv[w] = try ctx.transport.irecv(frames[w], from: world.workerRanks[w], tag: PullRequest.kind.tag)
+    }
+
+    /// Answers worker w's pull for `step`: this server's pieces of the
+    /// newest parameters (and, for training, the rows it asks for), then
+    /// the receives of the push it will compute.
+    func answer(_ w: Int, _ step: Int, request: UInt8, _ s: inout AsyncState, frames: [FrameBuffer], paramOut: [[FrameBuffer]],
+                paramSends: inout [[[TransportRequest]]], expectPush: Bool) throws {
+        let rank = world.workerRanks[w], purpose = s.pull[w]!.purpose
+        for k in pieces.indices.reversed() {
+            _ = try ctx.wait(paramSends[w][k], for: "parameter sends", step: step)
+            let c = pieces[k], n = c.range.count, f = paramOut[w][k]
+            let e = codec.encode(weights.pointer + (c.range.lowerBound - range.lowerBound), count: n, as: precision, sparse: false,
+                                 chunk: pieceIDs[k], step: step, into: f.payload, capacity: f.capacity - FrameHeader.size)
+            ParameterPiece.seal(f, version: step, piece: pieceIDs[k], count: n, precision: precision, encoded: e,
+                                lossScale: scaler.scale, skipped: scaler.skipped, request: request)
+            paramSends[w][k] = [try ctx.transport.isend(f, to: rank, tag: ParameterPiece.kind.tag)]
+            meter.bytesOut += f.length
+        }
+        s.pull[w] = nil
+        s.pulledAt[w] = s.version
+        s.maxLead = max(s.maxLead, step - (s.finished.min()! + 1))
+        guard expectPush && purpose == .train else { return }
+        // With tables the worker asks for its rows once it has every server's parameters (and knows it goes on).
+        if tables != nil {
+            s.rows[w] = (try ctx.transport.irecv(tables!.buffers.announce[w], from: rank, tag: RowAnnounce.kind.tag), step)
+        } else {
+            try expectPushOf(w, step, &s)
+        }
+    }
+
+    /// Posts the receives of worker w's push of `step`: summary, pieces, and with tables its rows' gradients.
+    func expectPushOf(_ w: Int, _ step: Int, _ s: inout AsyncState) throws {
+        let rank = world.workerRanks[w]
+        let summary = try ctx.transport.irecv(summaryFrames[w], from: rank, tag: StepSummary.kind.tag)
+        var rest = try pieces.indices.map { try ctx.transport.irecv(gradFrames[w][$0], from: rank, tag: GradientPiece.kind.tag) }
+        if tables != nil { rest.append(try postRowGradients(worker: w)) }
+        s.push[w] = (summary, rest, step)
+    }
+
+    /// Worker w's row announcement arrived: serve its request, then expect its push.
+    func serveRowsOf(_ w: Int, length: Int, _ s: inout AsyncState) throws {
+        let (_, step) = s.rows[w]!
+        s.rows[w] = nil
+        let said = try RowAnnounce.open(tables!.buffers.announce[w], length: length, step: step, chunk: 0,
+                                        sender: world.describe(world.workerRanks[w]))
+        try serveRequest(worker: w, said, step: step, chunk: 0)
+        try expectPushOf(w, step, &s)
+    }
+
+    /// Waits for the next pull request or push from any worker and handles it.
+    func waitForPullOrPush(_ s: inout AsyncState, frames: [FrameBuffer]) throws {
+        enum Event { case pull, rows, push }
+        var reqs: [TransportRequest] = [], who: [(w: Int, what: Event)] = []
+        for w in world.workerRanks.indices {
+            if s.pull[w] == nil, let r = s.pullRecv[w] { reqs.append(r); who.append((w, .pull)) }
+            if let r = s.rows[w] { reqs.append(r.recv); who.append((w, .rows)) }
+            if let p = s.push[w] { reqs.append(p.summary); who.append((w, .push)) }
+        }
+        guard !reqs.isEmpty else { throw PSError("server \(index): nothing to wait for (a pstrain bug)") }
+        let t0 = now()
+        let (i, n) = try ctx.waitAny(reqs, for: "pushes or pull requests", step: s.barrierDone)
+        meter.waited += now() - t0
+        let w = who[i].w
+        switch who[i].what {
+        case .pull: try takePull(w, length: n, &s, frames: frames)
+        case .rows: try serveRowsOf(w, length: n, &s)
+        case .push: try applyPush(w, summaryLength: n, &s)
+        }
+    }
+
+    /// Worker w's push (its summary arrived): the rest of it, checked and
+    /// applied at once with the loss scale it carries (or skipped when it
+    /// overflowed); its staleness is counted.
+    func applyPush(_ w: Int, summaryLength: Int, _ s: inout AsyncState) throws {
+        let (_, rest, step) = s.push[w]!
+        s.push[w] = nil
+        meter = StepMeter(start: meter.end)
+        let sender = world.describe(world.workerRanks[w])
+        let sum = try StepSummary.open(summaryFrames[w], length: summaryLength, step: step, sender: sender)
+        let counts = try ctx.wait(rest, for: "gradients", step: step)
+        let t0 = now()
+        for (k, c) in pieces.enumerated() {
+            let h = try GradientPiece.open(gradFrames[w][k], length: counts[k], step: step, piece: pieceIDs[k], count: c.range.count,
+                                           precision: precision, sender: sender)
+            meter.bytesIn += counts[k]
+            do {
+                try codec.decode(gradFrames[w][k].payload, length: Int(h.encodedLength), stages: h.codec, count: c.range.count, as: precision,
+                                 into: gradSum.pointer + (c.range.lowerBound - range.lowerBound), add: false)
+            } catch let e as CodecError {
+                throw FrameError.badPayload(sender: sender, what: "gradients of step \(step), piece \(pieceIDs[k])", problem: e.description)
+            }
+        }
+        if tables != nil { try addRowGradients(worker: w, length: counts[pieces.count], step: step) }
+        var o = StepOutcome(lr: Float(ctx.config.train.learningRate(step: step, total: schedule.total)), scaleBefore: sum.lossScale)
+        o.lossSum = sum.lossSum; o.samples = sum.samples
+        if sum.overflow { o.overflowBy.append("worker \(w)") }
+        if Payload.overflows(gradSum.pointer, count: range.count, as: .fp32) { o.overflowBy.append("sum on server \(index)") }
+        if let tables, tables.shard.stepOverflows() { o.overflowBy.append("table rows on server \(index)") }
+        let unscale = Float(1 / sum.lossScale)
+        let update = OptimizerStep(lr: o.lr, gradScale: unscale, t: s.version - scaler.skipped + 1)
+        tables?.shard.finishStep(apply: !o.overflow, lr: Float(ctx.config.train.sparseLearningRate(step: step, total: schedule.total)),
+                                 gradScale: unscale, t: update.t)
+        if !o.overflow {
+            for k in pieces.indices { apply(piece: k, at: pieces[k].range.lowerBound - range.lowerBound, update: update, unscale: unscale) }
+        }
+        o.scaleChange = scaler.update(step: s.version, overflow: o.overflow)
+        meter.applied += now() - t0
+        let staleness = s.version - s.pulledAt[w]
+        s.histogram[min(staleness, StalenessRecord.buckets - 1)] += 1
+        s.version += 1
+        s.finished[w] = step
+        logStep(step, o, worker: w, staleness: staleness)
+        try stopIfDiverged()
+    }
+
+    /// Before the first pull: clean up after a dead attempt and log (the workers ask for the parameters).
+    func beginAsync() throws {
+        let cfg = ctx.config
+        ctx.log?.write(ServerStartRecord(servers: world.servers, workers: world.workers, shardLo: range.lowerBound,
+                                         shardHi: range.upperBound, pieces: pieces.count, precision: precision.rawValue,
+                                         compression: cfg.compression.settings.summary, lossScale: scaler.scale,
+                                         steps: schedule.total, stepsPerEpoch: schedule.perEpoch))
+        ctx.log?.flush()
+        if lead && ctx.hasRunDir {
+            CheckpointWriter(runDir: ctx.runDir).removeStale()
+            WaitClaims.removeStale(runDir: ctx.runDir, keep: ctx.attempt)
+        }
+        if schedule.start > 0 {
+            ctx.log?.write(ResumedRecord(step: schedule.start, from: ctx.resume!.path, paramsDigest: digest(weights.pointer, count: range.count),
+                                         lossScale: scaler.scale, skipped: scaler.skipped))
+            if lead { ctx.say("resuming from \(ctx.resume!.path) at step \(schedule.start) of \(schedule.total)") }
+        }
+        meter = StepMeter(start: now())
+        progress.restart(at: meter.start)
+    }
+}

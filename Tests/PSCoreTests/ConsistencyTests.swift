@@ -1,0 +1,105 @@
+import XCTest
+@testable import PSSupport
+@testable import PSNumerics
+@testable import PSConfig
+@testable import PSProtocol
+@testable import PSRunLog
+
+/// train.consistency = "ssp" and "async" on whole worlds (threads over the
+/// in-process transport): the staleness bound holds, every push is applied
+/// once with its staleness recorded, evaluation and the end go through the
+/// barriers, a straggler does not stop the others beyond the bound.
+final class ConsistencyTests: XCTestCase {
+    func ctr(_ extra: [String]) throws -> Config {
+        var c = Config()
+        try c.apply(overrides: ["data.kind=synthetic", "data.synthetic_train=4800", "data.synthetic_test=1000", "model.input=3",
+                                "model.loss=bce", TableTrainingTests.tables,
+                                "model.layers=[{type=\"dense\",units=8},{type=\"relu\"},{type=\"dense\",units=1}]",
+                                "train.epochs=2", "train.batch_size=150", "train.lr=0.05", "train.lr_schedule=constant",
+                                "train.optimizer=adagrad", "train.sparse_lr=0.1"] + extra)
+        return c
+    }
+
+    func run(_ c: Config, servers: Int = 2, workers: Int = 3, mode: InProcessMode = .eager) throws -> [LogFile] {
+        try runInProcess(config: c, servers: servers, workers: workers, workerData: .ctr(try CTRSets.load(c.data, model: c.model)), mode: mode)
+    }
+
+    /// Every server applied each worker's push of every step exactly once.
+    func assertEveryPushApplied(_ logs: [LogFile], servers: Int, workers: Int, steps: Int, file: StaticString = #filePath, line: UInt = #line) {
+        for s in 0..<servers {
+            let recs = records(logs, rank: s, ServerStepRecord.self)
+            XCTAssertEqual(recs.count, steps * workers, "server \(s)", file: file, line: line)
+            for w in 0..<workers {
+                XCTAssertEqual(recs.filter { $0.worker == w }.map(\.step), Array(0..<steps), "server \(s), worker \(w)", file: file, line: line)
+            }
+            XCTAssertTrue(recs.allSatisfy { $0.staleness != nil }, file: file, line: line)
+        }
+    }
+
+    /// ssp with a straggler: nobody runs more than train.staleness steps
+    /// ahead of the slowest (each server's per-epoch record), the pushes
+    /// are stale by at most what the bound allows, and the model learns.
+    func testSSPBoundHoldsWithAStraggler() throws {
+        let T = 2
+        let logs = try run(try ctr(["train.consistency=ssp", "train.staleness=\(T)", "debug.slow_worker=0", "debug.slow_ms=3"]))
+        assertEveryPushApplied(logs, servers: 2, workers: 3, steps: 64)
+        for s in 0..<2 {
+            let st = records(logs, rank: s, StalenessRecord.self)
+            XCTAssertEqual(st.map(\.epoch), [1, 2])
+            XCTAssertEqual(st.map { $0.counts.reduce(0, +) }, [96, 96], "every push of the epoch counted")
+            for r in st {
+                XCTAssertLessThanOrEqual(r.maxLead, T, "server \(s) epoch \(r.epoch): the bound held")
+                // A push can be overtaken by the other workers' pushes of at most 2T + 1 steps each.
+                XCTAssertLessThanOrEqual(r.max ?? 0, 2 * (2 * T + 1), "server \(s) epoch \(r.epoch): \(r.counts.prefix(12))")
+            }
+            XCTAssertGreaterThan(st.compactMap(\.max).max() ?? 0, 0, "the fast workers ran ahead of the straggler")
+        }
+        XCTAssertGreaterThan(try XCTUnwrap(records(logs, rank: 0, EvalRecord.self).last?.auc), 0.6)
+    }
+
+    /// async: no bound, the same bookkeeping; FP16 with a forced overflow
+    /// skips that one push (on every server) and the run goes on.
+    func testAsyncRunsAndSkipsAnOverflowingPush() throws {
+        let logs = try run(try ctr(["train.consistency=async", "train.precision=fp16", "debug.overflow_step=5", "debug.overflow_worker=1"]))
+        assertEveryPushApplied(logs, servers: 2, workers: 3, steps: 64)
+        for s in 0..<2 {
+            let over = records(logs, rank: s, ServerStepRecord.self).filter(\.overflow)
+            XCTAssertEqual(over.map(\.step), [5], "server \(s)")
+            XCTAssertEqual(over.map(\.worker), [1], "server \(s)")
+            XCTAssertEqual(records(logs, rank: s, ServerStepRecord.self).last?.skipped, 1)
+        }
+        XCTAssertGreaterThan(try XCTUnwrap(records(logs, rank: 0, EvalRecord.self).last?.auc), 0.6)
+    }
+
+    /// A dense model (no tables) in ssp, and ssp on the adversarial transport
+    /// (late, reordered completions, poisoned receive buffers): no frame is
+    /// reused while a transfer may still touch it, nothing is left open.
+    func testDenseSSPAndTheAdversarialTransport() throws {
+        var c = Config()
+        try c.apply(overrides: ["data.kind=synthetic", "data.synthetic_train=2048", "data.synthetic_test=512", "model.input=64",
+                                "model.layers=[{type=\"dense\",units=32},{type=\"relu\"},{type=\"dense\",units=10}]",
+                                "train.batch_size=64", "train.epochs=2", "train.lr=0.05", "train.consistency=ssp", "train.staleness=1"])
+        let d = DataSplit.synthetic(train: 2048, test: 512, features: 64, classes: 10, seed: 7)
+        let logs = try runInProcess(config: c, servers: 2, workers: 2, data: d)
+        assertEveryPushApplied(logs, servers: 2, workers: 2, steps: 64)
+        XCTAssertGreaterThan(try XCTUnwrap(records(logs, rank: 0, EvalRecord.self).last?.testAccuracy), 0.5)
+        for seed: UInt64 in [3, 4] {
+            let adv = try run(try ctr(["train.consistency=ssp", "train.epochs=1", "data.synthetic_test=300"]), workers: 3,
+                              mode: .adversarial(seed: seed))
+            assertEveryPushApplied(adv, servers: 2, workers: 3, steps: 32)
+        }
+    }
+
+    func testConfigurationRefusesWhatSSPDoesNotDo() throws {
+        func message(_ o: [String]) -> String {
+            var c = Config()
+            do { try c.apply(overrides: o); return "accepted" } catch { return "\(error)" }
+        }
+        XCTAssertTrue(message(["train.consistency=ssp", "compression.topk=0.01"]).contains("compression.topk"))
+        XCTAssertTrue(message(["train.consistency=async", "train.clip_norm=1"]).contains("train.clip_norm"))
+        XCTAssertTrue(message(["train.consistency=ssp", "checkpoint.every_seconds=5"]).contains("checkpoint.every_steps"))
+        XCTAssertTrue(message(["train.consistency=eventual"]).contains("\"bsp\""))
+        XCTAssertTrue(message(["train.consistency=ssp", "train.staleness=0"]).contains("train.staleness"))
+        XCTAssertEqual(message(["train.consistency=ssp", "train.staleness=3"]), "accepted")
+    }
+}
