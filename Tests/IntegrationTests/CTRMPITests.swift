@@ -60,4 +60,42 @@ final class CTRMPITests: XCTestCase {
         XCTAssertEqual(ta["embeddings.2.weight"]?.shape, [50000, 4], "one tensor per table, EmbeddingBag's name and shape")
         for (k, t) in ta { XCTAssertEqual(tw[k], t, "\(k) after the resume on S=3") }
     }
+
+    /// ssp (staleness 2) as real jobs: a worker and, separately, a server
+    /// killed at step 25 and the run resumed from step-20 runs to the end;
+    /// each server starts again from exactly the state its checkpoint holds
+    /// (the resumed shard's digest is the checkpoint's), which is what ssp
+    /// promises (not a replay of the arrival order); the per-epoch
+    /// staleness records show the bound held.
+    func testSSPKillAndResumeFromTheCheckpointedState() throws {
+        let dir = Harness.tempDir("ctrssp")
+        let ssp = Self.ctr + ["--set", "train.consistency=ssp", "--set", "train.staleness=2", "--set", "debug.slow_worker=0",
+                              "--set", "debug.slow_ms=2"]
+        for (name, who) in [("w", ["--set", "debug.die_worker=1"]), ("s", ["--set", "debug.die_server=1"])] {
+            let killed = try Harness.launch(ssp + ["--run-dir", name, "--set", "debug.die_at_steps=25"] + who, cwd: dir)
+            assertEnded(killed, status: nil, "killed (\(name))")
+            XCTAssertTrue(killed.stderr.contains("killed by signal 9"), killed.stderr)
+            let r = Harness.run(try Harness.executable("pstrain"), ["resume", name], cwd: dir, timeout: 180)
+            assertEnded(r, status: 0, "resume (\(name))")
+            XCTAssertTrue(r.stdout.contains("from step-20"), r.stdout)
+            Harness.assertComplete(Harness.finalState(dir + "/" + name, servers: 2, workers: 2))
+            let ck = dir + "/\(name)/checkpoints/step-20"
+            let m = try CheckpointStore.verify(ck)
+            let cfg = try m.configuration(folder: ck)
+            let layout = try Model(cfg.model, capacity: 1).layout
+            for s in 0..<2 {
+                let resumed = try XCTUnwrap(Harness.records(dir + "/\(name)/logs/server-\(s).jsonl", ResumedRecord.self).last)
+                XCTAssertEqual(resumed.step, 20)
+                let start = Harness.records(dir + "/\(name)/logs/server-\(s).jsonl", ServerStartRecord.self).last!
+                let shard = FloatBuffer(count: start.shardHi - start.shardLo)
+                try CheckpointStore.loadRange(ck, m, layout: layout, suffix: "", lo: start.shardLo, hi: start.shardHi, into: shard.pointer)
+                XCTAssertEqual(resumed.paramsDigest, digest(shard.pointer, count: shard.count), "server \(s) resumed exactly the checkpointed shard")
+                let st = Harness.records(dir + "/\(name)/logs/server-\(s).jsonl", StalenessRecord.self)
+                XCTAssertFalse(st.isEmpty)
+                XCTAssertTrue(st.allSatisfy { $0.maxLead <= 2 }, "\(st.map(\.maxLead))")
+            }
+            let auc = try XCTUnwrap(Harness.records(dir + "/\(name)/logs/server-0.jsonl", EvalRecord.self).last?.auc)
+            XCTAssertGreaterThan(auc, 0.6)
+        }
+    }
 }
