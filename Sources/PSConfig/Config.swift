@@ -293,6 +293,10 @@ public struct Config: Equatable {
         let mode = "train.consistency = \"\(train.consistency.rawValue)\""
         if compression.topk > 0 { throw bad("compression.topk", "is not supported with \(mode) (error feedback assumes every step is applied or skipped everywhere); set it to 0") }
         if train.clips { throw bad("train.clip_norm", "is not supported with \(mode) (each push is applied alone; there is no global norm of a step); remove it") }
+        if train.accumulate > 1 || train.microbatch > 0 {
+            throw bad(train.accumulate > 1 ? "train.accumulate" : "train.microbatch",
+                      "is not supported with \(mode): each slice server 0 hands out is one microbatch; remove it")
+        }
         if checkpoint.everySeconds > 0 {
             throw bad("checkpoint.every_seconds", "is not supported with \(mode): checkpoints are taken at a step every worker stops at; use checkpoint.every_steps")
         }

@@ -21,6 +21,7 @@ public enum FrameKind: UInt8, CaseIterable {
     case rowGrads = 11   // worker -> server: one summed gradient per requested row, in request order
     case scores = 12     // worker -> server 0, after an epoch: its test rows' predicted probabilities as histograms
     case pull = 13       // worker -> every server, ssp and async: send me the newest parameters for this step
+    case assign = 14     // server 0 -> worker, ssp and async: the work it does next (a slice of a step, evaluation, the end)
     public var tag: Int32 { Int32(rawValue) }
 }
 

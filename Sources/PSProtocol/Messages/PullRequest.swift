@@ -18,6 +18,8 @@ public struct PullRequest: ControlMessage, Equatable {
         case final = 2
         /// No more pulls: sent just before the goodbye (no answer).
         case done = 3
+        /// To server 0 alone: what do I do next (answered with an Assignment).
+        case assign = 4
     }
     public var purpose: Purpose
 
@@ -27,7 +29,7 @@ public struct PullRequest: ControlMessage, Equatable {
 
     public static func decode(from p: UnsafeRawPointer) throws -> PullRequest {
         let v = p.loadF64(at: 0)
-        guard v == v.rounded(), v >= 0, v <= 3, let purpose = Purpose(rawValue: Int(v)) else {
+        guard v == v.rounded(), v >= 0, v <= 4, let purpose = Purpose(rawValue: Int(v)) else {
             throw FrameError.impossible(message: "pull request", problem: "asks for purpose \(v)")
         }
         return PullRequest(purpose)

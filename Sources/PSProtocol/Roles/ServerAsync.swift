@@ -6,10 +6,9 @@ import PSConfig
 import PSRunLog
 import PSCheckpoint
 
-/// What a server knows of the workers in ssp and async training.
+/// What a server knows of the work in ssp and async training.
 struct AsyncState {
-    /// Per worker: the last step whose push this server applied.
-    var finished: [Int]
+    let workers: Int
     /// Per worker: a pull request waiting for an answer (its step and purpose).
     var pull: [(step: Int, purpose: PullRequest.Purpose)?]
     /// Per worker: the open receive of its next pull request.
@@ -22,33 +21,53 @@ struct AsyncState {
     var pulledAt: [Int]
     /// Updates applied (pushes, skipped ones included): the version.
     var version = 0
+    /// Pushes applied per step, and the last step all of whose slices are applied.
+    var doneByStep: [Int: Int] = [:]
+    var completeThrough: Int
+    /// Server 0: the next slice to hand out (step x workers + slice).
+    var nextUnit: Int
     /// The last barrier step whose work is done.
     var barrierDone: Int
     /// This epoch's staleness counts (index: staleness, the last bucket is "or more").
     var histogram = [Int](repeating: 0, count: StalenessRecord.buckets)
-    /// The most steps the fastest worker was ahead of the slowest when a pull was answered, this epoch.
+    /// The most steps a slice handed out was ahead of the oldest unfinished step, this epoch.
     var maxLead = 0
 
     init(workers: Int, start: Int) {
-        finished = Array(repeating: start - 1, count: workers)
+        self.workers = workers
         pull = Array(repeating: nil, count: workers)
         pullRecv = Array(repeating: nil, count: workers)
         push = Array(repeating: nil, count: workers)
         rows = Array(repeating: nil, count: workers)
         pulledAt = Array(repeating: 0, count: workers)
+        completeThrough = start - 1
+        nextUnit = start * workers
         barrierDone = start
     }
+
+    /// Records one applied push of `step`.
+    mutating func done(step: Int) {
+        doneByStep[step, default: 0] += 1
+        while doneByStep[completeThrough + 1] == workers {
+            doneByStep[completeThrough + 1] = nil
+            completeThrough += 1
+        }
+    }
+
+    var idle: Bool { push.allSatisfy { $0 == nil } && rows.allSatisfy { $0 == nil } }
 }
 
-/// ssp and async (train.consistency): each worker pulls the newest
-/// parameters when it starts a step and pushes its gradients; the server
-/// applies each push as it arrives (each worker's gradient is already its
-/// share of the global batch's), answers a pull for step t once every
-/// worker finished step t - train.staleness (ssp; async: at once), and
-/// holds every worker at a barrier where the run needs a consistent cut:
-/// an epoch's end (evaluation), a checkpoint step, the last step. At a
-/// barrier all workers have pushed the steps before it and none has pulled
-/// it, on every server: the servers agree on the cut without a message.
+/// ssp and async (train.consistency). Work is handed out by server 0 in
+/// slices of the global batches: a worker asks server 0 for work, gets the
+/// next slice (step t, slice s) once every slice of step t - staleness is
+/// applied (ssp; async: at once), pulls the newest parameters (and its
+/// rows) from every server and pushes its gradient of that slice, which
+/// every server applies as it arrives (a slice's gradient is already its
+/// share of the global batch's). A fast worker thus does more slices than a
+/// slow one. At a barrier (an epoch's end for evaluation, a checkpoint step,
+/// the last step) no slice of the barrier's step is handed out before every
+/// slice before it is applied on every server: a cut all servers see the
+/// same without a message.
 extension ServerRole {
     func runAsync() throws {
         try beginAsync()
@@ -62,7 +81,7 @@ extension ServerRole {
         var lastDied = -1
         loop: while true {
             let barrier = nextBarrier(after: s.barrierDone)
-            if s.finished.allSatisfy({ $0 >= barrier - 1 }) && s.push.allSatisfy({ $0 == nil }) && s.rows.allSatisfy({ $0 == nil }) {
+            if s.completeThrough >= barrier - 1 && s.idle {
                 switch try crossBarrier(barrier, &s, frames: frames, paramOut: paramOut, paramSends: &paramSends) {
                 case .goOn: continue loop
                 case .end: break loop
@@ -70,17 +89,39 @@ extension ServerRole {
                 }
             }
             for w in world.workerRanks.indices {
-                // Not before its last push is applied (a worker pushes step t, then pulls t + 1).
-                guard let p = s.pull[w], p.purpose == .train, p.step < barrier, s.push[w] == nil, s.rows[w] == nil else { continue }
-                if ctx.config.train.consistency == .ssp && s.finished.min()! < p.step - ctx.config.train.staleness { continue }
-                if p.step > lastDied { hooks.serverStep(p.step, server: index); lastDied = p.step }
-                try answer(w, p.step, request: 0, &s, frames: frames, paramOut: paramOut, paramSends: &paramSends, expectPush: true)
+                guard let p = s.pull[w] else { continue }
+                if p.purpose == .assign {
+                    guard lead, let unit = nextSlice(&s, before: barrier) else { continue }
+                    if unit.step > lastDied { hooks.serverStep(unit.step, server: index); lastDied = unit.step }
+                    try assign(w, Assignment(.train, step: unit.step, slice: unit.slice), &s)
+                } else if p.purpose == .train && s.push[w] == nil && s.rows[w] == nil {
+                    // (Not before its last push is in: a worker pushes a slice, then pulls for the next.)
+                    if p.step > lastDied { hooks.serverStep(p.step, server: index); lastDied = p.step }
+                    try answer(w, p.step, request: 0, &s, frames: frames, paramOut: paramOut, paramSends: &paramSends, expectPush: true)
+                }
             }
             try waitForPullOrPush(&s, frames: frames)
         }
         for w in paramSends.indices { for k in pieces.indices { _ = try ctx.wait(paramSends[w][k], for: "parameter sends", step: finished) } }
-        // The receive of each worker's next pull request is still open: a worker that stopped or finished sends none.
+        // The receive of each worker's next pull request is still open: its last one says it is done.
         try finish(steps: finished, openPulls: s.pullRecv.compactMap { $0 })
+    }
+
+    /// Server 0: the next slice to hand out, if the barrier and the staleness bound allow it.
+    func nextSlice(_ s: inout AsyncState, before barrier: Int) -> (step: Int, slice: Int)? {
+        let t = s.nextUnit / world.workers
+        guard t < barrier else { return nil }
+        if ctx.config.train.consistency == .ssp && s.completeThrough < t - ctx.config.train.staleness { return nil }
+        s.maxLead = max(s.maxLead, t - s.completeThrough - 1)
+        defer { s.nextUnit += 1 }
+        return (t, s.nextUnit % world.workers)
+    }
+
+    /// Server 0 answers worker w's request for work.
+    func assign(_ w: Int, _ a: Assignment, _ s: inout AsyncState) throws {
+        let step = s.pull[w]!.step
+        s.pull[w] = nil
+        try ctx.send(a, to: [world.workerRanks[w]], step: step, for: "assignments")
     }
 
     /// The first barrier step after `b`: the start of an epoch, a step a
@@ -93,13 +134,14 @@ extension ServerRole {
 
     enum BarrierOutcome { case goOn, end, stopped }
 
-    /// At barrier b (every worker has pushed step b - 1): evaluation when an
+    /// At barrier b (every slice before b applied): evaluation when an
     /// epoch ended, the servers' vote on server 0's requests (checkpoint,
-    /// stop), then the pulls of step b with those flags, the checkpoint,
-    /// the end or the stop.
+    /// stop), then each worker's slice b of step b (or the end) with those
+    /// flags, the checkpoint, the stop.
     func crossBarrier(_ b: Int, _ s: inout AsyncState, frames: [FrameBuffer], paramOut: [[FrameBuffer]],
                       paramSends: inout [[[TransportRequest]]]) throws -> BarrierOutcome {
         if schedule.endsEpoch(b - 1) {
+            try assignAll(s: &s, frames: frames) { _ in Assignment(.eval, step: b) }
             for w in world.workerRanks.indices {
                 try awaitPull(w, b, .eval, &s, frames: frames)
                 try answer(w, b, request: 0, &s, frames: frames, paramOut: paramOut, paramSends: &paramSends, expectPush: false)
@@ -113,12 +155,13 @@ extension ServerRole {
         var o = StepOutcome(lr: 0, scaleBefore: scaler.scale)
         o.request = leadRequests()
         if world.servers > 1 { try agreeOnOverflow(b, &o) }
-        let purpose: PullRequest.Purpose = b == schedule.total ? .final : .train
-        let stops = o.stops && b < schedule.total
+        let final = b == schedule.total
+        let stops = o.stops && !final
+        try assignAll(s: &s, frames: frames) { w in final ? Assignment(.final, step: b) : Assignment(.train, step: b, slice: w) }
+        if !final { s.nextUnit = b * world.workers + world.workers }
         for w in world.workerRanks.indices {
-            try awaitPull(w, b, purpose, &s, frames: frames)
-            try answer(w, b, request: o.request, &s, frames: frames, paramOut: paramOut, paramSends: &paramSends,
-                       expectPush: purpose == .train && !stops)
+            try awaitPull(w, b, final ? .final : .train, &s, frames: frames)
+            try answer(w, b, request: o.request, &s, frames: frames, paramOut: paramOut, paramSends: &paramSends, expectPush: !final && !stops)
         }
         s.barrierDone = b
         if ctx.hasRunDir && schedule.checkpointDue(after: b, flags: o.request) {
@@ -126,19 +169,28 @@ extension ServerRole {
             lastCheckpoint = now()
         }
         ctx.log?.flush()
-        if purpose == .final { return .end }
+        if final { return .end }
         if stops { logStopped(after: b); return .stopped }
         return .goOn
     }
 
-    /// Waits until worker w's pull for step `step` with `purpose` is here.
-    func awaitPull(_ w: Int, _ step: Int, _ purpose: PullRequest.Purpose, _ s: inout AsyncState, frames: [FrameBuffer]) throws {
+    /// Server 0 at a barrier: waits for every worker's request for work and answers each with `work(w)`.
+    func assignAll(s: inout AsyncState, frames: [FrameBuffer], _ work: (Int) -> Assignment) throws {
+        guard lead else { return }
+        for w in world.workerRanks.indices {
+            try awaitPull(w, nil, .assign, &s, frames: frames)
+            try assign(w, work(w), &s)
+        }
+    }
+
+    /// Waits until worker w's pull with `purpose` (for `step`, when given) is here.
+    func awaitPull(_ w: Int, _ step: Int?, _ purpose: PullRequest.Purpose, _ s: inout AsyncState, frames: [FrameBuffer]) throws {
         if s.pull[w] == nil, let r = s.pullRecv[w] {
-            let n = try ctx.wait([r], for: "pull requests", step: step)[0]
+            let n = try ctx.wait([r], for: "pull requests", step: step ?? s.barrierDone)[0]
             try takePull(w, length: n, &s, frames: frames)
         }
-        guard let p = s.pull[w], p.step == step, p.purpose == purpose else {
-            throw FrameError.badPayload(sender: world.describe(world.workerRanks[w]), what: "pull request at step \(step)",
+        guard let p = s.pull[w], step == nil || p.step == step, p.purpose == purpose else {
+            throw FrameError.badPayload(sender: world.describe(world.workerRanks[w]), what: "pull request at step \(step ?? -1)",
                                         problem: "asks for step \(s.pull[w]?.step ?? -1) (\(String(describing: s.pull[w]?.purpose))), expected \(purpose)")
         }
     }
@@ -150,13 +202,16 @@ extension ServerRole {
             throw FrameError.badPayload(sender: world.describe(world.workerRanks[w]), what: "pull request", problem: "asks for step \(step)")
         }
         let p = try PullRequest.open(frames[w], length: length, step: step, sender: world.describe(world.workerRanks[w]))
+        guard p.purpose != .assign || lead else {
+            throw FrameError.badPayload(sender: world.describe(world.workerRanks[w]), what: "pull request", problem: "asks server \(index) for work; server 0 hands it out")
+        }
         s.pull[w] = (step, p.purpose)
         s.pullRecv[w] = try ctx.transport.irecv(frames[w], from: world.workerRanks[w], tag: PullRequest.kind.tag)
     }
 
     /// Answers worker w's pull for `step`: this server's pieces of the
-    /// newest parameters (and, for training, the rows it asks for), then
-    /// the receives of the push it will compute.
+    /// newest parameters, then (training) the receives of its row request
+    /// or of the push it will compute.
     func answer(_ w: Int, _ step: Int, request: UInt8, _ s: inout AsyncState, frames: [FrameBuffer], paramOut: [[FrameBuffer]],
                 paramSends: inout [[[TransportRequest]]], expectPush: Bool) throws {
         let rank = world.workerRanks[w], purpose = s.pull[w]!.purpose
@@ -172,7 +227,6 @@ extension ServerRole {
         }
         s.pull[w] = nil
         s.pulledAt[w] = s.version
-        s.maxLead = max(s.maxLead, step - (s.finished.min()! + 1))
         guard expectPush && purpose == .train else { return }
         // With tables the worker asks for its rows once it has every server's parameters (and knows it goes on).
         if tables != nil {
@@ -201,7 +255,7 @@ extension ServerRole {
         try expectPushOf(w, step, &s)
     }
 
-    /// Waits for the next pull request or push from any worker and handles it.
+    /// Waits for the next pull request, row announcement or push from any worker and takes it in.
     func waitForPullOrPush(_ s: inout AsyncState, frames: [FrameBuffer]) throws {
         enum Event { case pull, rows, push }
         var reqs: [TransportRequest] = [], who: [(w: Int, what: Event)] = []
@@ -262,7 +316,7 @@ extension ServerRole {
         let staleness = s.version - s.pulledAt[w]
         s.histogram[min(staleness, StalenessRecord.buckets - 1)] += 1
         s.version += 1
-        s.finished[w] = step
+        s.done(step: step)
         logStep(step, o, worker: w, staleness: staleness)
         try stopIfDiverged()
     }

@@ -4,41 +4,63 @@ import PSCodec
 import PSRunLog
 
 /// ssp and async (train.consistency; ServerAsync.swift has the servers'
-/// side): each step begins with a pull of the newest parameters (the
-/// servers answer when the staleness bound and the barriers allow), then,
-/// with tables, the rows of the microbatch; backward pushes as in bsp.
-/// After an epoch's last step the worker pulls again to evaluate; after
-/// the last step it pulls the final parameters.
+/// side): the worker asks server 0 for work and does what it is given:
+/// train a slice of a step's global batch (pull the newest parameters from
+/// every server, with tables its rows, then forward, backward and push as
+/// in bsp), evaluate after an epoch, or pull the final parameters.
 extension WorkerRole {
     func runAsync() throws {
         try beginAsync()
-        var finished = schedule.total
-        for step in schedule.steps {
-            hooks.workerStep(step, worker: index)
-            let computeStart = now()
-            try loadRows(step, microbatches[0])
-            hooks.straggle(worker: index)
-            try pull(step, .train)
-            try checkpointIfDue(step)
-            if flags & FrameFlags.stop != 0 {
-                finished = step
-                break
-            }
-            if tables != nil { try pullRows(step: step, chunk: 0) }
-            try forward(step)
-            let lossSum = try backwardAndPush(step)
-            try sendSummary(step, lossSum: lossSum)
-            let computed = now() - computeStart - pulled.waited
-            logStep(step, lossSum: lossSum, computed: computed, received: pulled)
-            if schedule.endsEpoch(step) {
-                try pull(step + 1, .eval)
-                try evaluateAndReport(step)
+        var finished = schedule.total, asked = schedule.start
+        work: while true {
+            let a = try askForWork(step: asked)
+            switch a.work {
+            case .eval:
+                try pull(a.step, .eval)
+                try evaluateAndReport(a.step - 1)
+            case .final:
+                try pull(a.step, .final)
+                break work
+            case .train:
+                asked = a.step
+                if try !trainSlice(step: a.step, slice: a.slice) {
+                    finished = a.step
+                    break work
+                }
             }
             ctx.log?.flush()
         }
-        if finished == schedule.total { try pull(schedule.total, .final) }
         try ctx.send(PullRequest(.done), to: world.serverRanks, step: finished, for: "the last pull request")
         try finish(steps: finished)
+    }
+
+    /// Slice `s` of step `step`'s global batch: pull, (checkpoint), compute, push.
+    /// Returns false when the servers asked to stop (after the checkpoint).
+    func trainSlice(step: Int, slice s: Int) throws -> Bool {
+        current = Sampler.slice(batch: ctx.config.train.stepBatch, worker: s, of: world.workers)
+        currentSlice = s
+        hooks.workerStep(step, worker: s)   // (the hooks that pick a worker pick a slice here)
+        let computeStart = now()
+        try loadRows(step, 0..<current.count)
+        hooks.straggle(worker: index)
+        try pull(step, .train)
+        try checkpointIfDue(step)
+        if flags & FrameFlags.stop != 0 { return false }
+        if tables != nil { try pullRows(step: step, chunk: 0) }
+        try forward(step)
+        let lossSum = try backwardAndPush(step)
+        try sendSummary(step, lossSum: lossSum)
+        logStep(step, lossSum: lossSum, computed: now() - computeStart - pulled.waited, received: pulled)
+        return true
+    }
+
+    /// Asks server 0 what to do next (`step`: the step of the last slice asked for).
+    func askForWork(step: Int) throws -> Assignment {
+        let frame = Assignment.buffer(), s0 = world.serverRanks[0]
+        let recv = try ctx.transport.irecv(frame, from: s0, tag: Assignment.kind.tag)
+        try ctx.send(PullRequest(.assign), to: [s0], step: step, for: "asking for work")
+        let n = try ctx.wait([recv], for: "work", step: step)[0]
+        return try Assignment.open(frame, length: n, step: step, sender: world.describe(s0))
     }
 
     /// Asks every server for the parameters to compute step `step` on (or

@@ -109,7 +109,7 @@ extension WorkerRole {
     func logStep(_ step: Int, lossSum: Double, computed: Double, received: Pull) {
         let end = now()
         let codecTime = codec.takeStats()
-        let n = slice.count
+        let n = current.count
         var record = WorkerStepRecord(step: step, epoch: schedule.epoch(of: step), loss: lossSum / Double(max(n, 1)),
                                       fp32Bytes: params.count * 4, encodeS: codecTime.encode, decodeS: codecTime.decode,
                                       lossScale: push.lossScale, overflow: push.overflow, skipped: skipped,

@@ -50,6 +50,13 @@ public final class WorkerRole {
     /// its slice (offsets within it), computed one after the other.
     let slice: Range<Int>
     let microbatches: [Range<Int>]
+    /// The slice of the step being computed: this worker's own in bsp; in
+    /// ssp and async the one server 0 handed out (one microbatch).
+    var current: Range<Int>
+    /// Its number (the test hooks that pick a worker pick this slice in ssp and async).
+    var currentSlice: Int
+    /// The microbatches of `current`.
+    var parts: [Range<Int>] { ctx.config.train.asynchronous ? [0..<current.count] : microbatches }
     /// Gradients of the microbatches after the first, added into `grads`
     /// layer by layer (nil with one microbatch).
     let microGrads: FloatBuffer?
@@ -88,6 +95,8 @@ public final class WorkerRole {
         index = world.index(ofRank: context.rank)
         let stepBatch = cfg.train.stepBatch
         slice = Sampler.slice(batch: stepBatch, worker: index, of: world.workers)
+        current = slice
+        currentSlice = index
         let widest = Sampler.slice(batch: stepBatch, worker: 0, of: world.workers).count
         let rows = cfg.train.microbatch > 0 ? min(cfg.train.microbatch, widest) : (widest + cfg.train.accumulate - 1) / cfg.train.accumulate
         let mine = slice.count
@@ -237,7 +246,7 @@ public final class WorkerRole {
     func loadRows(_ step: Int, _ part: Range<Int>) throws {
         let within = step % schedule.perEpoch
         if within == 0 || permutation.isEmpty { permutation = sampler.permutation(epoch: schedule.epoch(of: step)) }
-        let base = within * ctx.config.train.stepBatch + slice.lowerBound
+        let base = within * ctx.config.train.stepBatch + current.lowerBound
         let rows = permutation[(base + part.lowerBound)..<(base + part.upperBound)].lazy.map { Int($0) }
         if let data { data.train.gather(rows, into: model.input, labels: labels) } else { try loadCTRRows(tables!.sets.train, Array(rows)) }
     }
@@ -245,7 +254,7 @@ public final class WorkerRole {
     /// What the layers see of microbatch `part` of step `step`: training,
     /// and where its rows sit in the step (dropout masks depend on it).
     func layerContext(_ step: Int, _ part: Range<Int>) -> LayerContext {
-        LayerContext(training: true, step: step, seed: ctx.config.train.seed, firstRow: slice.lowerBound + part.lowerBound,
+        LayerContext(training: true, step: step, seed: ctx.config.train.seed, firstRow: current.lowerBound + part.lowerBound,
                      globalBatch: ctx.config.train.stepBatch)
     }
 
@@ -254,7 +263,7 @@ public final class WorkerRole {
     /// first layer first).
     func forward(_ step: Int) throws {
         var failure: Error?
-        let part = microbatches[0]
+        let part = parts[0]
         model.forward(batch: part.count, params: params.pointer, context: layerContext(step, part), beforeLayer: { li in
             guard failure == nil else { return }
             do { try self.awaitParameters(self.piecesOfLayer[li]) } catch { failure = error }
@@ -270,13 +279,14 @@ public final class WorkerRole {
     /// gradients are encoded and pushed as soon as they are final
     /// (`push(layer:)`). Returns the loss sum of the slice.
     func backwardAndPush(_ step: Int) throws -> Double {
-        push = Push(step: step, lossScale: lossScale, spoil: hooks.spoilsGradient(step: step, worker: index))
+        push = Push(step: step, lossScale: lossScale, spoil: hooks.spoilsGradient(step: step, worker: currentSlice))
         feedback?.beginStep()
         // The loss is multiplied by the loss scale (FP16); the servers divide it out.
         let gradScale = Float(lossScale) / Float(ctx.config.train.stepBatch)
         var lossSum = 0.0
-        for (c, part) in microbatches.enumerated() {
-            let context = layerContext(step, part), last = c == microbatches.count - 1
+        let parts = parts
+        for (c, part) in parts.enumerated() {
+            let context = layerContext(step, part), last = c == parts.count - 1
             if c > 0 {
                 try loadRows(step, part)
                 model.forward(batch: part.count, params: params.pointer, context: context)
@@ -302,7 +312,7 @@ public final class WorkerRole {
 
     /// After the last piece: loss, samples and whether anything overflowed, to every server.
     func sendSummary(_ step: Int, lossSum: Double) throws {
-        StepSummary(lossSum: lossSum, samples: slice.count, overflow: push.overflow, lossScale: push.lossScale).seal(into: summaryFrame, step: step)
+        StepSummary(lossSum: lossSum, samples: current.count, overflow: push.overflow, lossScale: push.lossScale).seal(into: summaryFrame, step: step)
         for r in world.serverRanks { push.sends.append(try ctx.transport.isend(summaryFrame, to: r, tag: StepSummary.kind.tag)) }
         push.bytesOut += summaryFrame.length * world.servers
     }
