@@ -26,6 +26,9 @@ struct AsyncState {
     var completeThrough: Int
     /// Server 0: the next slice to hand out (step x workers + slice).
     var nextUnit: Int
+    /// Server 0: each worker's assignment frame and its send (never blocking: a worker takes it when it next waits).
+    var assignFrames: [FrameBuffer]
+    var assignSends: [[TransportRequest]]
     /// The last barrier step whose work is done.
     var barrierDone: Int
     /// This epoch's staleness counts (index: staleness, the last bucket is "or more").
@@ -40,6 +43,8 @@ struct AsyncState {
         push = Array(repeating: nil, count: workers)
         rows = Array(repeating: nil, count: workers)
         pulledAt = Array(repeating: 0, count: workers)
+        assignFrames = (0..<workers).map { _ in Assignment.buffer() }
+        assignSends = Array(repeating: [], count: workers)
         completeThrough = start - 1
         nextUnit = start * workers
         barrierDone = start
@@ -103,6 +108,7 @@ extension ServerRole {
             try waitForPullOrPush(&s, frames: frames)
         }
         for w in paramSends.indices { for k in pieces.indices { _ = try ctx.wait(paramSends[w][k], for: "parameter sends", step: finished) } }
+        for w in s.assignSends.indices { _ = try ctx.wait(s.assignSends[w], for: "assignments", step: finished) }
         // The receive of each worker's next pull request is still open: its last one says it is done.
         try finish(steps: finished, openPulls: s.pullRecv.compactMap { $0 })
     }
@@ -121,7 +127,9 @@ extension ServerRole {
     func assign(_ w: Int, _ a: Assignment, _ s: inout AsyncState) throws {
         let step = s.pull[w]!.step
         s.pull[w] = nil
-        try ctx.send(a, to: [world.workerRanks[w]], step: step, for: "assignments")
+        _ = try ctx.wait(s.assignSends[w], for: "assignments", step: step)
+        a.seal(into: s.assignFrames[w], step: step)
+        s.assignSends[w] = [try ctx.transport.isend(s.assignFrames[w], to: world.workerRanks[w], tag: Assignment.kind.tag)]
     }
 
     /// The first barrier step after `b`: the start of an epoch, a step a

@@ -13,7 +13,7 @@ extension WorkerRole {
         try beginAsync()
         var finished = schedule.total, asked = schedule.start
         work: while true {
-            let a = try askForWork(step: asked)
+            let a = try receiveWork(step: asked)
             switch a.work {
             case .eval:
                 try pull(a.step, .eval)
@@ -41,11 +41,15 @@ extension WorkerRole {
         currentSlice = s
         hooks.workerStep(step, worker: s)   // (the hooks that pick a worker pick a slice here)
         let computeStart = now()
+        // The pull travels while the rows are read.
+        try startPull(step, .train)
         try loadRows(step, 0..<current.count)
         hooks.straggle(worker: index)
-        try pull(step, .train)
+        try awaitParameters(allPieces)
         try checkpointIfDue(step)
         if flags & FrameFlags.stop != 0 { return false }
+        // Ask for the next slice now: the answer comes while this one computes.
+        try requestWork(step: step)
         if tables != nil { try pullRows(step: step, chunk: 0) }
         try forward(step)
         let lossSum = try backwardAndPush(step)
@@ -54,21 +58,35 @@ extension WorkerRole {
         return true
     }
 
-    /// Asks server 0 what to do next (`step`: the step of the last slice asked for).
-    func askForWork(step: Int) throws -> Assignment {
+    /// Asks server 0 what to do next (`step`: the step of the last slice
+    /// asked for), without waiting for the answer.
+    func requestWork(step: Int) throws {
         let frame = Assignment.buffer(), s0 = world.serverRanks[0]
         let recv = try ctx.transport.irecv(frame, from: s0, tag: Assignment.kind.tag)
         try ctx.send(PullRequest(.assign), to: [s0], step: step, for: "asking for work")
-        let n = try ctx.wait([recv], for: "work", step: step)[0]
-        return try Assignment.open(frame, length: n, step: step, sender: world.describe(s0))
+        pendingWork = (frame, recv, step)
+    }
+
+    /// Server 0's answer to the request for work made (or made now).
+    func receiveWork(step: Int) throws -> Assignment {
+        if pendingWork == nil { try requestWork(step: step) }
+        let (frame, recv, asked) = pendingWork!
+        pendingWork = nil
+        let n = try ctx.wait([recv], for: "work", step: asked)[0]
+        return try Assignment.open(frame, length: n, step: asked, sender: world.describe(world.serverRanks[0]))
     }
 
     /// Asks every server for the parameters to compute step `step` on (or
     /// to evaluate with) and waits for all of them.
     func pull(_ step: Int, _ purpose: PullRequest.Purpose) throws {
+        try startPull(step, purpose)
+        try awaitParameters(allPieces)
+    }
+
+    /// Posts the receives of parameters `step` and asks every server for them.
+    func startPull(_ step: Int, _ purpose: PullRequest.Purpose) throws {
         try postParameters(version: step)
         try ctx.send(PullRequest(purpose), to: world.serverRanks, step: step, for: "pull requests")
-        try awaitParameters(allPieces)
     }
 
     /// Before the first pull: log (the servers send nothing until asked).

@@ -55,6 +55,8 @@ public final class WorkerRole {
     var current: Range<Int>
     /// Its number (the test hooks that pick a worker pick this slice in ssp and async).
     var currentSlice: Int
+    /// ssp and async: the request for work sent ahead (its frame, receive and step).
+    var pendingWork: (frame: FrameBuffer, recv: TransportRequest, step: Int)?
     /// The microbatches of `current`.
     var parts: [Range<Int>] { ctx.config.train.asynchronous ? [0..<current.count] : microbatches }
     /// Gradients of the microbatches after the first, added into `grads`
