@@ -138,6 +138,7 @@ public enum HTMLReport {
     /// The embedding tables' section; empty without tables.
     static func tablesSection(_ s: RunSummary) -> String {
         s.tables == nil ? "" : "\n<h2>embedding tables</h2>\n" + factTable(s.tableFacts)
+            + (s.staleness == nil ? "" : "\n<h2>staleness (ssp, async)</h2>\n" + factTable(s.stalenessFacts))
     }
 
     static func rankRows(_ s: RunSummary) -> String {

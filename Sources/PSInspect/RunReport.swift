@@ -84,6 +84,23 @@ public struct RunSummary: Codable {
     public var notes: [String]
     /// With model.tables: rows and row bytes on the wire, rows held (absent otherwise).
     public var tables: Tables? = nil
+    /// ssp and async: per epoch, server 0's staleness record (absent in bsp).
+    public var staleness: [Staleness]? = nil
+    public struct Staleness: Codable {
+        public var epoch: Int
+        /// The largest and the mean staleness of the epoch's pushes (server 0's updates in between).
+        public var max: Int
+        public var mean: Double
+        /// The most steps a slice handed out was past the oldest unfinished step.
+        public var maxLead: Int
+    }
+
+    /// The "staleness" line (none in bsp).
+    public var stalenessFacts: [(String, String)] {
+        guard let st = staleness else { return [] }
+        return [("staleness", st.map { "epoch \($0.epoch): max \($0.max), mean " + String(format: "%.2f", $0.mean) + ", lead \($0.maxLead)" }
+            .joined(separator: "; "))]
+    }
 }
 
 public struct RunReport {
@@ -136,7 +153,15 @@ public struct RunReport {
         let perEpoch = lastStart?.stepsPerEpoch ?? 1
         // The steps of the latest attempt win over earlier attempts' records of the same step.
         var serverSteps: [Int: ServerStepRecord] = [:]
-        for r in server0?.records(ServerStepRecord.self) ?? [] { serverSteps[r.step] = r }
+        for r in server0?.records(ServerStepRecord.self) ?? [] {
+            // ssp and async: one record per push; a step's pushes add up.
+            if r.worker != nil, var had = serverSteps[r.step], had.worker != nil, had.worker != r.worker {
+                had.samples += r.samples; had.stepS += r.stepS; had.worker = r.worker
+                serverSteps[r.step] = had
+            } else {
+                serverSteps[r.step] = r
+            }
+        }
         let stepKeys = serverSteps.keys.sorted()
         let stepsDone = (stepKeys.last ?? -1) + 1
         let workers = logs.filter { $0.role == "worker" }
@@ -171,6 +196,12 @@ public struct RunReport {
             },
             ranks: rankStats(), checkpoints: checkpointInfos(), notes: notes())
         summary.tables = tableSummary(wireBytesPerStep: summary.wireBytesPerStep, servers: summary.servers)
+        let stale = server0?.records(StalenessRecord.self) ?? []
+        summary.staleness = stale.isEmpty ? nil : stale.map { r in
+            let n = r.counts.reduce(0, +)
+            let mean = n == 0 ? 0 : Double(r.counts.enumerated().reduce(0) { $0 + $1.offset * $1.element }) / Double(n)
+            return RunSummary.Staleness(epoch: r.epoch, max: r.max ?? 0, mean: mean, maxLead: r.maxLead)
+        }
         return summary
     }
 

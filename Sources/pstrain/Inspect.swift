@@ -101,6 +101,7 @@ struct Inspect: ParsableCommand {
         o.append("loss        \(RunReport.sparkline(s.loss))  \(s.loss.first.map { String(format: "%.3f", $0) } ?? "-") -> \(s.loss.last.map { String(format: "%.3f", $0) } ?? "-")")
         o.append("wire        \(mb(s.wireBytesPerStep)) per step (all workers, both directions) = \(pct(s.compressionRatio)) of raw FP32")
         o += s.tableFacts.map(labelled)
+        o += s.stalenessFacts.map(labelled)
         var scale = "loss scale  " + (s.lossScale.map { String(format: "%g", $0) } ?? "-") + ", \(s.skippedSteps) skipped step\(s.skippedSteps == 1 ? "" : "s")"
         if !s.scaleChanges.isEmpty { scale += "; " + s.scaleChanges.suffix(4).map { "step \($0.step): \(String(format: "%g", $0.from)) -> \(String(format: "%g", $0.to)) (\($0.why))" }.joined(separator: ", ") }
         o.append(scale)

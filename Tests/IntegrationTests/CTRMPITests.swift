@@ -96,6 +96,10 @@ final class CTRMPITests: XCTestCase {
             }
             let auc = try XCTUnwrap(Harness.records(dir + "/\(name)/logs/server-0.jsonl", EvalRecord.self).last?.auc)
             XCTAssertGreaterThan(auc, 0.6)
+            // pstrain inspect shows the staleness of each epoch.
+            let ins = Harness.run(try Harness.executable("pstrain"), ["inspect", name], cwd: dir)
+            assertEnded(ins, status: 0, "inspect (\(name))")
+            XCTAssertTrue(ins.stdout.contains("staleness   epoch 1: max "), ins.stdout)
         }
     }
 }
