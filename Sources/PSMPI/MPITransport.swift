@@ -101,40 +101,12 @@ public final class MPITransport: Transport {
         while !open.isEmpty {
             var still: [Int] = []
             for i in open {
-                let id = reqs[i].id
-                guard let entry = requests[id] else { continue }
-                var req = entry.request
-                var flag: Int32 = 0
-                var status = MPI_Status()
-                try check(MPI_Test(&req, &flag, &status), "MPI_Test")
-                if flag != 0 {
-                    requests[id] = nil
-                    if reqs[i].isReceive {
-                        if status.MPI_ERROR != MPI_SUCCESS && status.MPI_ERROR != 0 {
-                            throw MPIError(function: "MPI_Irecv from rank \(reqs[i].peer)", code: status.MPI_ERROR)
-                        }
-                        var n: Int32 = 0
-                        try check(MPI_Get_count(&status, pst_mpi_byte(), &n), "MPI_Get_count")
-                        counts[i] = Int(n)
-                    }
-                } else {
-                    requests[id] = (req, entry.frame)
-                    still.append(i)
-                }
+                if let n = try test(reqs[i]) { counts[i] = n } else { still.append(i) }
             }
             open = still
             if open.isEmpty { break }
-            let elapsed = Self.clock() - start
-            if elapsed > timeout {
-                throw TransportTimeout(peer: reqs[open[0]].peer, seconds: timeout)
-            }
-            switch poll {
-            case .yield: sched_yield()
-            case .spin: break
-            case .sleep:
-                var ts = timespec(tv_sec: 0, tv_nsec: napNanoseconds)
-                nanosleep(&ts, nil)
-            }
+            if Self.clock() - start > timeout { throw TransportTimeout(peer: reqs[open[0]].peer, seconds: timeout) }
+            pause()
         }
         return counts
     }
@@ -144,29 +116,43 @@ public final class MPITransport: Transport {
         let start = Self.clock()
         while true {
             for (i, r) in reqs.enumerated() {
-                guard let entry = requests[r.id] else { return (i, 0) }   // completed before
-                var req = entry.request
-                var flag: Int32 = 0
-                var status = MPI_Status()
-                try check(MPI_Test(&req, &flag, &status), "MPI_Test")
-                guard flag != 0 else { requests[r.id] = (req, entry.frame); continue }
-                requests[r.id] = nil
-                guard r.isReceive else { return (i, 0) }
-                if status.MPI_ERROR != MPI_SUCCESS && status.MPI_ERROR != 0 {
-                    throw MPIError(function: "MPI_Irecv from rank \(r.peer)", code: status.MPI_ERROR)
-                }
-                var n: Int32 = 0
-                try check(MPI_Get_count(&status, pst_mpi_byte(), &n), "MPI_Get_count")
-                return (i, Int(n))
+                if let n = try test(r) { return (i, n) }
             }
             if Self.clock() - start > timeout { throw TransportTimeout(peer: reqs[0].peer, seconds: timeout) }
-            switch poll {
-            case .yield: sched_yield()
-            case .spin: break
-            case .sleep:
-                var ts = timespec(tv_sec: 0, tv_nsec: napNanoseconds)
-                nanosleep(&ts, nil)
-            }
+            pause()
+        }
+    }
+
+    /// MPI_Test of one request: its byte count (0 for a send, or one
+    /// completed before) when it is complete, nil while it is open.
+    func test(_ r: TransportRequest) throws -> Int? {
+        guard let entry = requests[r.id] else { return 0 }
+        var req = entry.request
+        var flag: Int32 = 0
+        var status = MPI_Status()
+        try check(MPI_Test(&req, &flag, &status), "MPI_Test")
+        guard flag != 0 else {
+            requests[r.id] = (req, entry.frame)
+            return nil
+        }
+        requests[r.id] = nil
+        guard r.isReceive else { return 0 }
+        if status.MPI_ERROR != MPI_SUCCESS && status.MPI_ERROR != 0 {
+            throw MPIError(function: "MPI_Irecv from rank \(r.peer)", code: status.MPI_ERROR)
+        }
+        var n: Int32 = 0
+        try check(MPI_Get_count(&status, pst_mpi_byte(), &n), "MPI_Get_count")
+        return Int(n)
+    }
+
+    /// Between polls, as `poll` says.
+    func pause() {
+        switch poll {
+        case .yield: sched_yield()
+        case .spin: break
+        case .sleep:
+            var ts = timespec(tv_sec: 0, tv_nsec: napNanoseconds)
+            nanosleep(&ts, nil)
         }
     }
 

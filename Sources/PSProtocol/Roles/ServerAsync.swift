@@ -329,23 +329,9 @@ extension ServerRole {
         try stopIfDiverged()
     }
 
-    /// Before the first pull: clean up after a dead attempt and log (the workers ask for the parameters).
+    /// Before the first pull: log and clean up (the workers ask for the parameters).
     func beginAsync() throws {
-        let cfg = ctx.config
-        ctx.log?.write(ServerStartRecord(servers: world.servers, workers: world.workers, shardLo: range.lowerBound,
-                                         shardHi: range.upperBound, pieces: pieces.count, precision: precision.rawValue,
-                                         compression: cfg.compression.settings.summary, lossScale: scaler.scale,
-                                         steps: schedule.total, stepsPerEpoch: schedule.perEpoch))
-        ctx.log?.flush()
-        if lead && ctx.hasRunDir {
-            CheckpointWriter(runDir: ctx.runDir).removeStale()
-            WaitClaims.removeStale(runDir: ctx.runDir, keep: ctx.attempt)
-        }
-        if schedule.start > 0 {
-            ctx.log?.write(ResumedRecord(step: schedule.start, from: ctx.resume!.path, paramsDigest: digest(weights.pointer, count: range.count),
-                                         lossScale: scaler.scale, skipped: scaler.skipped))
-            if lead { ctx.say("resuming from \(ctx.resume!.path) at step \(schedule.start) of \(schedule.total)") }
-        }
+        startUp()
         meter = StepMeter(start: now())
         progress.restart(at: meter.start)
     }

@@ -160,26 +160,30 @@ public final class ServerRole {
     /// Before the first step: clean up after a dead attempt, log, send the
     /// parameters the first step computes on and post its receives.
     func begin() throws {
-        let cfg = ctx.config
+        startUp()
+        let start = schedule.start
+        for k in pieces.indices.reversed() { try sendPiece(k, version: start, request: 0) }
+        try postReceives()
+        meter = StepMeter(start: now())
+        progress.restart(at: meter.start)
+    }
+
+    /// Logs the start (and a resume), cleans up after a dead attempt.
+    func startUp() {
         ctx.log?.write(ServerStartRecord(servers: world.servers, workers: world.workers, shardLo: range.lowerBound,
                                          shardHi: range.upperBound, pieces: pieces.count, precision: precision.rawValue,
-                                         compression: cfg.compression.settings.summary, lossScale: scaler.scale,
+                                         compression: ctx.config.compression.settings.summary, lossScale: scaler.scale,
                                          steps: schedule.total, stepsPerEpoch: schedule.perEpoch))
         ctx.log?.flush()
         if lead && ctx.hasRunDir {
             CheckpointWriter(runDir: ctx.runDir).removeStale()
             WaitClaims.removeStale(runDir: ctx.runDir, keep: ctx.attempt)
         }
-        let start = schedule.start
-        if start > 0 {
-            ctx.log?.write(ResumedRecord(step: start, from: ctx.resume!.path, paramsDigest: digest(weights.pointer, count: range.count),
+        if schedule.start > 0 {
+            ctx.log?.write(ResumedRecord(step: schedule.start, from: ctx.resume!.path, paramsDigest: digest(weights.pointer, count: range.count),
                                          lossScale: scaler.scale, skipped: scaler.skipped))
-            if lead { ctx.say("resuming from \(ctx.resume!.path) at step \(start) of \(schedule.total)") }
+            if lead { ctx.say("resuming from \(ctx.resume!.path) at step \(schedule.start) of \(schedule.total)") }
         }
-        for k in pieces.indices.reversed() { try sendPiece(k, version: start, request: 0) }
-        try postReceives()
-        meter = StepMeter(start: now())
-        progress.restart(at: meter.start)
     }
 
     /// Sums the pieces as they arrive, each in worker-rank order (never

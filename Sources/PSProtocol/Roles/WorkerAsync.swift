@@ -91,12 +91,7 @@ extension WorkerRole {
 
     /// Before the first pull: log (the servers send nothing until asked).
     func beginAsync() throws {
-        ctx.log?.write(WorkerStartRecord(servers: world.servers, workers: world.workers, microbatch: microbatches.map(\.count).max() ?? 0,
-                                         trainSamples: data?.train.count ?? tables!.sets.train.count,
-                                         testSamples: data?.test.count ?? tables!.sets.test.count,
-                                         precision: precision.rawValue, compression: ctx.config.compression.settings.summary,
-                                         pieces: pieces.count, steps: schedule.total, stepsPerEpoch: schedule.perEpoch))
-        ctx.log?.flush()
+        logStart()
         try writeNormalization()
         last = now()
     }

@@ -226,12 +226,7 @@ public final class WorkerRole {
 
     /// Before the first step: log, and receive the parameters it computes on.
     func begin() throws {
-        ctx.log?.write(WorkerStartRecord(servers: world.servers, workers: world.workers, microbatch: microbatches.map(\.count).max() ?? 0,
-                                         trainSamples: data?.train.count ?? tables!.sets.train.count,
-                                         testSamples: data?.test.count ?? tables!.sets.test.count,
-                                         precision: precision.rawValue, compression: ctx.config.compression.settings.summary,
-                                         pieces: pieces.count, steps: schedule.total, stepsPerEpoch: schedule.perEpoch))
-        ctx.log?.flush()
+        logStart()
         try writeNormalization()
         try postParameters(version: schedule.start)
         try awaitParameters(allPieces)
@@ -241,6 +236,16 @@ public final class WorkerRole {
                                          lossScale: lossScale, skipped: skipped))
         }
         last = now()
+    }
+
+    /// The start record.
+    func logStart() {
+        ctx.log?.write(WorkerStartRecord(servers: world.servers, workers: world.workers, microbatch: microbatches.map(\.count).max() ?? 0,
+                                         trainSamples: data?.train.count ?? tables!.sets.train.count,
+                                         testSamples: data?.test.count ?? tables!.sets.test.count,
+                                         precision: precision.rawValue, compression: ctx.config.compression.settings.summary,
+                                         pieces: pieces.count, steps: schedule.total, stepsPerEpoch: schedule.perEpoch))
+        ctx.log?.flush()
     }
 
     /// Microbatch `part` of this worker's rows of the step's global batch,
