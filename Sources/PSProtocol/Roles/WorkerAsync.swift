@@ -44,18 +44,26 @@ extension WorkerRole {
         // The pull travels while the rows are read.
         try startPull(step, .train)
         try loadRows(step, 0..<current.count)
+        // Rows too, unless the step is a barrier (where the servers may say stop and serve none).
+        let early = tables != nil && !isBarrier(step)
+        if early { try askForRows(step: step, chunk: 0) }
         hooks.straggle(worker: index)
         try awaitParameters(allPieces)
         try checkpointIfDue(step)
         if flags & FrameFlags.stop != 0 { return false }
         // Ask for the next slice now: the answer comes while this one computes.
         try requestWork(step: step)
-        if tables != nil { try pullRows(step: step, chunk: 0) }
+        if early { try receiveRows() } else if tables != nil { try pullRows(step: step, chunk: 0) }
         try forward(step)
         let lossSum = try backwardAndPush(step)
         try sendSummary(step, lossSum: lossSum)
         logStep(step, lossSum: lossSum, computed: now() - computeStart - pulled.waited, received: pulled)
         return true
+    }
+
+    /// Whether the servers treat step `step` as a barrier (ServerRole.nextBarrier).
+    func isBarrier(_ step: Int) -> Bool {
+        step > schedule.start && (step % schedule.perEpoch == 0 || schedule.checkpointDue(after: step, flags: 0) || step == schedule.total)
     }
 
     /// Asks server 0 what to do next (`step`: the step of the last slice

@@ -11,6 +11,8 @@ final class WorkerTables {
     var batch: CTRBatch
     /// This step's row traffic, for the step record.
     var rowsPulled = 0, idBytes = 0, bytesIn = 0, bytesOut = 0, waited = 0.0
+    /// A row request sent whose values are still to come (receives, sends, step, chunk).
+    var pending: (receives: [TransportRequest], sends: [TransportRequest], step: Int, chunk: Int)?
 
     init(sets: CTRSets, tables: [TableSpec], denseCount: Int, servers: Int, settings: CodecSettings, precision: Precision) {
         self.sets = sets
@@ -38,8 +40,14 @@ extension WorkerRole {
     /// (dense features, then each table's bags). `chunk` 0 is a training
     /// step; evaluation rounds are 1, 2, ... and announce `rounds`.
     func pullRows(step: Int, chunk: Int, rounds: Int = 0) throws {
+        try askForRows(step: step, chunk: chunk, rounds: rounds)
+        try receiveRows()
+    }
+
+    /// The first half of `pullRows`: the announcements and requests go out
+    /// and the receives of the values are posted (`tables.pending`).
+    func askForRows(step: Int, chunk: Int, rounds: Int = 0) throws {
         let tb = tables!, b = tb.buffers, bags = tb.bags
-        let t0 = now()
         var reqs: [TransportRequest] = []
         var receives: [TransportRequest] = []
         for (s, rank) in world.serverRanks.enumerated() {
@@ -56,6 +64,15 @@ extension WorkerRole {
             tb.idBytes += bytes.count
             tb.bytesOut += b.announce[s].length + b.request[s].length
         }
+        tb.pending = (receives, reqs, step, chunk)
+    }
+
+    /// The second half: waits for every server's values and writes the model's input.
+    func receiveRows() throws {
+        let tb = tables!, b = tb.buffers, bags = tb.bags
+        let (receives, reqs, step, chunk) = tb.pending!
+        tb.pending = nil
+        let t0 = now()
         let counts = try ctx.wait(receives + reqs, for: "table rows", step: step)
         for (s, rank) in world.serverRanks.enumerated() {
             let n = bags.elementCount(server: s), sender = world.describe(rank)
