@@ -182,19 +182,7 @@ def train(args, cfg):
     start = time.perf_counter()
     step = 0
     for epoch in range(cfg["train"]["epochs"]):
-        order, e0 = tr.order(epoch), time.perf_counter()
-        first_s, first_rows, samples = 0.0, 0, 0
-        for s in range(tr.per_epoch):
-            if step >= tr.total:
-                break
-            rows = order[s * tr.rows:(s + 1) * tr.rows]
-            s0 = time.perf_counter()
-            tr.step(rows, step)
-            if s == 0:
-                first_s, first_rows = time.perf_counter() - s0, len(rows)
-            step += 1
-            samples += len(rows)
-        train_s = time.perf_counter() - e0
+        step, samples, first_s, first_rows, train_s = torch_peer.train_epoch(tr, epoch, step)
         if args.rank == 0:
             v0 = time.perf_counter()
             a, ll, n = tr.evaluate()

@@ -199,6 +199,25 @@ def finish_process(torch, args, log, steps, start):
         os._exit(0)
 
 
+def train_epoch(tr, epoch, step):
+    """One epoch of trainer `tr` (order(epoch), per_epoch, rows, total, step(rows, step))
+    from global step `step`: (step after it, samples, the first step's seconds
+    and rows, the epoch's training seconds). Shared with torch_ctr.py."""
+    order, e0 = tr.order(epoch), time.perf_counter()
+    first_s, first_rows, samples = 0.0, 0, 0
+    for s in range(tr.per_epoch):
+        if step >= tr.total:
+            break
+        rows = order[s * tr.rows:(s + 1) * tr.rows]
+        s0 = time.perf_counter()
+        tr.step(rows, step)
+        if s == 0:
+            first_s, first_rows = time.perf_counter() - s0, len(rows)
+        step += 1
+        samples += len(rows)
+    return step, samples, first_s, first_rows, time.perf_counter() - e0
+
+
 def train(args, cfg):
     import numpy as np
     import torch
@@ -210,19 +229,7 @@ def train(args, cfg):
     start = time.perf_counter()
     step = 0
     for epoch in range(cfg["train"]["epochs"]):
-        order, e0 = tr.order(epoch), time.perf_counter()
-        first_s, first_rows, samples = 0.0, 0, 0
-        for s in range(tr.per_epoch):
-            if step >= tr.total:
-                break
-            rows = order[s * tr.rows:(s + 1) * tr.rows]
-            s0 = time.perf_counter()
-            tr.step(rows, step)
-            if s == 0:
-                first_s, first_rows = time.perf_counter() - s0, len(rows)
-            step += 1
-            samples += len(rows)
-        train_s = time.perf_counter() - e0
+        step, samples, first_s, first_rows, train_s = train_epoch(tr, epoch, step)
         v0 = time.perf_counter()
         acc, loss = tr.evaluate()
         done = time.perf_counter()

@@ -26,8 +26,7 @@ public struct RowAnnounce: ControlMessage, Equatable {
         let rows = p.loadF64(at: 0), bytes = p.loadF64(at: 1), rounds = p.loadF64(at: 2)
         func whole(_ v: Double, _ hi: Int) -> Bool { v >= 0 && v <= Double(hi) && v == v.rounded() }
         // The request can take no more than 10 bytes a row plus a count per table (at most 4096 tables).
-        guard whole(rows, maxRows), whole(bytes, RowCoding.maxBytes(Int(rows.isFinite ? min(max(rows, 0), Double(maxRows)) : 0)) + 10 * 4096),
-              whole(rounds, Int(Int32.max)) else {
+        guard whole(rows, maxRows), whole(bytes, RowCoding.maxBytes(Int(rows)) + 10 * 4096), whole(rounds, Int(Int32.max)) else {
             throw FrameError.impossible(message: "row announcement", problem: "claims \(rows) rows in \(bytes) bytes over \(rounds) rounds")
         }
         return RowAnnounce(rows: Int(rows), bytes: Int(bytes), rounds: Int(rounds))
