@@ -299,12 +299,8 @@ extension ServerRole {
             let h = try GradientPiece.open(gradFrames[w][k], length: counts[k], step: step, piece: pieceIDs[k], count: c.range.count,
                                            precision: precision, sender: sender)
             meter.bytesIn += counts[k]
-            do {
-                try codec.decode(gradFrames[w][k].payload, length: Int(h.encodedLength), stages: h.codec, count: c.range.count, as: precision,
-                                 into: gradSum.pointer + (c.range.lowerBound - range.lowerBound), add: false)
-            } catch let e as CodecError {
-                throw FrameError.badPayload(sender: sender, what: "gradients of step \(step), piece \(pieceIDs[k])", problem: e.description)
-            }
+            try codec.decode(gradFrames[w][k], h, count: c.range.count, as: precision, into: gradSum.pointer + (c.range.lowerBound - range.lowerBound),
+                             add: false, sender: sender, what: "gradients of step \(step), piece \(pieceIDs[k])")
         }
         if tables != nil { try addRowGradients(worker: w, length: counts[pieces.count], step: step) }
         var o = StepOutcome(lr: Float(ctx.config.train.learningRate(step: step, total: schedule.total)), scaleBefore: sum.lossScale)

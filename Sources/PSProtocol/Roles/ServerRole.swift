@@ -201,12 +201,8 @@ public final class ServerRole {
                 let h = try GradientPiece.open(gradFrames[w][k], length: counts[w], step: step, piece: pieceIDs[k], count: n,
                                                precision: precision, sender: sender)
                 meter.bytesIn += counts[w]
-                do {
-                    try codec.decode(gradFrames[w][k].payload, length: Int(h.encodedLength), stages: h.codec, count: n, as: precision,
-                                     into: sum, add: w > 0)
-                } catch let e as CodecError {
-                    throw FrameError.badPayload(sender: sender, what: "gradients of step \(step), piece \(pieceIDs[k])", problem: e.description)
-                }
+                try codec.decode(gradFrames[w][k], h, count: n, as: precision, into: sum, add: w > 0, sender: sender,
+                                 what: "gradients of step \(step), piece \(pieceIDs[k])")
             }
             meter.applied += now() - workStart
         }

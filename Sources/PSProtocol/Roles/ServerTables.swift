@@ -122,12 +122,8 @@ extension ServerRole {
         let h = try RowValues.open(b.grads[w], kind: .rowGrads, length: length, step: step, chunk: 0, count: n,
                                    precision: precision, sender: sender)
         b.reserve(elements: n)
-        do {
-            try b.codec.decode(b.grads[w].payload, length: Int(h.encodedLength), stages: h.codec, count: n, as: precision,
-                               into: b.scratch.pointer, add: false)
-        } catch let e as CodecError {
-            throw FrameError.badPayload(sender: sender, what: "row gradients of step \(step)", problem: e.description)
-        }
+        try b.codec.decode(b.grads[w], h, count: n, as: precision, into: b.scratch.pointer, add: false, sender: sender,
+                           what: "row gradients of step \(step)")
         var at = 0
         for (t, s) in tb.slots[w].enumerated() {
             tb.shard.accumulate(table: t, slots: s, grads: b.scratch.pointer + at)

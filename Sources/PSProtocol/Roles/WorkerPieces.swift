@@ -57,12 +57,8 @@ extension WorkerRole {
             let sender = world.describe(world.serverRanks[p.server])
             let got = try ParameterPiece.open(paramFrames[i], length: counts[j], version: pulled.version, piece: i, count: p.range.count,
                                               precision: precision, sender: sender)
-            do {
-                try codec.decode(paramFrames[i].payload, length: Int(got.header.encodedLength), stages: got.header.codec, count: p.range.count,
-                                 as: precision, into: params.pointer + p.range.lowerBound, add: false)
-            } catch let e as CodecError {
-                throw FrameError.badPayload(sender: sender, what: "parameters of version \(pulled.version), piece \(i)", problem: e.description)
-            }
+            try codec.decode(paramFrames[i], got.header, count: p.range.count, as: precision, into: params.pointer + p.range.lowerBound,
+                             add: false, sender: sender, what: "parameters of version \(pulled.version), piece \(i)")
             pulled.bytesIn += counts[j]
             // Server 0's scale (in ssp and async the servers' scalers see pushes in their own orders).
             if p.server == 0 { lossScale = got.lossScale }

@@ -79,12 +79,8 @@ extension WorkerRole {
             let h = try RowValues.open(b.rows[s], kind: .rowValues, length: counts[s], step: step, chunk: chunk, count: n,
                                        precision: precision, sender: sender)
             b.reserve(elements: n)
-            do {
-                try b.codec.decode(b.rows[s].payload, length: Int(h.encodedLength), stages: h.codec, count: n, as: precision,
-                                   into: b.scratch.pointer, add: false)
-            } catch let e as CodecError {
-                throw FrameError.badPayload(sender: sender, what: "table rows of step \(step)", problem: e.description)
-            }
+            try b.codec.decode(b.rows[s], h, count: n, as: precision, into: b.scratch.pointer, add: false, sender: sender,
+                               what: "table rows of step \(step)")
             bags.store(server: s, values: b.scratch.pointer)
             tb.bytesIn += counts[s]
         }
