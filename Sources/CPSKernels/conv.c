@@ -63,3 +63,51 @@ void pst_relu_backward(const float *y, const float *dy, float *dx, size_t n) {
     uint32_t *xb = (uint32_t *)dx;
     for (size_t i = 0; i < n; i++) xb[i] = db[i] & (0u - (uint32_t)(y[i] > 0.0f));
 }
+
+/* MaxPool2d's forward without padding: each window's first maximum
+ * (row-major, strictly greater replaces) and its input index, as selects
+ * rather than branches (a branch per element mispredicts about half the
+ * time on activations: 0.74 ms against 0.2 ms for 32 x 32 x 28 x 28). */
+#define SELECT(v, idx) do { float v_ = (v); int gt_ = v_ > best; best = gt_ ? v_ : best; at = gt_ ? (idx) : at; } while (0)
+
+/* 2x2 windows, stride 2: the four candidates written out. */
+static void maxpool_2x2(const float *x, int planes, int h, int w, int oh, int ow, float *y, int32_t *argmax) {
+    for (int p = 0; p < planes; p++) {
+        for (int oy = 0; oy < oh; oy++) {
+            const int32_t r0 = (int32_t)((size_t)p * h * w + (size_t)oy * 2 * w);
+            const float *x0 = x + r0, *x1 = x + r0 + w;
+            float *yo = y + ((size_t)p * oh + oy) * ow;
+            int32_t *ao = argmax + ((size_t)p * oh + oy) * ow;
+            for (int ox = 0; ox < ow; ox++) {
+                float best = x0[2 * ox];
+                int32_t at = r0 + 2 * ox;
+                SELECT(x0[2 * ox + 1], r0 + 2 * ox + 1);
+                SELECT(x1[2 * ox], r0 + w + 2 * ox);
+                SELECT(x1[2 * ox + 1], r0 + w + 2 * ox + 1);
+                yo[ox] = best;
+                ao[ox] = at;
+            }
+        }
+    }
+}
+
+void pst_maxpool_forward(const float *x, int planes, int h, int w, int k, int stride, int oh, int ow, float *y, int32_t *argmax) {
+    if (k == 2 && stride == 2) { maxpool_2x2(x, planes, h, w, oh, ow, y, argmax); return; }
+    for (int p = 0; p < planes; p++) {
+        for (int oy = 0; oy < oh; oy++) {
+            for (int ox = 0; ox < ow; ox++) {
+                int32_t start = (int32_t)((size_t)p * h * w + (size_t)oy * stride * w + (size_t)ox * stride);
+                float best = x[start];
+                int32_t at = start;
+                for (int i = 0; i < k; i++) {
+                    for (int j = 0; j < k; j++) {
+                        SELECT(x[start + i * w + j], start + i * w + j);
+                    }
+                }
+                size_t o = ((size_t)p * oh + oy) * ow + ox;
+                y[o] = best;
+                argmax[o] = at;
+            }
+        }
+    }
+}

@@ -92,7 +92,7 @@ public struct DebugSection: ConfigSection {
         .integer("die_worker", \.dieWorker, Config.workerIndex, "for tests: the worker debug.die_at_step kills (ssp and async: whoever computes that slice of the step)"),
         .integer("die_server", \.dieServer, .closed(-1, Double(Config.maxRanks - 1)),
                  "for tests: the server debug.die_at_steps kills instead of a worker, at the start of the step (-1: a worker dies)"),
-        .integer("overflow_step", \.overflowStep, Config.stepOrNever, "for tests: put +inf into a worker's gradient at this step (-1: never)"),
+        .integer("overflow_step", \.overflowStep, Config.stepOrNever, "for tests: put +inf into a worker's gradient at this step, in the last piece it pushes (-1: never)"),
         .integer("overflow_steps", \.overflowSteps, Config.steps, "for tests: how many consecutive steps from debug.overflow_step are spoilt"),
         .integer("overflow_worker", \.overflowWorker, Config.workerIndex, "for tests: the worker whose gradient debug.overflow_step spoils (ssp and async: the slice of the step, whoever computes it)"),
         .integer("corrupt_step", \.corruptStep, Config.stepOrNever,

@@ -91,7 +91,7 @@ func benchLayers(config path: String?, batch: Int, iters: Int) throws {
     }
     print(String(format: "  total %.3f ms per step of %d rows: %.0f samples/s per core, %.1f GFLOP/s in the multiplying layers",
                  total * 1e3, batch, Double(batch) / total, totalFlops / total / 1e9))
-    // conv2d lowers groups of samples into one sgemm; one sample at a time, for comparison.
+    // conv2d's algorithms: im2col by groups of samples, Winograd by chunks, for comparison.
     off = 0
     for (i, l) in m.layers.enumerated() {
         let p = params.pointer + off, g = grads.pointer + off
@@ -99,12 +99,42 @@ func benchLayers(config path: String?, batch: Int, iters: Int) throws {
         guard let c = l as? Conv2d else { continue }
         let x = m.acts[i].pointer, y = m.acts[i + 1].pointer
         let dy = FloatBuffer(count: batch * l.outputSize), dx = FloatBuffer(count: batch * l.inputSize)
-        for group in [1, 4, Conv2d.largestGroup(c.c * c.k * c.k * c.oh * c.ow, batch), 1] {
-            c.group = group
+        for i in 0..<(batch * l.outputSize) { dy.pointer[i] = CounterRNG.uniform(seed: 5, stream: 0, index: UInt64(i)) - 0.5 }
+        let chosen = c.algorithm
+        func time(_ what: String) {
             let f = median((0..<iters).map { _ in cpuSeconds { l.forward(x: x, y: y, batch: batch, params: p) } })
             let b = median((0..<iters).map { _ in cpuSeconds { l.backward(x: x, y: y, dy: dy.pointer, dx: i > 0 ? dx.pointer : nil, batch: batch, params: p, grads: g) } })
-            print(String(format: "  %2d conv2d lowering %3d sample(s) at a time: forward %8.3f ms  backward %8.3f ms", i, group, f * 1e3, b * 1e3))
+            print(String(format: "  %2d conv2d %@: forward %8.3f ms  backward %8.3f ms", i, what, f * 1e3, b * 1e3))
         }
+        c.algorithm = .im2col
+        for group in [1, 4, Conv2d.largestGroup(c.c * c.k * c.k * c.oh * c.ow, batch), 1] {
+            c.group = group
+            time(String(format: "im2col, %3d sample(s) at a time", group))
+        }
+        if pst_wino_supported(Int32(c.k), Int32(c.stride)) != 0 {
+            // Winograd against im2col on the same input: the largest differences, relative to the largest magnitude.
+            let y0 = FloatBuffer(count: batch * l.outputSize), g0 = FloatBuffer(count: c.parameters.reduce(0) { $0 + $1.count })
+            let dx0 = FloatBuffer(count: batch * l.inputSize)
+            l.forward(x: x, y: y0.pointer, batch: batch, params: p)
+            l.backward(x: x, y: y0.pointer, dy: dy.pointer, dx: dx0.pointer, batch: batch, params: p, grads: g0.pointer)
+            c.algorithm = .winograd
+            let yw = FloatBuffer(count: batch * l.outputSize), gw = FloatBuffer(count: g0.count), dxw = FloatBuffer(count: dx0.count)
+            l.forward(x: x, y: yw.pointer, batch: batch, params: p)
+            l.backward(x: x, y: yw.pointer, dy: dy.pointer, dx: dxw.pointer, batch: batch, params: p, grads: gw.pointer)
+            func rel(_ a: FloatBuffer, _ b: FloatBuffer) -> Double {
+                var d: Float = 0, mag: Float = 0
+                for j in 0..<a.count { d = max(d, abs(a.pointer[j] - b.pointer[j])); mag = max(mag, abs(a.pointer[j])) }
+                return Double(d / max(mag, .leastNormalMagnitude))
+            }
+            print(String(format: "  %2d conv2d winograd (%@) against im2col: output %.1e, weight gradient %.1e, input gradient %.1e of the largest magnitude",
+                         i, String(cString: pst_wino_variant()), rel(y0, yw), rel(g0, gw), rel(dx0, dxw)))
+            for size in [8, 16, 32] {
+                c.chunk = size
+                time(String(format: "winograd, %3d sample(s) a chunk", size))
+            }
+            c.chunk = 8
+        }
+        c.algorithm = chosen
     }
 }
 

@@ -74,6 +74,9 @@ final class LayerTests: XCTestCase {
         LayerCase(type: "conv2d", options: ["channels": 4, "kernel": 3, "padding": 1], input: [3, 6, 6], batch: 2),
         LayerCase(type: "conv2d", options: ["channels": 2, "kernel": 3, "stride": 2], input: [2, 7, 7], batch: 2),
         LayerCase(type: "conv2d", options: ["channels": 3, "kernel": 5, "padding": 2, "stride": 2], input: [1, 8, 8], batch: 2),
+        // Winograd F(2x2, kxk): stride 1, 3x3 and 5x5, at least 8 input channels (odd sizes: partial tiles).
+        LayerCase(type: "conv2d", options: ["channels": 3, "kernel": 3, "padding": 1], input: [8, 5, 5], batch: 2),
+        LayerCase(type: "conv2d", options: ["channels": 2, "kernel": 5, "padding": 1], input: [8, 6, 7], batch: 2),
         LayerCase(type: "maxpool2d", options: ["kernel": 2], input: [2, 6, 6], batch: 2, distinctInputs: true),
         LayerCase(type: "maxpool2d", options: ["kernel": 3, "stride": 2], input: [2, 7, 7], batch: 2, distinctInputs: true),
         LayerCase(type: "avgpool2d", options: ["kernel": 2], input: [2, 6, 6], batch: 2),
@@ -242,6 +245,56 @@ final class LayerTests: XCTestCase {
             for (i, (a, b)) in zip(try run(group: group), one).enumerated() {
                 XCTAssertLessThanOrEqual(abs(a - b), 1e-5 + 1e-5 * abs(b), "group \(group), value \(i)")
             }
+        }
+    }
+
+    /// conv2d's two algorithms compute the same function: Winograd F(2x2,
+    /// kxk) against im2col on 3x3 and 5x5 kernels, paddings 0 to 2, even and
+    /// odd sizes (partial tiles), batches that fill no chunk, some chunks and
+    /// a partial last one. Tolerance: 2e-5 of the largest magnitude of each
+    /// of y, dx and the gradients (Winograd's transforms round otherwise:
+    /// about 3e-6 on the tutorial CNN, `pstrain-bench layers`). Winograd is
+    /// also bit-reproducible, and chosen only where it applies.
+    func testWinogradAgreesWithIm2col() throws {
+        let shapes: [(k: Int, pad: Int, input: [Int], out: Int, batch: Int, chunk: Int)] = [
+            (3, 1, [8, 9, 9], 5, 3, 8), (3, 0, [9, 8, 10], 4, 17, 8), (5, 2, [8, 14, 14], 6, 9, 16), (5, 0, [12, 11, 9], 3, 20, 8),
+            (5, 1, [8, 7, 7], 2, 1, 8), (3, 2, [10, 6, 5], 7, 16, 16),
+        ]
+        for s in shapes {
+            let c = LayerCase(type: "conv2d", options: ["channels": .integer(s.out), "kernel": .integer(s.k), "padding": .integer(s.pad)], input: s.input,
+                              batch: s.batch)
+            func run(_ algorithm: Conv2d.Algorithm) throws -> (y: [Float], dx: [Float], g: [Float]) {
+                let l = try c.layer() as! Conv2d
+                XCTAssertEqual(l.algorithm, .winograd, "\(c.label) is done with Winograd by default")
+                l.algorithm = algorithm
+                l.chunk = s.chunk
+                l.prepare(capacity: c.batch)
+                let x = c.x(l), p = c.params(l), dy = c.dy(l)
+                let y = FloatBuffer(count: c.batch * l.outputSize), dx = FloatBuffer(count: c.batch * l.inputSize), g = FloatBuffer(count: p.count)
+                // Stale values in the outputs must not matter.
+                y.pointer.update(repeating: .nan, count: y.count); dx.pointer.update(repeating: .nan, count: dx.count)
+                g.pointer.update(repeating: .nan, count: g.count)
+                l.forward(x: x.pointer, y: y.pointer, batch: c.batch, params: p.pointer, context: c.context)
+                l.backward(x: x.pointer, y: y.pointer, dy: dy.pointer, dx: dx.pointer, batch: c.batch, params: p.pointer, grads: g.pointer,
+                           context: c.context)
+                return (y.array, dx.array, g.array)
+            }
+            let ref = try run(.im2col), w = try run(.winograd), again = try run(.winograd)
+            for (name, a, b) in [("y", w.y, ref.y), ("dx", w.dx, ref.dx), ("gradients", w.g, ref.g)] {
+                let scale = b.map(abs).max() ?? 0
+                XCTAssertGreaterThan(scale, 0, "\(c.label) \(name) is not all zero")
+                for (i, (u, v)) in zip(a, b).enumerated() {
+                    XCTAssertLessThanOrEqual(abs(u - v), 2e-5 * scale, "\(c.label) \(name)[\(i)]: winograd \(u), im2col \(v)")
+                }
+            }
+            XCTAssertEqual(w.y.map(\.bitPattern) + w.dx.map(\.bitPattern) + w.g.map(\.bitPattern),
+                           again.y.map(\.bitPattern) + again.dx.map(\.bitPattern) + again.g.map(\.bitPattern), "\(c.label) twice")
+        }
+        // Where Winograd does not apply: stride 2, a 4x4 kernel, fewer than 8 input channels.
+        for (options, input) in [(["channels": LayerValue.integer(4), "kernel": 3, "stride": 2], [8, 9, 9]),
+                                 (["channels": 4, "kernel": 4], [8, 9, 9]), (["channels": 4, "kernel": 5], [7, 9, 9])] {
+            let l = try LayerCase(type: "conv2d", options: options, input: input, batch: 1).layer() as! Conv2d
+            XCTAssertEqual(l.algorithm, .im2col, "\(options) on \(input)")
         }
     }
 

@@ -59,6 +59,35 @@ size_t pst_topk_indices(const float *x, size_t n, size_t k, uint32_t *idx, uint3
 void pst_im2col(const float *x, int c, int h, int w, int k, int stride, int pad, int oh, int ow, size_t ld, float *col);
 void pst_col2im_add(const float *col, int c, int h, int w, int k, int stride, int pad, int oh, int ow, size_t ld, float *x);
 
+/// Winograd convolution F(2x2, kxk), stride 1, k = 3 or 5 (winograd.c has
+/// the algorithm and layouts). Samples go in chunks of g (a multiple of 8,
+/// n <= g of them real); V, M are [(k+1)^2][channels][th * tw * g] (planes
+/// pst_wino_plane(channels * th * tw * g) apart); U, dU
+/// are [(k+1)^2][out][c]. The scratch holds max(c * ph * pw, out * 2th *
+/// 2tw) * g floats, ph = 2 th + k - 1, pw = 2 tw + k - 1.
+typedef struct { int c, h, w, out, k, pad, oh, ow, th, tw; } pst_wino;
+int pst_wino_supported(int k, int stride);
+/// Floats from one plane of V or M to the next, for planes of `floats`.
+size_t pst_wino_plane(size_t floats);
+/// U = G w G^T (w: out, c, k, k).
+void pst_wino_weights(const pst_wino *s, const float *w, float *u);
+/// dw = G^T dU G (overwrites dw).
+void pst_wino_weight_grad(const pst_wino *s, const float *du, float *dw);
+/// V = B^T d B over every tile of n samples of x (n, c, h, w).
+void pst_wino_input(const pst_wino *s, const float *x, int n, int g, float *scratch, float *v);
+/// y (n, out, oh, ow) = A^T M A + bias.
+void pst_wino_output(const pst_wino *s, const float *m, const float *bias, int n, int g, float *scratch, float *y);
+/// M' = A dy A^T from dy (n, out, oh, ow).
+void pst_wino_output_grad(const pst_wino *s, const float *dy, int n, int g, float *scratch, float *mg);
+/// dx (n, c, h, w) = the sum of B dV B^T over the tiles (overwrites dx).
+void pst_wino_input_grad(const pst_wino *s, const float *dv, int n, int g, float *scratch, float *dx);
+/// Which build of the transforms runs here: "avx512", "avx2" or "generic".
+const char *pst_wino_variant(void);
+
+/// MaxPool2d's forward (no padding): the maximum of each window and its
+/// index in x (the first maximum, row-major), for `planes` (c, h, w) planes.
+void pst_maxpool_forward(const float *x, int planes, int h, int w, int k, int stride, int oh, int ow, float *y, int32_t *argmax);
+
 /// ReLU's backward: dx = y > 0 ? dy : 0 (branch-free, vectorised).
 void pst_relu_backward(const float *y, const float *dy, float *dx, size_t n);
 

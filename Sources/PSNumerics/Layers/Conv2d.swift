@@ -4,9 +4,15 @@ import PSSupport
 
 /// 2-D convolution over [C, H, W] samples with a square kernel (nn.Conv2d
 /// with bias, dilation 1, groups 1): weight (out, in, k, k), bias (out).
-/// Samples are lowered with im2col (one at a time by default, `group`) and
-/// multiplied with one OpenBLAS sgemm per group; backward recomputes the
-/// lowering rather than keeping it.
+/// Two algorithms, the same function to rounding:
+/// - `winograd` (stride 1, 3x3 or 5x5 kernels, at least 8 input channels):
+///   F(2x2, kxk) over chunks of samples (CPSKernels/winograd.c), (k+1)^2
+///   sgemms per chunk; a 5x5 layer does 36/100 of im2col's multiplications.
+/// - `im2col` (every other layer): samples are lowered with im2col (one at a
+///   time by default, `group`) and multiplied with one OpenBLAS sgemm per
+///   group.
+/// Backward recomputes the lowering or the input transform rather than
+/// keeping it.
 public final class Conv2d: LayerKind {
     public static let type = "conv2d"
     public static let keys: [LayerKey] = [
@@ -36,6 +42,16 @@ public final class Conv2d: LayerKind {
     /// input) no faster on the tutorial CNN, and the per-sample matrices
     /// stay in cache. Public for that comparison.
     public var group = 1
+    public enum Algorithm: String { case im2col, winograd }
+    /// Public so that `pstrain-bench layers` and the tests can compare both.
+    public var algorithm: Algorithm
+    /// Samples per Winograd chunk (a multiple of 8): `pstrain-bench layers`
+    /// measured 8, 16 and 32 on the tutorial CNN's second layer.
+    public var chunk = 8
+    /// Winograd's transformed weights, their gradient, a chunk's transformed
+    /// input (or its gradient), its products (or the output's transform), and
+    /// the padded, sample-minor copy of a chunk the transforms read.
+    var u: FloatBuffer?, du: FloatBuffer?, v: FloatBuffer?, m: FloatBuffer?, scratch: FloatBuffer?
 
     init(name: String, input: (Int, Int, Int), channels: Int, kernel: Int, stride: Int, padding: Int, output: (Int, Int)) {
         (c, h, w) = input
@@ -43,6 +59,7 @@ public final class Conv2d: LayerKind {
         (oh, ow) = output
         inputShape = [c, h, w]
         outputShape = [out, oh, ow]
+        algorithm = pst_wino_supported(Int32(kernel), Int32(stride)) != 0 && c >= 8 ? .winograd : .im2col
         let bound = 1 / Float(c * k * k).squareRoot()
         parameters = [
             ParamSpec(name: name + ".weight", shape: [out, c, k, k], initializer: .uniform(bound: bound)),
@@ -79,6 +96,7 @@ public final class Conv2d: LayerKind {
     /// weights in one sgemm: (out, patch) x (patch, g x pixels).
     public func forward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, batch: Int, params: UnsafePointer<Float>,
                         context: LayerContext) {
+        if algorithm == .winograd { return winogradForward(x: x, y: y, batch: batch, params: params) }
         let b = params + out * patch, outSize = out * pixels, P = pixels
         var n0 = 0
         while n0 < batch {
@@ -106,6 +124,7 @@ public final class Conv2d: LayerKind {
     public func backward(x: UnsafePointer<Float>, y: UnsafePointer<Float>, dy: UnsafePointer<Float>,
                          dx: UnsafeMutablePointer<Float>?, batch: Int,
                          params: UnsafePointer<Float>, grads: UnsafeMutablePointer<Float>, context: LayerContext) {
+        if algorithm == .winograd { return winogradBackward(x: x, dy: dy, dx: dx, batch: batch, params: params, grads: grads) }
         let dw = grads, db = grads + out * patch
         let inSize = c * h * w, outSize = out * pixels, P = pixels
         dw.update(repeating: 0, count: out * patch)
@@ -140,5 +159,90 @@ public final class Conv2d: LayerKind {
             }
             n0 += g
         }
+    }
+
+    // MARK: Winograd
+
+    var wino: pst_wino {
+        pst_wino(c: Int32(c), h: Int32(h), w: Int32(w), out: Int32(out), k: Int32(k), pad: Int32(pad), oh: Int32(oh), ow: Int32(ow),
+                 th: Int32((oh + 1) / 2), tw: Int32((ow + 1) / 2))
+    }
+
+    /// Buffers for chunks of `g` samples.
+    func reserveWinograd(_ g: Int) {
+        let a2 = (k + 1) * (k + 1), tiles = ((oh + 1) / 2) * ((ow + 1) / 2)
+        let ph = 2 * ((oh + 1) / 2) + k - 1, pw = 2 * ((ow + 1) / 2) + k - 1
+        func ensure(_ b: inout FloatBuffer?, _ n: Int) { if (b?.count ?? 0) < n { b = FloatBuffer(count: n) } }
+        ensure(&u, a2 * out * c)
+        ensure(&du, a2 * out * c)
+        ensure(&v, a2 * pst_wino_plane(c * tiles * g))
+        ensure(&m, a2 * pst_wino_plane(out * tiles * g))
+        ensure(&scratch, max(c * ph * pw, out * 4 * tiles) * g)
+    }
+
+    /// The chunks of a batch: (first sample, samples, lanes: samples rounded up to 8).
+    func chunks(_ batch: Int) -> [(Int, Int, Int)] {
+        let size = max(8, chunk / 8 * 8)
+        return Swift.stride(from: 0, to: batch, by: size).map { n0 in
+            let n = min(size, batch - n0)
+            return (n0, n, (n + 7) / 8 * 8)
+        }
+    }
+
+    func winogradForward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, batch: Int, params: UnsafePointer<Float>) {
+        var s = wino
+        let a2 = (k + 1) * (k + 1), tiles = Int(s.th * s.tw), inSize = c * h * w, outSize = out * pixels
+        reserveWinograd(min(max(8, chunk / 8 * 8), (batch + 7) / 8 * 8))
+        let u = u!.pointer, v = v!.pointer, m = m!.pointer
+        pst_wino_weights(&s, params, u)
+        for (n0, n, g) in chunks(batch) {
+            let T = tiles * g, vp = pst_wino_plane(c * T), mp = pst_wino_plane(out * T)
+            pst_wino_input(&s, x + n0 * inSize, Int32(n), Int32(g), scratch!.pointer, v)
+            for e in 0..<a2 {
+                // M_e (out, T) = U_e (out, c) x V_e (c, T)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(out), Int32(T), Int32(c),
+                            1, u + e * out * c, Int32(c), v + e * vp, Int32(T), 0, m + e * mp, Int32(T))
+            }
+            pst_wino_output(&s, m, params + out * patch, Int32(n), Int32(g), scratch!.pointer, y + n0 * outSize)
+        }
+    }
+
+    func winogradBackward(x: UnsafePointer<Float>, dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>?, batch: Int,
+                          params: UnsafePointer<Float>, grads: UnsafeMutablePointer<Float>) {
+        var s = wino
+        let a2 = (k + 1) * (k + 1), tiles = Int(s.th * s.tw), inSize = c * h * w, outSize = out * pixels, P = pixels
+        let db = grads + out * patch
+        db.update(repeating: 0, count: out)
+        // The bias gradient in im2col's order: per sample, per channel.
+        for j in 0..<batch {
+            for o in 0..<out {
+                let src = dy + j * outSize + o * P
+                var t: Float = 0
+                for q in 0..<P { t += src[q] }
+                db[o] += t
+            }
+        }
+        reserveWinograd(min(max(8, chunk / 8 * 8), (batch + 7) / 8 * 8))
+        let u = u!.pointer, du = du!.pointer, v = v!.pointer, m = m!.pointer
+        pst_wino_weights(&s, params, u)
+        for (index, (n0, n, g)) in chunks(batch).enumerated() {
+            let T = tiles * g, vp = pst_wino_plane(c * T), mp = pst_wino_plane(out * T)
+            pst_wino_input(&s, x + n0 * inSize, Int32(n), Int32(g), scratch!.pointer, v)
+            pst_wino_output_grad(&s, dy + n0 * outSize, Int32(n), Int32(g), scratch!.pointer, m)
+            for e in 0..<a2 {
+                // dU_e (out, c) += M'_e (out, T) x V_e^T (T, c)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(out), Int32(c), Int32(T),
+                            1, m + e * mp, Int32(T), v + e * vp, Int32(T), index == 0 ? 0 : 1, du + e * out * c, Int32(c))
+            }
+            if let dx {
+                for e in 0..<a2 {
+                    // dV_e (c, T) = U_e^T (c, out) x M'_e (out, T), into V's place
+                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(c), Int32(T), Int32(out),
+                                1, u + e * out * c, Int32(c), m + e * mp, Int32(T), 0, v + e * vp, Int32(T))
+                }
+                pst_wino_input_grad(&s, v, Int32(n), Int32(g), scratch!.pointer, dx + n0 * inSize)
+            }
+        }
+        if batch == 0 { grads.update(repeating: 0, count: out * patch) } else { pst_wino_weight_grad(&s, du, grads) }
     }
 }

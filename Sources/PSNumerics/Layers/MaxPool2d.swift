@@ -1,4 +1,5 @@
 import PSSupport
+import CPSKernels
 
 /// Max over each window (nn.MaxPool2d(kernel, stride), no padding). The
 /// first maximum of a window (row-major) gets the gradient, as PyTorch's.
@@ -20,16 +21,7 @@ public final class MaxPool2d: Pool2d, LayerKind {
     public func forward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, batch: Int, params: UnsafePointer<Float>,
                         context: LayerContext) {
         if room < batch * outputShape.reduce(1, *) { prepare(capacity: batch) }
-        let am = argmax!, k = k, w = w
-        eachWindow(batch: batch) { _, o, start in
-            var best = x[start], at = start
-            for i in 0..<k {
-                let row = start + i * w
-                for j in 0..<k where x[row + j] > best { best = x[row + j]; at = row + j }
-            }
-            y[o] = best
-            am[o] = Int32(at)
-        }
+        pst_maxpool_forward(x, Int32(batch * c), Int32(h), Int32(w), Int32(k), Int32(stride), Int32(oh), Int32(ow), y, argmax!)
     }
 
     public func backward(x: UnsafePointer<Float>, y: UnsafePointer<Float>, dy: UnsafePointer<Float>,

@@ -187,11 +187,23 @@ extension ServerRole {
     /// Encodes piece k of the current weights as parameters `version` and
     /// sends it to every worker, once its previous sends completed.
     func sendPiece(_ k: Int, version: Int, request: UInt8) throws {
+        try sealAndSend(k, version: version, encoded: try encodePiece(k, version: version), request: request)
+    }
+
+    /// Encodes piece k of the current weights into its frame, once the
+    /// frame's previous sends completed.
+    func encodePiece(_ k: Int, version: Int) throws -> EncodedPiece {
         let c = pieces[k], n = c.range.count
         _ = try ctx.wait(sends[k], for: "parameter sends", step: version)
-        let e = codec.encode(weights.pointer + (c.range.lowerBound - range.lowerBound), count: n, as: precision, sparse: false,
-                             chunk: pieceIDs[k], step: version, into: paramFrames[k].payload, capacity: paramFrames[k].capacity - FrameHeader.size)
-        ParameterPiece.seal(paramFrames[k], version: version, piece: pieceIDs[k], count: n, precision: precision, encoded: e,
+        sends[k] = []
+        return codec.encode(weights.pointer + (c.range.lowerBound - range.lowerBound), count: n, as: precision, sparse: false,
+                            chunk: pieceIDs[k], step: version, into: paramFrames[k].payload, capacity: paramFrames[k].capacity - FrameHeader.size)
+    }
+
+    /// Seals piece k's encoded frame as parameters `version` (with the loss
+    /// scale, skip count and server 0's requests of now) and sends it to every worker.
+    func sealAndSend(_ k: Int, version: Int, encoded e: EncodedPiece, request: UInt8) throws {
+        ParameterPiece.seal(paramFrames[k], version: version, piece: pieceIDs[k], count: pieces[k].range.count, precision: precision, encoded: e,
                             lossScale: scaler.scale, skipped: scaler.skipped, request: request)
         sends[k] = try world.workerRanks.map { try ctx.transport.isend(paramFrames[k], to: $0, tag: ParameterPiece.kind.tag) }
         meter.bytesOut += paramFrames[k].length * world.workers

@@ -58,6 +58,10 @@ public final class ServerRole {
     var summaryRecvs: [TransportRequest] = []
     var meter = StepMeter()
     var progress: Progress
+    /// bsp without tables or clipping: each piece is updated and encoded as
+    /// soon as its gradients are in, before the step's outcome is known
+    /// (ServerSpeculation.swift). nil: pieces wait for the outcome.
+    var speculation: Speculation?
     var lastCheckpoint = now()
 
     /// `layout` comes from the model the configuration builds; `trainCount`
@@ -116,6 +120,9 @@ public final class ServerRole {
         statesOfPiece = mine.map { c in states.map { $0.pointer + (c.range.lowerBound - lo) } }
         progress = Progress(lead: lead, say: context.say, every: cfg.run.progressSeconds, total: schedule.total, perEpoch: schedule.perEpoch,
                             epochs: cfg.train.epochs, batch: cfg.train.stepBatch, start: now(), firstStep: schedule.start)
+        if tables == nil && clipNorm == 0 && !cfg.train.asynchronous {
+            speculation = Speculation(pieces: mine.count, elements: n, states: state.count)
+        }
     }
 
     var world: World { ctx.world }
@@ -204,6 +211,7 @@ public final class ServerRole {
                 try codec.decode(gradFrames[w][k], h, count: n, as: precision, into: sum, add: w > 0, sender: sender,
                                  what: "gradients of step \(step), piece \(pieceIDs[k])")
             }
+            if speculation != nil { try speculate(piece: k, step: step) }
             meter.applied += now() - workStart
         }
     }
@@ -219,7 +227,10 @@ public final class ServerRole {
             o.samples += s.samples
             if s.overflow { o.overflowBy.append("worker \(w)") }
         }
-        if Payload.overflows(gradSum.pointer, count: range.count, as: .fp32) { o.overflowBy.append("sum on server \(index)") }
+        // (Speculation checked each piece of the sum as it came in.)
+        if speculation?.sumOverflowed ?? Payload.overflows(gradSum.pointer, count: range.count, as: .fp32) {
+            o.overflowBy.append("sum on server \(index)")
+        }
         if let tables, tables.shard.stepOverflows() { o.overflowBy.append("table rows on server \(index)") }
         meter.waited += now() - t0
         return o
@@ -274,10 +285,14 @@ public final class ServerRole {
         tables?.shard.finishStep(apply: !o.overflow, lr: Float(ctx.config.train.sparseLearningRate(step: step, total: schedule.total)),
                                  gradScale: unscale, t: update.t)
         o.scaleChange = scaler.update(step: step, overflow: o.overflow)
-        for k in pieces.indices.reversed() {
-            let off = pieces[k].range.lowerBound - range.lowerBound
-            if !o.overflow { apply(piece: k, at: off, update: update, unscale: unscale) }
-            try sendPiece(k, version: step + 1, request: o.request)
+        if speculation != nil {
+            try settleSpeculation(step, o)
+        } else {
+            for k in pieces.indices.reversed() {
+                let off = pieces[k].range.lowerBound - range.lowerBound
+                if !o.overflow { apply(piece: k, at: off, update: update, unscale: unscale) }
+                try sendPiece(k, version: step + 1, request: o.request)
+            }
         }
         meter.applied += now() - t0
         if step + 1 < schedule.total && !o.stops { try postReceives() }

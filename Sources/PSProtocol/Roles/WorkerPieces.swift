@@ -77,7 +77,10 @@ extension WorkerRole {
                 let p = pieces[i], n = p.range.count
                 let g = grads.pointer + p.range.lowerBound
                 feedback?.add(to: g, at: p.range.lowerBound, count: n, scale: L)
-                if push.spoil { g[0] = .infinity }
+                // The last piece pushed (the first layer's): a server has
+                // updated every other piece ahead of the outcome by then
+                // (ServerSpeculation.swift) and must put them back.
+                if push.spoil && i == pieces.count - 1 { g[0] = .infinity }
                 if Payload.overflows(g, count: n, as: precision) { push.overflow = true }
                 let e = codec.encode(g, count: n, as: precision, sparse: true, chunk: i, step: push.step,
                                      into: gradFrames[i].payload, capacity: gradFrames[i].capacity - FrameHeader.size)
