@@ -1,17 +1,20 @@
-// Winograd convolution F(2x2, kxk) for stride-1 3x3 and 5x5 kernels
+// Winograd convolution for stride-1 3x3 and 5x5 kernels
 // (Sources/PSNumerics/Layers/Conv2d.swift calls it; Lavin and Gray, "Fast
-// Algorithms for Convolutional Neural Networks", 2016). A tile of
-// alpha x alpha inputs (alpha = k + 1) gives 2 x 2 outputs:
-//   y = A^T [ (G w G^T) . (B^T d B) ] A
+// Algorithms for Convolutional Neural Networks", 2016). F(m x m, k x k):
+// a tile of alpha x alpha inputs (alpha = m + k - 1) gives m x m outputs,
+//   y = A^T [ (G w G^T) . (B^T d B) ] A,
 // so the multiplications of a layer become alpha^2 independent sgemms over
-// (out x in) x (in x tiles), 36/(4 x 25) of im2col's for 5x5 and 16/(4 x 9)
-// for 3x3. Backward is the same algorithm's exact gradient:
+// (out x in) x (in x tiles). Three variants: F(2x2, 3x3) (16 products per
+// 4 outputs against 36 for im2col), F(2x2, 5x5) (36 per 4 against 100) and
+// F(4x4, 5x5) (64 per 16 against 400). Backward is the same algorithm's
+// exact gradient:
 //   M' = A dy A^T,  dV = U^T M' (sgemm),  dx += B dV B^T,
 //   dU = sum over tiles of M' V^T (sgemm),  dw = G^T dU G.
-// The matrices come from the interpolation points 0, 1, -1 (3x3) and
-// 0, 1, -1, 2, -2 (5x5) and infinity; B^T is integer, G carries the
-// fractions (/scripts/lib has no generator: the formulas below are checked
-// against im2col in LayerTests).
+// The matrices come from the interpolation points 0, 1, -1 (F(2,3)),
+// 0, 1, -1, 2, -2 (F(2,5)) and 0, 1, -1, 2, -2, 1/2, -1/2 (F(4,5)), and
+// infinity; B^T is integer (each row divided by its entries' common
+// factor), A^T has powers of two, G carries the other fractions. LayerTests
+// checks every variant against im2col.
 //
 // Layouts. Samples are processed in chunks of g (a multiple of 8): tile t of
 // a chunk is (tile index) x g + (sample in the chunk), so the 8 lanes of a
@@ -83,6 +86,63 @@ static inline void a6(const float *in, size_t s, float *out, size_t os) {
     st(out + 3 * os, y0 + 2.0f * y1); st(out + 4 * os, y0 - 2.0f * y1); st(out + 5 * os, y1);
 }
 
+// F(4x4, 5x5), alpha = 8
+static inline void bt8(const float *in, size_t s, float *out, size_t os) {
+    vec d0 = ld(in), d1 = ld(in + s), d2 = ld(in + 2 * s), d3 = ld(in + 3 * s);
+    vec d4 = ld(in + 4 * s), d5 = ld(in + 5 * s), d6 = ld(in + 6 * s), d7 = ld(in + 7 * s);
+    st(out, 4.0f * d0 - 21.0f * d2 + 21.0f * d4 - 4.0f * d6);
+    st(out + os, 17.0f * d3 + 17.0f * d4 - 4.0f * d1 - 4.0f * d2 - 4.0f * d5 - 4.0f * d6);
+    st(out + 2 * os, 4.0f * d1 - 4.0f * d2 - 17.0f * d3 + 17.0f * d4 + 4.0f * d5 - 4.0f * d6);
+    st(out + 3 * os, 2.0f * d1 + d2 - 10.0f * d3 - 5.0f * d4 + 8.0f * d5 + 4.0f * d6);
+    st(out + 4 * os, d2 - 2.0f * d1 + 10.0f * d3 - 5.0f * d4 - 8.0f * d5 + 4.0f * d6);
+    st(out + 5 * os, 4.0f * d1 + 8.0f * d2 - 5.0f * d3 - 10.0f * d4 + d5 + 2.0f * d6);
+    st(out + 6 * os, 8.0f * d2 - 4.0f * d1 + 5.0f * d3 - 10.0f * d4 - d5 + 2.0f * d6);
+    st(out + 7 * os, 21.0f * d3 - 4.0f * d1 - 21.0f * d5 + 4.0f * d7);
+}
+static inline void b8(const float *in, size_t s, float *out, size_t os) {
+    vec v0 = ld(in), v1 = ld(in + s), v2 = ld(in + 2 * s), v3 = ld(in + 3 * s);
+    vec v4 = ld(in + 4 * s), v5 = ld(in + 5 * s), v6 = ld(in + 6 * s), v7 = ld(in + 7 * s);
+    st(out, 4.0f * v0);
+    st(out + os, 4.0f * v2 - 4.0f * v1 + 2.0f * v3 - 2.0f * v4 + 4.0f * v5 - 4.0f * v6 - 4.0f * v7);
+    st(out + 2 * os, v3 + v4 - 21.0f * v0 - 4.0f * v1 - 4.0f * v2 + 8.0f * v5 + 8.0f * v6);
+    st(out + 3 * os, 17.0f * v1 - 17.0f * v2 - 10.0f * v3 + 10.0f * v4 - 5.0f * v5 + 5.0f * v6 + 21.0f * v7);
+    st(out + 4 * os, 21.0f * v0 + 17.0f * v1 + 17.0f * v2 - 5.0f * v3 - 5.0f * v4 - 10.0f * v5 - 10.0f * v6);
+    st(out + 5 * os, 4.0f * v2 - 4.0f * v1 + 8.0f * v3 - 8.0f * v4 + v5 - v6 - 21.0f * v7);
+    st(out + 6 * os, 4.0f * v3 + 4.0f * v4 - 4.0f * v0 - 4.0f * v1 - 4.0f * v2 + 2.0f * v5 + 2.0f * v6);
+    st(out + 7 * os, 4.0f * v7);
+}
+// out[0..3] = (A^T in)
+static inline void at8(const float *in, size_t s, float *out, size_t os) {
+    vec m0 = ld(in), m1 = ld(in + s), m2 = ld(in + 2 * s), m3 = ld(in + 3 * s);
+    vec m4 = ld(in + 4 * s), m5 = ld(in + 5 * s), m6 = ld(in + 6 * s), m7 = ld(in + 7 * s);
+    vec p1 = m1 + m2, q1 = m1 - m2, p2 = m3 + m4, q2 = m3 - m4, p3 = m5 + m6, q3 = m5 - m6;
+    st(out, m0 + p1 + p2 + p3);
+    st(out + os, q1 + 2.0f * q2 + 0.5f * q3);
+    st(out + 2 * os, p1 + 4.0f * p2 + 0.25f * p3);
+    st(out + 3 * os, q1 + 8.0f * q2 + 0.125f * q3 + m7);
+}
+// out[0..7] = (A in), in has 4 entries
+static inline void a8(const float *in, size_t s, float *out, size_t os) {
+    vec y0 = ld(in), y1 = ld(in + s), y2 = ld(in + 2 * s), y3 = ld(in + 3 * s);
+    vec e1 = y0 + y2, o1 = y1 + y3, e2 = y0 + 4.0f * y2, o2 = 2.0f * y1 + 8.0f * y3, e3 = y0 + 0.25f * y2, o3 = 0.5f * y1 + 0.125f * y3;
+    st(out, y0); st(out + os, e1 + o1); st(out + 2 * os, e1 - o1); st(out + 3 * os, e2 + o2);
+    st(out + 4 * os, e2 - o2); st(out + 5 * os, e3 + o3); st(out + 6 * os, e3 - o3); st(out + 7 * os, y3);
+}
+
+// The variant's 1-D transforms: v = k * 10 + m (32: F(2,3), 52: F(2,5), 54: F(4,5)).
+static inline void tb_t(int v, const float *in, size_t s, float *out, size_t os) {
+    if (v == 54) bt8(in, s, out, os); else if (v == 52) bt6(in, s, out, os); else bt4(in, s, out, os);
+}
+static inline void tb(int v, const float *in, size_t s, float *out, size_t os) {
+    if (v == 54) b8(in, s, out, os); else if (v == 52) b6(in, s, out, os); else b4(in, s, out, os);
+}
+static inline void ta_t(int v, const float *in, size_t s, float *out, size_t os) {
+    if (v == 54) at8(in, s, out, os); else if (v == 52) at6(in, s, out, os); else at4(in, s, out, os);
+}
+static inline void ta(int v, const float *in, size_t s, float *out, size_t os) {
+    if (v == 54) a8(in, s, out, os); else if (v == 52) a6(in, s, out, os); else a4(in, s, out, os);
+}
+
 // G (alpha x k), in double: the weight transforms run once per step.
 static const double G4[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
 static const double G6[6][5] = {
@@ -93,17 +153,26 @@ static const double G6[6][5] = {
     {1.0 / 24, -1.0 / 12, 1.0 / 6, -1.0 / 3, 2.0 / 3},
     {0, 0, 0, 0, 1},
 };
+static const double G8[8][5] = {
+    {1.0 / 4, 0, 0, 0, 0},
+    {1.0 / 18, 1.0 / 18, 1.0 / 18, 1.0 / 18, 1.0 / 18},
+    {1.0 / 18, -1.0 / 18, 1.0 / 18, -1.0 / 18, 1.0 / 18},
+    {1.0 / 360, 1.0 / 180, 1.0 / 90, 1.0 / 45, 2.0 / 45},
+    {1.0 / 360, -1.0 / 180, 1.0 / 90, -1.0 / 45, 2.0 / 45},
+    {16.0 / 45, 8.0 / 45, 4.0 / 45, 2.0 / 45, 1.0 / 45},
+    {16.0 / 45, -8.0 / 45, 4.0 / 45, -2.0 / 45, 1.0 / 45},
+    {0, 0, 0, 0, 1.0 / 4},
+};
 
 // The weight transforms, once per step for every (out, in) pair: written
-// for a constant k (inlined into a copy per kernel size) so the compiler
-// unrolls them.
-static inline __attribute__((always_inline)) void weights_k(const pst_wino *s, const float *w, float *u, const int k,
+// for a constant k and alpha (inlined into a copy per variant) so the
+// compiler unrolls them.
+static inline __attribute__((always_inline)) void weights_k(const pst_wino *s, const float *w, float *u, const int k, const int a,
                                                             const double (*G)[k]) {
-    const int a = k + 1;
     const size_t plane = (size_t)s->out * s->c, pairs = plane;
     for (size_t p = 0; p < pairs; p++) {
         const float *g = w + p * k * k;
-        double t[6][5];  // G g
+        double t[8][5];  // G g
         for (int i = 0; i < a; i++)
             for (int j = 0; j < k; j++) {
                 double acc = 0;
@@ -119,14 +188,13 @@ static inline __attribute__((always_inline)) void weights_k(const pst_wino *s, c
     }
 }
 
-static inline __attribute__((always_inline)) void weight_grad_k(const pst_wino *s, const float *du, float *dw, const int k,
+static inline __attribute__((always_inline)) void weight_grad_k(const pst_wino *s, const float *du, float *dw, const int k, const int a,
                                                                 const double (*G)[k]) {
-    const int a = k + 1;
     const size_t plane = (size_t)s->out * s->c, pairs = plane;
     for (size_t p = 0; p < pairs; p++) {
-        double d[36];
+        double d[64];
         for (int e = 0; e < a * a; e++) d[e] = du[(size_t)e * plane + p];
-        double t[5][6];  // G^T dU
+        double t[5][8];  // G^T dU
         for (int i = 0; i < k; i++)
             for (int j = 0; j < a; j++) {
                 double acc = 0;
@@ -144,6 +212,7 @@ static inline __attribute__((always_inline)) void weight_grad_k(const pst_wino *
 }
 
 int pst_wino_supported(int k, int stride) { return stride == 1 && (k == 3 || k == 5); }
+int pst_wino_tile(int k, int m) { return (k == 3 && m == 2) || (k == 5 && (m == 2 || m == 4)); }
 
 // The (k+1)^2 planes of V and M are read or written together, one vector
 // from each. Planes a multiple of 4 KiB apart would all fall into the same
@@ -153,21 +222,25 @@ int pst_wino_supported(int k, int stride) { return stride == 1 && (k == 3 || k =
 size_t pst_wino_plane(size_t floats) { return (floats + 1023) / 1024 * 1024 + 16; }
 
 void pst_wino_weights(const pst_wino *s, const float *w, float *u) {
-    if (s->k == 3) weights_k(s, w, u, 3, G4); else weights_k(s, w, u, 5, G6);
+    if (s->k == 3) weights_k(s, w, u, 3, 4, G4);
+    else if (s->m == 2) weights_k(s, w, u, 5, 6, G6);
+    else weights_k(s, w, u, 5, 8, G8);
 }
 
 void pst_wino_weight_grad(const pst_wino *s, const float *du, float *dw) {
-    if (s->k == 3) weight_grad_k(s, du, dw, 3, G4); else weight_grad_k(s, du, dw, 5, G6);
+    if (s->k == 3) weight_grad_k(s, du, dw, 3, 4, G4);
+    else if (s->m == 2) weight_grad_k(s, du, dw, 5, 6, G6);
+    else weight_grad_k(s, du, dw, 5, 8, G8);
 }
 
 // ---- the per-chunk transforms, in three builds ----
 
-// Padded, transposed input of a chunk: [c][ph][pw][g], ph = 2 th + k - 1.
+// Padded, transposed input of a chunk: [c][ph][pw][g], ph = m th + k - 1.
 #define WINO_LOOPS(suffix, attr)                                                                               \
     attr static void input_##suffix(const pst_wino *s, const float *x, int n, int g, float *xt, float *v) {     \
-        const int a = s->k + 1, c = s->c, h = s->h, w = s->w, th = s->th, tw = s->tw;                          \
-        const int ph = 2 * th + a - 2, pw = 2 * tw + a - 2;                                                    \
-        const size_t T = (size_t)th * tw * g, plane = pst_wino_plane((size_t)c * T);                                           \
+        const int m = s->m, a = s->k + m - 1, var = s->k * 10 + m, c = s->c, h = s->h, w = s->w;              \
+        const int th = s->th, tw = s->tw, ph = m * th + s->k - 1, pw = m * tw + s->k - 1;                      \
+        const size_t T = (size_t)th * tw * g, plane = pst_wino_plane((size_t)c * T);                           \
         memset(xt, 0, sizeof(float) * (size_t)c * ph * pw * g);                                                \
         for (int j = 0; j < n; j++)                                                                            \
             for (int ch = 0; ch < c; ch++)                                                                     \
@@ -176,50 +249,38 @@ void pst_wino_weight_grad(const pst_wino *s, const float *du, float *dw) {
                     float *dst = xt + (((size_t)ch * ph + y + s->pad) * pw + s->pad) * g + j;                  \
                     for (int xx = 0; xx < w; xx++) dst[(size_t)xx * g] = src[xx];                              \
                 }                                                                                              \
-        float tmp[36 * L];                                                                                     \
+        float tmp[64 * L];                                                                                     \
         for (int ch = 0; ch < c; ch++)                                                                         \
             for (int ty = 0; ty < th; ty++)                                                                    \
                 for (int tx = 0; tx < tw; tx++)                                                                \
-                    for (int l0 = 0; l0 < g; l0 += L) {                                                       \
-                        const float *d = xt + (((size_t)ch * ph + 2 * ty) * pw + 2 * tx) * g + l0;             \
-                        /* rows: tmp[i][j] = sum_r BT[i][r] d[r][j] */                                        \
-                        for (int j = 0; j < a; j++) {                                                          \
-                            if (a == 6) bt6(d + (size_t)j * g, (size_t)pw * g, tmp + j * L, 6 * L);            \
-                            else bt4(d + (size_t)j * g, (size_t)pw * g, tmp + j * L, 4 * L);                   \
-                        }                                                                                      \
-                        /* columns: V[i][j] = sum_r tmp[i][r] BT[j][r], straight into the planes */           \
+                    for (int l0 = 0; l0 < g; l0 += L) {                                                        \
+                        const float *d = xt + (((size_t)ch * ph + m * ty) * pw + m * tx) * g + l0;             \
+                        /* rows: tmp[i][j] = sum_r BT[i][r] d[r][j] */                                         \
+                        for (int j = 0; j < a; j++) tb_t(var, d + (size_t)j * g, (size_t)pw * g, tmp + j * L, a * L); \
+                        /* columns: V[i][j] = sum_r tmp[i][r] BT[j][r], straight into the planes */            \
                         float *dst = v + (size_t)ch * T + (size_t)(ty * tw + tx) * g + l0;                     \
-                        for (int i = 0; i < a; i++) {                                                          \
-                            if (a == 6) bt6(tmp + i * 6 * L, L, dst + (size_t)i * 6 * plane, plane);           \
-                            else bt4(tmp + i * 4 * L, L, dst + (size_t)i * 4 * plane, plane);                  \
-                        }                                                                                      \
+                        for (int i = 0; i < a; i++) tb_t(var, tmp + i * a * L, L, dst + (size_t)i * a * plane, plane); \
                     }                                                                                          \
     }                                                                                                          \
-    attr static void output_##suffix(const pst_wino *s, const float *m, const float *bias, int n, int g,       \
+    attr static void output_##suffix(const pst_wino *s, const float *mm, const float *bias, int n, int g,      \
                                      float *yt, float *y) {                                                    \
-        const int a = s->k + 1, out = s->out, oh = s->oh, ow = s->ow, th = s->th, tw = s->tw;                  \
-        const int eh = 2 * th, ew = 2 * tw;                                                                    \
-        const size_t T = (size_t)th * tw * g, plane = pst_wino_plane((size_t)out * T);                                         \
-        float tmp[12 * L], res[4 * L];                                                                        \
+        const int m = s->m, a = s->k + m - 1, var = s->k * 10 + m, out = s->out, oh = s->oh, ow = s->ow;      \
+        const int th = s->th, tw = s->tw, eh = m * th, ew = m * tw;                                            \
+        const size_t T = (size_t)th * tw * g, plane = pst_wino_plane((size_t)out * T);                         \
+        float tmp[32 * L], res[16 * L];                                                                        \
         for (int o = 0; o < out; o++)                                                                          \
             for (int ty = 0; ty < th; ty++)                                                                    \
                 for (int tx = 0; tx < tw; tx++)                                                                \
-                    for (int l0 = 0; l0 < g; l0 += L) {                                                       \
-                        /* tmp[r][j] = sum_i AT[r][i] M[i][j] (2 x a), straight from the planes */           \
-                        const float *src = m + (size_t)o * T + (size_t)(ty * tw + tx) * g + l0;                \
-                        for (int j = 0; j < a; j++) {                                                          \
-                            if (a == 6) at6(src + (size_t)j * plane, 6 * plane, tmp + j * L, 6 * L);           \
-                            else at4(src + (size_t)j * plane, 4 * plane, tmp + j * L, 4 * L);                  \
-                        }                                                                                      \
-                        for (int r = 0; r < 2; r++) {                                                          \
-                            if (a == 6) at6(tmp + r * 6 * L, L, res + r * 2 * L, L);                           \
-                            else at4(tmp + r * 4 * L, L, res + r * 2 * L, L);                                  \
-                        }                                                                                      \
-                        float *d = yt + (((size_t)o * eh + 2 * ty) * ew + 2 * tx) * g + l0;                    \
-                        for (int r = 0; r < 2; r++)                                                            \
-                            for (int cc = 0; cc < 2; cc++) {                                                   \
+                    for (int l0 = 0; l0 < g; l0 += L) {                                                        \
+                        /* tmp[r][j] = sum_i AT[r][i] M[i][j] (m x a), straight from the planes */             \
+                        const float *src = mm + (size_t)o * T + (size_t)(ty * tw + tx) * g + l0;               \
+                        for (int j = 0; j < a; j++) ta_t(var, src + (size_t)j * plane, (size_t)a * plane, tmp + j * L, a * L); \
+                        for (int r = 0; r < m; r++) ta_t(var, tmp + r * a * L, L, res + r * m * L, L);         \
+                        float *d = yt + (((size_t)o * eh + m * ty) * ew + m * tx) * g + l0;                    \
+                        for (int r = 0; r < m; r++)                                                            \
+                            for (int cc = 0; cc < m; cc++) {                                                   \
                                 float *dst = d + ((size_t)r * ew + cc) * g;                                    \
-                                for (int q = 0; q < L; q++) dst[q] = res[(r * 2 + cc) * L + q];                \
+                                for (int q = 0; q < L; q++) dst[q] = res[(r * m + cc) * L + q];                \
                             }                                                                                  \
                     }                                                                                          \
         for (int j = 0; j < n; j++)                                                                            \
@@ -234,9 +295,9 @@ void pst_wino_weight_grad(const pst_wino *s, const float *du, float *dw) {
     }                                                                                                          \
     attr static void output_grad_##suffix(const pst_wino *s, const float *dy, int n, int g, float *dyt,        \
                                           float *mg) {                                                         \
-        const int a = s->k + 1, out = s->out, oh = s->oh, ow = s->ow, th = s->th, tw = s->tw;                  \
-        const int eh = 2 * th, ew = 2 * tw;                                                                    \
-        const size_t T = (size_t)th * tw * g, plane = pst_wino_plane((size_t)out * T);                                         \
+        const int m = s->m, a = s->k + m - 1, var = s->k * 10 + m, out = s->out, oh = s->oh, ow = s->ow;      \
+        const int th = s->th, tw = s->tw, eh = m * th, ew = m * tw;                                            \
+        const size_t T = (size_t)th * tw * g, plane = pst_wino_plane((size_t)out * T);                         \
         memset(dyt, 0, sizeof(float) * (size_t)out * eh * ew * g);                                             \
         for (int j = 0; j < n; j++)                                                                            \
             for (int o = 0; o < out; o++)                                                                      \
@@ -245,45 +306,33 @@ void pst_wino_weight_grad(const pst_wino *s, const float *du, float *dw) {
                     float *dst = dyt + (((size_t)o * eh + y) * ew) * g + j;                                    \
                     for (int xx = 0; xx < ow; xx++) dst[(size_t)xx * g] = src[xx];                             \
                 }                                                                                              \
-        float tmp[12 * L];                                                                                     \
+        float tmp[32 * L];                                                                                     \
         for (int o = 0; o < out; o++)                                                                          \
             for (int ty = 0; ty < th; ty++)                                                                    \
                 for (int tx = 0; tx < tw; tx++)                                                                \
-                    for (int l0 = 0; l0 < g; l0 += L) {                                                       \
-                        const float *d = dyt + (((size_t)o * eh + 2 * ty) * ew + 2 * tx) * g + l0;             \
-                        /* tmp[i][c] = sum_r A[i][r] d[r][c] (a x 2) */                                       \
-                        for (int cc = 0; cc < 2; cc++) {                                                       \
-                            if (a == 6) a6(d + (size_t)cc * g, (size_t)ew * g, tmp + cc * L, 2 * L);           \
-                            else a4(d + (size_t)cc * g, (size_t)ew * g, tmp + cc * L, 2 * L);                  \
-                        }                                                                                      \
+                    for (int l0 = 0; l0 < g; l0 += L) {                                                        \
+                        const float *d = dyt + (((size_t)o * eh + m * ty) * ew + m * tx) * g + l0;             \
+                        /* tmp[i][c] = sum_r A[i][r] d[r][c] (a x m) */                                        \
+                        for (int cc = 0; cc < m; cc++) ta(var, d + (size_t)cc * g, (size_t)ew * g, tmp + cc * L, m * L); \
                         float *dst = mg + (size_t)o * T + (size_t)(ty * tw + tx) * g + l0;                     \
-                        for (int i = 0; i < a; i++) {                                                          \
-                            if (a == 6) a6(tmp + i * 2 * L, L, dst + (size_t)i * 6 * plane, plane);            \
-                            else a4(tmp + i * 2 * L, L, dst + (size_t)i * 4 * plane, plane);                   \
-                        }                                                                                      \
+                        for (int i = 0; i < a; i++) ta(var, tmp + i * m * L, L, dst + (size_t)i * a * plane, plane); \
                     }                                                                                          \
     }                                                                                                          \
     attr static void input_grad_##suffix(const pst_wino *s, const float *dv, int n, int g, float *xt,         \
                                          float *dx) {                                                          \
-        const int a = s->k + 1, c = s->c, h = s->h, w = s->w, th = s->th, tw = s->tw;                          \
-        const int ph = 2 * th + a - 2, pw = 2 * tw + a - 2;                                                    \
-        const size_t T = (size_t)th * tw * g, plane = pst_wino_plane((size_t)c * T);                                           \
+        const int m = s->m, a = s->k + m - 1, var = s->k * 10 + m, c = s->c, h = s->h, w = s->w;              \
+        const int th = s->th, tw = s->tw, ph = m * th + s->k - 1, pw = m * tw + s->k - 1;                      \
+        const size_t T = (size_t)th * tw * g, plane = pst_wino_plane((size_t)c * T);                           \
         memset(xt, 0, sizeof(float) * (size_t)c * ph * pw * g);                                                \
-        float tmp[36 * L], res[36 * L];                                                                      \
+        float tmp[64 * L], res[64 * L];                                                                        \
         for (int ch = 0; ch < c; ch++)                                                                         \
             for (int ty = 0; ty < th; ty++)                                                                    \
                 for (int tx = 0; tx < tw; tx++)                                                                \
-                    for (int l0 = 0; l0 < g; l0 += L) {                                                       \
+                    for (int l0 = 0; l0 < g; l0 += L) {                                                        \
                         const float *src = dv + (size_t)ch * T + (size_t)(ty * tw + tx) * g + l0;              \
-                        for (int j = 0; j < a; j++) {                                                          \
-                            if (a == 6) b6(src + (size_t)j * plane, 6 * plane, tmp + j * L, 6 * L);            \
-                            else b4(src + (size_t)j * plane, 4 * plane, tmp + j * L, 4 * L);                   \
-                        }                                                                                      \
-                        for (int i = 0; i < a; i++) {                                                          \
-                            if (a == 6) b6(tmp + i * 6 * L, L, res + i * 6 * L, L);                            \
-                            else b4(tmp + i * 4 * L, L, res + i * 4 * L, L);                                   \
-                        }                                                                                      \
-                        float *d = xt + (((size_t)ch * ph + 2 * ty) * pw + 2 * tx) * g + l0;                   \
+                        for (int j = 0; j < a; j++) tb(var, src + (size_t)j * plane, (size_t)a * plane, tmp + j * L, a * L); \
+                        for (int i = 0; i < a; i++) tb(var, tmp + i * a * L, L, res + i * a * L, L);           \
+                        float *d = xt + (((size_t)ch * ph + m * ty) * pw + m * tx) * g + l0;                   \
                         for (int i = 0; i < a; i++)                                                            \
                             for (int j = 0; j < a; j++) {                                                      \
                                 float *dst = d + ((size_t)i * pw + j) * g;                                     \

@@ -128,11 +128,16 @@ func benchLayers(config path: String?, batch: Int, iters: Int) throws {
             }
             print(String(format: "  %2d conv2d winograd (%@) against im2col: output %.1e, weight gradient %.1e, input gradient %.1e of the largest magnitude",
                          i, String(cString: pst_wino_variant()), rel(y0, yw), rel(g0, gw), rel(dx0, dxw)))
-            for size in [8, 16, 32] {
-                c.chunk = size
-                time(String(format: "winograd, %3d sample(s) a chunk", size))
+            let tile = c.tile
+            for m in [2, 4] where pst_wino_tile(Int32(c.k), Int32(m)) != 0 {
+                c.tile = m
+                for size in [8, 16, 32] {
+                    c.chunk = size
+                    time(String(format: "winograd F(%d,%d), %3d sample(s) a chunk", m, c.k, size))
+                }
             }
             c.chunk = 8
+            c.tile = tile
         }
         c.algorithm = chosen
     }

@@ -248,25 +248,28 @@ final class LayerTests: XCTestCase {
         }
     }
 
-    /// conv2d's two algorithms compute the same function: Winograd F(2x2,
-    /// kxk) against im2col on 3x3 and 5x5 kernels, paddings 0 to 2, even and
-    /// odd sizes (partial tiles), batches that fill no chunk, some chunks and
-    /// a partial last one. Tolerance: 2e-5 of the largest magnitude of each
-    /// of y, dx and the gradients (Winograd's transforms round otherwise:
-    /// about 3e-6 on the tutorial CNN, `pstrain-bench layers`). Winograd is
-    /// also bit-reproducible, and chosen only where it applies.
+    /// conv2d's two algorithms compute the same function: Winograd (F(2x2,
+    /// 3x3), F(2x2, 5x5) and F(4x4, 5x5)) against im2col, paddings 0 to 2,
+    /// sizes that fill the tiles and sizes that leave partial tiles, batches
+    /// that fill no chunk, some chunks and a partial last one. Tolerance: 2e-5
+    /// of the largest magnitude of each of y, dx and the gradients
+    /// (Winograd's transforms round otherwise: about 3e-6 on the tutorial
+    /// CNN, `pstrain-bench layers`). Winograd is also bit-reproducible, and
+    /// chosen only where it applies.
     func testWinogradAgreesWithIm2col() throws {
         let shapes: [(k: Int, pad: Int, input: [Int], out: Int, batch: Int, chunk: Int)] = [
             (3, 1, [8, 9, 9], 5, 3, 8), (3, 0, [9, 8, 10], 4, 17, 8), (5, 2, [8, 14, 14], 6, 9, 16), (5, 0, [12, 11, 9], 3, 20, 8),
-            (5, 1, [8, 7, 7], 2, 1, 8), (3, 2, [10, 6, 5], 7, 16, 16),
+            (5, 1, [8, 7, 7], 2, 1, 8), (3, 2, [10, 6, 5], 7, 16, 16), (5, 2, [8, 16, 13], 4, 8, 8),
         ]
         for s in shapes {
             let c = LayerCase(type: "conv2d", options: ["channels": .integer(s.out), "kernel": .integer(s.k), "padding": .integer(s.pad)], input: s.input,
                               batch: s.batch)
-            func run(_ algorithm: Conv2d.Algorithm) throws -> (y: [Float], dx: [Float], g: [Float]) {
+            func run(_ algorithm: Conv2d.Algorithm, tile: Int = 2) throws -> (y: [Float], dx: [Float], g: [Float]) {
                 let l = try c.layer() as! Conv2d
                 XCTAssertEqual(l.algorithm, .winograd, "\(c.label) is done with Winograd by default")
+                XCTAssertEqual(l.tile, s.k == 5 ? 4 : 2, "\(c.label): F(4x4, 5x5) for 5x5 kernels, F(2x2, 3x3) for 3x3")
                 l.algorithm = algorithm
+                l.tile = tile
                 l.chunk = s.chunk
                 l.prepare(capacity: c.batch)
                 let x = c.x(l), p = c.params(l), dy = c.dy(l)
@@ -279,16 +282,19 @@ final class LayerTests: XCTestCase {
                            context: c.context)
                 return (y.array, dx.array, g.array)
             }
-            let ref = try run(.im2col), w = try run(.winograd), again = try run(.winograd)
-            for (name, a, b) in [("y", w.y, ref.y), ("dx", w.dx, ref.dx), ("gradients", w.g, ref.g)] {
-                let scale = b.map(abs).max() ?? 0
-                XCTAssertGreaterThan(scale, 0, "\(c.label) \(name) is not all zero")
-                for (i, (u, v)) in zip(a, b).enumerated() {
-                    XCTAssertLessThanOrEqual(abs(u - v), 2e-5 * scale, "\(c.label) \(name)[\(i)]: winograd \(u), im2col \(v)")
+            let ref = try run(.im2col)
+            for tile in s.k == 5 ? [2, 4] : [2] {
+                let w = try run(.winograd, tile: tile), again = try run(.winograd, tile: tile)
+                for (name, a, b) in [("y", w.y, ref.y), ("dx", w.dx, ref.dx), ("gradients", w.g, ref.g)] {
+                    let scale = b.map(abs).max() ?? 0
+                    XCTAssertGreaterThan(scale, 0, "\(c.label) \(name) is not all zero")
+                    for (i, (u, v)) in zip(a, b).enumerated() {
+                        XCTAssertLessThanOrEqual(abs(u - v), 2e-5 * scale, "\(c.label) F(\(tile), \(s.k)) \(name)[\(i)]: winograd \(u), im2col \(v)")
+                    }
                 }
+                XCTAssertEqual(w.y.map(\.bitPattern) + w.dx.map(\.bitPattern) + w.g.map(\.bitPattern),
+                               again.y.map(\.bitPattern) + again.dx.map(\.bitPattern) + again.g.map(\.bitPattern), "\(c.label) F(\(tile), \(s.k)) twice")
             }
-            XCTAssertEqual(w.y.map(\.bitPattern) + w.dx.map(\.bitPattern) + w.g.map(\.bitPattern),
-                           again.y.map(\.bitPattern) + again.dx.map(\.bitPattern) + again.g.map(\.bitPattern), "\(c.label) twice")
         }
         // Where Winograd does not apply: stride 2, a 4x4 kernel, fewer than 8 input channels.
         for (options, input) in [(["channels": LayerValue.integer(4), "kernel": 3, "stride": 2], [8, 9, 9]),

@@ -59,14 +59,17 @@ size_t pst_topk_indices(const float *x, size_t n, size_t k, uint32_t *idx, uint3
 void pst_im2col(const float *x, int c, int h, int w, int k, int stride, int pad, int oh, int ow, size_t ld, float *col);
 void pst_col2im_add(const float *col, int c, int h, int w, int k, int stride, int pad, int oh, int ow, size_t ld, float *x);
 
-/// Winograd convolution F(2x2, kxk), stride 1, k = 3 or 5 (winograd.c has
-/// the algorithm and layouts). Samples go in chunks of g (a multiple of 8,
-/// n <= g of them real); V, M are [(k+1)^2][channels][th * tw * g] (planes
-/// pst_wino_plane(channels * th * tw * g) apart); U, dU
-/// are [(k+1)^2][out][c]. The scratch holds max(c * ph * pw, out * 2th *
-/// 2tw) * g floats, ph = 2 th + k - 1, pw = 2 tw + k - 1.
-typedef struct { int c, h, w, out, k, pad, oh, ow, th, tw; } pst_wino;
+/// Winograd convolution F(m x m, k x k), stride 1: F(2,3), F(2,5), F(4,5)
+/// (winograd.c has the algorithm and layouts); alpha = m + k - 1, th x tw
+/// tiles of m x m outputs. Samples go in chunks of g (a multiple of 8, n <=
+/// g of them real); V, M are [alpha^2][channels][th * tw * g] (planes
+/// pst_wino_plane(channels * th * tw * g) apart); U, dU are
+/// [alpha^2][out][c]. The scratch holds max(c * ph * pw, out * m th * m tw)
+/// * g floats, ph = m th + k - 1, pw = m tw + k - 1.
+typedef struct { int c, h, w, out, k, pad, oh, ow, m, th, tw; } pst_wino;
 int pst_wino_supported(int k, int stride);
+/// Whether F(m x m, k x k) is one of the variants: F(2,3), F(2,5), F(4,5).
+int pst_wino_tile(int k, int m);
 /// Floats from one plane of V or M to the next, for planes of `floats`.
 size_t pst_wino_plane(size_t floats);
 /// U = G w G^T (w: out, c, k, k).

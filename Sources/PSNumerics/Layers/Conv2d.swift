@@ -6,8 +6,10 @@ import PSSupport
 /// with bias, dilation 1, groups 1): weight (out, in, k, k), bias (out).
 /// Two algorithms, the same function to rounding:
 /// - `winograd` (stride 1, 3x3 or 5x5 kernels, at least 8 input channels):
-///   F(2x2, kxk) over chunks of samples (CPSKernels/winograd.c), (k+1)^2
-///   sgemms per chunk; a 5x5 layer does 36/100 of im2col's multiplications.
+///   F(2x2, 3x3) or F(4x4, 5x5) over chunks of samples
+///   (CPSKernels/winograd.c), alpha^2 sgemms per chunk; per output, 16/36
+///   of im2col's multiplications for 3x3 and 64/400 for 5x5 (more where
+///   the output does not fill the last tiles).
 /// - `im2col` (every other layer): samples are lowered with im2col (one at a
 ///   time by default, `group`) and multiplied with one OpenBLAS sgemm per
 ///   group.
@@ -48,6 +50,9 @@ public final class Conv2d: LayerKind {
     /// Samples per Winograd chunk (a multiple of 8): `pstrain-bench layers`
     /// measured 8, 16 and 32 on the tutorial CNN's second layer.
     public var chunk = 8
+    /// Winograd's output tile (m of F(m x m, k x k)): 4 for 5x5 kernels,
+    /// 2 for 3x3 (`pstrain-bench layers` compares 2 and 4 on 5x5).
+    public var tile: Int
     /// Winograd's transformed weights, their gradient, a chunk's transformed
     /// input (or its gradient), its products (or the output's transform), and
     /// the padded, sample-minor copy of a chunk the transforms read.
@@ -60,6 +65,7 @@ public final class Conv2d: LayerKind {
         inputShape = [c, h, w]
         outputShape = [out, oh, ow]
         algorithm = pst_wino_supported(Int32(kernel), Int32(stride)) != 0 && c >= 8 ? .winograd : .im2col
+        tile = kernel == 5 ? 4 : 2
         let bound = 1 / Float(c * k * k).squareRoot()
         parameters = [
             ParamSpec(name: name + ".weight", shape: [out, c, k, k], initializer: .uniform(bound: bound)),
@@ -164,20 +170,24 @@ public final class Conv2d: LayerKind {
     // MARK: Winograd
 
     var wino: pst_wino {
-        pst_wino(c: Int32(c), h: Int32(h), w: Int32(w), out: Int32(out), k: Int32(k), pad: Int32(pad), oh: Int32(oh), ow: Int32(ow),
-                 th: Int32((oh + 1) / 2), tw: Int32((ow + 1) / 2))
+        precondition(pst_wino_tile(Int32(k), Int32(tile)) != 0, "no Winograd F(\(tile), \(k))")
+        return pst_wino(c: Int32(c), h: Int32(h), w: Int32(w), out: Int32(out), k: Int32(k), pad: Int32(pad), oh: Int32(oh), ow: Int32(ow),
+                        m: Int32(tile), th: Int32((oh + tile - 1) / tile), tw: Int32((ow + tile - 1) / tile))
     }
+
+    /// Transformed tiles are alpha x alpha, alpha = m + k - 1.
+    var alpha: Int { tile + k - 1 }
 
     /// Buffers for chunks of `g` samples.
     func reserveWinograd(_ g: Int) {
-        let a2 = (k + 1) * (k + 1), tiles = ((oh + 1) / 2) * ((ow + 1) / 2)
-        let ph = 2 * ((oh + 1) / 2) + k - 1, pw = 2 * ((ow + 1) / 2) + k - 1
+        let s = wino, a2 = alpha * alpha, tiles = Int(s.th * s.tw)
+        let ph = tile * Int(s.th) + k - 1, pw = tile * Int(s.tw) + k - 1
         func ensure(_ b: inout FloatBuffer?, _ n: Int) { if (b?.count ?? 0) < n { b = FloatBuffer(count: n) } }
         ensure(&u, a2 * out * c)
         ensure(&du, a2 * out * c)
         ensure(&v, a2 * pst_wino_plane(c * tiles * g))
         ensure(&m, a2 * pst_wino_plane(out * tiles * g))
-        ensure(&scratch, max(c * ph * pw, out * 4 * tiles) * g)
+        ensure(&scratch, max(c * ph * pw, out * tile * tile * tiles) * g)
     }
 
     /// The chunks of a batch: (first sample, samples, lanes: samples rounded up to 8).
@@ -191,7 +201,7 @@ public final class Conv2d: LayerKind {
 
     func winogradForward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, batch: Int, params: UnsafePointer<Float>) {
         var s = wino
-        let a2 = (k + 1) * (k + 1), tiles = Int(s.th * s.tw), inSize = c * h * w, outSize = out * pixels
+        let a2 = alpha * alpha, tiles = Int(s.th * s.tw), inSize = c * h * w, outSize = out * pixels
         reserveWinograd(min(max(8, chunk / 8 * 8), (batch + 7) / 8 * 8))
         let u = u!.pointer, v = v!.pointer, m = m!.pointer
         pst_wino_weights(&s, params, u)
@@ -210,7 +220,7 @@ public final class Conv2d: LayerKind {
     func winogradBackward(x: UnsafePointer<Float>, dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>?, batch: Int,
                           params: UnsafePointer<Float>, grads: UnsafeMutablePointer<Float>) {
         var s = wino
-        let a2 = (k + 1) * (k + 1), tiles = Int(s.th * s.tw), inSize = c * h * w, outSize = out * pixels, P = pixels
+        let a2 = alpha * alpha, tiles = Int(s.th * s.tw), inSize = c * h * w, outSize = out * pixels, P = pixels
         let db = grads + out * patch
         db.update(repeating: 0, count: out)
         // The bias gradient in im2col's order: per sample, per channel.
