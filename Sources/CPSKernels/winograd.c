@@ -294,18 +294,21 @@ void pst_wino_weight_grad(const pst_wino *s, const float *du, float *dw) {
             }                                                                                                  \
     }                                                                                                          \
     attr static void output_grad_##suffix(const pst_wino *s, const float *dy, int n, int g, float *dyt,        \
-                                          float *mg) {                                                         \
+                                          float *mg, float *db) {                                              \
         const int m = s->m, a = s->k + m - 1, var = s->k * 10 + m, out = s->out, oh = s->oh, ow = s->ow;      \
         const int th = s->th, tw = s->tw, eh = m * th, ew = m * tw;                                            \
         const size_t T = (size_t)th * tw * g, plane = pst_wino_plane((size_t)out * T);                         \
         memset(dyt, 0, sizeof(float) * (size_t)out * eh * ew * g);                                             \
         for (int j = 0; j < n; j++)                                                                            \
-            for (int o = 0; o < out; o++)                                                                      \
+            for (int o = 0; o < out; o++) {                                                                    \
+                float sum = 0; /* the bias gradient, in im2col's order */                                     \
                 for (int y = 0; y < oh; y++) {                                                                 \
                     const float *src = dy + (((size_t)j * out + o) * oh + y) * ow;                             \
                     float *dst = dyt + (((size_t)o * eh + y) * ew) * g + j;                                    \
-                    for (int xx = 0; xx < ow; xx++) dst[(size_t)xx * g] = src[xx];                             \
+                    for (int xx = 0; xx < ow; xx++) { dst[(size_t)xx * g] = src[xx]; sum += src[xx]; }         \
                 }                                                                                              \
+                db[o] += sum;                                                                                  \
+            }                                                                                                  \
         float tmp[32 * L];                                                                                     \
         for (int o = 0; o < out; o++)                                                                          \
             for (int ty = 0; ty < th; ty++)                                                                    \
@@ -355,8 +358,9 @@ WINO_LOOPS(avx512, __attribute__((target("avx512f"))))
 #endif
 
 typedef void (*chunk_fn)(const pst_wino *, const float *, int, int, float *, float *);
+typedef void (*grad_fn)(const pst_wino *, const float *, int, int, float *, float *, float *);
 typedef void (*output_fn)(const pst_wino *, const float *, const float *, int, int, float *, float *);
-static struct { chunk_fn input, output_grad, input_grad; output_fn output; const char *name; } impl;
+static struct { chunk_fn input, input_grad; grad_fn output_grad; output_fn output; const char *name; } impl;
 static int impl_ready = 0;
 
 static void choose_impl(void) {
@@ -382,8 +386,8 @@ void pst_wino_input(const pst_wino *s, const float *x, int n, int g, float *scra
 void pst_wino_output(const pst_wino *s, const float *m, const float *bias, int n, int g, float *scratch, float *y) {
     ready(); impl.output(s, m, bias, n, g, scratch, y);
 }
-void pst_wino_output_grad(const pst_wino *s, const float *dy, int n, int g, float *scratch, float *mg) {
-    ready(); impl.output_grad(s, dy, n, g, scratch, mg);
+void pst_wino_output_grad(const pst_wino *s, const float *dy, int n, int g, float *scratch, float *mg, float *db) {
+    ready(); impl.output_grad(s, dy, n, g, scratch, mg, db);
 }
 void pst_wino_input_grad(const pst_wino *s, const float *dv, int n, int g, float *scratch, float *dx) {
     ready(); impl.input_grad(s, dv, n, g, scratch, dx);

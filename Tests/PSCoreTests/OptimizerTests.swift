@@ -139,6 +139,29 @@ final class OptimizerTests: XCTestCase {
         XCTAssertEqual(w2[0], 1 - 0.1 * (0.1 / 0.19) / (0.001 / 0.001999).squareRoot(), accuracy: 1e-6)
     }
 
+    /// The update that keeps the old values (a bsp server updating ahead of
+    /// the step's outcome, ServerSpeculation.swift) gives the bits of the
+    /// plain update, and what it keeps is the weights and state as they were
+    /// before it: SGD's fused loop and the copy-then-update of the others.
+    func testKeepingTheOldValuesChangesNoBit() {
+        for c in Self.cases {
+            let plain = Self.run(c.optimizer)
+            let o = c.optimizer, n = Self.n
+            let w = FloatBuffer(Self.initial), state = o.stateNames.map { _ in FloatBuffer(count: n) }
+            let keptW = FloatBuffer(count: n), keptS = o.stateNames.map { _ in FloatBuffer(count: n) }
+            for s in 0..<Self.steps {
+                let before = [w.array] + state.map(\.array)
+                let g = FloatBuffer(Self.grads[s])
+                o.apply(weights: w.pointer, state: state.map { $0.pointer }, grads: g.pointer, count: n,
+                        step: OptimizerStep(lr: Self.lrs[s], gradScale: 1 / Self.lossScale, t: s + 1),
+                        keepingIn: keptW.pointer, keptS.map { $0.pointer })
+                XCTAssertEqual(([keptW.array] + keptS.map(\.array)).map { $0.map(\.bitPattern) }, before.map { $0.map(\.bitPattern) },
+                               "\(c.name) step \(s): kept the values before the update")
+            }
+            XCTAssertEqual(([w.array] + state.map(\.array)).map { $0.map(\.bitPattern) }, plain.map { $0.map(\.bitPattern) }, "\(c.name)")
+        }
+    }
+
     /// Without Nesterov, SGD is the update pstrain always had, bit for bit
     /// (the loop before this file changed: v = mu v + (g s + wd w); w -= lr v).
     func testPlainSGDIsTheOldLoopBitForBit() {

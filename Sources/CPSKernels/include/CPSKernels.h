@@ -80,8 +80,10 @@ void pst_wino_weight_grad(const pst_wino *s, const float *du, float *dw);
 void pst_wino_input(const pst_wino *s, const float *x, int n, int g, float *scratch, float *v);
 /// y (n, out, oh, ow) = A^T M A + bias.
 void pst_wino_output(const pst_wino *s, const float *m, const float *bias, int n, int g, float *scratch, float *y);
-/// M' = A dy A^T from dy (n, out, oh, ow).
-void pst_wino_output_grad(const pst_wino *s, const float *dy, int n, int g, float *scratch, float *mg);
+/// M' = A dy A^T from dy (n, out, oh, ow); adds each sample's sum of dy
+/// over each channel to db (the bias gradient: sample by sample, each sum
+/// in pixel order).
+void pst_wino_output_grad(const pst_wino *s, const float *dy, int n, int g, float *scratch, float *mg, float *db);
 /// dx (n, c, h, w) = the sum of B dV B^T over the tiles (overwrites dx).
 void pst_wino_input_grad(const pst_wino *s, const float *dv, int n, int g, float *scratch, float *dx);
 /// Which build of the transforms runs here: "avx512", "avx2" or "generic".

@@ -220,25 +220,16 @@ public final class Conv2d: LayerKind {
     func winogradBackward(x: UnsafePointer<Float>, dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>?, batch: Int,
                           params: UnsafePointer<Float>, grads: UnsafeMutablePointer<Float>) {
         var s = wino
-        let a2 = alpha * alpha, tiles = Int(s.th * s.tw), inSize = c * h * w, outSize = out * pixels, P = pixels
+        let a2 = alpha * alpha, tiles = Int(s.th * s.tw), inSize = c * h * w, outSize = out * pixels
         let db = grads + out * patch
         db.update(repeating: 0, count: out)
-        // The bias gradient in im2col's order: per sample, per channel.
-        for j in 0..<batch {
-            for o in 0..<out {
-                let src = dy + j * outSize + o * P
-                var t: Float = 0
-                for q in 0..<P { t += src[q] }
-                db[o] += t
-            }
-        }
         reserveWinograd(min(max(8, chunk / 8 * 8), (batch + 7) / 8 * 8))
         let u = u!.pointer, du = du!.pointer, v = v!.pointer, m = m!.pointer
         pst_wino_weights(&s, params, u)
         for (index, (n0, n, g)) in chunks(batch).enumerated() {
             let T = tiles * g, vp = pst_wino_plane(c * T), mp = pst_wino_plane(out * T)
             pst_wino_input(&s, x + n0 * inSize, Int32(n), Int32(g), scratch!.pointer, v)
-            pst_wino_output_grad(&s, dy + n0 * outSize, Int32(n), Int32(g), scratch!.pointer, m)
+            pst_wino_output_grad(&s, dy + n0 * outSize, Int32(n), Int32(g), scratch!.pointer, m, db)
             for e in 0..<a2 {
                 // dU_e (out, c) += M'_e (out, T) x V_e^T (T, c)
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(out), Int32(c), Int32(T),

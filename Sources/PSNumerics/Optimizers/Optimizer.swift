@@ -19,6 +19,23 @@ public protocol Optimizer {
     /// `state[i]` points at state `stateNames[i]` of the same elements.
     func apply(weights: UnsafeMutablePointer<Float>, state: [UnsafeMutablePointer<Float>], grads: UnsafePointer<Float>,
                count: Int, step: OptimizerStep)
+    /// The same update, after copying the weights and state as they were to
+    /// `keptWeights` and `keptState` (a server updating ahead of the step's
+    /// outcome puts them back after an overflow). By default two copies,
+    /// then `apply`; an optimizer may fuse them into its pass.
+    func apply(weights: UnsafeMutablePointer<Float>, state: [UnsafeMutablePointer<Float>], grads: UnsafePointer<Float>,
+               count: Int, step: OptimizerStep, keepingIn keptWeights: UnsafeMutablePointer<Float>,
+               _ keptState: [UnsafeMutablePointer<Float>])
+}
+
+extension Optimizer {
+    public func apply(weights: UnsafeMutablePointer<Float>, state: [UnsafeMutablePointer<Float>], grads: UnsafePointer<Float>,
+                      count: Int, step: OptimizerStep, keepingIn keptWeights: UnsafeMutablePointer<Float>,
+                      _ keptState: [UnsafeMutablePointer<Float>]) {
+        keptWeights.update(from: weights, count: count)
+        for (k, s) in zip(keptState, state) { k.update(from: s, count: count) }
+        apply(weights: weights, state: state, grads: grads, count: count, step: step)
+    }
 }
 
 /// What one update needs besides the tensors; the same on every server.

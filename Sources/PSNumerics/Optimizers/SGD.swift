@@ -35,4 +35,22 @@ public struct SGD: Optimizer, Equatable {
             w[i] -= lr * vi
         }
     }
+
+    /// The same operations, with the old values copied out in the same pass
+    /// (one read of the weights and momentum instead of two).
+    public func apply(weights w: UnsafeMutablePointer<Float>, state: [UnsafeMutablePointer<Float>], grads g: UnsafePointer<Float>,
+                      count n: Int, step: OptimizerStep, keepingIn keptWeights: UnsafeMutablePointer<Float>,
+                      _ keptState: [UnsafeMutablePointer<Float>]) {
+        let v = state[0], kw = keptWeights, kv = keptState[0]
+        let mu = momentum, wd = weightDecay, s = step.gradScale, lr = step.lr, nesterov = nesterov
+        for i in 0..<n {
+            let wi = w[i], vOld = v[i]
+            kw[i] = wi
+            kv[i] = vOld
+            let gi = g[i] * s + wd * wi
+            let vi = mu * vOld + gi
+            v[i] = vi
+            w[i] = nesterov ? wi - lr * (gi + mu * vi) : wi - lr * vi
+        }
+    }
 }

@@ -126,9 +126,20 @@ extension ServerRole {
     /// says: the optimizer for trained parameters; the unscaled sum of the
     /// workers' changes for running statistics; +1 for step counters.
     /// (`unscale`: 1 / the loss scale of the step, without clipping.)
-    func apply(piece k: Int, at off: Int, update: OptimizerStep, unscale inv: Float) {
+    /// With `kept` (weights and state buffers of the shard's size), the old
+    /// values of the piece are copied there first.
+    func apply(piece k: Int, at off: Int, update: OptimizerStep, unscale inv: Float, keepingIn kept: (FloatBuffer, [FloatBuffer])? = nil) {
         let n = pieces[k].range.count, w = weights.pointer + off, g = gradSum.pointer + off
-        switch layout.tensors[pieces[k].tensor].spec.role {
+        let role = layout.tensors[pieces[k].tensor].spec.role
+        if let (kw, ks) = kept {
+            if role == .trainable {
+                return optimizer.apply(weights: w, state: statesOfPiece[k], grads: g, count: n, step: update,
+                                       keepingIn: kw.pointer + off, ks.map { $0.pointer + off })
+            }
+            (kw.pointer + off).update(from: w, count: n)
+            for (copy, s) in zip(ks, state) { (copy.pointer + off).update(from: s.pointer + off, count: n) }
+        }
+        switch role {
         case .trainable:
             optimizer.apply(weights: w, state: statesOfPiece[k], grads: g, count: n, step: update)
         case .runningStat:

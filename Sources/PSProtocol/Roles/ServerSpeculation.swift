@@ -58,9 +58,7 @@ extension ServerRole {
             return
         }
         let kept = speculation!
-        (kept.weights.pointer + off).update(from: weights.pointer + off, count: n)
-        for (copy, s) in zip(kept.state, state) { (copy.pointer + off).update(from: s.pointer + off, count: n) }
-        apply(piece: k, at: off, update: kept.update, unscale: kept.unscale)
+        apply(piece: k, at: off, update: kept.update, unscale: kept.unscale, keepingIn: (kept.weights, kept.state))
         speculation!.encoded[k] = try encodePiece(k, version: step + 1)
     }
 
