@@ -10,7 +10,8 @@ public struct RunSection: ConfigSection {
         /// sched_yield between polls.
         case yield
         case spin
-        /// 20 us naps.
+        /// 20 us naps, growing to a tenth of the wait so far (at most 250 us)
+        /// after the first millisecond of a wait.
         case sleep
         static let choices: [Poll] = [.yield, .spin, .sleep]
     }
@@ -40,7 +41,7 @@ public struct RunSection: ConfigSection {
         .integer("blas_threads", \.blasThreads, .closed(1, 1024), "OpenBLAS threads per worker"),
         .integer("chunk_elements", \.chunkElements, .closed(256, Double(Config.maxChunkElements)),
                  "largest message, in elements: tensors are cut into pieces so that servers and transfers overlap"),
-        .choice("poll", \.poll, "how a waiting rank polls MPI: \"yield\" (sched_yield between polls), \"spin\", or \"sleep\" (20 us naps)"),
+        .choice("poll", \.poll, "how a waiting rank polls MPI: \"yield\" (sched_yield between polls), \"spin\", or \"sleep\" (20 us naps, growing to a tenth of the wait, at most 250 us, after the first millisecond)"),
         .flag("pin_workers", \.pinWorkers, "pin each worker to a core when mpirun did not bind it (oversubscribed)"),
         .number("progress_seconds", \.progressSeconds, .closed(0, 86_400), "seconds between progress lines within an epoch"),
         .integer("workers", \.workers, .closed(0, Double(Config.maxRanks)), "expected workers (0: whatever MPI starts); the launcher sets it"),

@@ -71,7 +71,7 @@ func benchLayers(config path: String?, batch: Int, iters: Int) throws {
     let params = FloatBuffer(count: n), grads = FloatBuffer(count: n)
     m.layout.initialize(seed: 1, range: 0, n, into: params.pointer)
     for i in 0..<(batch * m.inputSize) { m.input[i] = CounterRNG.uniform(seed: 3, stream: 0, index: UInt64(i)) }
-    var total = 0.0, totalFlops = 0.0
+    var total = 0.0, totalFlops = 0.0, executed = 0.0
     var off = 0
     print("layers   \(path ?? "default MLP"), batch \(batch), one core (median thread CPU time of \(iters))")
     for (i, l) in m.layers.enumerated() {
@@ -81,16 +81,20 @@ func benchLayers(config path: String?, batch: Int, iters: Int) throws {
         let dy = FloatBuffer(count: batch * l.outputSize), dx = FloatBuffer(count: batch * l.inputSize)
         let f = median((0..<iters).map { _ in cpuSeconds { l.forward(x: x, y: y, batch: batch, params: p) } })
         let b = median((0..<iters).map { _ in cpuSeconds { l.backward(x: x, y: y, dy: dy.pointer, dx: i > 0 ? dx.pointer : nil, batch: batch, params: p, grads: g) } })
-        var macs = 0.0
-        if let d = l as? Dense { macs = Double(d.inputSize * d.outputSize) }
-        if let c = l as? Conv2d { macs = Double(c.outputSize * c.inputShape[0] * c.k * c.k) }
+        var macs = 0.0, done = 0.0
+        if let d = l as? Dense { macs = Double(d.inputSize * d.outputSize); done = macs * Double(batch) }
+        if let c = l as? Conv2d { macs = Double(c.outputSize * c.inputShape[0] * c.k * c.k); done = c.forwardMultiplyAdds(batch: batch) }
         let flops = 2 * macs * Double(batch) * (i > 0 ? 3 : 2)
-        total += f + b; totalFlops += flops
+        total += f + b; totalFlops += flops; executed += 2 * done * (i > 0 ? 3 : 2)
         print(String(format: "  %2d %-10@ %@ -> %@  forward %8.3f ms  backward %8.3f ms%@", i, l.kind, l.inputShape.shapeText, l.outputShape.shapeText,
                      f * 1e3, b * 1e3, macs > 0 ? String(format: "  %.1f GFLOP/s", flops / (f + b) / 1e9) : ""))
     }
     print(String(format: "  total %.3f ms per step of %d rows: %.0f samples/s per core, %.1f GFLOP/s in the multiplying layers",
                  total * 1e3, batch, Double(batch) / total, totalFlops / total / 1e9))
+    // GFLOP/s above count the direct convolution's multiplications (what a
+    // network "costs"); Winograd layers do fewer: what the sgemms execute.
+    print(String(format: "  executed %.1f MFLOP per training sample in sgemms (direct convolution: %.1f): %.1f GFLOP/s executed",
+                 executed / Double(batch) / 1e6, totalFlops / Double(batch) / 1e6, executed / total / 1e9))
     // conv2d's algorithms: im2col by groups of samples, Winograd by chunks, for comparison.
     off = 0
     for (i, l) in m.layers.enumerated() {

@@ -31,6 +31,17 @@ def flops_per_sample(cfg):
     return total
 
 
+def executed_flops(bindir, config):
+    """(FLOPs per training sample pstrain's sgemms execute, the command):
+    `pstrain-bench layers` counts Winograd convolutions by their sgemms,
+    where flops_per_sample counts the direct convolution. None if the
+    build does not print it."""
+    cmd = [os.path.join(bindir, "pstrain-bench"), "layers", "--config", config]
+    out = subprocess.run(cmd, capture_output=True, text=True).stdout
+    m = re.search(r"executed ([0-9.]+) MFLOP per training sample", out)
+    return (float(m.group(1)) * 1e6 if m else None), " ".join(["$BIN/pstrain-bench"] + cmd[1:])
+
+
 def machine_peak(bindir):
     """(GFLOP/s of the whole machine, the benchmark's line, its command): one
     thread's large sgemm per CPU second times the cores. Where OpenBLAS runs

@@ -167,6 +167,17 @@ public final class Conv2d: LayerKind {
         }
     }
 
+    /// Multiply-adds of a forward pass over `batch` samples as this layer
+    /// does them: im2col's sgemm, or Winograd's sgemms (its transforms, a
+    /// few additions per element, not counted). Backward does twice as many
+    /// with the input gradient, as many without.
+    public func forwardMultiplyAdds(batch: Int) -> Double {
+        guard algorithm == .winograd else { return Double(out * patch * pixels * batch) }
+        let s = wino, tiles = Double(s.th * s.tw)
+        let lanes = chunks(batch).reduce(0) { $0 + $1.2 }
+        return Double(alpha * alpha * out * c) * tiles * Double(lanes)
+    }
+
     // MARK: Winograd
 
     var wino: pst_wino {

@@ -11,13 +11,16 @@ import PSCodec
 /// backward and their next forward, with the workers idle. Instead each
 /// piece is updated and encoded as soon as its summed gradient is in (the
 /// last layers' pieces first, while the workers still compute the first
-/// layers' gradients), after copying its weights and optimizer state aside.
+/// layers' gradients), copying its weights and optimizer state aside in the
+/// same pass (Optimizer.apply(keepingIn:)).
 /// When the outcome is an overflow, the copies go back and the unchanged
 /// weights are sent, as without speculation. Either way the bits are those
 /// of updating after the outcome: the same operations on the same values.
 ///
-/// Not with train.clip_norm (the factor needs every server's whole sum) or
-/// embedding tables (their rows are updated at the outcome).
+/// Not with train.clip_norm (the factor needs every server's whole sum),
+/// embedding tables (their rows are updated at the outcome), or in ssp and
+/// async (ServerAsync.swift applies each push as it arrives anyway).
+/// docs/architecture.md, "updating ahead".
 struct Speculation {
     /// This step's encoded pieces, updated ahead (nil: not updated).
     var encoded: [EncodedPiece?]
