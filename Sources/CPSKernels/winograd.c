@@ -235,20 +235,53 @@ void pst_wino_weight_grad(const pst_wino *s, const float *du, float *dw) {
 
 // ---- the per-chunk transforms, in three builds ----
 
+// A chunk's samples, sample-major (n, planes, h, w), to and from the lane
+// layout the transforms read: [planes][rows][cols][g], zero around and in
+// the lanes past n, the image at (top, top). to_lanes adds each sample's sum
+// over each plane to `sums` when given (in pixel order); from_lanes adds
+// `bias[plane]` when given.
+static void to_lanes(const float *src, int n, int planes, int h, int w, int rows, int cols, int top, int g, float *lanes,
+                     float *sums) {
+    memset(lanes, 0, sizeof(float) * (size_t)planes * rows * cols * g);
+    for (int j = 0; j < n; j++)
+        for (int p = 0; p < planes; p++) {
+            float sum = 0;
+            for (int y = 0; y < h; y++) {
+                const float *in = src + (((size_t)j * planes + p) * h + y) * w;
+                float *out = lanes + (((size_t)p * rows + y + top) * cols + top) * g + j;
+                if (sums) {
+                    for (int x = 0; x < w; x++) { out[(size_t)x * g] = in[x]; sum += in[x]; }
+                } else {
+                    for (int x = 0; x < w; x++) out[(size_t)x * g] = in[x];
+                }
+            }
+            if (sums) sums[p] += sum;
+        }
+}
+
+static void from_lanes(const float *lanes, int n, int planes, int h, int w, int rows, int cols, int top, int g, const float *bias,
+                       float *dst) {
+    for (int j = 0; j < n; j++)
+        for (int p = 0; p < planes; p++)
+            for (int y = 0; y < h; y++) {
+                float *out = dst + (((size_t)j * planes + p) * h + y) * w;
+                const float *in = lanes + (((size_t)p * rows + y + top) * cols + top) * g + j;
+                if (bias) {
+                    const float b = bias[p];
+                    for (int x = 0; x < w; x++) out[x] = in[(size_t)x * g] + b;
+                } else {
+                    for (int x = 0; x < w; x++) out[x] = in[(size_t)x * g];
+                }
+            }
+}
+
 // Padded, transposed input of a chunk: [c][ph][pw][g], ph = m th + k - 1.
 #define WINO_LOOPS(suffix, attr)                                                                               \
     attr static void input_##suffix(const pst_wino *s, const float *x, int n, int g, float *xt, float *v) {     \
         const int m = s->m, a = s->k + m - 1, var = s->k * 10 + m, c = s->c, h = s->h, w = s->w;              \
         const int th = s->th, tw = s->tw, ph = m * th + s->k - 1, pw = m * tw + s->k - 1;                      \
         const size_t T = (size_t)th * tw * g, plane = pst_wino_plane((size_t)c * T);                           \
-        memset(xt, 0, sizeof(float) * (size_t)c * ph * pw * g);                                                \
-        for (int j = 0; j < n; j++)                                                                            \
-            for (int ch = 0; ch < c; ch++)                                                                     \
-                for (int y = 0; y < h; y++) {                                                                  \
-                    const float *src = x + (((size_t)j * c + ch) * h + y) * w;                                 \
-                    float *dst = xt + (((size_t)ch * ph + y + s->pad) * pw + s->pad) * g + j;                  \
-                    for (int xx = 0; xx < w; xx++) dst[(size_t)xx * g] = src[xx];                              \
-                }                                                                                              \
+        to_lanes(x, n, c, h, w, ph, pw, s->pad, g, xt, NULL);                                                  \
         float tmp[64 * L];                                                                                     \
         for (int ch = 0; ch < c; ch++)                                                                         \
             for (int ty = 0; ty < th; ty++)                                                                    \
@@ -283,32 +316,14 @@ void pst_wino_weight_grad(const pst_wino *s, const float *du, float *dw) {
                                 for (int q = 0; q < L; q++) dst[q] = res[(r * m + cc) * L + q];                \
                             }                                                                                  \
                     }                                                                                          \
-        for (int j = 0; j < n; j++)                                                                            \
-            for (int o = 0; o < out; o++) {                                                                    \
-                const float b = bias[o];                                                                       \
-                for (int yy = 0; yy < oh; yy++) {                                                              \
-                    float *dst = y + (((size_t)j * out + o) * oh + yy) * ow;                                   \
-                    const float *src = yt + (((size_t)o * eh + yy) * ew) * g + j;                              \
-                    for (int xx = 0; xx < ow; xx++) dst[xx] = src[(size_t)xx * g] + b;                         \
-                }                                                                                              \
-            }                                                                                                  \
+        from_lanes(yt, n, out, oh, ow, eh, ew, 0, g, bias, y);                                                  \
     }                                                                                                          \
     attr static void output_grad_##suffix(const pst_wino *s, const float *dy, int n, int g, float *dyt,        \
                                           float *mg, float *db) {                                              \
         const int m = s->m, a = s->k + m - 1, var = s->k * 10 + m, out = s->out, oh = s->oh, ow = s->ow;      \
         const int th = s->th, tw = s->tw, eh = m * th, ew = m * tw;                                            \
         const size_t T = (size_t)th * tw * g, plane = pst_wino_plane((size_t)out * T);                         \
-        memset(dyt, 0, sizeof(float) * (size_t)out * eh * ew * g);                                             \
-        for (int j = 0; j < n; j++)                                                                            \
-            for (int o = 0; o < out; o++) {                                                                    \
-                float sum = 0; /* the bias gradient, in im2col's order */                                     \
-                for (int y = 0; y < oh; y++) {                                                                 \
-                    const float *src = dy + (((size_t)j * out + o) * oh + y) * ow;                             \
-                    float *dst = dyt + (((size_t)o * eh + y) * ew) * g + j;                                    \
-                    for (int xx = 0; xx < ow; xx++) { dst[(size_t)xx * g] = src[xx]; sum += src[xx]; }         \
-                }                                                                                              \
-                db[o] += sum;                                                                                  \
-            }                                                                                                  \
+        to_lanes(dy, n, out, oh, ow, eh, ew, 0, g, dyt, db); /* db: the bias gradient, in im2col's order */   \
         float tmp[32 * L];                                                                                     \
         for (int o = 0; o < out; o++)                                                                          \
             for (int ty = 0; ty < th; ty++)                                                                    \
@@ -342,13 +357,7 @@ void pst_wino_weight_grad(const pst_wino *s, const float *du, float *dw) {
                                 for (int q = 0; q < L; q++) dst[q] += res[(i * a + j) * L + q];                \
                             }                                                                                  \
                     }                                                                                          \
-        for (int j = 0; j < n; j++)                                                                            \
-            for (int ch = 0; ch < c; ch++)                                                                     \
-                for (int y = 0; y < h; y++) {                                                                  \
-                    float *dst = dx + (((size_t)j * c + ch) * h + y) * w;                                      \
-                    const float *src = xt + (((size_t)ch * ph + y + s->pad) * pw + s->pad) * g + j;            \
-                    for (int xx = 0; xx < w; xx++) dst[xx] = src[(size_t)xx * g];                              \
-                }                                                                                              \
+        from_lanes(xt, n, c, h, w, ph, pw, s->pad, g, NULL, dx);                                               \
     }
 
 WINO_LOOPS(generic, )
