@@ -121,7 +121,7 @@ public final class ServerRole {
         progress = Progress(lead: lead, say: context.say, every: cfg.run.progressSeconds, total: schedule.total, perEpoch: schedule.perEpoch,
                             epochs: cfg.train.epochs, batch: cfg.train.stepBatch, start: now(), firstStep: schedule.start)
         if tables == nil && clipNorm == 0 && !cfg.train.asynchronous {
-            speculation = Speculation(pieces: mine.count, elements: n, states: state.count)
+            speculation = Speculation(pieces: mine, layout: layout, elements: n, states: state.count)
         }
     }
 

@@ -34,9 +34,21 @@ struct Speculation {
     /// The weights and optimizer state of the updated pieces before the step.
     let weights: FloatBuffer
     let state: [FloatBuffer]
+    /// Whether piece k is updated ahead: not the first layer's. Its
+    /// gradients come last, just before the summaries, so updating them
+    /// ahead would gain nothing and cost the copies (the MLP's first layer
+    /// holds 85% of its weights: 0.6 against 0.8 ms a step on the server).
+    let ahead: [Bool]
 
-    init(pieces: Int, elements: Int, states: Int) {
-        encoded = [EncodedPiece?](repeating: nil, count: pieces)
+    init(pieces: [ShardPlan.Chunk], layout: ModelLayout, elements: Int, states: Int) {
+        // Tensors are named as nn.Sequential's ("layers.0.weight"): the first layer's share its prefix.
+        func layer(_ t: Int) -> Substring {
+            let name = layout.tensors[t].name
+            return name[..<(name.lastIndex(of: ".") ?? name.endIndex)]
+        }
+        let first = layout.tensors.isEmpty ? "" : layer(0)
+        ahead = pieces.map { layer($0.tensor) != first }
+        encoded = [EncodedPiece?](repeating: nil, count: pieces.count)
         weights = FloatBuffer(count: elements)
         state = (0..<states).map { _ in FloatBuffer(count: elements) }
     }
@@ -61,6 +73,7 @@ extension ServerRole {
             return
         }
         let kept = speculation!
+        guard kept.ahead[k] else { return }
         apply(piece: k, at: off, update: kept.update, unscale: kept.unscale, keepingIn: (kept.weights, kept.state))
         speculation!.encoded[k] = try encodePiece(k, version: step + 1)
     }
@@ -80,7 +93,7 @@ extension ServerRole {
             if !o.overflow, let e = kept.encoded[k] {
                 try sealAndSend(k, version: step + 1, encoded: e, request: o.request)
             } else {
-                // Overflow (the weights are as before the step), or a piece not updated ahead.
+                // Overflow (the weights are as before the step), or a piece of the first layer.
                 if !o.overflow { apply(piece: k, at: pieces[k].range.lowerBound - range.lowerBound, update: kept.update, unscale: kept.unscale) }
                 try sendPiece(k, version: step + 1, request: o.request)
             }
