@@ -138,4 +138,10 @@ struct Schedule {
     func checkpointDue(after steps: Int, flags: UInt8) -> Bool {
         checkpoint.due(after: steps, total: total) || flags & FrameFlags.checkpoint != 0
     }
+    /// ssp and async: whether step `step` (after the start) is a barrier:
+    /// the start of an epoch, a step a checkpoint is due after
+    /// (checkpoint.every_steps), or the end.
+    func isBarrier(_ step: Int) -> Bool {
+        step > start && (step % perEpoch == 0 || checkpointDue(after: step, flags: 0) || step == total)
+    }
 }

@@ -132,11 +132,10 @@ extension ServerRole {
         s.assignSends[w] = [try ctx.transport.isend(s.assignFrames[w], to: world.workerRanks[w], tag: Assignment.kind.tag)]
     }
 
-    /// The first barrier step after `b`: the start of an epoch, a step a
-    /// checkpoint is due after (checkpoint.every_steps), or the end.
+    /// The first barrier step after `b` (b >= the start; Schedule.isBarrier).
     func nextBarrier(after b: Int) -> Int {
         var t = b + 1
-        while t < schedule.total && !(t % schedule.perEpoch == 0 || schedule.checkpointDue(after: t, flags: 0)) { t += 1 }
+        while t < schedule.total && !schedule.isBarrier(t) { t += 1 }
         return min(t, schedule.total)
     }
 

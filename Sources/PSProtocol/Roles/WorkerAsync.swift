@@ -45,7 +45,7 @@ extension WorkerRole {
         try startPull(step, .train)
         try loadRows(step, 0..<current.count)
         // Rows too, unless the step is a barrier (where the servers may say stop and serve none).
-        let early = tables != nil && !isBarrier(step)
+        let early = tables != nil && !schedule.isBarrier(step)
         if early { try askForRows(step: step, chunk: 0) }
         hooks.straggle(worker: index)
         try awaitParameters(allPieces)
@@ -59,11 +59,6 @@ extension WorkerRole {
         try sendSummary(step, lossSum: lossSum)
         logStep(step, lossSum: lossSum, computed: now() - computeStart - pulled.waited, received: pulled)
         return true
-    }
-
-    /// Whether the servers treat step `step` as a barrier (ServerRole.nextBarrier).
-    func isBarrier(_ step: Int) -> Bool {
-        step > schedule.start && (step % schedule.perEpoch == 0 || schedule.checkpointDue(after: step, flags: 0) || step == schedule.total)
     }
 
     /// Asks server 0 what to do next (`step`: the step of the last slice
