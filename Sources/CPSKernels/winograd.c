@@ -277,23 +277,36 @@ static void from_lanes(const float *lanes, int n, int planes, int h, int w, int 
 
 // Padded, transposed input of a chunk: [c][ph][pw][g], ph = m th + k - 1.
 #define WINO_LOOPS(suffix, attr)                                                                               \
-    attr static void input_##suffix(const pst_wino *s, const float *x, int n, int g, float *xt, float *v) {     \
-        const int m = s->m, a = s->k + m - 1, var = s->k * 10 + m, c = s->c, h = s->h, w = s->w;              \
-        const int th = s->th, tw = s->tw, ph = m * th + s->k - 1, pw = m * tw + s->k - 1;                      \
-        const size_t T = (size_t)th * tw * g, plane = pst_wino_plane((size_t)c * T);                           \
-        to_lanes(x, n, c, h, w, ph, pw, s->pad, g, xt, NULL);                                                  \
+    /* Every tile of a chunk in the lane layout [planes][rows][cols][g] (tiles m apart, side x side) into the  \
+       alpha^2 planes of `out`, rows then columns: B^T d B for the input (grad 0), A d A^T for the output's    \
+       gradient (grad 1, side m). */                                                                           \
+    attr static inline void to_planes_##suffix(const pst_wino *s, int grad, const float *lanes, int planes, int rows, \
+                                               int cols, int side, int g, float *out) {                        \
+        const int m = s->m, a = s->k + m - 1, var = s->k * 10 + m, th = s->th, tw = s->tw;                     \
+        const size_t T = (size_t)th * tw * g, plane = pst_wino_plane((size_t)planes * T);                      \
         float tmp[64 * L];                                                                                     \
-        for (int ch = 0; ch < c; ch++)                                                                         \
+        for (int p = 0; p < planes; p++)                                                                       \
             for (int ty = 0; ty < th; ty++)                                                                    \
                 for (int tx = 0; tx < tw; tx++)                                                                \
                     for (int l0 = 0; l0 < g; l0 += L) {                                                        \
-                        const float *d = xt + (((size_t)ch * ph + m * ty) * pw + m * tx) * g + l0;             \
-                        /* rows: tmp[i][j] = sum_r BT[i][r] d[r][j] */                                         \
-                        for (int j = 0; j < a; j++) tb_t(var, d + (size_t)j * g, (size_t)pw * g, tmp + j * L, a * L); \
-                        /* columns: V[i][j] = sum_r tmp[i][r] BT[j][r], straight into the planes */            \
-                        float *dst = v + (size_t)ch * T + (size_t)(ty * tw + tx) * g + l0;                     \
-                        for (int i = 0; i < a; i++) tb_t(var, tmp + i * a * L, L, dst + (size_t)i * a * plane, plane); \
+                        const float *d = lanes + (((size_t)p * rows + m * ty) * cols + m * tx) * g + l0;       \
+                        /* tmp[i][j] = sum_r X[i][r] d[r][j] (a x side) */                                     \
+                        for (int j = 0; j < side; j++) {                                                       \
+                            if (grad) ta(var, d + (size_t)j * g, (size_t)cols * g, tmp + j * L, side * L);     \
+                            else tb_t(var, d + (size_t)j * g, (size_t)cols * g, tmp + j * L, side * L);        \
+                        }                                                                                      \
+                        /* then each row of tmp, straight into the planes */                                   \
+                        float *dst = out + (size_t)p * T + (size_t)(ty * tw + tx) * g + l0;                    \
+                        for (int i = 0; i < a; i++) {                                                          \
+                            if (grad) ta(var, tmp + i * side * L, L, dst + (size_t)i * a * plane, plane);      \
+                            else tb_t(var, tmp + i * side * L, L, dst + (size_t)i * a * plane, plane);         \
+                        }                                                                                      \
                     }                                                                                          \
+    }                                                                                                          \
+    attr static void input_##suffix(const pst_wino *s, const float *x, int n, int g, float *xt, float *v) {     \
+        const int ph = s->m * s->th + s->k - 1, pw = s->m * s->tw + s->k - 1;                                  \
+        to_lanes(x, n, s->c, s->h, s->w, ph, pw, s->pad, g, xt, NULL);                                         \
+        to_planes_##suffix(s, 0, xt, s->c, ph, pw, s->k + s->m - 1, g, v);                                     \
     }                                                                                                          \
     attr static void output_##suffix(const pst_wino *s, const float *mm, const float *bias, int n, int g,      \
                                      float *yt, float *y) {                                                    \
@@ -320,21 +333,9 @@ static void from_lanes(const float *lanes, int n, int planes, int h, int w, int 
     }                                                                                                          \
     attr static void output_grad_##suffix(const pst_wino *s, const float *dy, int n, int g, float *dyt,        \
                                           float *mg, float *db) {                                              \
-        const int m = s->m, a = s->k + m - 1, var = s->k * 10 + m, out = s->out, oh = s->oh, ow = s->ow;      \
-        const int th = s->th, tw = s->tw, eh = m * th, ew = m * tw;                                            \
-        const size_t T = (size_t)th * tw * g, plane = pst_wino_plane((size_t)out * T);                         \
-        to_lanes(dy, n, out, oh, ow, eh, ew, 0, g, dyt, db); /* db: the bias gradient, in im2col's order */   \
-        float tmp[32 * L];                                                                                     \
-        for (int o = 0; o < out; o++)                                                                          \
-            for (int ty = 0; ty < th; ty++)                                                                    \
-                for (int tx = 0; tx < tw; tx++)                                                                \
-                    for (int l0 = 0; l0 < g; l0 += L) {                                                        \
-                        const float *d = dyt + (((size_t)o * eh + m * ty) * ew + m * tx) * g + l0;             \
-                        /* tmp[i][c] = sum_r A[i][r] d[r][c] (a x m) */                                        \
-                        for (int cc = 0; cc < m; cc++) ta(var, d + (size_t)cc * g, (size_t)ew * g, tmp + cc * L, m * L); \
-                        float *dst = mg + (size_t)o * T + (size_t)(ty * tw + tx) * g + l0;                     \
-                        for (int i = 0; i < a; i++) ta(var, tmp + i * m * L, L, dst + (size_t)i * a * plane, plane); \
-                    }                                                                                          \
+        const int eh = s->m * s->th, ew = s->m * s->tw;                                                        \
+        to_lanes(dy, n, s->out, s->oh, s->ow, eh, ew, 0, g, dyt, db); /* db: the bias gradient, in im2col's order */ \
+        to_planes_##suffix(s, 1, dyt, s->out, eh, ew, s->m, g, mg);                                            \
     }                                                                                                          \
     attr static void input_grad_##suffix(const pst_wino *s, const float *dv, int n, int g, float *xt,         \
                                          float *dx) {                                                          \
