@@ -201,9 +201,12 @@ public final class Conv2d: LayerKind {
         ensure(&scratch, max(c * ph * pw, out * tile * tile * tiles) * g)
     }
 
+    /// Samples a chunk holds: `chunk` as a multiple of 8.
+    var chunkSize: Int { max(8, chunk / 8 * 8) }
+
     /// The chunks of a batch: (first sample, samples, lanes: samples rounded up to 8).
     func chunks(_ batch: Int) -> [(Int, Int, Int)] {
-        let size = max(8, chunk / 8 * 8)
+        let size = chunkSize
         return Swift.stride(from: 0, to: batch, by: size).map { n0 in
             let n = min(size, batch - n0)
             return (n0, n, (n + 7) / 8 * 8)
@@ -213,7 +216,7 @@ public final class Conv2d: LayerKind {
     func winogradForward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, batch: Int, params: UnsafePointer<Float>) {
         var s = wino
         let a2 = alpha * alpha, tiles = Int(s.th * s.tw), inSize = c * h * w, outSize = out * pixels
-        reserveWinograd(min(max(8, chunk / 8 * 8), (batch + 7) / 8 * 8))
+        reserveWinograd(min(chunkSize, (batch + 7) / 8 * 8))
         let u = u!.pointer, v = v!.pointer, m = m!.pointer
         pst_wino_weights(&s, params, u)
         for (n0, n, g) in chunks(batch) {
@@ -234,7 +237,7 @@ public final class Conv2d: LayerKind {
         let a2 = alpha * alpha, tiles = Int(s.th * s.tw), inSize = c * h * w, outSize = out * pixels
         let db = grads + out * patch
         db.update(repeating: 0, count: out)
-        reserveWinograd(min(max(8, chunk / 8 * 8), (batch + 7) / 8 * 8))
+        reserveWinograd(min(chunkSize, (batch + 7) / 8 * 8))
         let u = u!.pointer, du = du!.pointer, v = v!.pointer, m = m!.pointer
         pst_wino_weights(&s, params, u)
         for (index, (n0, n, g)) in chunks(batch).enumerated() {
