@@ -8,7 +8,7 @@
 //   PSNumerics     tensors, precision and the loss scaler, layers and the model, optimizers, data sets in memory
 //   PSData         data-set file formats (IDX): readers of untrusted bytes
 //   PSCodec        the codec pipeline: stages, top-k and its error feedback
-//   PSConfig       the configuration: typed sections over TOMLKit
+//   PSConfig       the configuration: typed sections over its own TOML reader
 //   PSCheckpoint   safetensors, checkpoints (durable writes, manifest, verification, loading)
 //   PSRunLog       the run log's record types, written and read
 //   PSProtocol     frames, messages, the Transport protocol, the server and worker roles
@@ -45,7 +45,6 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         // SHA-256 of checkpoint files (Crypto.SHA256; BoringSSL underneath on Linux).
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
-        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
     ],
     targets: [
         .systemLibrary(name: "CMPI", pkgConfig: "ompi-c",
@@ -65,7 +64,7 @@ let package = Package(
         .target(name: "PSNumerics", dependencies: ["PSSupport", "CBLAS", "CZlib", "CPSKernels"], swiftSettings: hot),
         .target(name: "PSCodec", dependencies: ["PSNumerics", "CZstd", "CPSKernels"], swiftSettings: hot),
         .target(name: "PSData", dependencies: ["PSNumerics", "CZlib"], swiftSettings: release),
-        .target(name: "PSConfig", dependencies: ["PSNumerics", "PSCodec", "PSData", .product(name: "TOMLKit", package: "TOMLKit")],
+        .target(name: "PSConfig", dependencies: ["PSNumerics", "PSCodec", "PSData"],
                 swiftSettings: release),
         .target(name: "PSCheckpoint", dependencies: ["PSConfig", .product(name: "Crypto", package: "swift-crypto")],
                 swiftSettings: release),

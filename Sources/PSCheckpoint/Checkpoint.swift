@@ -62,7 +62,8 @@ public enum Durable {
 
     /// Replaces `path` with `bytes` atomically, as `replace(_:with:)`.
     public static func replace(_ path: String, bytes: [UInt8]) throws {
-        let dir = (path as NSString).deletingLastPathComponent
+        let parent = (path as NSString).deletingLastPathComponent
+        let dir = parent.isEmpty ? "." : parent   // a bare file name lives in the working folder
         let tmp = "\(path).tmp-\(getpid())"
         unlink(tmp)
         do {

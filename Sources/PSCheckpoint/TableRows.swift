@@ -9,6 +9,30 @@ import PSNumerics
 /// owns; rows in no file start from their initial values, as they would
 /// have.
 public enum TableRows {
+    /// The most bytes the whole tables of an export (`pstrain ckpt export`)
+    /// may take: an export writes every row (those the servers never made
+    /// at their initial values), so a hashed table configured far larger
+    /// than the rows it holds is refused with its size instead of
+    /// exhausting memory (docs/config.md).
+    public static let maxExportBytes = 1 << 34
+
+    /// Refuses tables whose full FP32 weights exceed `maxExportBytes`,
+    /// naming the checkpoint folder `dir`, the table and its size.
+    public static func checkExportable(_ tables: [TableSpec], dir: String) throws {
+        var total = 0
+        for (t, spec) in tables.enumerated() {
+            let (bytes, o1) = spec.rows.multipliedReportingOverflow(by: spec.dim * 4)
+            let (sum, o2) = total.addingReportingOverflow(bytes)
+            guard !o1, !o2, sum <= maxExportBytes else {
+                throw CheckpointError.doesNotFit("\(dir): table \(t) (\(TableSpec.name(t))) is \(spec.rows) rows of \(spec.dim), "
+                    + "\(o1 ? "more than 2^63" : String(bytes)) bytes as FP32, and an export writes every row: the tables would take more than "
+                    + "the \(maxExportBytes >> 30) GiB an export may hold. The rows the servers created are in the checkpoint's server files "
+                    + "(\(idsName(t)), \(valuesName(t)); docs/checkpoints.md)")
+            }
+            total = sum
+        }
+    }
+
     public static func idsName(_ t: Int) -> String { "embeddings.\(t).row_ids" }
     public static func valuesName(_ t: Int, state: String? = nil) -> String {
         "embeddings.\(t).weight.rows" + (state.map { "." + $0 } ?? "")

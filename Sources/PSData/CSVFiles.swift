@@ -93,7 +93,12 @@ final class CacheWriter {
     init(_ path: String, header: [UInt8], what: String = "the CSV cache") throws {
         self.path = path
         self.what = what
-        fd = open(path, O_CREAT | O_WRONLY | O_TRUNC | O_CLOEXEC, 0o644)
+        // A new file, never one found at the path: in a shared folder a link
+        // planted at a predictable temporary name must not send the write to
+        // its target. unlink removes a link itself (never what it points to);
+        // O_EXCL | O_NOFOLLOW refuses whatever appears there in between.
+        unlink(path)
+        fd = open(path, O_CREAT | O_EXCL | O_NOFOLLOW | O_WRONLY | O_CLOEXEC, 0o644)
         guard fd >= 0 else {
             throw DataError.unreadable(file: path, reason: "cannot write \(what): \(String(cString: strerror(errno))) (the folder must be writable)")
         }
@@ -147,7 +152,7 @@ final class CacheLock {
     let fd: Int32
 
     init(_ path: String, what: String = "CSV") throws {
-        fd = open(path, O_CREAT | O_RDWR | O_CLOEXEC, 0o644)
+        fd = open(path, O_CREAT | O_RDWR | O_NOFOLLOW | O_CLOEXEC, 0o644)
         guard fd >= 0 else {
             throw DataError.unreadable(file: path, reason: "cannot create the \(what) cache's lock file: \(String(cString: strerror(errno))) "
                                        + "(the cache goes to the run directory, or next to the \(what) file when there is none: it must be writable)")

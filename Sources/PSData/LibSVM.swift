@@ -9,6 +9,10 @@ import PSSupport
 /// spaces is skipped. No dense features; one categorical field whose bag
 /// holds the row's indices, weighted by their values.
 public enum LibSVM {
+    /// The most index:value pairs a line may hold: a bound on the rows one
+    /// sample asks the servers for (ServerTables.requestRowLimit).
+    public static let maxPairsPerRow = 1 << 16
+
     static let pairFix = "a libsvm line is `label index:value ...`: index a non-negative integer, value a finite number"
 
     /// Whether the line holds a row (anything before a `#` but spaces).
@@ -35,6 +39,10 @@ public enum LibSVM {
             var j = i
             while j < end && line[j] != 0x20 && line[j] != 0x09 { j += 1 }
             let t = UnsafeBufferPointer(rebasing: line[i..<j])
+            if token > maxPairsPerRow {
+                throw DataError.badRecord(file: file, line: number, field: "pair \(token)", problem: "the line holds more than \(maxPairsPerRow) index:value pairs",
+                                          fix: "split the features over several fields or rows; a row may hold at most \(maxPairsPerRow)")
+            }
             if token == 0 { try parseLabel(t, into: &row, file: file, line: number) } else { try parsePair(t, token, into: &row, file: file, line: number) }
             token += 1
             i = j

@@ -16,6 +16,16 @@ public struct MPIError: Error, CustomStringConvertible {
     }
 }
 
+/// A message larger than one MPI call can carry (2^31 - 1 bytes).
+public struct MessageTooLarge: Error, CustomStringConvertible {
+    public let function: String
+    public let peer: Int
+    public let bytes: Int
+    public var description: String {
+        "\(function) with rank \(peer): \(bytes) bytes is more than one MPI message carries (2147483647)"
+    }
+}
+
 @inline(__always)
 func check(_ rc: Int32, _ function: String) throws {
     if rc != MPI_SUCCESS { throw MPIError(function: function, code: rc) }
@@ -80,17 +90,26 @@ public final class MPITransport: Transport {
         return TransportRequest(id: nextID, peer: peer, isReceive: isReceive)
     }
 
+    /// An MPI count for `bytes`: never a trap on a size beyond Int32 (a
+    /// crafted announcement could ask for one), an error naming the peer.
+    static func count(_ bytes: Int, _ function: String, peer: Int) throws -> Int32 {
+        guard let n = Int32(exactly: bytes) else { throw MessageTooLarge(function: function, peer: peer, bytes: bytes) }
+        return n
+    }
+
     public func isend(_ frame: FrameBuffer, to peer: Int, tag: Int32) throws -> TransportRequest {
         let buffer = frame.sealed
+        let n = try Self.count(buffer.count, "MPI_Isend", peer: peer)
         return try start("MPI_Isend", peer: peer, isReceive: false, frame: frame) {
-            MPI_Isend(buffer.baseAddress, Int32(buffer.count), pst_mpi_byte(), Int32(peer), tag, comm, $0)
+            MPI_Isend(buffer.baseAddress, n, pst_mpi_byte(), Int32(peer), tag, comm, $0)
         }
     }
 
     public func irecv(_ frame: FrameBuffer, from peer: Int, tag: Int32) throws -> TransportRequest {
         let buffer = frame.whole
+        let n = try Self.count(buffer.count, "MPI_Irecv", peer: peer)
         return try start("MPI_Irecv", peer: peer, isReceive: true, frame: frame) {
-            MPI_Irecv(buffer.baseAddress, Int32(buffer.count), pst_mpi_byte(), Int32(peer), tag, comm, $0)
+            MPI_Irecv(buffer.baseAddress, n, pst_mpi_byte(), Int32(peer), tag, comm, $0)
         }
     }
 

@@ -69,10 +69,12 @@ struct Ckpt: ParsableCommand {
     struct Export: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Write the full model weights (FP32) of a checkpoint as one safetensors file.")
         @Argument(help: "The run directory.") var runDir: String
-        @Option(name: .long, help: "The output file.") var out: String
+        @Option(name: .long, help: "The output file (a new file; see --force).") var out: String
         @Option(name: .long, help: "The checkpoint (default: the newest valid one).") var from: String?
+        @Flag(name: .long, help: "Replace --out when it is an existing regular file (never a folder or anything else).") var force = false
 
         func run() throws {
+            try Ckpt.checkOut(out, force: force)
             let chosen = try userFacing { try CheckpointStore.choose(runDir, from: from, warn: { print("pstrain: warning: \($0)") }) }
             let cfg = try userFacing { try chosen.manifest.configuration(folder: chosen.path) }
             let layout = try Model(cfg.model, capacity: 1).layout
@@ -94,9 +96,29 @@ struct Ckpt: ParsableCommand {
                 metadata["interaction"] = "\"\(cfg.model.interaction.rawValue)\""
             }
             let bytes = Safetensors.encode(tables + tensors, metadata: metadata)
-            if FileManager.default.fileExists(atPath: out) { try FileManager.default.removeItem(atPath: out) }
-            try userFacing { try Durable.writeNew(out, bytes) }
+            // Written beside --out and renamed over it: never a half-written export, and nothing but a regular file replaced.
+            try Ckpt.checkOut(out, force: force)
+            try userFacing { try Durable.replace(out, bytes: bytes) }
             print("pstrain: wrote \(out): \(tables.count + tensors.count) tensors, \(layout.totalCount) parameters\(tables.isEmpty ? "" : " and \(tables.count) embedding tables")\(normalization.isEmpty ? "" : " and the data's standardisation"), from \((chosen.path as NSString).lastPathComponent)")
+        }
+    }
+
+    /// Refuses an --out that would lose something: a folder or anything
+    /// but a regular file, or an existing file without --force (the export
+    /// never deletes; it replaces a file by renaming the new one over it).
+    static func checkOut(_ out: String, force: Bool) throws {
+        var st = stat()
+        guard lstat(out, &st) == 0 else {
+            if errno == ENOENT { return }
+            throw ValidationError("--out \(out): \(String(cString: strerror(errno)))")
+        }
+        switch st.st_mode & S_IFMT {
+        case S_IFREG:
+            if !force { throw ValidationError("--out \(out) exists: pass --force to replace it, or name a new file") }
+        case S_IFDIR:
+            throw ValidationError("--out \(out) is a folder: name the file to write, for example \(out)/model.safetensors")
+        default:
+            throw ValidationError("--out \(out) exists and is not a regular file (a link, a pipe or a device): name a new file")
         }
     }
 
@@ -105,6 +127,7 @@ struct Ckpt: ParsableCommand {
     /// every other row its initial value (what it would hold untouched).
     static func tables(_ dir: String, _ m: Manifest, _ cfg: Config) throws -> [Safetensors.Tensor] {
         guard !cfg.model.tables.isEmpty else { return [] }
+        try TableRows.checkExportable(cfg.model.tables, dir: dir)
         let shard = TableShard(tables: cfg.model.tables, optimizer: cfg.train.sparseOptimizer, hyper: cfg.train.sparseHyper, seed: cfg.train.seed)
         try TableRows.restore(dir, m, into: shard) { _ in true }
         return cfg.model.tables.enumerated().map { t, spec in

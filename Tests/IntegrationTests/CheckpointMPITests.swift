@@ -122,6 +122,26 @@ final class CheckpointMPITests: XCTestCase {
         assertEnded(r, status: 0, "short Fashion-MNIST run")
         let ex = Harness.run(try Harness.executable("pstrain"), ["ckpt", "export", "a", "--out", "model.safetensors"], cwd: dir)
         assertEnded(ex, status: 0, "export")
+        // The export never deletes (issue 20: --out naming the run wiped it) and replaces only a regular file it is asked to.
+        let again = Harness.run(try Harness.executable("pstrain"), ["ckpt", "export", "a", "--out", "model.safetensors"], cwd: dir)
+        XCTAssertNotEqual(again.status, 0)
+        XCTAssertTrue(again.output.contains("model.safetensors exists: pass --force"), again.output)
+        let before = try Data(contentsOf: URL(fileURLWithPath: dir + "/model.safetensors"))
+        for out in ["a", dir + "/a/checkpoints", "."] {
+            let r = Harness.run(try Harness.executable("pstrain"), ["ckpt", "export", "a", "--out", out, "--force"], cwd: dir)
+            XCTAssertNotEqual(r.status, 0, out)
+            XCTAssertTrue(r.output.contains("is a folder"), r.output)
+        }
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/a/checkpoints/LATEST"), "the run is intact")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/a/logs/server-0.jsonl"))
+        try FileManager.default.createSymbolicLink(atPath: dir + "/link.safetensors", withDestinationPath: dir + "/model.safetensors")
+        let link = Harness.run(try Harness.executable("pstrain"), ["ckpt", "export", "a", "--out", "link.safetensors", "--force"], cwd: dir)
+        XCTAssertNotEqual(link.status, 0)
+        XCTAssertTrue(link.output.contains("not a regular file"), link.output)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: dir + "/model.safetensors")), before, "nothing replaced")
+        let forced = Harness.run(try Harness.executable("pstrain"), ["ckpt", "export", "a", "--out", "model.safetensors", "--force"], cwd: dir)
+        assertEnded(forced, status: 0, "export --force over its own file")
+        XCTAssertFalse((try FileManager.default.contentsOfDirectory(atPath: dir)).contains { $0.contains(".tmp-") }, "no temporary file left")
         let reported = Harness.records(dir + "/a/logs/server-0.jsonl", EvalRecord.self).last?.testAccuracy ?? -1
         let script = """
         import gzip, sys, numpy as np

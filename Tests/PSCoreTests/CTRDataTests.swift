@@ -161,6 +161,10 @@ final class CTRDataTests: XCTestCase {
         assertNames(message("1 4:nan"), ["pair 1", "\"nan\" is not finite"])
         assertNames(message("1 2:1 4:1e39"), ["pair 2", "\"1e39\" is not finite (as FP32)"])
         assertNames(message("1 4:1.5.2"), ["pair 1", "\"1.5.2\" is not a number"])
+        // A bound on the rows one sample asks the servers for (ServerTables.requestRowLimit).
+        let many = "1" + (0...LibSVM.maxPairsPerRow).map { " \($0):1" }.joined()
+        assertNames(message(many), ["line 2", "field pair 65537", "more than 65536 index:value pairs"])
+        XCTAssertEqual(message("1" + (0..<LibSVM.maxPairsPerRow).map { " \($0):1" }.joined()), "", "65,536 pairs are fine")
     }
 
     // MARK: The cache
@@ -192,6 +196,29 @@ final class CTRDataTests: XCTestCase {
         XCTAssertEqual(try CTRFile.open(svm, format: .libsvm).fieldCount, 1)
         assertNames(TestFiles.message { _ = try CTRFile.open(svm, format: .criteo) }, ["x.txt line 1", "the line has 1 fields"])
         XCTAssertEqual(try CTRFile.open(svm, format: .libsvm).count, 1)
+    }
+
+    /// A cache's temporary file is created anew: a link planted at its
+    /// name in a shared folder is replaced, its target left alone (issue 20).
+    func testCacheWritesDoNotFollowPlantedLinks() throws {
+        let path = write("l.tsv", Self.criteo("1", ["5"], ["ff"]) + "\n")
+        let victim = write("victim.txt", "precious\n")
+        let cache = path + ".pstrain-ctr"
+        for pid in [getpid()] {
+            try FileManager.default.createSymbolicLink(atPath: cache + ".tmp-\(pid)", withDestinationPath: victim)
+        }
+        let f = try CTRFile.open(path, format: .criteo)
+        XCTAssertEqual(f.count, 1)
+        XCTAssertEqual(try String(contentsOfFile: victim, encoding: .utf8), "precious\n", "the link's target is untouched")
+        var st = stat()
+        XCTAssertEqual(lstat(cache, &st), 0)
+        XCTAssertEqual(st.st_mode & S_IFMT, S_IFREG, "the cache is a file of its own")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: cache + ".tmp-\(getpid())"))
+        // The same for the CSV cache.
+        let csv = write("t.csv", "label,a\n1,2\n")
+        try FileManager.default.createSymbolicLink(atPath: csv + ".pstrain-cache.tmp-\(getpid())", withDestinationPath: victim)
+        _ = try CSV.open(csv, label: "label", cacheDir: "", what: "data.train")
+        XCTAssertEqual(try String(contentsOfFile: victim, encoding: .utf8), "precious\n")
     }
 
     func testGatherEqualsParseForRandomRows() throws {

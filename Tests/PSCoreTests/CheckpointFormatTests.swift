@@ -89,6 +89,20 @@ final class SafetensorsTests: XCTestCase {
 }
 
 final class DurableTests: XCTestCase {
+    /// `pstrain ckpt export` writes whole tables: a legal hashed table of
+    /// 2^34 rows of 4096 is refused with its size (it asked for 256 TiB and
+    /// aborted, issue 20), and sizes that overflow are caught.
+    func testExportRefusesTablesBeyondItsBound() throws {
+        XCTAssertNoThrow(try TableRows.checkExportable([TableSpec(rows: 1 << 20, dim: 16)], dir: "c"))
+        for tables in [[TableSpec(rows: TableSpec.maxRows, dim: TableSpec.maxDim, hash: true)],
+                       [TableSpec(rows: 1 << 30, dim: 8), TableSpec(rows: 1 << 30, dim: 8)],
+                       [TableSpec(rows: Int.max / 2, dim: 4096)]] {
+            XCTAssertThrowsError(try TableRows.checkExportable(tables, dir: "runs/a/checkpoints/step-5")) { e in
+                XCTAssertTrue("\(e)".contains("runs/a/checkpoints/step-5") && "\(e)".contains("16 GiB"), "\(e)")
+            }
+        }
+    }
+
     func testWriteNewRefusesToOverwriteAndReplaceIsAtomic() throws {
         let dir = NSTemporaryDirectory() + "pstrain-dur-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)

@@ -11,6 +11,50 @@ import XCTest
 
 /// Reading TOML (TOMLKit, behind TOMLDocument) and the pre-scan that bounds nesting.
 final class TOMLTests: XCTestCase {
+    /// TOML 1.0's rules, each kept: what must read, and what must be an
+    /// error naming its line (never a crash: toml++ aborted on some of
+    /// these shapes, issue 20).
+    func testTOML10Rules() throws {
+        func read(_ text: String) throws -> [String: ConfigValue] { try TOMLDocument(text, source: "r.toml").root }
+        XCTAssertEqual(try read("a = 0xDEAD_beef\nb = 0o17\nc = 0b101\nd = +7\ne = -0\nf = 9223372036854775807"),
+                       ["a": .integer(0xDEADBEEF), "b": .integer(15), "c": .integer(5), "d": .integer(7), "e": .integer(0), "f": .integer(Int.max)])
+        XCTAssertEqual(try read("a = 1e5\nb = 6.626e-34\nc = -inf\nd = 1_000.5_5\ne = 5E+2_2"),
+                       ["a": .float(1e5), "b": .float(6.626e-34), "c": .float(-.infinity), "d": .float(1000.55), "e": .float(5e22)])
+        guard case .float(let n)? = try read("n = -nan")["n"], n.isNaN else { return XCTFail("nan") }
+        XCTAssertEqual(try read("s = \"\"\"\nab\\\n   cd\\\r\n  \"\"\"")["s"], .string("abcd"), "a line-ending backslash")
+        XCTAssertEqual(try read("t = '''\na'b''''")["t"], .string("a'b'"))
+        XCTAssertEqual(try read("v = \"\\U0001F600\\\"\"")["v"], .string("\u{1F600}\""))
+        XCTAssertEqual(try read("\"a b\".'c' = 1\n\"\" = 2"), ["a b": .table(["c": .integer(1)]), "": .integer(2)])
+        XCTAssertEqual(try read("[a.b]\nx = 1\n[a]\ny = 2\n[a.c]\n"),
+                       ["a": .table(["b": .table(["x": .integer(1)]), "y": .integer(2), "c": .table([:])])])
+        XCTAssertEqual(try read("[[t]]\nx = 1\n[t.s]\ny = 2\n[[t]]\nx = 3\n[[t.u]]\n"),
+                       ["t": .array([.table(["x": .integer(1), "s": .table(["y": .integer(2)])]), .table(["x": .integer(3), "u": .array([.table([:])])])])])
+        XCTAssertEqual(try read("[f]\napple.color = 1\napple.taste.sweet = true\n[f.apple.texture]\nsmooth = true")["f"],
+                       .table(["apple": .table(["color": .integer(1), "taste": .table(["sweet": .bool(true)]), "texture": .table(["smooth": .bool(true)])])]))
+        XCTAssertEqual(try read("a = 1 # c\r\nb = [ # c\n 1, # c\n]\r\n")["b"], .array([.integer(1)]))
+        XCTAssertEqual(try read("d = 2024-02-29T23:59:60.5+05:30\nt = 00:00:00.001\nl = 1979-05-27t07:32:00z"),
+                       ["d": .dateTime("2024-02-29T23:59:60.5+05:30"), "t": .dateTime("00:00:00.001"), "l": .dateTime("1979-05-27T07:32:00Z")])
+        // Each of these is an error naming line 2 or later.
+        let bad = [
+            "lr = 1" + String(repeating: "_", count: 117) + "979-05-27 07:32:00",   // aborted toml++ (its history buffer)
+            "a = 1__0", "a = _1", "a = 1_", "a = 01", "a = +0x1", "a = 0x", "a = 9223372036854775808", "a = -9223372036854775809",
+            "a = 0xFFFFFFFFFFFFFFFFF", "a = 1.", "a = .5", "a = 1e", "a = 1.5e3.1", "a = 1e400", "a = 1.2.3", "a = 03.14", "a = infinity",
+            "a = 2023-02-29", "a = 2023-13-01", "a = 2023-01-01T24:00:00", "a = 12:60:00", "a = 1979-05-27T07:32:00+24:00",
+            "a = 1979-05-27T07:32", "a = 07:32", "a = 1979-05-27X",
+            "a = \"\\x41\"", "a = \"\\uD800\"", "a = \"\\u12\"", "a = \"tab\u{7F}\"", "a = 'a\u{1}'", "a = \"\"\"x", "a = '''x",
+            "a = \"a\rb\"", "# \u{7}", "a = 1\r", "a = {b = 1,}", "a = {b = 1\n}", "a = {b = 1, b = 2}", "a = [1 2]", "a = [,]",
+            "a = true1", "a = True", "a.b = 1\na = 2", "a = {}\na.b = 1", "[x]\n[x]", "[x.y]\n[x]\n[x]", "x.y = 1\n[x.y]",
+            "[x.y]\nz = 1\n[x]\ny.w = 2", "x = [1]\n[[x]]", "[[x]]\n[x]", "x = 1\n[x.y]", "[a]b = 1", "[a]]", "[[a]", "a == 1",
+            "= 1", "a = 1\nb = 2 3", "a.\"\"\"b\"\"\" = 1", "a = \"\\", "a = '", "a = [", "a = {", "[", "[[", "a.", "a = 1979-05-27 07:3",
+        ]
+        for text in bad {
+            XCTAssertThrowsError(try read("z = 0\n" + text), text.debugDescription) { e in
+                guard let c = e as? ConfigError, let p = c.position else { return XCTFail("\(e)") }
+                XCTAssertTrue(p.line >= 2 && "\(c)".hasPrefix("r.toml:"), "\(text.debugDescription): \(c)")
+            }
+        }
+    }
+
     func testValues() throws {
         let t = try TOMLDocument("""
         # comment
@@ -43,7 +87,7 @@ final class TOMLTests: XCTestCase {
             do { _ = try TOMLDocument(text, source: "f.toml"); return "" } catch { return "\(error)" }
         }
         XCTAssertTrue(message("a = 1\nb = \"open\n").hasPrefix("f.toml:2:10: invalid TOML (string)"), message("a = 1\nb = \"open\n"))
-        XCTAssertEqual(message("a = 1\na = 2"), "f.toml:2:5: invalid TOML (key-value pair): cannot redefine existing integer 'a'")
+        XCTAssertEqual(message("a = 1\na = 2"), "f.toml:2:1: invalid TOML (key-value pair): cannot redefine existing integer 'a'")
         XCTAssertEqual(message("a = hello"), "f.toml:1:5: invalid TOML (value): could not determine value type (strings need quotes)")
         XCTAssertTrue(message("a = 1 b = 2").hasPrefix("f.toml:1:7: "), message("a = 1 b = 2"))
         XCTAssertTrue(message("[train\nlr = 1").hasPrefix("f.toml:1:7: invalid TOML (table header)"), message("[train\nlr = 1"))

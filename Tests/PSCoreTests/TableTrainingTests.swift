@@ -1,3 +1,4 @@
+import Foundation
 import XCTest
 @testable import PSSupport
 @testable import PSNumerics
@@ -112,6 +113,45 @@ final class TableTrainingTests: XCTestCase {
     func testFMInteractionTrains() throws {
         let logs = try run(try config(["model.interaction=fm", "train.epochs=1"]))
         XCTAssertGreaterThan(try XCTUnwrap(records(logs, rank: 0, EvalRecord.self).last?.auc), 0.6)
+    }
+
+    /// A worker cannot make a server allocate what it likes (issue 20): an
+    /// announcement of more rows than the server holds or a request can
+    /// carry is refused, naming the worker, before any buffer grows. It used
+    /// to allocate 2.68 GB for 2^28 rows, then trap on an MPI count.
+    func testRowAnnouncementsAreBoundedByTheServersLimit() throws {
+        let c = try config()
+        // Server 0 of 2 holds 200 + 15 + 50,000 rows; a request covers at most max(100, 256) samples, one id per field.
+        let limit = ServerTables.requestRowLimit(specs: c.model.tables, server: 0, servers: 2, samples: 256, idsPerSample: 1)
+        XCTAssertEqual(limit, 200 + 15 + 256)
+        XCTAssertEqual(ServerTables.requestRowLimit(specs: c.model.tables, server: 1, servers: 2, samples: 1 << 40, idsPerSample: 1 << 30),
+                       200 + 15 + 50_000, "no more than the rows the server holds, without overflow")
+        XCTAssertEqual(ServerTables.requestRowLimit(specs: [TableSpec(rows: 7, dim: 4)], server: 2, servers: 3, samples: 256, idsPerSample: 1), 2)
+        XCTAssertLessThan(ServerTables.requestByteLimit(rows: limit, specs: c.model.tables), 1 << 20, "under 1 MiB for this model")
+
+        let hub = InProcessHub(size: 4, mode: .eager)
+        let hellos = (0..<4).map {
+            RankHello(role: $0 < 2 ? .server : .worker, configHash: c.hash, buildHash: 0, pid: 0, configLength: 0,
+                      host: "test", runDir: "", error: "", trainCount: 6000)
+        }
+        let world = World(hellos: hellos)
+        let dir = NSTemporaryDirectory() + "pstrain-rows-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let log = try RunLog(path: dir + "/server-0.jsonl", fixed: RankStamp(run: "t", rank: 0, role: "server", index: 0))
+        let ctx = RankContext(config: c, world: world, transport: hub.transport(rank: 0), log: log, say: { _ in }, runDir: "")
+        let server = try ServerRole(context: ctx, layout: try Model(c.model, capacity: 1).layout, trainCount: 6000)
+        let tb = try XCTUnwrap(server.tables)
+        XCTAssertEqual(tb.maxRequestRows, limit)
+        let before = tb.buffers.request[1].capacity
+        for said in [RowAnnounce(rows: RowAnnounce.maxRows, bytes: RowCoding.maxBytes(RowAnnounce.maxRows)),
+                     RowAnnounce(rows: limit + 1, bytes: limit + 1),
+                     RowAnnounce(rows: 3, bytes: 1 << 30)] {
+            XCTAssertThrowsError(try server.serveRequest(worker: 1, said, step: 4, chunk: 0)) { e in
+                let m = "\(e)"
+                XCTAssertTrue(m.contains("worker 1") && m.contains("row announcement of step 4") && m.contains("at most \(limit) rows"), m)
+            }
+        }
+        XCTAssertEqual(tb.buffers.request[1].capacity, before, "nothing was allocated for a refused announcement")
     }
 
     func testConfigurationChecksTables() throws {

@@ -86,7 +86,11 @@ public final class ServerRole {
         tables = cfg.model.tables.isEmpty ? nil
             : ServerTables(shard: TableShard(tables: cfg.model.tables, optimizer: cfg.train.sparseOptimizer, hyper: cfg.train.sparseHyper,
                                              seed: cfg.train.seed),
-                           workers: world.workers, settings: cfg.compression.settings, precision: precision)
+                           workers: world.workers, settings: cfg.compression.settings, precision: precision,
+                           maxRequestRows: ServerTables.requestRowLimit(
+                               specs: cfg.model.tables, server: world.index(ofRank: context.rank), servers: world.servers,
+                               samples: max(WorkerRole.microbatchRows(cfg, workers: world.workers), Model.minimumCapacity),
+                               idsPerSample: cfg.data.format == .libsvm ? LibSVM.maxPairsPerRow : 1))
         if let (path, m) = context.resume {
             try Self.checkOptimizer(of: path, m, is: cfg.train)
             // Tensors are stored by name and full shape: any server count re-cuts them.

@@ -13,13 +13,43 @@ final class ServerTables {
     var elements: [Int]
     /// This step's row traffic, for the step record.
     var rowsServed = 0, bytesIn = 0, bytesOut = 0
+    /// The most rows one request may ask for (`requestRowLimit`): an
+    /// announcement of more is refused before anything is allocated.
+    let maxRequestRows: Int
 
-    init(shard: TableShard, workers: Int, settings: CodecSettings, precision: Precision) {
+    init(shard: TableShard, workers: Int, settings: CodecSettings, precision: Precision, maxRequestRows: Int) {
         self.shard = shard
+        self.maxRequestRows = maxRequestRows
         specs = shard.tables.map(\.spec)
         buffers = RowBuffers(peers: workers, settings: settings, precision: precision)
         slots = (0..<workers).map { _ in shard.tables.map { _ in [] } }
         elements = Array(repeating: 0, count: workers)
+    }
+}
+
+extension ServerTables {
+    /// The most rows one worker's request may ask server `server` (of
+    /// `servers`) for, from what the server knows of the run: per table, no
+    /// more than the rows it holds (rows are distinct and ascending), nor
+    /// than a request's samples times the ids a sample may hold in that
+    /// table. A request covers at most `samples` rows of data (a training
+    /// microbatch or an evaluation round); a sample holds one id per Criteo
+    /// field and up to LibSVM.maxPairsPerRow in libsvm's one field.
+    static func requestRowLimit(specs: [TableSpec], server: Int, servers: Int, samples: Int, idsPerSample: Int) -> Int {
+        specs.reduce(0) { sum, spec in
+            let held = spec.rows / servers + (server < spec.rows % servers ? 1 : 0)
+            let (asked, o) = samples.multipliedReportingOverflow(by: idsPerSample)
+            return sum + min(held, o ? Int.max : asked)
+        }
+    }
+
+    /// The most bytes one request can make a server allocate: the request
+    /// (at most 10 bytes a row plus a count per table), the rows' FP32
+    /// values, their encoded frame (at most 4 bytes an element plus the
+    /// codec's bound) and a slot per row (docs/robustness.md).
+    static func requestByteLimit(rows: Int, specs: [TableSpec]) -> Int {
+        let dim = specs.map(\.dim).max() ?? 0
+        return RowCoding.maxBytes(rows) + 10 * specs.count + rows * (8 * dim + 4) + (1 << 16)
     }
 }
 
@@ -58,6 +88,12 @@ extension ServerRole {
     /// then the rows' values sent in request order.
     func serveRequest(worker w: Int, _ said: RowAnnounce, step: Int, chunk: Int) throws {
         let tb = tables!, b = tb.buffers, rank = world.workerRanks[w], sender = world.describe(rank)
+        guard said.rows <= tb.maxRequestRows, said.bytes <= RowCoding.maxBytes(said.rows) + 10 * tb.specs.count else {
+            throw FrameError.badPayload(sender: sender, what: "row announcement of step \(step)",
+                                        problem: "claims \(said.rows) rows in \(said.bytes) bytes; this server accepts at most \(tb.maxRequestRows) rows "
+                                            + "in \(RowCoding.maxBytes(min(said.rows, tb.maxRequestRows)) + 10 * tb.specs.count) bytes "
+                                            + "(the rows it holds, and train.batch_size's rows times the ids a sample may hold)")
+        }
         let t0 = now()
         let req = try ctx.transport.irecv(b.room(\.request, w, bytes: said.bytes), from: rank, tag: RowRequest.kind.tag)
         let count = try ctx.wait([req], for: "row requests", step: step)[0]

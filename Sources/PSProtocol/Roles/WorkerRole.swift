@@ -91,6 +91,13 @@ public final class WorkerRole {
         try self.init(context: context, data: .dense(data))
     }
 
+    /// The rows of the widest microbatch any worker computes (worker 0's
+    /// slice of a step, cut by train.microbatch or train.accumulate).
+    static func microbatchRows(_ cfg: Config, workers: Int) -> Int {
+        let widest = Sampler.slice(batch: cfg.train.stepBatch, worker: 0, of: workers).count
+        return cfg.train.microbatch > 0 ? min(cfg.train.microbatch, widest) : (widest + cfg.train.accumulate - 1) / cfg.train.accumulate
+    }
+
     public init(context: RankContext, data source: WorkerData) throws {
         ctx = context
         let cfg = context.config, world = context.world
@@ -99,8 +106,7 @@ public final class WorkerRole {
         slice = Sampler.slice(batch: stepBatch, worker: index, of: world.workers)
         current = slice
         currentSlice = index
-        let widest = Sampler.slice(batch: stepBatch, worker: 0, of: world.workers).count
-        let rows = cfg.train.microbatch > 0 ? min(cfg.train.microbatch, widest) : (widest + cfg.train.accumulate - 1) / cfg.train.accumulate
+        let rows = Self.microbatchRows(cfg, workers: world.workers)
         let mine = slice.count
         // A worker with no rows (more workers than rows in a step) still takes part, with one empty microbatch.
         microbatches = mine == 0 ? [0..<0] : stride(from: 0, to: mine, by: rows).map { $0..<min($0 + rows, mine) }

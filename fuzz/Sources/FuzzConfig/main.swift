@@ -1,6 +1,9 @@
-// Configuration parsing: Config.parse (the pre-scan, TOMLKit, the typed
-// sections, then validate), as `pstrain launch` and every rank do with a
-// configuration file.
+// Configuration parsing, on the three paths untrusted TOML takes:
+// Config.parse (the TOML reader, the typed sections, then validate), as
+// `pstrain launch` and every rank do with a configuration file; each line
+// as a `--set` override (Config.apply(overrides:)); and the configuration a
+// checkpoint's manifest embeds (Manifest.configuration), which `ckpt
+// verify`, `inspect` and `resume` read.
 // A configuration it accepts must survive its canonical form (run.toml):
 // parsing the canonical TOML gives the same canonical TOML. The values the
 // ranks derive at start-up are computed too.
@@ -60,6 +63,9 @@ func seeds() throws -> [(String, [UInt8])] {
 
             """.utf8)),
         ("date.toml", Array("[train]\nlr = 1979-05-27 07:32:00\n".utf8)),
+        // Aborted toml++ (its reader's history buffer overflowed), from a file, --set or a manifest (issue 20).
+        ("date-underscores.toml", Array(("[train]\nlr = 1" + String(repeating: "_", count: 117) + "979-05-27 07:32:00\n").utf8)),
+        ("overrides.txt", Array(("train.lr=1" + String(repeating: "_", count: 117) + "979-05-27 07:32:00\nmodel.layers=[{type=\"dense\",units=3}]\ntrain.epochs=2\n").utf8)),
     ]
 }
 
@@ -68,7 +74,23 @@ func seeds() throws -> [(String, [UInt8])] {
 func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     // Config.load takes the file as UTF-8 text.
     guard let text = String(validating: UnsafeBufferPointer(start: data, count: size), as: UTF8.self) else { return 0 }
-    guard let c = try? Config.parse(text, source: "fuzz.toml") else { return 0 }
+    // --set: each line an override, applied all together (atomic: a refusal changes nothing).
+    var o = Config()
+    let before = o
+    do { try o.apply(overrides: text.split(separator: "\n").map(String.init)) } catch {
+        precondition(o == before, "a refused override changed the configuration")
+    }
+    // The manifest's embedded configuration reads like a file.
+    let m = Manifest(run: "f", step: 1, epoch: 0, epochCursor: 0, stepsPerEpoch: 1, totalSteps: 1, seed: 1, dataOrder: "", rng: "",
+                     lrSchedule: "constant", learningRate: 0.1,
+                     scaler: .init(scale: 1, goodSteps: 0, hysteresisLeft: 1, skipped: 0, overflowsAtMin: 0, lastFiniteStep: 0),
+                     servers: 1, workers: 1, precision: "fp32", compression: "none", build: "fuzz", configHash: "0", config: text,
+                     created: 0, files: [], tensors: [])
+    let fromManifest = try? m.configuration(folder: "step-1")
+    guard let c = try? Config.parse(text, source: "fuzz.toml") else {
+        precondition(fromManifest == nil, "a manifest's configuration read where the same file did not")
+        return 0
+    }
     let canonical = c.canonicalTOML
     guard let again = try? Config.parse(canonical, source: "run.toml") else {
         fatalError("the canonical form of an accepted configuration does not parse:\n\(canonical)")
