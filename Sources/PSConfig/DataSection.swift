@@ -77,7 +77,7 @@ public struct DataSection: ConfigSection {
         .integer("classes", \.classes, .closed(0, 256), "number of classes (0: the training set's largest label + 1)"),
         .choice("normalize", \.normalize, "\"auto\" (scalar for idx, standardize otherwise), \"none\", \"scalar\" or \"standardize\""),
         .number("mean", \.mean, .closed(-1e12, 1e12), "the mean that \"scalar\" subtracts (after x/255 for uint8 features)"),
-        .number("std", \.std, .openClosed(0, 1e12), "the deviation that \"scalar\" divides by (after x/255 for uint8 features)"),
+        .number("std", \.std, .closed(Double(Float.leastNormalMagnitude), 1e12), "the deviation that \"scalar\" divides by (after x/255 for uint8 features)"),
         .number("validation", \.validation, .closedOpen(0, 1), "fraction of the training file held out from its end and evaluated each epoch"),
     ]
 

@@ -65,6 +65,8 @@ enum CSVCache {
         guard columns.count == features else { return nil }
         let labels = Array(b[(offset + xBytes)..<f.size])
         let x = ArrayView(base: f.pointer + offset, type: .float32, shape: [rows, features], owner: f)
-        return Samples(x: x, labels: labels, source: source, columns: columns, checkedFinite: true)
+        // Its values are checked again (checkFinite) like any file's: the key
+        // is the CSV's size and time, not the cache's contents (issue 20).
+        return Samples(x: x, labels: labels, source: source, columns: columns)
     }
 }

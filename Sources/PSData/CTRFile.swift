@@ -124,7 +124,14 @@ public final class CTRFile: CTRSource {
         guard label <= 1 else { throw damaged("a label of \(label)") }
         batch.rows += 1
         batch.labels.append(Float(label))
-        for j in 0..<d { batch.dense.append(Float(bitPattern: p.loadUnaligned(fromByteOffset: 8 * f + 4 * j, as: UInt32.self).littleEndian)) }
+        // The values are checked as they are read: the cache is keyed by the
+        // source's size and time, so an edited cache would otherwise train on
+        // whatever it holds (NaN written into one trained silently, issue 20).
+        for j in 0..<d {
+            let v = Float(bitPattern: p.loadUnaligned(fromByteOffset: 8 * f + 4 * j, as: UInt32.self).littleEndian)
+            guard v.isFinite else { throw damaged("a dense feature of \(v)") }
+            batch.dense.append(v)
+        }
         for g in 0..<f {
             if present & (1 << UInt32(g)) != 0 { batch.ids[g].append(p.loadUnaligned(fromByteOffset: 8 * g, as: UInt64.self).littleEndian) }
             batch.offsets[g].append(Int32(truncatingIfNeeded: batch.ids[g].count))
@@ -167,6 +174,11 @@ public final class CTRFile: CTRSource {
         let label = p.loadUnaligned(as: UInt32.self).littleEndian
         let n = Int(p.loadUnaligned(fromByteOffset: 4, as: UInt32.self).littleEndian)
         guard label <= 1, bytes == 8 + 12 * n else { throw damaged("a record of \(bytes) bytes for \(n) ids") }
+        guard n <= LibSVM.maxPairsPerRow else { throw damaged("a row of \(n) ids, more than the \(LibSVM.maxPairsPerRow) a line may hold") }
+        for q in 0..<n {
+            let w = Float(bitPattern: p.loadUnaligned(fromByteOffset: 8 + 8 * n + 4 * q, as: UInt32.self).littleEndian)
+            guard w.isFinite else { throw damaged("a weight of \(w)") }
+        }
         batch.rows += 1
         batch.labels.append(Float(label))
         for q in 0..<n {

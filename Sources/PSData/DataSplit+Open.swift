@@ -24,8 +24,8 @@ extension DataSplit {
         let classes = try classCount(train, r)
         try test.checkLabels(below: classes, name: labelsName(r),
                              why: r.classes > 0 ? "data.classes = \(classes)" : "the training set's largest label is \(classes - 1); set data.classes if the test set has more classes")
-        try train.checkFinite(name: featuresName(r))
-        try test.checkFinite(name: featuresName(r))
+        let trainRange = try train.checkFinite(name: featuresName(r))
+        let testRange = try test.checkFinite(name: featuresName(r))
         let held = try heldOut(train.count, r.validation, file: train.source)
         let rows = 0..<(train.count - held)
         var statistics: FeatureStatistics?
@@ -41,6 +41,8 @@ extension DataSplit {
             statistics = s
             norm = .standardize(s, byteScaled: train.byteScaled)
         }
+        try trainRange?.check(norm, type: train.x.type, source: train.source, name: featuresName(r))
+        try testRange?.check(norm, type: test.x.type, source: test.source, name: featuresName(r))
         return DataSplit(train: Dataset(samples: train, rows: rows, classes: classes, normalization: norm),
                          test: Dataset(samples: test, classes: classes, normalization: norm),
                          validation: held > 0 ? Dataset(samples: train, rows: rows.upperBound..<train.count, classes: classes, normalization: norm) : nil,

@@ -56,32 +56,64 @@ public struct FoundArrays {
 }
 
 extension Samples {
-    /// Refuses a NaN or infinite feature, naming the row and the feature.
+    /// Refuses a NaN or infinite feature (or one beyond FP32's range),
+    /// naming the row and the feature; returns each feature's smallest and
+    /// largest value (nil for uint8 features, which cannot be either).
     /// A pass over every float feature; a mapped file's pages are given back
     /// as it goes.
-    public func checkFinite(name: String) throws {
-        guard !checkedFinite, x.type != .uint8 else { return }
+    public func checkFinite(name: String) throws -> FeatureRange? {
+        guard x.type != .uint8 else { return nil }
         let f = features
         let v = UnsafeMutablePointer<Double>.allocate(capacity: f)
         defer { v.deallocate() }
+        var range = FeatureRange(lo: Array(repeating: .infinity, count: f), hi: Array(repeating: -.infinity, count: f))
         var chunk = 0
         for i in 0..<count {
             x.values(row: i, into: v)
+            // In the precision the model computes in: a float64 feature
+            // beyond FP32's range is infinite once it is a model input.
             var finite = true
-            for j in 0..<f { finite = finite && v[j].isFinite }
-            if !finite, let j = (0..<f).first(where: { !v[$0].isFinite }) {
-                throw DataError.malformed(file: source, problem: "\(name) row \(i), feature \(j): \(v[j].isNaN ? "NaN" : "\(v[j])") in the features; "
+            for j in 0..<f { finite = finite && Float(v[j]).isFinite }
+            if !finite, let j = (0..<f).first(where: { !Float(v[$0]).isFinite }) {
+                let what = v[j].isNaN ? "NaN" : v[j].isFinite ? "\(v[j]), beyond FP32's range (the model computes in FP32)," : "\(v[j])"
+                throw DataError.malformed(file: source, problem: "\(name) row \(i), feature \(j): \(what) in the features; "
                                           + "every feature must be a finite number")
             }
+            range.lo.withUnsafeMutableBufferPointer { lo in range.hi.withUnsafeMutableBufferPointer { hi in
+                for j in 0..<f { lo[j] = min(lo[j], v[j]); hi[j] = max(hi[j], v[j]) }
+            } }
             if i - chunk == 4095 { x.release(rows: chunk..<(i + 1)); chunk = i + 1 }
         }
         x.release(rows: chunk..<count)
+        return range
     }
 
     /// Refuses a label that is not one of `classes` classes; `why` says where the number comes from.
     public func checkLabels(below classes: Int, name: String, why: String) throws {
         if let i = labels.firstIndex(where: { Int($0) >= classes }) {
             throw DataError.malformed(file: labelsSource, problem: "\(name) row \(i): label \(labels[i]) is not a class in 0..<\(classes) (\(why))")
+        }
+    }
+}
+
+/// Each feature's smallest and largest value in a file (checkFinite).
+public struct FeatureRange {
+    public var lo: [Double]
+    public var hi: [Double]
+
+    /// Refuses a normalisation that takes a feature beyond FP32's range
+    /// (a tiny data.std or a near-constant feature's deviation): the inputs
+    /// would be infinite and every step skipped. Normalisation is monotonic
+    /// per feature, so the extremes decide.
+    public func check(_ norm: Normalization, type: NumericType, source: String, name: String) throws {
+        for j in lo.indices {
+            for v in [lo[j], hi[j]] {
+                let y = norm.value(v, feature: j, type: type)
+                guard y.isFinite else {
+                    throw DataError.malformed(file: source, problem: "\(name) feature \(j): the value \(v) normalised is \(y) in FP32 "
+                        + "(mean \(norm.mean[norm.uniform ? 0 : j]), deviation \(norm.std[norm.uniform ? 0 : j])); use a larger data.std or another data.normalize")
+                }
+            }
         }
     }
 }

@@ -42,16 +42,21 @@ public enum NPY {
         return Header(type: type, shape: shape, dataOffset: start + n)
     }
 
-    /// The product, or nil when a factor is negative or it overflows.
+    /// The product, or nil when a factor is negative or the product of the
+    /// non-zero factors overflows: a zero axis must not hide an impossible
+    /// shape, since a row's size is the product of the others
+    /// ((0, 2^62, 2^62) passed and trapped in ArrayView, issue 20).
     static func product(_ xs: [Int]) -> Int? {
         var p = 1
+        var zero = false
         for x in xs {
             guard x >= 0 else { return nil }
+            if x == 0 { zero = true; continue }
             let (m, o) = p.multipliedReportingOverflow(by: x)
             if o { return nil }
             p = m
         }
-        return p
+        return zero ? 0 : p
     }
 
     static func parseDict(_ text: String, _ bad: (String) -> DataError) throws -> (NumericType, [Int]) {

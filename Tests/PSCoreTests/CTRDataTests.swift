@@ -221,6 +221,21 @@ final class CTRDataTests: XCTestCase {
         XCTAssertEqual(try String(contentsOfFile: victim, encoding: .utf8), "precious\n")
     }
 
+    /// An edited Criteo cache: its values are checked as rows are read (a
+    /// NaN dense feature trained silently, issue 20).
+    func testEditedCTRCacheIsRefusedWhenRead() throws {
+        let path = write("e.tsv", Self.criteo("1", ["5"], ["ff"]) + "\n" + Self.criteo("0", ["7"], ["aa"]) + "\n")
+        let f = try CTRFile.open(path, format: .criteo)
+        XCTAssertEqual(try all(f).labels, [1, 0])
+        let fd = Foundation.open(f.cachePath, O_WRONLY)
+        XCTAssertGreaterThanOrEqual(fd, 0)
+        var nan = Float.nan.bitPattern.littleEndian
+        XCTAssertEqual(pwrite(fd, &nan, 4, off_t(320 + 272 + 26 * 8)), 4, "record 1, dense feature 0")
+        close(fd)
+        let again = try CTRFile.open(path, format: .criteo)
+        assertNames(TestFiles.message { _ = try all(again) }, [".pstrain-ctr", "damaged", "dense feature of nan", "e.tsv"])
+    }
+
     func testGatherEqualsParseForRandomRows() throws {
         let rows = 700
         var c = "", s = ""

@@ -82,6 +82,57 @@ final class DataErrorTests: XCTestCase {
         assertNames(csv("i.csv", "label,a,b\n1,2,1e39\n"), ["i.csv", "line 2 (row 0), column 'b': inf"])
     }
 
+    /// A zero axis does not hide an impossible shape: (0, 2^62, 2^62) passed
+    /// the size check and trapped the worker (issue 20).
+    func testZeroAxisShapesAreRefused() {
+        let huge = [0, 1 << 62, 1 << 62]
+        assertNames(open(.npz, "z.npz", TestFiles.npz(x: ("<f4", huge, []), y: ("|u1", [0], []))), ["z.npz", "array 'x'", "too large"])
+        assertNames(open(.safetensors, "z.safetensors", TestFiles.safetensors([("x", "F32", huge, []), ("y", "U8", [0], [])])),
+                    ["z.safetensors", "tensor 'x'", "too large"])
+        assertNames(open(.npz, "z2.npz", TestFiles.npz(x: ("<f8", [0, 1 << 40, 1 << 20], []), y: ("|u1", [0], []))), ["z2.npz", "too large"])
+        assertNames(open(.npz, "empty.npz", TestFiles.npz(x: ("<f4", [0, 3], []), y: ("|u1", [0], []))), ["empty.npz", "holds no samples"])
+    }
+
+    /// Values are checked in the precision they are used in (issue 20):
+    /// float64 features beyond FP32's range, and a normalisation that takes
+    /// finite features beyond it, trained to NaN and exited 0.
+    func testFeaturesAreCheckedInFP32() {
+        var d = [Double](repeating: 0.5, count: 6)
+        d[3] = 1e39
+        assertNames(open(.safetensors, "big.safetensors", TestFiles.safetensors([("x", "F64", [3, 2], TestFiles.bytes(d)), ("y", "U8", [3], [0, 1, 2])])),
+                    ["big.safetensors", "tensor 'x' row 1, feature 1", "beyond FP32's range"])
+        d[3] = 3e38
+        XCTAssertEqual(open(.safetensors, "edge.safetensors", TestFiles.safetensors([("x", "F64", [3, 2], TestFiles.bytes(d)), ("y", "U8", [3], [0, 1, 2])])), "")
+        // Finite features, a tiny deviation: the inputs would be infinite.
+        let f: [Float] = [1, 2, 3e30, 4, 5, 6]
+        let file = TestFiles.safetensors([("x", "F32", [3, 2], TestFiles.bytes(f)), ("y", "U8", [3], [0, 1, 2])])
+        TestFiles.write(dir + "/n.safetensors", file)
+        var r = DataRequest()
+        r.format = .safetensors; r.train = dir + "/n.safetensors"; r.test = r.train
+        r.normalize = .scalar; r.mean = 0; r.std = 1e-10
+        assertNames(TestFiles.message { _ = try DataSplit.open(r) }, ["n.safetensors", "feature 0", "normalised is inf", "data.std"])
+        r.std = 1
+        XCTAssertEqual(TestFiles.message { _ = try DataSplit.open(r) }, "")
+        // data.std as FP32 uses it: 1e-50 was 0 there.
+        var c = Config()
+        XCTAssertThrowsError(try c.apply(override: "data.std=1e-50")) { e in XCTAssertTrue("\(e)".contains("data.std"), "\(e)") }
+        XCTAssertNoThrow(try c.apply(override: "data.std=1e-30"))
+    }
+
+    /// An edited CSV cache is checked like the file (its key is the CSV's
+    /// size and time, not its contents): NaN written into one trained (issue 20).
+    func testEditedCSVCacheIsChecked() throws {
+        XCTAssertEqual(csv("c.csv", "label,a,b\n1,2,3\n0,4,5\n"), "")
+        let cache = dir + "/c.csv.pstrain-cache"
+        var bytes = Array(try Data(contentsOf: URL(fileURLWithPath: cache)))
+        let offset = Int(UInt64(littleEndian: bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 48, as: UInt64.self) }))
+        bytes.replaceSubrange(offset + 4..<offset + 8, with: TestFiles.bytes([Float.nan]))
+        TestFiles.write(cache, bytes)
+        var r = DataRequest()
+        r.format = .csv; r.train = dir + "/c.csv"; r.test = r.train; r.label = "label"
+        assertNames(TestFiles.message { _ = try DataSplit.open(r) }, ["c.csv", "row 0, feature 1: NaN"])
+    }
+
     func testCountMismatchIsNamed() {
         assertNames(open(.npz, "m.npz", TestFiles.npz(x: ("|u1", [3, 4], Self.x12), y: ("|u1", [2], [0, 1]))),
                     ["m.npz", "array 'x' holds 3 samples but array 'y' holds 2 labels"])

@@ -43,7 +43,8 @@ public struct FeatureStatistics: Equatable {
         for j in 0..<f {
             mean[j] = Float(pivot[j] + s1[j] / n)
             let s = Float(max(0, (s2[j] - s1[j] * s1[j] / n) / n).squareRoot())
-            std[j] = s > 0 && s.isFinite ? s : 1
+            // A deviation below FP32's normal range (a near-constant feature) would blow its inputs up: left at 1.
+            std[j] = s >= .leastNormalMagnitude && s.isFinite ? s : 1
         }
         return FeatureStatistics(mean: mean, std: std)
     }
@@ -120,6 +121,13 @@ public struct Normalization: Equatable {
         default:
             each(n) { j, m, s in dst[j] = Float((src.loadUnaligned(fromByteOffset: 8 * j, as: Double.self) - Double(m)) / Double(s)) }
         }
+    }
+
+    /// Feature j's value `v` (as a float32 or float64 file stores it) as
+    /// the model's input: the arithmetic of `apply`.
+    public func value(_ v: Double, feature j: Int, type: NumericType) -> Float {
+        let m = mean[uniform ? 0 : j], s = std[uniform ? 0 : j]
+        return type == .float32 ? (Float(v) - m) / s : Float((v - Double(m)) / Double(s))
     }
 
     /// Calls `body(j, mean_j, std_j)` for the n features.

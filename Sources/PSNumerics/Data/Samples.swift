@@ -11,13 +11,10 @@ public final class Samples {
     /// The file that holds the labels (IDX keeps them in a file of their own).
     public let labelsSource: String
     public let columns: [String]?
-    /// The features were checked to be finite when the file was read (CSV).
-    public let checkedFinite: Bool
 
-    public init(x: ArrayView, labels: [UInt8], source: String, labelsSource: String? = nil, columns: [String]? = nil,
-                checkedFinite: Bool = false) {
+    public init(x: ArrayView, labels: [UInt8], source: String, labelsSource: String? = nil, columns: [String]? = nil) {
         precondition(labels.count == x.rows, "one label per sample")
-        self.x = x; self.labels = labels; self.source = source; self.labelsSource = labelsSource ?? source; self.columns = columns; self.checkedFinite = checkedFinite
+        self.x = x; self.labels = labels; self.source = source; self.labelsSource = labelsSource ?? source; self.columns = columns
     }
 
     public var count: Int { x.rows }
