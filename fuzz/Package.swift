@@ -9,8 +9,9 @@
 // executable's main to its top-level code, so libFuzzer's main is not used).
 import PackageDescription
 
-func harness(_ name: String, _ module: String) -> Target {
-    .executableTarget(name: module, dependencies: ["FuzzSupport", .product(name: "PSCore", package: "pstrain")],
+func harness(_ name: String, _ module: String, inspect: Bool = false) -> Target {
+    .executableTarget(name: module, dependencies: ["FuzzSupport", .product(name: "PSCore", package: "pstrain")]
+                          + (inspect ? [.product(name: "PSInspect", package: "pstrain")] : []),
                       path: "Sources/\(module)")
 }
 
@@ -25,6 +26,8 @@ let package = Package(
         .executable(name: "fuzz-data", targets: ["FuzzData"]),
         .executable(name: "fuzz-ctr", targets: ["FuzzCTR"]),
         .executable(name: "fuzz-rows", targets: ["FuzzRows"]),
+        .executable(name: "fuzz-cache", targets: ["FuzzCache"]),
+        .executable(name: "fuzz-inspect", targets: ["FuzzInspect"]),
     ],
     dependencies: [.package(name: "pstrain", path: "..")],
     targets: [
@@ -37,6 +40,8 @@ let package = Package(
         harness("fuzz-data", "FuzzData"),
         harness("fuzz-ctr", "FuzzCTR"),
         harness("fuzz-rows", "FuzzRows"),
+        harness("fuzz-cache", "FuzzCache"),
+        harness("fuzz-inspect", "FuzzInspect", inspect: true),
     ],
     swiftLanguageModes: [.v5]
 )

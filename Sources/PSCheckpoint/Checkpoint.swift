@@ -361,6 +361,18 @@ public enum CheckpointStore {
         guard m.step >= 0, folderName == "step-\(m.step)" else {
             throw bad("step", "is \(m.step) but the folder is named \(folderName): a checkpoint's folder is step-<its step>; give it back its name (step-\(m.step)) or use another checkpoint")
         }
+        // The values themselves, not only their checksum (issue 20: a loss
+        // scale of 0 or NaN verified "ok"): what a resume would start from.
+        let sc = m.scaler
+        guard sc.scale.isFinite, sc.scale > 0 else { throw bad("scaler.scale", "is \(sc.scale): a loss scale is a positive finite number") }
+        for (name, v) in [("goodSteps", sc.goodSteps), ("hysteresisLeft", sc.hysteresisLeft), ("skipped", sc.skipped), ("overflowsAtMin", sc.overflowsAtMin)] where v < 0 {
+            throw bad("scaler.\(name)", "is \(v): a count is never negative")
+        }
+        guard sc.lastFiniteStep >= -1 else { throw bad("scaler.lastFiniteStep", "is \(sc.lastFiniteStep): a step number or -1") }
+        guard m.learningRate.isFinite, m.learningRate >= 0 else { throw bad("learningRate", "is \(m.learningRate): a learning rate is finite and not negative") }
+        for (name, v) in [("epoch", m.epoch), ("epochCursor", m.epochCursor), ("stepsPerEpoch", m.stepsPerEpoch), ("totalSteps", m.totalSteps)] where v < 0 {
+            throw bad(name, "is \(v): it is never negative")
+        }
         guard m.servers >= 1 else { throw bad("servers", "is \(m.servers): a run has at least one server") }
         guard m.workers >= 1 else { throw bad("workers", "is \(m.workers): a run has at least one worker") }
         var listed = Set<String>()
@@ -429,11 +441,28 @@ public enum CheckpointStore {
 
     /// The FP32 piece of `tensor` (with `suffix`) that `shard` names, which
     /// must hold exactly the shard's element count.
+    /// Optimizer states that are sums of squares, never negative.
+    static let nonNegativeStates: Set<String> = ["exp_avg_sq", "sum"]
+
     static func shardPiece(_ tensors: [String: Safetensors.Tensor], dir: String, tensor: String, suffix: String,
                            shard: Manifest.TensorEntry.Shard) throws -> Safetensors.Tensor {
         let key = suffix.isEmpty ? tensor : "\(tensor).\(suffix)"
         guard let piece = tensors[key], piece.dtype == .f32, piece.count == shard.count else {
             throw CheckpointError.invalid("\(dir)/\(shard.file) lacks \(key) with \(shard.count) FP32 elements (the manifest's shard of \(tensor) says so): damaged or crafted checkpoint")
+        }
+        // Values a run can hold: finite, and not negative for the states
+        // that are sums of squares (Adam's exp_avg_sq, Adagrad's sum).
+        let nonNegative = nonNegativeStates.contains(suffix)
+        let found = piece.data.withUnsafeBytes { b -> (Int, Float)? in
+            for k in 0..<piece.count {
+                let v = Float(bitPattern: UInt32(littleEndian: b.loadUnaligned(fromByteOffset: 4 * k, as: UInt32.self)))
+                if !v.isFinite || (nonNegative && v < 0) { return (k, v) }
+            }
+            return nil
+        }
+        if let (at, v) = found {
+            throw CheckpointError.invalid("\(dir)/\(shard.file): \(key)[\(at)] is \(v), which a checkpoint of a healthy run never holds "
+                                          + "(\(nonNegative ? "finite and not negative" : "finite")): the run had diverged, or the file was edited; use another checkpoint")
         }
         return piece
     }

@@ -91,6 +91,11 @@ public struct Config: Equatable {
 
     public static func load(path: String) throws -> Config {
         guard FileManager.default.fileExists(atPath: path) else { throw ConfigError.fileNotFound(path: path) }
+        // A regular file only: reading a FIFO would block, a device never end.
+        var st = stat()
+        guard stat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG, st.st_size <= Config.maxFileBytes else {
+            throw ConfigError.unreadable(path: path)
+        }
         guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
             throw ConfigError.unreadable(path: path)
         }
@@ -99,6 +104,9 @@ public struct Config: Equatable {
 
     /// Reads TOML `text`; `source` names it in error messages. Keys the text
     /// leaves out keep their defaults.
+    /// The largest configuration file read (a configuration is a few KiB).
+    static let maxFileBytes = 16 << 20
+
     public static func parse(_ text: String, source: String) throws -> Config {
         let doc = try TOMLDocument(text, source: source)
         var c = Config()

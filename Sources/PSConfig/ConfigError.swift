@@ -55,7 +55,7 @@ public enum ConfigError: UserFacingError, Equatable {
         case .fileNotFound(let path):
             return "configuration file not found: \(path)"
         case .unreadable(let path):
-            return "cannot read configuration file \(path) (not readable UTF-8 text)"
+            return "cannot read configuration file \(path) (not a regular file of at most 16 MiB of readable UTF-8 text)"
         case .parse(let source, let line, let column, let message):
             return "\(source):\(line):\(column): \(message)"
         case .tooDeep(let source, let line, let column, let limit):

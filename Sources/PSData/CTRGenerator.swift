@@ -40,19 +40,36 @@ public struct CTRGeneratorOptions: Equatable, Sendable {
         return o
     }
 
+    /// The most ids the 26 vocabularies may hold together (the bench
+    /// preset has 10,072,222), the most training rows and the most test rows.
+    public static let maxVocabulary = 100_000_000
+    public static let maxTrainRows = 1 << 40
+    public static let maxTestRows = 50_000_000
+
     /// Refuses options that cannot make a Criteo file.
     public func check() throws {
         guard vocabularies.count == Criteo.fieldCount else {
             throw PSError("--fields has \(vocabularies.count) vocabulary sizes; the Criteo format has \(Criteo.fieldCount) categorical fields (C1..C26)")
         }
-        for (f, v) in vocabularies.enumerated() where v < 1 || v > Int(UInt32.max) {
-            throw PSError("--fields: C\(f + 1) has a vocabulary of \(v); it takes 1 to \(UInt32.max) ids")
+        // The generator keeps a permutation and a Zipf table per field (12
+        // bytes an id) and a score per test row (8 bytes): bounded so that
+        // a large request is refused here, not by the allocator.
+        for (f, v) in vocabularies.enumerated() where v < 1 || v > Self.maxVocabulary {
+            throw PSError("--fields: C\(f + 1) has a vocabulary of \(v); it takes 1 to \(Self.maxVocabulary) ids")
+        }
+        let ids = vocabularies.reduce(0, +)
+        guard ids <= Self.maxVocabulary else {
+            throw PSError("--fields: the vocabularies add up to \(ids) ids; the generator takes at most \(Self.maxVocabulary) in all (12 bytes each in memory)")
         }
         guard trainRows >= 1, testRows >= 2 else { throw PSError("--train-rows must be at least 1 and --test-rows at least 2 (the planted AUC needs both labels)") }
+        guard trainRows <= Self.maxTrainRows else { throw PSError("--train-rows \(trainRows): at most \(Self.maxTrainRows)") }
+        guard testRows <= Self.maxTestRows else {
+            throw PSError("--test-rows \(testRows): at most \(Self.maxTestRows) (the planted AUC keeps a score per test row in memory)")
+        }
         guard zipf > 0 && zipf <= 10 else { throw PSError("--zipf \(zipf): the exponent must be in (0, 10]") }
         guard dim >= 1 && dim <= 64 else { throw PSError("--dim \(dim): the planted interaction dimension must be 1 to 64") }
         guard missing >= 0 && missing < 1 else { throw PSError("--missing \(missing): the fraction of empty fields must be in [0, 1)") }
-        guard tableDim >= 1 else { throw PSError("--table-dim must be at least 1") }
+        guard tableDim >= 1 && tableDim <= TableSpec.maxDim else { throw PSError("--table-dim \(tableDim): the tables' dim must be 1 to \(TableSpec.maxDim)") }
     }
 }
 
@@ -76,6 +93,10 @@ public enum CTRGenerator {
 
     public static func write(_ o: CTRGeneratorOptions, to dir: String) throws -> CTRPlantedSummary {
         try o.check()
+        // The folder is written into ctr.toml's strings and comments.
+        if let c = dir.unicodeScalars.first(where: { $0.value < 0x20 || $0.value == 0x7F }) {
+            throw PSError("--out \(dir.debugDescription) holds a control character (U+\(String(format: "%04X", c.value))); name a folder without one")
+        }
         do {
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         } catch {

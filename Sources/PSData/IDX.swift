@@ -21,7 +21,10 @@ public enum IDX {
         guard FileManager.default.fileExists(atPath: path) else {
             throw what.map { DataError.notFound(file: path, what: $0) } ?? DataError.missing(file: path)
         }
-        guard let f = gzopen(path, "rb") else { throw DataError.unreadable(file: path, reason: String(cString: strerror(errno))) }
+        // Opened without blocking and checked to be a regular file first: a
+        // FIFO named as data.train hung the worker until the start-up deadline.
+        let fd = try MappedFile.openRegular(path, what: what ?? "the data set")
+        guard let f = gzdopen(fd, "rb") else { close(fd); throw DataError.unreadable(file: path, reason: String(cString: strerror(errno))) }
         defer { gzclose(f) }
         var out: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 1 << 20)

@@ -14,17 +14,35 @@ public final class MappedFile: PageReleasing {
 
     /// Maps `path`; `what` says what the file is for in the message when it
     /// does not exist ("data.train", "the labels of ...").
-    public init(_ path: String, what: String) throws {
-        self.path = path
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+    /// A descriptor of `path` for reading, which must be a regular file:
+    /// opened with O_NONBLOCK (so that a FIFO or a device cannot block the
+    /// open), checked with fstat, then set blocking again.
+    public static func openRegular(_ path: String, what: String) throws -> Int32 {
+        let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
         if fd < 0 {
             if errno == ENOENT { throw DataError.notFound(file: path, what: what) }
             throw DataError.unreadable(file: path, reason: String(cString: strerror(errno)))
         }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else {
+            let why = String(cString: strerror(errno))
+            close(fd)
+            throw DataError.unreadable(file: path, reason: why)
+        }
+        guard (st.st_mode & S_IFMT) == S_IFREG else {
+            close(fd)
+            throw DataError.unreadable(file: path, reason: "not a regular file (a folder, pipe or device); name the data file itself")
+        }
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
+        return fd
+    }
+
+    public init(_ path: String, what: String) throws {
+        self.path = path
+        let fd = try Self.openRegular(path, what: what)
         defer { close(fd) }
         var st = stat()
         guard fstat(fd, &st) == 0 else { throw DataError.unreadable(file: path, reason: String(cString: strerror(errno))) }
-        guard (st.st_mode & S_IFMT) == S_IFREG else { throw DataError.unreadable(file: path, reason: "not a regular file") }
         size = Int(st.st_size)
         modified = (Int(st.st_mtim.tv_sec), Int(st.st_mtim.tv_nsec))
         guard size > 0 else { throw DataError.malformed(file: path, problem: "the file is empty (0 bytes)") }

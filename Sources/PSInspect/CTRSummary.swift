@@ -63,7 +63,7 @@ extension RunReport {
         let perWorker = logs.filter { $0.role == "worker" }.map { $0.records(WorkerStepRecord.self).filter { $0.rowsPulled != nil } }
         let steps = perWorker.flatMap { $0 }
         guard !steps.isEmpty else { return nil }
-        func total(_ v: (WorkerStepRecord) -> Int?) -> Double { Double(steps.reduce(0) { $0 + (v($1) ?? 0) }) }
+        func total(_ v: (WorkerStepRecord) -> Int?) -> Double { steps.reduce(0.0) { $0 + Double(v($1) ?? 0) } }
         let rows = total(\.rowsPulled)
         // Per step over all workers, as the wire: the records per worker that logged rows.
         let stepCount = max(Double(steps.count) / Double(perWorker.filter { !$0.isEmpty }.count), 1)

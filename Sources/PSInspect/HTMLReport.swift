@@ -39,8 +39,8 @@ public enum HTMLReport {
         let yLo = logY ? pow(10, y0) : y0, yHi = logY ? pow(10, y1) : y1
         svg += "<text x=\"\(left - 4)\" y=\"\(h - bottom)\" class=\"l\" text-anchor=\"end\">\(fmt(yLo))</text>"
         svg += "<text x=\"\(left - 4)\" y=\"\(top + 8)\" class=\"l\" text-anchor=\"end\">\(fmt(yHi))</text>"
-        svg += "<text x=\"\(left)\" y=\"\(h - 10)\" class=\"l\">\(Int(x0))</text>"
-        svg += "<text x=\"\(w - right)\" y=\"\(h - 10)\" class=\"l\" text-anchor=\"end\">\(Int(x1)) \(esc(unit))</text>"
+        svg += "<text x=\"\(left)\" y=\"\(h - 10)\" class=\"l\">\(String(format: "%.0f", x0))</text>"
+        svg += "<text x=\"\(w - right)\" y=\"\(h - 10)\" class=\"l\" text-anchor=\"end\">\(String(format: "%.0f", x1)) \(esc(unit))</text>"
         for (i, (name, points)) in series.enumerated() {
             let p = points.filter { $0.0.isFinite && $0.1.isFinite && (!logY || $0.1 > 0) }
             guard !p.isEmpty else { continue }
@@ -110,7 +110,7 @@ public enum HTMLReport {
         var perStep: [Int: Double] = [:]
         for w in r.logs.filter({ $0.role == "worker" }) {
             var last: [Int: Double] = [:]
-            for rec in w.records(WorkerStepRecord.self) { last[rec.step] = Double(rec.bytesSent + rec.bytesRecv) }
+            for rec in w.records(WorkerStepRecord.self) { last[rec.step] = Double(rec.bytesSent) + Double(rec.bytesRecv) }
             for (k, v) in last { perStep[k, default: 0] += v }
         }
         return perStep.keys.sorted().map { (Double($0), perStep[$0]! / 1e6) }

@@ -156,23 +156,23 @@ public struct RunReport {
         for r in server0?.records(ServerStepRecord.self) ?? [] {
             // ssp and async: one record per push; a step's pushes add up.
             if r.worker != nil, var had = serverSteps[r.step], had.worker != nil, had.worker != r.worker {
-                had.samples += r.samples; had.stepS += r.stepS; had.worker = r.worker
+                had.samples = clampedSum(had.samples, r.samples); had.stepS += r.stepS; had.worker = r.worker
                 serverSteps[r.step] = had
             } else {
                 serverSteps[r.step] = r
             }
         }
         let stepKeys = serverSteps.keys.sorted()
-        let stepsDone = (stepKeys.last ?? -1) + 1
+        let stepsDone = clampedSum(stepKeys.last ?? -1, 1)
         let workers = logs.filter { $0.role == "worker" }
         let servers = logs.filter { $0.role == "server" }
         let hello = server0?.records(HelloRecord.self).last
         let evals = (server0?.records(EvalRecord.self) ?? []).map { RunSummary.Eval(epoch: $0.epoch, step: $0.step, accuracy: $0.testAccuracy, auc: $0.auc, logloss: $0.logloss) }
         let trainSeconds = stepKeys.reduce(0.0) { $0 + (serverSteps[$1]?.stepS ?? 0) }
-        let samples = stepKeys.reduce(0) { $0 + (serverSteps[$1]?.samples ?? 0) }
+        let samples = stepKeys.reduce(0) { clampedSum($0, serverSteps[$1]?.samples ?? 0) }
         let wSteps = workers.flatMap { $0.records(WorkerStepRecord.self) }
-        let wire = Double(wSteps.reduce(0) { $0 + $1.bytesSent + $1.bytesRecv })
-        let fp32 = Double(wSteps.reduce(0) { $0 + 2 * $1.fp32Bytes })
+        let wire = wSteps.reduce(0.0) { $0 + Double($1.bytesSent) + Double($1.bytesRecv) }
+        let fp32 = wSteps.reduce(0.0) { $0 + 2 * Double($1.fp32Bytes) }
         // Per step: average over the step records (a restarted step is logged twice).
         let stepCount = max(Double(wSteps.count) / Double(max(workers.count, 1)), 1)
         var summary = RunSummary(
@@ -198,8 +198,8 @@ public struct RunReport {
         summary.tables = tableSummary(wireBytesPerStep: summary.wireBytesPerStep, servers: summary.servers)
         let stale = server0?.records(StalenessRecord.self) ?? []
         summary.staleness = stale.isEmpty ? nil : stale.map { r in
-            let n = r.counts.reduce(0, +)
-            let mean = n == 0 ? 0 : Double(r.counts.enumerated().reduce(0) { $0 + $1.offset * $1.element }) / Double(n)
+            let n = r.counts.reduce(0.0) { $0 + Double($1) }
+            let mean = n == 0 ? 0 : r.counts.enumerated().reduce(0.0) { $0 + Double($1.offset) * Double($1.element) } / n
             return RunSummary.Staleness(epoch: r.epoch, max: r.max ?? 0, mean: mean, maxLead: r.maxLead)
         }
         return summary
@@ -298,15 +298,17 @@ public struct RunReport {
 
     /// Eight levels of block characters over `width` bins.
     public static func sparkline(_ xs: [Double], width: Int = 60) -> String {
-        let v = xs.filter { $0.isFinite }
+        // Halved, so that differences and means of values near Double's
+        // limits stay finite (a log holding +-1e308 made one NaN, issue 20).
+        let v = xs.filter { $0.isFinite }.map { $0 / 2 }
         guard let lo = v.min(), let hi = v.max(), !v.isEmpty else { return "" }
         let bars = Array("▁▂▃▄▅▆▇█")
         let bins = min(width, v.count)
         return String((0..<bins).map { b -> Character in
             let a = b * v.count / bins, e = max(a + 1, (b + 1) * v.count / bins)
-            let m = v[a..<e].reduce(0, +) / Double(e - a)
-            let k = hi > lo ? Int((m - lo) / (hi - lo) * 7.999) : 0
-            return bars[max(0, min(7, k))]
+            let m = v[a..<e].reduce(0) { $0 + $1 / Double(e - a) }
+            let t = hi > lo ? (m - lo) / (hi - lo) * 7.999 : 0
+            return bars[t.isFinite ? max(0, min(7, Int(max(0, min(7.999, t))))) : 0]
         })
     }
 
@@ -374,4 +376,11 @@ public struct ChromeTrace: Codable, Equatable {
     }
     public var traceEvents: [Event]
     public var displayTimeUnit: String
+}
+
+/// a + b, held at Int's limits instead of trapping: log records are input
+/// too, and a crafted one may hold any integer JSON can (issue 20).
+func clampedSum(_ a: Int, _ b: Int) -> Int {
+    let (r, o) = a.addingReportingOverflow(b)
+    return o ? (b > 0 ? Int.max : Int.min) : r
 }

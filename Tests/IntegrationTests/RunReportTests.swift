@@ -25,6 +25,38 @@ final class RunReportTests: XCTestCase {
                          samplesPerS: 20)
     }
 
+    /// Logs are input too (issue 20): huge integers and losses of +-1e308,
+    /// which trapped inspect on sums, step + 1 and the sparkline, give a
+    /// summary, its text, the HTML report and the trace.
+    func testCraftedLogsDoNotCrashInspect() throws {
+        let dir = Harness.tempDir("crafted") + "/r"
+        let server = try RunLog(path: dir + "/logs/server-0.jsonl", fixed: RankStamp(run: "r", rank: 0, role: "server", index: 0))
+        server.write(ServerStartRecord(servers: 1, workers: 1, shardLo: 0, shardHi: 100, pieces: 1, precision: "fp32", compression: "none",
+                                       lossScale: 1, steps: Int.max, stepsPerEpoch: 1))
+        for (k, loss) in [(0, 1e308), (1, -1e308), (Int.max, 1e308)] {
+            server.write(ServerStepRecord(step: k, epoch: 0, loss: loss, fp32Bytes: Int.max, encodeS: 0, decodeS: 0, lr: 0.1, lossScale: 1,
+                                          skipped: 0, overflow: false, samples: Int.max, stepS: 1e308, waitS: 0, applyS: 0,
+                                          bytesRecv: Int.max, bytesSent: Int.max, samplesPerS: 1e308, paramsDigest: nil))
+        }
+        server.flush()
+        let worker = try RunLog(path: dir + "/logs/worker-0.jsonl", fixed: RankStamp(run: "r", rank: 1, role: "worker", index: 0))
+        for k in 0..<3 {
+            worker.write(WorkerStepRecord(step: k, epoch: 0, loss: 1e308, fp32Bytes: Int.max, encodeS: 0, decodeS: 0, lossScale: 1, overflow: false,
+                                          skipped: 0, samples: Int.max, stepS: 0, computeS: 1e308, waitS: -1e308, bytesSent: Int.max,
+                                          bytesRecv: Int.max, samplesPerS: 1e308))
+        }
+        worker.flush()
+        let r = try RunReport(dir: dir)
+        let s = r.summary()
+        XCTAssertEqual(s.stepsDone, Int.max, "held at Int.max, not trapped")
+        let text = SummaryText.text(s)
+        XCTAssertTrue(text.contains("progress    step"), text)
+        XCTAssertFalse(SummaryText.compare(s, s).isEmpty)
+        XCTAssertTrue(HTMLReport.render(r).contains("<svg"))
+        XCTAssertEqual(RunReport.sparkline([1e308, -1e308, 1e308, .nan, .infinity]).count, 3)
+        _ = try? JSONEncoder().encode(r.chromeTrace())
+    }
+
     func testSummaryTraceAndReportOfRecordsWrittenHere() throws {
         let dir = Harness.tempDir("report") + "/r"
         let events = try RunLog(path: dir + "/events.jsonl", fixed: LauncherStamp(run: "r"))

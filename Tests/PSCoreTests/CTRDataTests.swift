@@ -381,6 +381,20 @@ final class CTRDataTests: XCTestCase {
         XCTAssertEqual(Double(batch.labels.reduce(0, +)) / 3000, 0.25, accuracy: 0.04, "click rate")
         assertNames(TestFiles.message { var p = o; p.vocabularies = [10]; _ = try CTRGenerator.write(p, to: c) }, ["--fields has 1", "26 categorical fields"])
         assertNames(TestFiles.message { _ = try CTRGeneratorOptions.preset("huge") }, ["unknown preset 'huge'", "tiny", "bench"])
+        // Sizes that overflowed or crashed the allocator, and a folder that broke ctr.toml (issue 20): refused first.
+        func refused(_ change: (inout CTRGeneratorOptions) -> Void, to out: String = c) -> String {
+            var p = o
+            change(&p)
+            return TestFiles.message { _ = try CTRGenerator.write(p, to: out) }
+        }
+        assertNames(refused { $0.testRows = Int.max - 5 }, ["--test-rows", "at most 50000000"])
+        assertNames(refused { $0.testRows = 1_000_000_000_000 }, ["--test-rows", "at most"])
+        assertNames(refused { $0.trainRows = Int.max }, ["--train-rows", "at most"])
+        assertNames(refused { $0.vocabularies[0] = Int(UInt32.max) }, ["C1 has a vocabulary of 4294967295", "1 to 100000000"])
+        assertNames(refused { $0.vocabularies = Array(repeating: 50_000_000, count: 26) }, ["add up to 1300000000 ids"])
+        assertNames(refused { $0.tableDim = 5000 }, ["--table-dim 5000"])
+        assertNames(refused({ _ in }, to: dir + "/new\nline"), ["holds a control character (U+000A)"])
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/new\nline"), "nothing written")
     }
 
     func testPlantedModelScoresInTheStatedRange() throws {

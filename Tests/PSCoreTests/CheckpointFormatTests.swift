@@ -262,6 +262,32 @@ final class CheckpointReadingTests: XCTestCase {
     /// Shards with a negative start, past the end of the tensor, with an
     /// overflowing end, overlapping, leaving a gap, or empty are refused
     /// before any file is read (the old check only summed the counts).
+    /// verify checks the values a checkpoint carries, not only their
+    /// checksums (issue 20: a loss scale of 0 or NaN verified "ok").
+    func testValuesAreChecked() throws {
+        for (field, edit) in [("scaler.scale", { (m: inout Manifest) in m.scaler.scale = 0 }),
+                              ("scaler.scale", { (m: inout Manifest) in m.scaler.scale = -2 }),
+                              ("scaler.skipped", { (m: inout Manifest) in m.scaler.skipped = -1 }),
+                              ("learningRate", { (m: inout Manifest) in m.learningRate = -0.1 }),
+                              ("epochCursor", { (m: inout Manifest) in m.epochCursor = -5 })] as [(String, (inout Manifest) -> Void)] {
+            try writeCheckpoint()
+            try rewrite(edit)
+            assertRefused(["field \(field)"])
+        }
+        // A NaN weight, written and sealed as a checkpoint: refused by verify and by the loader.
+        var w = weights
+        w[6] = .nan
+        try FileManager.default.removeItem(atPath: runDir + "/checkpoints")
+        try writeExampleCheckpoint(runDir: runDir, weights: w, momentum: momentum, residual: residual, build: "test")
+        assertRefused(["server-1.safetensors", "b[0] is nan", "finite"], also: ["loadRange"])
+        // Momentum may be negative; a sum of squares may not (Adam's exp_avg_sq, Adagrad's sum).
+        XCTAssertTrue(CheckpointStore.nonNegativeStates.isSuperset(of: ["exp_avg_sq", "sum"]))
+        XCTAssertFalse(CheckpointStore.nonNegativeStates.contains("momentum"))
+        try FileManager.default.removeItem(atPath: runDir + "/checkpoints")
+        try writeCheckpoint()
+        XCTAssertEqual(failures(), ["verify": "", "loadRange": "", "loadResidual": ""], "negative momentum is fine")
+    }
+
     func testShardRangesAreChecked() throws {
         let cases: [(start0: Int, count0: Int, start1: Int, count1: Int, field: String, why: String)] = [
             (-1, 5, 4, 2, "shards[0].start", "is -1: negative"),

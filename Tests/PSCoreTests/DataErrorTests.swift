@@ -181,4 +181,20 @@ final class DataErrorTests: XCTestCase {
         r.format = .csv
         XCTAssertTrue(TestFiles.message { _ = try DataSplit.open(r) }.contains("data.train"))
     }
+
+    /// A FIFO (or any file that is not a regular one) named as data or
+    /// configuration is refused at once; it used to hang the reader until
+    /// the start-up deadline (issue 20).
+    func testPipesAreRefusedWithoutWaiting() {
+        let fifo = dir + "/train-images-idx3-ubyte"
+        XCTAssertEqual(mkfifo(fifo, 0o600), 0)
+        let start = Date()
+        for format in [DataFormat.idx, .npz, .safetensors, .csv] {
+            var r = DataRequest()
+            r.format = format; r.train = fifo; r.test = fifo
+            assertNames(TestFiles.message { _ = try DataSplit.open(r) }, ["train-images-idx3-ubyte", "not a regular file"])
+        }
+        XCTAssertThrowsError(try Config.load(path: fifo)) { e in XCTAssertTrue("\(e)".contains("not a regular file"), "\(e)") }
+        XCTAssertLessThan(Date().timeIntervalSince(start), 5, "no read waited for a writer")
+    }
 }

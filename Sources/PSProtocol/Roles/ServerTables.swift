@@ -43,6 +43,18 @@ extension ServerTables {
         }
     }
 
+    /// Refuses an announcement of more rows than `maxRows`, or of more
+    /// bytes than its rows can take (10 a row plus a count per table),
+    /// before anything is allocated for it; names the sender.
+    static func check(_ said: RowAnnounce, maxRows: Int, tables: Int, sender: String, step: Int) throws {
+        guard said.rows <= maxRows, said.bytes <= RowCoding.maxBytes(said.rows) + 10 * tables else {
+            throw FrameError.badPayload(sender: sender, what: "row announcement of step \(step)",
+                                        problem: "claims \(said.rows) rows in \(said.bytes) bytes; this server accepts at most \(maxRows) rows "
+                                            + "in \(RowCoding.maxBytes(min(said.rows, maxRows)) + 10 * tables) bytes "
+                                            + "(the rows it holds, and train.batch_size's rows times the ids a sample may hold)")
+        }
+    }
+
     /// The most bytes one request can make a server allocate: the request
     /// (at most 10 bytes a row plus a count per table), the rows' FP32
     /// values, their encoded frame (at most 4 bytes an element plus the
@@ -88,12 +100,7 @@ extension ServerRole {
     /// then the rows' values sent in request order.
     func serveRequest(worker w: Int, _ said: RowAnnounce, step: Int, chunk: Int) throws {
         let tb = tables!, b = tb.buffers, rank = world.workerRanks[w], sender = world.describe(rank)
-        guard said.rows <= tb.maxRequestRows, said.bytes <= RowCoding.maxBytes(said.rows) + 10 * tb.specs.count else {
-            throw FrameError.badPayload(sender: sender, what: "row announcement of step \(step)",
-                                        problem: "claims \(said.rows) rows in \(said.bytes) bytes; this server accepts at most \(tb.maxRequestRows) rows "
-                                            + "in \(RowCoding.maxBytes(min(said.rows, tb.maxRequestRows)) + 10 * tb.specs.count) bytes "
-                                            + "(the rows it holds, and train.batch_size's rows times the ids a sample may hold)")
-        }
+        try ServerTables.check(said, maxRows: tb.maxRequestRows, tables: tb.specs.count, sender: sender, step: step)
         let t0 = now()
         let req = try ctx.transport.irecv(b.room(\.request, w, bytes: said.bytes), from: rank, tag: RowRequest.kind.tag)
         let count = try ctx.wait([req], for: "row requests", step: step)[0]

@@ -1,5 +1,8 @@
-// RowAnnounce.decode and RowRequest.open, as a server does with a worker's
-// row request for embedding tables (ServerTables.swift).
+// RowAnnounce.decode, the server's bound on what an announcement may ask
+// (ServerTables.check against requestRowLimit: nothing past it is
+// allocated, and what passes stays under requestByteLimit) and
+// RowRequest.open, as a server does with a worker's row request for
+// embedding tables (ServerTables.swift).
 //
 // Input: [rows u16 LE][announcement: 24 bytes][request payload...]
 //   rows: the row count the announcement is taken to say (the announcement
@@ -18,6 +21,8 @@ import FuzzSupport
 @testable import PSProtocol
 
 let tables = [TableSpec(rows: 1000, dim: 4), TableSpec(rows: 1 << 34, dim: 2, hash: true), TableSpec(rows: 3, dim: 8)]
+/// Server 0 of 2, a microbatch of 256 samples, one id per field.
+let maxRows = ServerTables.requestRowLimit(specs: tables, server: 0, servers: 2, samples: 256, idsPerSample: 1)
 
 func input(_ rows: [[UInt64]]) -> [UInt8] {
     let payload = RowRequest.encode(rows)
@@ -37,7 +42,11 @@ func seeds() -> [(String, [UInt8])] {
 func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     guard size >= 2 + RowAnnounce.payloadBytes else { return 0 }
     let n = Int(data[0]) | Int(data[1]) << 8
-    _ = try? RowAnnounce.decode(from: UnsafeRawPointer(data + 2))
+    if let said = try? RowAnnounce.decode(from: UnsafeRawPointer(data + 2)),
+       (try? ServerTables.check(said, maxRows: maxRows, tables: tables.count, sender: "fuzz", step: 4)) != nil {
+        precondition(said.rows <= maxRows && RowCoding.maxBytes(said.rows) <= ServerTables.requestByteLimit(rows: maxRows, specs: tables))
+        precondition(said.bytes <= ServerTables.requestByteLimit(rows: maxRows, specs: tables))
+    }
     let payload = UnsafeRawBufferPointer(start: data + 2 + RowAnnounce.payloadBytes, count: size - 2 - RowAnnounce.payloadBytes)
     let frame = FrameBuffer(payloadCapacity: payload.count)
     RowRequest.seal(frame, bytes: Array(payload), step: 4, chunk: 0)
