@@ -226,9 +226,13 @@ public enum CheckpointStore {
 
     /// What LATEST names, if anything.
     public static func latestName(_ runDir: String) -> String? {
-        guard let t = try? String(contentsOfFile: folder(runDir) + "/LATEST", encoding: .utf8) else { return nil }
-        let name = t.trimmingCharacters(in: .whitespacesAndNewlines)
-        return name.isEmpty ? nil : name
+        // A regular file of a few bytes, read without blocking (a FIFO or a
+        // link to /dev/zero is no LATEST); it only ever picks among the
+        // step-<N> folders listed inside the run, never a path of its own.
+        guard let b = try? readRegularFile(folder(runDir) + "/LATEST", checkSize: { if $0 > 64 { throw CheckpointError.invalid("LATEST is too long") } }) else { return nil }
+        let name = String(decoding: b, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard name.hasPrefix("step-"), name.count > 5, name.dropFirst(5).allSatisfy({ $0.isASCII && $0.isNumber }) else { return nil }
+        return name
     }
 
     /// Reads the manifest and checks it (see `check`), then every file's

@@ -9,7 +9,7 @@ import PSCodec
 /// default. Each component takes its own section (`cfg.train`,
 /// `cfg.compression.settings`, ...); there are no flat accessors.
 ///
-/// Files are parsed with TOMLKit (TOMLDocument.swift). An unknown key, a
+/// Files are parsed by the TOML reader in TOMLDocument.swift. An unknown key, a
 /// wrong type, a number out of range or a bad layer is a ConfigError naming
 /// the source, the key and what is allowed.
 public struct Config: Equatable {
@@ -154,7 +154,8 @@ public struct Config: Equatable {
             }
             try k.write(&s, value, ctx)
         }
-        switch parts[0] {
+        // `--set =1` or `--set .x=1`: no section (the config fuzzer's first finding on the --set path).
+        switch parts.first ?? "" {
         case ModelSection.name: try write(&model)
         case DataSection.name: try write(&data)
         case TrainSection.name: try write(&train)

@@ -29,7 +29,7 @@ public enum LayerProblem: Equatable {
 public enum ConfigError: UserFacingError, Equatable {
     case fileNotFound(path: String)
     case unreadable(path: String)
-    /// The text is not TOML (TOMLKit's message and position).
+    /// The text is not TOML (the reader's message and position).
     case parse(source: String, line: Int, column: Int, message: String)
     /// Values nest deeper than `TOMLDocument.maxDepth`.
     case tooDeep(source: String, line: Int, column: Int, limit: Int)

@@ -3,11 +3,11 @@ import PSNumerics
 import PSCodec
 
 // The values configuration keys are read from and written back as: what
-// TOMLKit parsed, converted once into plain Swift values, and what the
+// the TOML reader parsed, as plain Swift values, and what the
 // canonical form (run.toml) and the error messages print.
 
 /// A TOML value as the configuration sees it: read from a file (through
-/// TOMLKit), from a `--set key=value` override, or printed back into the
+/// TOMLDocument), from a `--set key=value` override, or printed back into the
 /// canonical form. The sections turn these into typed fields.
 public indirect enum ConfigValue: Equatable, CustomStringConvertible {
     case string(String)
@@ -15,7 +15,7 @@ public indirect enum ConfigValue: Equatable, CustomStringConvertible {
     case float(Double)
     case bool(Bool)
     case array([ConfigValue])
-    /// A table; TOMLKit keeps no key order, so keys print sorted.
+    /// A table; it keeps no key order, so keys print sorted.
     case table([String: ConfigValue])
     /// A date, time or date-time, as TOML text. No key holds one; it exists
     /// so that the message refusing it can name it.

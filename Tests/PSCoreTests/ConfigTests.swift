@@ -236,6 +236,9 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(a.data.kind.rawValue, "synthetic")
         XCTAssertThrowsError(try a.apply(override: "train.lr")) { e in XCTAssertTrue("\(e)".contains("key=value")) }
         XCTAssertThrowsError(try a.apply(override: "train.nope=1")) { e in XCTAssertTrue("\(e)".contains("train.nope")) }
+        for bad in ["=1", " = 1", ".=1", "...=2"] {   // trapped on an empty key (found by the config fuzzer's --set path)
+            XCTAssertThrowsError(try a.apply(override: bad), bad) { e in XCTAssertTrue("\(e)".contains("unknown configuration key"), "\(e)") }
+        }
         let d = a.differences(from: Config())
         XCTAssertEqual(d.map { $0.key }, ["data.kind", "train.lr"])
         XCTAssertNotEqual(a.hash, Config().hash)
