@@ -91,8 +91,12 @@ public enum LibSVM {
     /// The token as a double (strtod's syntax, the whole token); nil when
     /// it is not one. NaN and infinities parse (the caller refuses them).
     static func number(_ b: UnsafeBufferPointer<UInt8>) -> Double? {
-        guard !b.isEmpty, b.count < 128 else { return b.isEmpty ? nil : Double(String(decoding: b, as: UTF8.self)) }
-        return withUnsafeTemporaryAllocation(of: CChar.self, capacity: 128) { s -> Double? in
+        // strtod for every length, and no NUL inside: a NUL ends a C string,
+        // so "1" and 130 NULs read as 1 (the differential test against the
+        // Python reader found it; tokens of 128 bytes or more went through
+        // Double(String), which stopped at the NUL too).
+        guard !b.isEmpty, !b.contains(0) else { return nil }
+        return withUnsafeTemporaryAllocation(of: CChar.self, capacity: b.count + 1) { s -> Double? in
             for k in 0..<b.count { s[k] = CChar(bitPattern: b[k]) }
             s[b.count] = 0
             var end: UnsafeMutablePointer<CChar>?

@@ -161,6 +161,10 @@ final class CTRDataTests: XCTestCase {
         assertNames(message("1 4:nan"), ["pair 1", "\"nan\" is not finite"])
         assertNames(message("1 2:1 4:1e39"), ["pair 2", "\"1e39\" is not finite (as FP32)"])
         assertNames(message("1 4:1.5.2"), ["pair 1", "\"1.5.2\" is not a number"])
+        // A NUL ends a C string: "1" and 130 NULs was read as the label 1 (found by the Python bridge's differential test).
+        assertNames(message("1" + String(repeating: "\0", count: 130) + " 2:1"), ["line 2", "field label"])
+        assertNames(message("1 3:1" + String(repeating: "\0", count: 130) + "junk"), ["line 2", "pair 1", "is not a number"])
+        assertNames(message("1 3:1\0"), ["line 2", "pair 1", "is not a number"])
         // A bound on the rows one sample asks the servers for (ServerTables.requestRowLimit).
         let many = "1" + (0...LibSVM.maxPairsPerRow).map { " \($0):1" }.joined()
         assertNames(message(many), ["line 2", "field pair 65537", "more than 65536 index:value pairs"])

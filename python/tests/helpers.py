@@ -40,6 +40,23 @@ class TempDirTest(unittest.TestCase):
         return os.path.join(self.dir, *parts)
 
 
+def in_child(test, call, timeout=60):
+    """The output of `call` (Python, after `import pstrain`) in a child
+    process with 4 GiB of address space and a time limit, printing the
+    exception it raises: a reader that would read a device whole or block
+    on a FIFO fails the test instead of exhausting memory or hanging."""
+    code = ("import resource, pstrain, pstrain.checkpoint\n"
+            "resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))\n"
+            f"try:\n    {call}\n    print('no error')\n"
+            "except Exception as e:\n    print(type(e).__name__ + ': ' + str(e))\n")
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    try:
+        p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:
+        test.fail(f"{call} ran past {timeout} s (blocked on a FIFO, or reading a device that never ends?)")
+    return p.stdout + p.stderr
+
+
 def pstrain_bin():
     """The folder of the built pstrain executables ($PSTRAIN_BIN_DIR)."""
     d = os.environ.get("PSTRAIN_BIN_DIR", "")

@@ -7,12 +7,17 @@ import json
 import os
 
 import numpy as np
+from safetensors import safe_open
 from safetensors.numpy import save_file
 
 import pstrain
+from pstrain.checkpoint import canonical_json
 from pstrain.layers import entry_toml
 from pstrain.model import read_section
-from helpers import TempDirTest, require_torch
+from helpers import TempDirTest, in_child, require_torch, run_pstrain
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def pstrain_tensors(seq, counter_shape=()):
@@ -63,11 +68,26 @@ def write_checkpoint(folder, tensors, config, servers=2, step=7):
             data = fh.read()
         listed.append({"name": f"server-{s}.safetensors", "role": "server", "index": s, "bytes": len(data),
                        "sha256": hashlib.sha256(data).hexdigest()})
-    manifest = {"format": 2, "step": step, "servers": servers, "workers": 1, "files": listed, "tensors": entries,
-                "config": config, "checksum": "not checked by the bridge"}
-    with open(os.path.join(folder, "manifest.json"), "w") as f:
-        json.dump(manifest, f)
+    manifest = {"format": 2, "run": "run", "step": step, "epoch": 0, "epochCursor": 0, "stepsPerEpoch": 10, "totalSteps": 20,
+                "seed": 1, "dataOrder": "", "rng": "", "lrSchedule": "constant", "learningRate": 0.1,
+                "scaler": {"scale": 65536.0, "goodSteps": 0, "hysteresisLeft": 2, "skipped": 0, "overflowsAtMin": 0,
+                           "lastFiniteStep": step - 1},
+                "servers": servers, "workers": 1, "precision": "fp32", "compression": "none", "build": "test", "configHash": "0",
+                "config": config, "created": 1737000000.25, "files": listed, "tensors": entries}
+    write_manifest(folder, manifest)
     return entries
+
+
+def write_manifest(folder, manifest, checksum=None):
+    """manifest.json as pstrain writes it: pretty-printed, sorted keys, sealed
+    with the SHA-256 of its canonical form (or `checksum`)."""
+    manifest = dict(manifest, checksum=checksum or seal(manifest))
+    with open(os.path.join(folder, "manifest.json"), "w") as f:
+        json.dump(manifest, f, indent=2, sort_keys=True)
+
+
+def seal(manifest):
+    return hashlib.sha256(canonical_json(manifest)).hexdigest()
 
 
 class ExportTests(TempDirTest):
@@ -201,15 +221,279 @@ class CheckpointTests(TempDirTest):
         with self.assertRaises(pstrain.PstrainError) as c:
             pstrain.load_state_dict(self.folder)
         self.assertIn("server-1.safetensors does not match the manifest", str(c.exception))
-        mpath = os.path.join(self.folder, "manifest.json")
-        with open(mpath) as f:
-            m = json.load(f)
+        m = self.manifest()
         m["tensors"][0]["shards"][0]["start"] = 1  # elements 0..<1 in no shard
-        with open(mpath, "w") as f:
-            json.dump(m, f)
+        write_manifest(self.folder, m)
         with self.assertRaises(pstrain.PstrainError) as c:
             pstrain.load_state_dict(self.folder)
-        self.assertIn("the shards of layers.0.weight", str(c.exception))
+        self.assertIn("field tensors[0] (layers.0.weight).shards[0].start is 1: elements 0..<1 of the tensor are in no shard",
+                      str(c.exception))
         with self.assertRaises(pstrain.PstrainError) as c:
             pstrain.load_state_dict(os.path.join(self.folder, "server-0.safetensors"))
         self.assertIn("pass the checkpoint's folder", str(c.exception))
+
+    def manifest(self):
+        """The checkpoint's manifest as a dict, without its checksum."""
+        with open(os.path.join(self.folder, "manifest.json")) as f:
+            m = json.load(f)
+        del m["checksum"]
+        return m
+
+    def refused(self, path, *words):
+        """load_state_dict(path) fails with a PstrainError holding every one of `words`."""
+        with self.assertRaises(pstrain.PstrainError) as c:
+            pstrain.load_state_dict(path, as_numpy=True)
+        for w in words:
+            self.assertIn(w, str(c.exception))
+        return str(c.exception)
+
+    def test_checksum_is_checked(self):
+        """An edit that keeps the JSON valid is refused, as pstrain refuses it
+        (the bridge computes the canonical form pstrain's checksum covers)."""
+        mpath = os.path.join(self.folder, "manifest.json")
+        m = self.manifest()
+        m["tensors"][0]["shape"] = [3, 10]  # another shape, same element count: without the checksum it would load
+        write_manifest(self.folder, m, checksum=seal(self.manifest()))
+        self.refused(self.folder, mpath, "field checksum is", "the manifest was edited or damaged")
+        with open(mpath, "w") as f:
+            json.dump(m, f)
+        self.refused(self.folder, mpath, "field checksum is missing")
+
+    def test_canonical_form_matches_pstrain(self):
+        """Manifests pstrain wrote (the fuzzer's seeds, fuzz/corpus/manifest;
+        the first byte is the harness's control byte) hash to their own
+        checksum under the bridge's canonical form."""
+        from pstrain.checkpoint import MANIFEST, _decode
+        corpus = os.path.join(ROOT, "fuzz", "corpus", "manifest")
+        for name in ("valid", "valid-compact"):
+            with open(os.path.join(corpus, name), "rb") as f:
+                doc = json.loads(f.read()[1:])
+            self.assertEqual(seal(_decode(doc, MANIFEST, "", name)), doc["checksum"], name)
+
+    def test_manifest_fields_are_checked(self):
+        """Every field the bridge uses is decoded with its type and range and
+        checked as pstrain checks it (sealed, so that the checksum passes):
+        each bad value is a PstrainError naming the manifest and the field."""
+        mpath = os.path.join(self.folder, "manifest.json")
+        huge = 1 << 31
+        cases = [
+            (lambda m: m["tensors"][0].update(shape=[-5, -6]), "field tensors[0] (layers.0.weight).shape is [-5, -6]"),
+            (lambda m: m["tensors"][0].update(shape=[5, 2.5]), "field tensors[0].shape[1]: 2.5 is not an integer"),
+            (lambda m: m["tensors"][0].update(shape=[5, "6"]), "field tensors[0].shape[1]: 6 is not an integer"),
+            (lambda m: m["tensors"][0].update(shape=[5, True]), "field tensors[0].shape[1]: True is not an integer"),
+            (lambda m: m["tensors"][0].update(shape=[1 << 63, 1]),
+             "field tensors[0].shape[0]: 9223372036854775808 is not an integer that fits"),
+            (lambda m: m["tensors"][0].update(shape=[huge, huge, 4]), "field tensors[0] (layers.0.weight).shape is", "overflows an Int"),
+            (lambda m: m["tensors"][0].update(shape=None), "field tensors[0].shape: expected an array"),
+            (lambda m: m["tensors"][0]["shards"][0].update(count=-4), "field tensors[0] (layers.0.weight).shards[0].count is -4"),
+            (lambda m: m["tensors"][0]["shards"][0].update(start=-1), "field tensors[0] (layers.0.weight).shards[0].start is -1: negative"),
+            (lambda m: m["tensors"][0]["shards"][0].update(count=1e300), "field tensors[0].shards[0].count: 1e+300 is not an integer"),
+            (lambda m: m["tensors"][0]["shards"][0].update(file="../../x"), "shards[0].file is '../../x', which contains '/'"),
+            (lambda m: m["tensors"][0]["shards"][0].update(file="other.safetensors"),
+             "shards[0].file is other.safetensors, which the manifest's files list does not hold"),
+            (lambda m: m["tensors"][0]["shards"].append(dict(m["tensors"][0]["shards"][-1])), "overlaps the one before it"),
+            (lambda m: m["tensors"].__setitem__(0, "layers.0.weight"), "field tensors[0]: expected an object"),
+            (lambda m: m["tensors"][0].pop("shards"), "field tensors[0].shards is missing"),
+            (lambda m: m["files"][0].update(bytes="12"), "field files[0].bytes: 12 is not an integer"),
+            (lambda m: m["files"][0].update(name=".."), "field files[0].name is '..', which names a folder"),
+            (lambda m: m["files"][0].update(name="a\0b"), "field files[0].name is 'a\\x00b', which contains a NUL byte"),
+            (lambda m: m["files"][0].update(name="x" * 256), "which is longer than 255 bytes"),
+            (lambda m: m["files"].append(dict(m["files"][0])), "field files[2].name lists server-0.safetensors a second time"),
+            (lambda m: m["files"][0].update(sha256=None), "field files[0].sha256: expected a String, found null"),
+            (lambda m: m.update(files={}), "field files: expected an array"),
+            (lambda m: m.update(step=8), "field step is 8 but the folder is named step-7"),
+            (lambda m: m["scaler"].update(scale=0), "field scaler.scale is 0.0: a loss scale is a positive finite number"),
+            (lambda m: m["scaler"].update(goodSteps=-1), "field scaler.goodSteps is -1: a count is never negative"),
+            (lambda m: m["scaler"].update(lastFiniteStep=-2), "field scaler.lastFiniteStep is -2"),
+            (lambda m: m.update(learningRate=-0.5), "field learningRate is -0.5: a learning rate is finite and not negative"),
+            (lambda m: m.update(epochCursor=-3), "field epochCursor is -3: it is never negative"),
+            (lambda m: m.update(servers=0), "field servers is 0: a run has at least one server"),
+            (lambda m: m.update(workers=-1), "field workers is -1"),
+            (lambda m: m.update(seed=-1), "field seed: -1 is not an integer that fits in a UInt64"),
+            (lambda m: m.update(created=10 ** 400), "field created: 1000"),
+            (lambda m: m.update(config=["[model]"]), "field config: expected a String"),
+            (lambda m: m.pop("learningRate"), "field learningRate is missing"),
+            (lambda m: m["scaler"].pop("scale"), "field scaler.scale is missing"),
+            (lambda m: m.update(format=1), "field format is 1; this bridge reads format 2"),
+            (lambda m: m.update(format="2"), "not a JSON object with an integer field format"),
+        ]
+        good = self.manifest()
+        for i, (mutate, *words) in enumerate(cases):
+            with self.subTest(i, words=words[0]):
+                m = json.loads(json.dumps(good))
+                mutate(m)
+                try:
+                    write_manifest(self.folder, m)
+                except Exception:  # a value the canonical form cannot encode: any checksum, the decoder refuses first
+                    write_manifest(self.folder, m, checksum="0" * 64)
+                self.refused(self.folder, mpath, *words)
+        for text, words in [(b"[1, 2]", "not a JSON object"), (b'{"format": 2, "step": NaN}', "is not valid JSON"),
+                            (b"\xff{}", "is not valid JSON"), (b"", "is not valid JSON")]:
+            with open(mpath, "wb") as f:
+                f.write(text)
+            self.refused(self.folder, mpath, words)
+        write_manifest(self.folder, good)
+        self.assertEqual(len(pstrain.load_state_dict(self.folder, as_numpy=True)), len(self.tensors))
+
+    def test_values_a_run_cannot_hold_are_refused(self):
+        """A weight that is not finite, or a sum of squares below 0 (Adam's
+        exp_avg_sq, Adagrad's sum), in a file that matches its manifest, is
+        refused as pstrain refuses it (CheckpointStore.shardPiece)."""
+        files = {}
+        for s in range(2):  # each server's tensors, with an exp_avg_sq beside each momentum
+            with safe_open(os.path.join(self.folder, f"server-{s}.safetensors"), framework="np") as f:
+                files[s] = {k: f.get_tensor(k) for k in f.keys()}
+            files[s].update({k.replace(".momentum", ".exp_avg_sq"): np.abs(v) for k, v in files[s].items() if k.endswith(".momentum")})
+        name = next(k for k in files[1] if not k.endswith((".momentum", ".exp_avg_sq")) and files[1][k].size > 1)
+        path = os.path.join(self.folder, "server-1.safetensors")
+        for key, value, state, words in [(name, np.nan, "", f"{name}[1] is nan, which a checkpoint of a healthy run never holds (finite)"),
+                                         (name + ".momentum", -np.inf, "momentum", f"{name}.momentum[1] is -inf"),
+                                         (name + ".exp_avg_sq", -1.0, "exp_avg_sq", f"{name}.exp_avg_sq[1] is -1.0, which a checkpoint of "
+                                                                                    f"a healthy run never holds (finite and not negative)")]:
+            with self.subTest(key):
+                changed = {s: dict(t) for s, t in files.items()}
+                changed[1][key] = changed[1][key].copy()
+                changed[1][key].reshape(-1)[1] = value
+                m = self.manifest()
+                for s, tensors in changed.items():
+                    save_file(tensors, os.path.join(self.folder, f"server-{s}.safetensors"))
+                    with open(os.path.join(self.folder, f"server-{s}.safetensors"), "rb") as f:
+                        data = f.read()
+                    m["files"][s].update(bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
+                write_manifest(self.folder, m)
+                other = "exp_avg_sq" if state == "" else ""  # its values are fine: it loads
+                self.assertEqual(len(pstrain.load_state_dict(self.folder, as_numpy=True, state=other)), len(self.tensors))
+                with self.assertRaises(pstrain.PstrainError) as c:
+                    pstrain.load_state_dict(self.folder, as_numpy=True, state=state)
+                self.assertIn(f"{path}: ", str(c.exception))
+                self.assertIn(words, str(c.exception))
+
+    def test_memory_follows_the_files_not_the_manifest(self):
+        """A manifest whose shape and shard claim 2^62 elements (an Int, so
+        the manifest passes) allocates nothing for them: the file's piece is
+        refused first."""
+        m = self.manifest()
+        m["tensors"][0]["shape"] = [1 << 31, 1 << 31]
+        m["tensors"][0]["shards"] = [{"file": "server-0.safetensors", "start": 0, "count": 1 << 62}]
+        write_manifest(self.folder, m)
+        self.refused(self.folder, "server-0.safetensors lacks layers.0.weight with 4611686018427387904 FP32 elements")
+
+    def test_only_regular_files_are_read(self):
+        """A listed file that is a link to /dev/zero, a FIFO, a folder, or a
+        regular file larger than the manifest says, is refused from fstat
+        before a byte of it is read (in a child process with 4 GiB of
+        address space and a time limit: reading first would exhaust memory
+        or block)."""
+        path = os.path.join(self.folder, "server-1.safetensors")
+        os.rename(path, path + ".kept")
+        sparse = self.path("sparse")
+        with open(sparse, "wb") as f:
+            f.truncate(64 << 30)  # 64 GiB, no blocks
+        for kind, make, words in [
+                ("/dev/zero", lambda: os.symlink("/dev/zero", path), "is not a regular file"),
+                ("FIFO", lambda: os.mkfifo(path), "is not a regular file"),
+                ("folder", lambda: os.mkdir(path), "is not a regular file"),
+                ("64 GiB", lambda: os.symlink(sparse, path), f"({64 << 30} bytes, the manifest says"),
+                ("missing", lambda: None, "server-1.safetensors is missing: the checkpoint is incomplete")]:
+            with self.subTest(kind):
+                make()
+                try:
+                    out = in_child(self, f"pstrain.load_state_dict({self.folder!r}, as_numpy=True)")
+                    self.assertIn("PstrainError", out)
+                    self.assertIn(path + " ", out)
+                    self.assertIn(words, out)
+                finally:
+                    if os.path.isdir(path) and not os.path.islink(path):
+                        os.rmdir(path)
+                    elif os.path.lexists(path):
+                        os.unlink(path)
+        os.rename(path + ".kept", path)
+        mpath = os.path.join(self.folder, "manifest.json")
+        os.rename(mpath, mpath + ".kept")
+        os.symlink("/dev/zero", mpath)
+        out = in_child(self, f"pstrain.checkpoint.read_manifest({self.folder!r})")
+        self.assertIn(f"PstrainError: {mpath} is not a regular file", out)
+
+    def test_latest_names_a_checkpoint_of_this_run(self):
+        """checkpoints/LATEST holds step-<N>, a folder of the same
+        checkpoints/: a path to another run's checkpoint (relative or
+        absolute) is refused, not loaded; so is a name that is not step-<N>
+        or names no folder."""
+        other = self.path("other", "run")
+        other_tensors = {k: v + 1 for k, v in self.tensors.items()}
+        write_checkpoint(os.path.join(other, "checkpoints", "step-5"), other_tensors, "", step=5)
+        latest = os.path.join(self.run, "checkpoints", "LATEST")
+        for text in ["../../other/run/checkpoints/step-5\n", os.path.join(other, "checkpoints", "step-5") + "\n",
+                     "step-5/../../../other/run/checkpoints/step-5", "step-07", "step-+7", "step-\u0667", "7", "", "step-7x",
+                     "step-7\x1c", "step-7\x00"]:  # (str.strip() would take \x1c; pstrain trims Unicode's White_Space only)
+            with self.subTest(text):
+                with open(latest, "w") as f:
+                    f.write(text)
+                msg = self.refused(self.run, latest, "must hold the name of a checkpoint folder")
+                self.assertIn("not a checkpoint name", msg)
+        with open(latest, "w") as f:
+            f.write("step-9\n")
+        self.refused(self.run, latest, "names step-9, which is not a folder in")
+        with open(latest, "wb") as f:
+            f.write(b"step-7 \xff")
+        self.refused(self.run, latest, "is not UTF-8 text")
+        with open(latest, "w") as f:
+            f.write(" step-7\r\n")  # whitespace around the name is not part of it (pstrain trims it too)
+        self.assertEqual(len(pstrain.load_state_dict(self.run, as_numpy=True)), len(self.tensors))
+        os.unlink(latest)
+        os.mkfifo(latest)
+        out = in_child(self, f"pstrain.load_state_dict({self.run!r}, as_numpy=True)")
+        self.assertIn(f"PstrainError: {latest} is not a regular file", out)
+
+    def test_normalization_of_a_checkpoint_is_checked(self):
+        """load_normalization reads worker 0's file of a checkpoint through
+        the checked reader (NormalizationFile.load): a file that does not
+        match the manifest is refused, not used."""
+        mean, std = np.arange(6, dtype=np.float32), np.ones(6, dtype=np.float32)
+        path = os.path.join(self.folder, "worker-0.safetensors")
+        save_file({"data.mean": mean, "data.std": std}, path)
+        with open(path, "rb") as f:
+            data = f.read()
+        m = self.manifest()
+        m["files"].append({"name": "worker-0.safetensors", "role": "worker", "index": 0, "bytes": len(data),
+                           "sha256": hashlib.sha256(data).hexdigest()})
+        write_manifest(self.folder, m)
+        for source in (self.folder, self.run):
+            got = pstrain.load_normalization(source)
+            self.assertTrue(np.array_equal(got[0], mean) and np.array_equal(got[1], std))
+        save_file({"data.mean": mean + 1, "data.std": std}, path)  # same size, other values
+        with self.assertRaises(pstrain.PstrainError) as c:
+            pstrain.load_normalization(self.folder)
+        self.assertIn("worker-0.safetensors does not match the manifest (SHA-256 mismatch)", str(c.exception))
+
+
+class PstrainChecksumTest(TempDirTest):
+    def test_pstrain_verifies_what_the_bridge_seals(self):
+        """The canonical form the bridge hashes is the one pstrain hashes:
+        checkpoints sealed by the bridge, with strings that JSON escapes and
+        doubles at the edges of Swift's number formats (2^53, 1e-4, 1e16,
+        -0, subnormal), pass `pstrain ckpt verify`."""
+        strings = ['a/b"c\\d', "\n\r\t\b\f\x01\x1f\x7f", "é 😀 \u2028 </script>", ""]
+        doubles = [(0.0, 0.1, 65536.0), (-0.0, -0.0, 1e-05), (-9999999999999998.0, 1e-4, 9.999999999999999e-05),
+                   (2.0 ** 53, 2.0 ** 53 + 2, 1e16), (1e22, 5e-324, 1.7976931348623157e308), (1737000000.123456, 123.456, 1e15)]
+        run = self.path("run")
+        for step, (created, lr, scale) in enumerate(doubles):  # (a scale is positive, a learning rate not negative)
+            folder = os.path.join(run, "checkpoints", f"step-{step}")
+            w = np.arange(6, dtype=np.float32)
+            os.makedirs(folder)
+            save_file({"w": w, "w.momentum": -w}, os.path.join(folder, "server-0.safetensors"))
+            with open(os.path.join(folder, "server-0.safetensors"), "rb") as f:
+                data = f.read()
+            write_manifest(folder, {
+                "format": 2, "run": strings[step % len(strings)], "step": step, "epoch": 0, "epochCursor": 0, "stepsPerEpoch": 1,
+                "totalSteps": 1, "seed": (1 << 64) - 1, "dataOrder": strings[(step + 1) % len(strings)], "rng": "",
+                "lrSchedule": "constant",
+                "learningRate": lr, "scaler": {"scale": scale, "goodSteps": 0, "hysteresisLeft": 2, "skipped": 0, "overflowsAtMin": 0,
+                                               "lastFiniteStep": -1},
+                "servers": 1, "workers": 1, "precision": "fp32", "compression": "none", "build": "x/y", "configHash": "0", "config": "",
+                "created": created, "files": [{"name": "server-0.safetensors", "role": "server", "index": 0, "bytes": len(data),
+                                               "sha256": hashlib.sha256(data).hexdigest()}],
+                "tensors": [{"name": "w", "shape": [2, 3], "shards": [{"file": "server-0.safetensors", "start": 0, "count": 6}]}]})
+            self.assertEqual(len(pstrain.load_state_dict(folder, names="pstrain", as_numpy=True)), 1)
+        out = run_pstrain(["ckpt", "verify", run], cwd=self.dir)
+        self.assertEqual(out.count(": ok ("), len(doubles), out)

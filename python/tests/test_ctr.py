@@ -15,7 +15,7 @@ from safetensors.numpy import save_file
 
 import pstrain
 from pstrain import ctr
-from helpers import TempDirTest, require_torch, write_synthetic_criteo
+from helpers import TempDirTest, in_child, require_torch, write_synthetic_criteo
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TORCH_CTR = os.path.join(ROOT, "scripts", "lib", "torch_ctr.py")
@@ -223,6 +223,89 @@ class ReaderTest(TempDirTest):
                 pstrain.read_libsvm(self.write("bad.svm", "1 1:1\n" + bad + "\n"))
             self.assertIn("line 2", str(cm.exception))
             self.assertIn(words, str(cm.exception))
+
+    def test_libsvm_takes_pstrains_grammar_only(self):
+        """What pstrain's reader refuses (LibSVM.swift), the bridge refuses,
+        with the file and line: a value finite as a double but not as FP32,
+        Python's extra number syntax (underscores, non-ASCII digits, which
+        int() and float() take), and separators other than space, tab and
+        "\\n" (str.splitlines() cuts lines at \\x1c, \\x85, \\u2028; split()
+        tokens at \\v and \\f). The corpus test compares both readers."""
+        for bad, words in [("1 3:1e39", "'3:1e39' has a value that is not a finite number as FP32"),
+                           ("1 3:-3.40282357e38", "not a finite number as FP32"),
+                           ("1 3:0x1p128", "not a finite number as FP32"),
+                           ("1 3:1\x1c0 4:1", "pair 1: '3:1\\x1c0' has a value that is not a number"),
+                           ("1 3:1\u2028 4:1", "has a value that is not a number"),
+                           ("1 3:1\x0b4:2", "has a value that is not a number"),
+                           ("1\x0c 3:1", "label '1\\x0c'"),
+                           ("\u0661 3:1", "label '\u0661'"),
+                           ("1 \u0663:1", "'\u0663:1' is not idx:value with idx a non-negative integer"),
+                           ("1 3:\u0661", "has a value that is not a number"),
+                           ("1_0 3:1", "label '1_0'"),
+                           ("1 3:1_0", "'3:1_0' has a value that is not a number"),
+                           ("1 1_0:1", "'1_0:1' is not idx:value"),
+                           ("1 \u00b2:1", "'\u00b2:1' is not idx:value"),
+                           ("1 3: 1", "'3:' has a value that is not a number"),
+                           ("1 3:1\r\r", "has a value that is not a number"),  # a "\r" before the "\n" belongs to the line end
+                           ("1 18446744073709551616:1", "below 2^64")]:
+            with self.subTest(bad):
+                path = self.write("bad.svm", "1 1:1\n" + bad + "\n0 2:1\n")
+                with self.assertRaises(pstrain.PstrainError) as cm:
+                    pstrain.read_libsvm(path)
+                self.assertIn(f"{path}: line 2", str(cm.exception))
+                self.assertIn(words, str(cm.exception))
+        # What pstrain takes that float() does not: strtod's hexadecimal, "nan(...)" refused as not finite.
+        path = self.write("ok.svm", "0x1 3:0x1.8p1 4:.5 5:5. 6:-0 7:1E-2 00000000000000000000000008:3.4028235e38\r\n"
+                                    "1e0 18446744073709551615:1e-50 # a comment \x1c\n-1.0\t\t9:+2\n")
+        d = pstrain.read_libsvm(path)
+        self.assertEqual(d.labels.tolist(), [1.0, 1.0, 0.0])
+        self.assertEqual(d.ids[0].tolist(), [3, 4, 5, 6, 7, 8, M64, 9])
+        self.assertEqual(d.weights[0].tobytes(), np.array([3, 0.5, 5, -0.0, 0.01, 3.4028235e38, 0, 2], np.float32).tobytes())
+        self.assertEqual(d.offsets[0].tolist(), [0, 6, 7, 8])
+        with self.assertRaises(pstrain.PstrainError) as cm:
+            pstrain.read_libsvm(self.write("nan.svm", "1 3:nan(1)\n"))
+        self.assertIn("not a finite number", str(cm.exception))
+
+    def test_libsvm_pairs_per_line_are_bounded(self):
+        """At most 65,536 index:value pairs a line (LibSVM.maxPairsPerRow)."""
+        pairs = " ".join(f"{i}:1" for i in range(1 << 16))
+        d = pstrain.read_libsvm(self.write("max.svm", "1 " + pairs + "\n"))
+        self.assertEqual(len(d.ids[0]), 1 << 16)
+        with self.assertRaises(pstrain.PstrainError) as cm:
+            pstrain.read_libsvm(self.write("over.svm", "0 1:1\n1 " + pairs + " 7:1\n"))
+        self.assertIn("line 2, pair 65537: the line holds more than 65536 index:value pairs", str(cm.exception))
+
+    def test_criteo_integers_as_pstrain_reads_them(self):
+        """I1..I13 as pstrain reads them (Criteo.integer): a sign '+' or '-',
+        ASCII digits, any leading zeros, the whole Int64 range; not Python's
+        int() grammar (underscores, non-ASCII digits, spaces)."""
+        def row(i1, label="1"):
+            return "\t".join([label, i1] + ["1"] * 12 + ["ab"] * 26)
+        ok = {"+5": 5, "9223372036854775807": (1 << 63) - 1, "-9223372036854775808": -(1 << 63), "0" * 40 + "7": 7,
+              "-" + "0" * 5000 + "3": -3, "1234567890123456789": 1234567890123456789}
+        d = pstrain.read_criteo(self.write("ok.tsv", "\n".join(row(v) for v in ok) + "\n"))
+        want = [np.float32(math.log1p(max(v, 0))) for v in ok.values()]
+        self.assertEqual(d.dense[:, 0].tolist(), [float(w) for w in want])
+        for bad in ["9223372036854775808", "-9223372036854775809", "1" + "0" * 30, "1_0", "\u0661", "\u00b2", " 5", "5 ", "+", "+-1",
+                    "1\x1c"]:
+            with self.subTest(bad):
+                path = self.write("bad.tsv", row("1") + "\n" + row(bad) + "\n")
+                with self.assertRaises(pstrain.PstrainError) as cm:
+                    pstrain.read_criteo(path)
+                self.assertIn(f"{path}: line 2, field I1: {bad!r} is not an integer", str(cm.exception))
+
+    def test_readers_refuse_what_is_not_a_regular_file(self):
+        """As pstrain (CTRFile.open), a FIFO or a device is refused, not read
+        (a FIFO would block, /dev/zero never ends): in a child process with
+        a time and a memory limit."""
+        fifo = self.path("fifo")
+        os.mkfifo(fifo)
+        os.symlink("/dev/zero", self.path("zero"))
+        for reader in ("read_libsvm", "read_criteo"):
+            for path in (fifo, self.path("zero"), self.dir):
+                with self.subTest(reader=reader, path=path):
+                    out = in_child(self, f"pstrain.{reader}({path!r})", timeout=30)
+                    self.assertIn(f"PstrainError: {path} is not a regular file", out)
 
     def test_rows_of_tables(self):
         path = self.write("a.svm", "1 3:1 12:1\n0 5:1\n")

@@ -12,11 +12,13 @@ None (each id weighs 1) or one float32 per id (libsvm's values).
 
 import math
 import os
+import re
 from dataclasses import dataclass
 
 import numpy as np
 
 from .errors import PstrainError
+from .files import open_regular, read_regular
 
 GOLDEN = 0x9E3779B97F4A7C15
 MIX1 = 0xBF58476D1CE4E5B9
@@ -152,15 +154,6 @@ def read_ctr(path, fmt):
     raise PstrainError(f"data.format is {fmt!r}: the CTR formats are \"criteo\" and \"libsvm\"")
 
 
-def _open_bytes(path):
-    path = os.fspath(path)
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except OSError as e:
-        raise PstrainError(f"cannot read {path}: {e.strerror}") from e
-
-
 # Criteo: label, I1..I13, C1..C26, tab-separated; the whole file is parsed
 # with numpy on its bytes, a chunk of whole lines at a time.
 CRITEO_COLUMNS = 1 + CRITEO_DENSE + CRITEO_FIELDS
@@ -177,8 +170,9 @@ def read_criteo(path):
     one uint64 id. Read CHUNK bytes of whole lines at a time."""
     path = os.fspath(path)
     parts, line, carry = [], 1, b""
+    f = open_regular(path)[0]  # as pstrain: a FIFO or a device is refused, not read
     try:
-        with open(path, "rb") as f:
+        with f:
             while True:
                 block = f.read(CHUNK)
                 data = carry + block
@@ -286,23 +280,33 @@ def _labels(buf, starts, lens, path, line_no):
 
 
 def _integers(buf, starts, lens, path, line_no):
-    """log1p(max(I, 0)) as float32 (0 for an empty field) of the integer columns."""
+    """log1p(max(I, 0)) as float32 (0 for an empty field) of the integer
+    columns. An integer is what pstrain takes (Criteo.integer): an optional
+    '-' or '+', then ASCII digits (any number of leading zeros), within
+    Int64; cells of more than 18 digits are checked and parsed one by one."""
     b, from_end, off = _cell_bytes(buf, starts, lens)
     digit = b.astype(np.int64) - 48
     is_digit = (digit >= 0) & (digit <= 9)
     lead = np.zeros(len(b), dtype=bool)
     lead[off[:-1][lens.reshape(-1) > 0]] = True
-    minus = lead & (b == 45)
+    sign = lead & ((b == 45) | (b == 43))
+    signed = (lens > 0) & ((buf[starts] == 45) | (buf[starts] == 43))
     negative = (lens > 0) & (buf[starts] == 45)
-    bad_cells = (lens - negative > 18) | (negative & (lens == 1))
-    bad = ~is_digit & ~minus
-    if bad.any() or bad_cells.any():
-        r, j = divmod(_first_bad_cell(off, bad, bad_cells), CRITEO_DENSE)
-        text = bytes(buf[starts[r, j]:starts[r, j] + lens[r, j]]).decode(errors="replace")
-        raise PstrainError(f"{path}: line {line_no[r]}, field I{j + 1}: {text!r} is not an integer "
-                           f"(at most 18 digits, an optional leading '-')")
+    bad = (_cell_sums((~is_digit & ~sign).astype(np.int64), off).reshape(lens.shape) > 0) | (signed & (lens == 1))
     value = _cell_sums(np.where(is_digit, digit, 0) * _POW10[np.minimum(from_end, 18)], off).reshape(lens.shape)
     value = np.where(negative, -value, value)
+    for r, j in zip(*np.nonzero((lens - signed > 18) & ~bad)):  # too long for the sums: exact, on Python ints
+        cell = bytes(buf[starts[r, j] + signed[r, j]:starts[r, j] + lens[r, j]]).lstrip(b"0")  # ASCII digits, checked above
+        v = int(cell or b"0") * (-1 if negative[r, j] else 1) if len(cell) <= 19 else 1 << 64  # (int() stops at 4,300 digits)
+        if -(1 << 63) <= v < (1 << 63):
+            value[r, j] = v
+        else:
+            bad[r, j] = True
+    if bad.any():
+        r, j = divmod(int(np.flatnonzero(bad.reshape(-1))[0]), CRITEO_DENSE)
+        text = bytes(buf[starts[r, j]:starts[r, j] + lens[r, j]]).decode(errors="replace")
+        raise PstrainError(f"{path}: line {line_no[r]}, field I{j + 1}: {text!r} is not an integer from -2^63 to 2^63 - 1 "
+                           f"(ASCII digits, an optional leading '-' or '+')")
     return np.log1p(np.maximum(value, 0).astype(np.float64)).astype(np.float32)
 
 
@@ -331,28 +335,46 @@ def _hex(buf, starts, lens, path, line_no):
 
 def read_libsvm(path):
     """A libsvm/svmlight file: label 0/1 (or -1/+1), then idx:val pairs; one
-    categorical field whose bag is the row's indices weighted by the values."""
-    text = _open_bytes(path).decode("utf-8", errors="replace")
+    categorical field whose bag is the row's indices weighted by the values.
+    The grammar is pstrain's (LibSVM.swift), on bytes: lines end at "\n"
+    (a "\r" before it is dropped), tokens are separated by spaces and tabs,
+    '#' starts a comment; idx is ASCII digits below 2^64, a number is
+    strtod's syntax in the C locale, and a value must be finite as FP32; a
+    line holds at most 65,536 pairs."""
+    path = os.fspath(path)
+    data = read_regular(path, lambda size: None)  # as pstrain: a FIFO or a device is refused, not read
     labels, ids, weights, offsets = [], [], [], [0]
-    for no, line in enumerate(text.splitlines(), 1):
-        line = line.split("#", 1)[0].strip()
-        if not line:
+    lines = data.split(b"\n")
+    if not lines[-1]:
+        lines.pop()  # what follows the last "\n" is a line only when it is not empty
+    for no, line in enumerate(lines, 1):
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        # Only spaces and tabs separate: bytes.split() and str.split() also cut at \v, \f, \r (and \x1c, \x85...).
+        tokens = [t for t in line.split(b"#", 1)[0].replace(b"\t", b" ").split(b" ") if t]
+        if not tokens:
             continue
-        parts = line.split()
-        labels.append(_libsvm_label(parts[0], path, no))
-        for p in parts[1:]:
-            idx, colon, val = p.partition(":")
-            if not colon or not idx.isdigit():
-                raise PstrainError(f"{path}: line {no}: {p!r} is not idx:value with idx a non-negative integer")
-            try:
-                v = float(val)
-            except ValueError:
-                v = math.nan
-            if not math.isfinite(v):
-                raise PstrainError(f"{path}: line {no}: {p!r} has a value that is not a finite number")
-            if int(idx) > MASK:
-                raise PstrainError(f"{path}: line {no}: index {idx} does not fit in 64 bits")
-            ids.append(int(idx))
+        where = f"{path}: line {no}"
+        labels.append(_libsvm_label(tokens[0], where))
+        for k, t in enumerate(tokens[1:], 1):
+            if k > MAX_PAIRS:
+                raise PstrainError(f"{where}, pair {k}: the line holds more than {MAX_PAIRS} index:value pairs (pstrain's "
+                                   f"bound on the rows one sample asks for): split the features over several fields or rows")
+            p = _shown(t)
+            idx, colon, val = t.partition(b":")
+            if not colon:
+                raise PstrainError(f"{where}, pair {k}: {p!r} is not idx:value (no ':')")
+            i = _index(idx)
+            if i is None:
+                raise PstrainError(f"{where}, pair {k}: {p!r} is not idx:value with idx a non-negative integer "
+                                   f"below 2^64 (ASCII digits)")
+            v = _strtod(val)
+            if v is None:
+                raise PstrainError(f"{where}, pair {k}: {p!r} has a value that is not a number (1, -0.5, 2.5e-3, 0x1p-4)")
+            if not abs(v) < FP32_OVERFLOW:  # NaN fails this too
+                raise PstrainError(f"{where}, pair {k}: {p!r} has a value that is not a finite number as FP32 "
+                                   f"(pstrain keeps weights in FP32; at most 3.4028235e38 in magnitude)")
+            ids.append(i)
             weights.append(v)
         offsets.append(len(ids))
     if not labels:
@@ -360,17 +382,61 @@ def read_libsvm(path):
     n = len(labels)
     return CTRData(np.array(labels, dtype=np.float32), np.zeros((n, 0), dtype=np.float32),
                    [np.array(ids, dtype=np.uint64)], [np.array(offsets, dtype=np.int64)],
-                   [np.array(weights, dtype=np.float32)], os.fspath(path))
+                   [np.array(weights, dtype=np.float64).astype(np.float32)], path)
 
 
-def _libsvm_label(text, path, no):
-    try:
-        v = float(text)
-    except ValueError:
-        v = math.nan
-    if v not in (0.0, 1.0, -1.0):
-        raise PstrainError(f"{path}: line {no}: label {text!r} is not 0/1 or -1/+1")
+# The most index:value pairs a libsvm line may hold (LibSVM.maxPairsPerRow).
+MAX_PAIRS = 1 << 16
+
+
+def _libsvm_label(token, where):
+    v = _strtod(token)
+    if v not in (0.0, 1.0, -1.0):  # None and NaN are not
+        raise PstrainError(f"{where}: label {_shown(token)!r} is not 0/1 or -1/+1")
     return 1.0 if v == 1.0 else 0.0
+
+
+def _shown(token):
+    """A token for a message: its first 40 bytes."""
+    return token[:40].decode("utf-8", errors="replace") + ("..." if len(token) > 40 else "")
+
+
+# The smallest double that becomes an infinity as FP32 (round to nearest
+# even): FLT_MAX + half its ulp, 2^128 - 2^103. A value is checked in the
+# precision pstrain uses it in: 1e39 is finite as a double, not as FP32.
+FP32_OVERFLOW = float(2 ** 128 - 2 ** 103)
+
+# strtod's syntax in the C locale, matched against the whole token, as
+# pstrain parses a number (LibSVM.number). Python's float() differs: it
+# takes "1_0", non-ASCII digits ("١", "١٠") and surrounding whitespace,
+# and not hexadecimal ("0x1p-3") or "nan(...)".
+_STRTOD = re.compile(rb"[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
+                     rb"|0[xX](?:[0-9a-fA-F]+\.?[0-9a-fA-F]*|\.[0-9a-fA-F]+)(?:[pP][+-]?[0-9]+)?"
+                     rb"|(?i:inf|infinity)|(?i:nan)(?:\([0-9A-Za-z_]*\))?)")
+
+
+def _strtod(token):
+    """The token (bytes) as a double, as strtod reads it whole; None when it is not one."""
+    if not _STRTOD.fullmatch(token):
+        return None
+    text = token.decode("ascii")
+    if "x" in text or "X" in text:
+        try:
+            return float.fromhex(text)
+        except OverflowError:  # strtod gives an infinity
+            return -math.inf if text.startswith("-") else math.inf
+    if "(" in text:
+        return math.nan  # nan(chars): float() takes only "nan"
+    return float(text)  # digits, "inf", "infinity", "nan": the same values as strtod (both round correctly)
+
+
+def _index(token):
+    """1 or more ASCII digits as an int below 2^64, else None (int() also takes "1_0", "١" and spaces)."""
+    if not token or not token.isdigit():  # bytes.isdigit: ASCII digits only
+        return None
+    token = token.lstrip(b"0") or b"0"
+    v = int(token) if len(token) <= 20 else 1 << 64  # int() stops at 4,300 digits; leading zeros may be more
+    return v if v <= MASK else None
 
 
 # ---------------------------------------------------------------------------
