@@ -342,8 +342,7 @@ struct TOMLReader {
 
     mutating func key(_ what: String) throws -> String {
         switch peek {
-        case UInt8(ascii: "\""): return try basicString(multiLine: false)
-        case UInt8(ascii: "'"): return try literalString(multiLine: false)
+        case UInt8(ascii: "\""), UInt8(ascii: "'"): return try string(multiLine: false)
         default:
             let start = i
             while TOMLReader.isBareKey(peek) { i += 1 }
@@ -358,12 +357,8 @@ struct TOMLReader {
     mutating func value(_ path: [String], depth: Int) throws -> ConfigValue {
         if depth > TOMLDocument.maxDepth { throw tooDeep() }
         switch peek {
-        case UInt8(ascii: "\""):
-            let multi = peek(1) == peek && peek(2) == peek
-            return .string(try basicString(multiLine: multi))
-        case UInt8(ascii: "'"):
-            let multi = peek(1) == peek && peek(2) == peek
-            return .string(try literalString(multiLine: multi))
+        case UInt8(ascii: "\""), UInt8(ascii: "'"):
+            return .string(try string(multiLine: peek(1) == peek && peek(2) == peek))
         case UInt8(ascii: "["):
             return try array(path, depth: depth)
         case UInt8(ascii: "{"):
@@ -593,16 +588,18 @@ struct TOMLReader {
 
     // MARK: strings
 
-    /// A basic string ("..." or """..."""), escapes decoded, starting at its
-    /// first quote.
-    mutating func basicString(multiLine: Bool) throws -> String {
+    /// A string of either kind, starting at its first quote: basic ("..."
+    /// or """...""", escapes decoded) or literal ('...' or '''...''', taken
+    /// as written).
+    mutating func string(multiLine: Bool) throws -> String {
+        let q = peek, basic = q == UInt8(ascii: "\"")
         i += multiLine ? 3 : 1
         if multiLine && isNewline { newline() }   // a line end right after the quotes is not content
         var bytes: [UInt8] = []
         while true {
             if atEnd { throw error("string", "the string does not end (no closing quote)") }
             let c = peek
-            if c == UInt8(ascii: "\"") {
+            if c == q {
                 if !multiLine { i += 1; return String(decoding: bytes, as: UTF8.self) }
                 if peek(1) == c && peek(2) == c {
                     // Up to two quotes may end the contents right before the closing three.
@@ -617,13 +614,13 @@ struct TOMLReader {
                 guard multiLine else { throw error("string", "the string does not end on its line (no closing quote)") }
                 bytes.append(0x0A)
                 newline()
-            } else if c == UInt8(ascii: "\\") {
+            } else if basic && c == UInt8(ascii: "\\") {
                 try escape(into: &bytes, multiLine: multiLine)
-            } else if c == 0x09 || (c >= 0x20 && c != 0x7F) {
+            } else if TOMLReader.isAllowedText(c) {
                 bytes.append(c)
                 i += 1
             } else {
-                throw error("string", "\(shown) must be escaped in a string")
+                throw error("string", basic ? "\(shown) must be escaped in a string" : "\(shown) is not allowed in a literal string")
             }
         }
     }
@@ -671,35 +668,4 @@ struct TOMLReader {
     }
 
     static func isHex(_ c: UInt8) -> Bool { isDigit(c) || (c >= 0x61 && c <= 0x66) || (c >= 0x41 && c <= 0x46) }
-
-    /// A literal string ('...' or '''...'''), taken as written.
-    mutating func literalString(multiLine: Bool) throws -> String {
-        i += multiLine ? 3 : 1
-        if multiLine && isNewline { newline() }
-        var bytes: [UInt8] = []
-        while true {
-            if atEnd { throw error("string", "the string does not end (no closing quote)") }
-            let c = peek
-            if c == UInt8(ascii: "'") {
-                if !multiLine { i += 1; return String(decoding: bytes, as: UTF8.self) }
-                if peek(1) == c && peek(2) == c {
-                    var extra = 0
-                    while extra < 2 && peek(3) == c { bytes.append(c); i += 1; extra += 1 }
-                    i += 3
-                    return String(decoding: bytes, as: UTF8.self)
-                }
-                bytes.append(c)
-                i += 1
-            } else if isNewline {
-                guard multiLine else { throw error("string", "the string does not end on its line (no closing quote)") }
-                bytes.append(0x0A)
-                newline()
-            } else if TOMLReader.isAllowedText(c) {
-                bytes.append(c)
-                i += 1
-            } else {
-                throw error("string", "\(shown) is not allowed in a literal string")
-            }
-        }
-    }
 }
