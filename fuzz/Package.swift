@@ -31,7 +31,7 @@ let package = Package(
     ],
     dependencies: [.package(name: "pstrain", path: "..")],
     targets: [
-        .target(name: "FuzzSupport", path: "Sources/FuzzSupport"),
+        .target(name: "FuzzSupport", dependencies: [.product(name: "PSCore", package: "pstrain")], path: "Sources/FuzzSupport"),
         harness("fuzz-frame", "FuzzFrame"),
         harness("fuzz-safetensors", "FuzzSafetensors"),
         harness("fuzz-manifest", "FuzzManifest"),

@@ -26,21 +26,10 @@ func seeds() -> [(String, [UInt8])] {
             ("libsvm", [1] + Array(svm.utf8)), ("libsvm-validation", [3] + Array(svm.utf8))]
 }
 
-func check(_ b: CTRBatch, rows: Int, dense: Int) {
-    precondition(b.rows == rows && b.labels.count == rows && b.dense.count == rows * dense)
-    precondition(b.labels.allSatisfy { $0 == 0 || $0 == 1 } && b.dense.allSatisfy { $0.isFinite })
-    for f in 0..<b.offsets.count {
-        let o = b.offsets[f]
-        precondition(o.count == rows + 1 && o[0] == 0 && Int(o[rows]) == b.ids[f].count)
-        precondition(zip(o, o.dropFirst()).allSatisfy { $0 <= $1 })
-        precondition(b.weights[f].isEmpty || b.weights[f].count == b.ids[f].count)
-    }
-}
-
 func rows(_ s: any CTRSource, _ idx: [Int]) -> CTRBatch {
     var b = CTRBatch(fields: s.fieldCount)
     try! s.gather(idx, into: &b)
-    check(b, rows: idx.count, dense: s.denseCount)
+    checkBatch(b, rows: idx.count, dense: s.denseCount)
     return b
 }
 

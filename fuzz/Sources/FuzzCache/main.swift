@@ -40,18 +40,6 @@ func seeds() throws -> [(String, [UInt8])] {
     try (0..<3).map { k in (["criteo", "libsvm", "csv"][k], [UInt8(k)] + Array(try Data(contentsOf: URL(fileURLWithPath: cachePath(k))))) }
 }
 
-func check(_ b: CTRBatch, rows: Int, dense: Int) {
-    precondition(b.rows == rows && b.labels.count == rows && b.dense.count == rows * dense)
-    precondition(b.labels.allSatisfy { $0 == 0 || $0 == 1 } && b.dense.allSatisfy { $0.isFinite })
-    for f in 0..<b.offsets.count {
-        let o = b.offsets[f]
-        precondition(o.count == rows + 1 && o[0] == 0 && Int(o[rows]) == b.ids[f].count)
-        precondition(zip(o, o.dropFirst()).allSatisfy { $0 <= $1 })
-        precondition(b.weights[f].isEmpty || b.weights[f].count == b.ids[f].count)
-        precondition(b.weights[f].allSatisfy { $0.isFinite })
-    }
-}
-
 /// The source's key (size, seconds, nanoseconds: bytes 8..<32 of both cache headers).
 func key(_ path: String) -> [UInt8] {
     var st = stat()
@@ -78,7 +66,7 @@ func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     for order in [Array(0..<f.count), Array((0..<f.count).reversed()), [0, f.count - 1].filter { $0 >= 0 }] {
         b.removeAll(fields: f.fieldCount)
         guard (try? f.gather(order, into: &b)) != nil else { return 0 }
-        check(b, rows: order.count, dense: f.denseCount)
+        checkBatch(b, rows: order.count, dense: f.denseCount)
     }
     return 0
 }

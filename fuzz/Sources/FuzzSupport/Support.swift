@@ -1,4 +1,5 @@
 import Foundation
+import PSNumerics
 
 /// Seeds: when PSTRAIN_FUZZ_SEEDS names a folder, a harness's
 /// LLVMFuzzerInitialize writes its seed inputs there and exits, so that the
@@ -57,4 +58,20 @@ public func runFuzzer(_ callback: @convention(c) (UnsafePointer<UInt8>?, Int) ->
     var argc = CommandLine.argc
     var argv = CommandLine.unsafeArgv
     exit(LLVMFuzzerRunDriver(&argc, &argv, callback))
+}
+
+/// A click-log batch of `rows` rows is well-formed: labels 0 or 1, `dense`
+/// finite features a row, per field offsets from 0, non-decreasing and
+/// ending at the ids, and finite weights, one per id or none (the ctr and
+/// cache targets).
+public func checkBatch(_ b: CTRBatch, rows: Int, dense: Int) {
+    precondition(b.rows == rows && b.labels.count == rows && b.dense.count == rows * dense)
+    precondition(b.labels.allSatisfy { $0 == 0 || $0 == 1 } && b.dense.allSatisfy { $0.isFinite })
+    for f in 0..<b.offsets.count {
+        let o = b.offsets[f]
+        precondition(o.count == rows + 1 && o[0] == 0 && Int(o[rows]) == b.ids[f].count)
+        precondition(zip(o, o.dropFirst()).allSatisfy { $0 <= $1 })
+        precondition(b.weights[f].isEmpty || b.weights[f].count == b.ids[f].count)
+        precondition(b.weights[f].allSatisfy { $0.isFinite })
+    }
 }
