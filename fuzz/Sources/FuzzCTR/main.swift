@@ -23,7 +23,11 @@ func seeds() -> [(String, [UInt8])] {
                   "1\t1\t2\t3\t4\t5\t6\t7\t8\t9\t10\t11\t12\t13" + String(repeating: "\t1f", count: 26)].joined(separator: "\n") + "\n"
     let svm = "# comment\n+1 3:0.5 17:2 3:1e-3\n-1\t0:1  # trailing\n\n0\n1 18446744073709551615:-2.5\n"
     return [("criteo", [0] + Array(criteo.utf8)), ("criteo-validation", [2] + Array(criteo.utf8)),
-            ("libsvm", [1] + Array(svm.utf8)), ("libsvm-validation", [3] + Array(svm.utf8))]
+            ("libsvm", [1] + Array(svm.utf8)), ("libsvm-validation", [3] + Array(svm.utf8)),
+            // Issue 20: an infinite FP32 weight, and NUL-padded tokens that strtod cut short.
+            ("libsvm-1e39", [1] + Array("1 2:1 4:1e39\n".utf8)),
+            ("libsvm-nul-label", [1] + Array("1".utf8) + [UInt8](repeating: 0, count: 130) + Array(" 2:1\n".utf8)),
+            ("libsvm-nul-value", [1] + Array("1 3:1".utf8) + [UInt8](repeating: 0, count: 130) + Array("junk\n".utf8))]
 }
 
 func rows(_ s: any CTRSource, _ idx: [Int]) -> CTRBatch {

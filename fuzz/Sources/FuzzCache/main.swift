@@ -37,7 +37,14 @@ func cachePath(_ k: Int) -> String {
 }
 
 func seeds() throws -> [(String, [UInt8])] {
-    try (0..<3).map { k in (["criteo", "libsvm", "csv"][k], [UInt8(k)] + Array(try Data(contentsOf: URL(fileURLWithPath: cachePath(k))))) }
+    let valid = try (0..<3).map { k in [UInt8(k)] + Array(try Data(contentsOf: URL(fileURLWithPath: cachePath(k)))) }
+    // Issue 20: NaN written into a Criteo cache (record 1, dense feature 0) and a CSV cache (its first value) trained silently.
+    var criteoNaN = valid[0], csvNaN = valid[2]
+    let nan = withUnsafeBytes(of: Float.nan.bitPattern.littleEndian) { Array($0) }
+    criteoNaN.replaceSubrange((1 + 320 + 272 + 208)..<(1 + 320 + 272 + 212), with: nan)
+    let offset = Int(UInt64(littleEndian: csvNaN.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 1 + 48, as: UInt64.self) }))
+    csvNaN.replaceSubrange((1 + offset)..<(1 + offset + 4), with: nan)
+    return [("criteo", valid[0]), ("libsvm", valid[1]), ("csv", valid[2]), ("criteo-nan", criteoNaN), ("csv-nan", csvNaN)]
 }
 
 /// The source's key (size, seconds, nanoseconds: bytes 8..<32 of both cache headers).

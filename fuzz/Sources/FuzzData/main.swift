@@ -77,6 +77,10 @@ func seeds() -> [(String, [UInt8])] {
         ("safetensors-u8", [1] + safetensors([("x", "U8", [4, 6], x), ("y", "I32", [4], le(y.map { Int32($0) }))])),
         ("safetensors-f64", [1] + safetensors([("y", "U8", [4], y), ("x", "F64", [4, 6], le((0..<24).map { Double($0) * 0.5 }))])),
         ("csv", [5] + Array("label,a,\"b\",c\n1,0.5,2,3\n0,-1,1e3,4\r\n2, 7 ,8,9\n\n1,1,1,1\n".utf8)),
+        // Issue 20: a zero axis hid an impossible shape (trapped), and float64 features beyond FP32 trained to NaN.
+        ("npz-zero-axis", [0] + zip([("x.npy", npy("<f4", [0, 1 << 62, 1 << 62], [])), ("y.npy", npy("|u1", [0], []))], deflate: false)),
+        ("safetensors-zero-axis", [1] + safetensors([("x", "F32", [0, 1 << 62, 1 << 62], []), ("y", "U8", [0], [])])),
+        ("safetensors-f64-beyond-fp32", [1] + safetensors([("x", "F64", [2, 2], le([0.5, 1e39, 2, 3])), ("y", "U8", [2], [0, 1])])),
     ]
 }
 

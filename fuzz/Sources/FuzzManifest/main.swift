@@ -39,12 +39,14 @@ func seeds() throws -> [(String, [UInt8])] {
     var shards = m; shards.tensors[0].shards[1].start = 3
     var files = m; files.files[2].name = "../worker-0.safetensors"
     var noSum = m; noSum.checksum = nil
+    var scaleZero = m; scaleZero.scaler.scale = 0   // verified "ok" before issue 20
     return [
         ("valid", [0] + validManifest),
         ("valid-compact", [0] + (try encoded(m))),
         ("reseal-overlap", [1] + (try encoded(shards))),
         ("reseal-path", [1] + (try encoded(files))),
         ("no-checksum", [0] + (try encoded(noSum))),
+        ("reseal-scale-zero", [1] + (try encoded(scaleZero))),
         ("format-1", [0] + Array(#"{"format":1}"#.utf8)),
     ]
 }

@@ -32,10 +32,20 @@ func input(_ rows: [[UInt64]]) -> [UInt8] {
     return [UInt8(n & 0xff), UInt8(n >> 8)] + Array(UnsafeRawBufferPointer(start: a.payload, count: RowAnnounce.payloadBytes)) + payload
 }
 
+/// An announcement of `rows` rows in `bytes` bytes before a small request.
+func announced(rows: Int, bytes: Int) -> [UInt8] {
+    let a = RowAnnounce.buffer()
+    RowAnnounce(rows: rows, bytes: bytes).seal(into: a, step: 1)
+    return [3, 0] + Array(UnsafeRawBufferPointer(start: a.payload, count: RowAnnounce.payloadBytes)) + RowRequest.encode([[0], [1], [2]])
+}
+
 func seeds() -> [(String, [UInt8])] {
     [("empty", input([[], [], []])),
      ("small", input([[0, 1, 999], [5, 1 << 33], [2]])),
-     ("gaps", input([Array(stride(from: 0, to: 1000, by: 7)).map(UInt64.init), [], [0, 1, 2]]))]
+     ("gaps", input([Array(stride(from: 0, to: 1000, by: 7)).map(UInt64.init), [], [0, 1, 2]])),
+     // Issue 20: 2^28 rows announced made a server allocate 2.68 GB, then trap.
+     ("huge-announcement", announced(rows: RowAnnounce.maxRows, bytes: RowCoding.maxBytes(RowAnnounce.maxRows))),
+     ("two-billion-bytes", announced(rows: 3, bytes: 2_000_000_000))]
 }
 
 @_cdecl("LLVMFuzzerTestOneInput")  // libFuzzer's archive references it; runFuzzer passes it too
