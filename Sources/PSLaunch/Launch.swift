@@ -74,8 +74,13 @@ public func explainMpirunFailure(_ output: String, plan: MpirunPlan) -> String? 
     if o.contains("unable to open the hostfile") || (o.contains("hostfile") && o.contains("could not be found")) {
         return "mpirun cannot read the hostfile \(plan.hostfile ?? "")"
     }
-    if o.contains("ORTE was unable to reliably start one or more daemons") || o.contains("orted") && o.contains("not found") {
-        return "mpirun could not start its daemons on the remote hosts: check that every host in the hostfile is reachable and has Open MPI and pstrain installed at the same paths"
+    // "orted" as a word: mpirun's "aborted" holds it, and a rank that stops
+    // on a missing file prints "not found" (issue 21). Daemons start on
+    // other hosts only with a hostfile.
+    let daemon = o.contains("ORTE was unable to reliably start one or more daemons")
+        || (o.range(of: #"\borted\b"#, options: .regularExpression) != nil && o.contains("not found"))
+    if daemon, let hostfile = plan.hostfile {
+        return "mpirun could not start its daemons on the remote hosts: check that every host in \(hostfile) is reachable and has Open MPI and pstrain installed at the same paths"
     }
     if let r = o.range(of: #"rank (\d+) with PID \d+ on node \S+ exited on signal (\d+) \(([^)]+)\)"#, options: .regularExpression) {
         return "a rank died: " + String(o[r]).replacingOccurrences(of: "exited on signal", with: "was killed by signal")

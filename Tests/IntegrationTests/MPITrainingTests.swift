@@ -103,6 +103,8 @@ final class BadInputTests: XCTestCase {
         XCTAssertTrue(r.stderr.contains("data set file not found: /nonexistent/fm/train-images-idx3-ubyte.gz"), r.stderr)
         XCTAssertTrue(r.stderr.contains("worker 0 (rank 1), worker 1 (rank 2)"), "one message for both workers\n\(r.stderr)")
         XCTAssertEqual(r.stderr.components(separatedBy: "data set file not found").count, 2, "said once\n\(r.stderr)")
+        // mpirun's "aborted" holds "orted": it was taken for a daemon that could not start on remote hosts (issue 21).
+        XCTAssertFalse(r.output.contains("remote hosts"), "no hostfile, no remote hosts\n\(r.output)")
     }
 
     func testCorruptIDXHeader() throws {

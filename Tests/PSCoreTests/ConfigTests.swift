@@ -788,6 +788,14 @@ final class LaunchPlanTests: XCTestCase {
             .contains("rank 2 with PID 77 on node x was killed by signal 9"))
         XCTAssertTrue(explainMpirunFailure("All nodes which are allocated for this job are already filled.", plan: p)!.contains("not enough slots"))
         XCTAssertNil(explainMpirunFailure("all fine", plan: p))
+        let daemons = "ORTE was unable to reliably start one or more daemons."
+        XCTAssertTrue(explainMpirunFailure(daemons, plan: p)!.contains("every host in h is reachable"))
+        XCTAssertTrue(explainMpirunFailure("bash: orted: command not found", plan: p)!.contains("remote hosts"))
+        // "aborted" holds "orted"; and without a hostfile no daemon runs elsewhere (issue 21).
+        XCTAssertNil(explainMpirunFailure("data set file not found: /x.gz\nmpirun has aborted the job", plan: p))
+        var local = p
+        local.hostfile = nil
+        XCTAssertNil(explainMpirunFailure(daemons, plan: local))
     }
 }
 
