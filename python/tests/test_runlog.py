@@ -60,3 +60,17 @@ class RunLogTests(TempDirTest):
         with self.assertRaises(pstrain.PstrainError) as c:
             pstrain.read_run_log(self.path("logs", "nothing"))
         self.assertIn("is not a run directory", str(c.exception))
+
+    def test_the_return_type_never_depends_on_what_is_installed(self):
+        """Without pandas the default was a list, and the documented next line
+        (df[df.event == ...]) failed with AttributeError (issue 21): now a
+        DataFrame or an error that says how to get one."""
+        import importlib.util
+        from unittest import mock
+        real = importlib.util.find_spec
+        with mock.patch("importlib.util.find_spec", lambda name, *a: None if name == "pandas" else real(name, *a)):
+            with self.assertRaises(pstrain.PstrainError) as c:
+                pstrain.read_run_log(self.dir)
+            self.assertIn("python3-pandas", str(c.exception))
+            self.assertIn("as_frame=False", str(c.exception))
+            self.assertIsInstance(pstrain.read_run_log(self.dir, as_frame=False), list)

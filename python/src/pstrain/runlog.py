@@ -14,14 +14,15 @@ COMMON = ["v", "event", "t", "run", "rank", "role", "index"]
 RANK_LOG = re.compile(r"^(server|worker)-(\d+)\.jsonl$")
 
 
-def read_run_log(run_dir, *, as_frame=None, launcher=True):
+def read_run_log(run_dir, *, as_frame=True, launcher=True):
     """Every record of the run in `run_dir`: the servers' logs (by index),
     the workers', then the launcher's (`launcher=False` leaves those out;
     their role is "launcher" and they have no rank). Lines that are not a
     JSON object (a crash can cut the last line of a log) are skipped, as
     pstrain's readers do; a value that was not finite (written as null) is
-    None, NaN in a DataFrame. Returns a pandas DataFrame (`as_frame`
-    default: when pandas is installed), else a list of dicts."""
+    None, NaN in a DataFrame. Returns a pandas DataFrame, or with
+    `as_frame=False` a list of dicts: the type never depends on what is
+    installed (without pandas, the default is an error that says so)."""
     files = log_files(run_dir, launcher)
     rows = []
     for name, path in files:
@@ -30,10 +31,12 @@ def read_run_log(run_dir, *, as_frame=None, launcher=True):
                 r.setdefault("role", "launcher")
             r["file"] = name
             rows.append(r)
-    if as_frame is None:
-        as_frame = importlib.util.find_spec("pandas") is not None
     if not as_frame:
         return rows
+    if importlib.util.find_spec("pandas") is None:
+        raise PstrainError("read_run_log returns a pandas DataFrame and pandas is not installed: on Debian "
+                           "`apt-get install python3-pandas` (with a venv made with --system-site-packages; "
+                           "pip's pandas pulls numpy 2, which Debian's torch cannot use), or pass as_frame=False for a list of dicts")
     import pandas as pd
     return pd.DataFrame(rows, columns=_columns(rows))
 
