@@ -118,8 +118,10 @@ struct TOMLReader {
         lineStart = i
     }
 
-    func error(_ what: String, _ why: String) -> ConfigError {
-        .parse(source: source, line: line, column: TOMLReader.column(s, lineStart: lineStart, at: i), message: "invalid TOML (\(what)): \(why)")
+    /// A syntax error at `o` (default: where the reader is).
+    func error(_ what: String, _ why: String, at o: Offset? = nil) -> ConfigError {
+        let o = o ?? offset
+        return .parse(source: source, line: o.line, column: TOMLReader.column(s, lineStart: o.lineStart, at: o.at), message: "invalid TOML (\(what)): \(why)")
     }
 
     func tooDeep() -> ConfigError {
@@ -235,8 +237,7 @@ struct TOMLReader {
                 path.append("[\(a.count - 1)]")
                 t = a[a.count - 1]
             case .value(let v)?:
-                throw ConfigError.parse(source: source, line: o.line, column: TOMLReader.column(s, lineStart: o.lineStart, at: o.at),
-                                        message: "invalid TOML (table header): '\(path.joined(separator: "."))' is already \(v.typeName) \(v), not a table")
+                throw error("table header", "'\(path.joined(separator: "."))' is already \(v.typeName) \(v), not a table", at: o)
             }
         }
         let (k, o) = parts[parts.count - 1]
@@ -244,8 +245,7 @@ struct TOMLReader {
         note(path, o)
         let name = path.joined(separator: ".")
         func twice(_ what: String) -> ConfigError {
-            .parse(source: source, line: o.line, column: TOMLReader.column(s, lineStart: o.lineStart, at: o.at),
-                   message: "invalid TOML (table header): cannot define \(isArray ? "an array of tables" : "table") '\(name)': \(what)")
+            error("table header", "cannot define \(isArray ? "an array of tables" : "table") '\(name)': \(what)", at: o)
         }
         if isArray {
             let n = TOMLTable(.header)
@@ -297,17 +297,15 @@ struct TOMLReader {
             case .table(let n)? where n.kind == .dotted:
                 t = n
             default:
-                throw ConfigError.parse(source: source, line: o.line, column: TOMLReader.column(s, lineStart: o.lineStart, at: o.at),
-                                        message: "invalid TOML (key-value pair): dotted keys cannot add to '\(full.joined(separator: "."))', "
-                                            + "defined elsewhere as \(describe(t.entries[k]))")
+                throw error("key-value pair", "dotted keys cannot add to '\(full.joined(separator: "."))', "
+                                + "defined elsewhere as \(describe(t.entries[k]))", at: o)
             }
         }
         let (k, o) = parts[parts.count - 1]
         full.append(k)
         note(full, o)
         if let e = t.entries[k] {
-            throw ConfigError.parse(source: source, line: o.line, column: TOMLReader.column(s, lineStart: o.lineStart, at: o.at),
-                                    message: "invalid TOML (key-value pair): cannot redefine existing \(describe(e)) '\(full.joined(separator: "."))'")
+            throw error("key-value pair", "cannot redefine existing \(describe(e)) '\(full.joined(separator: "."))'", at: o)
         }
         t.entries[k] = .value(try value(full, depth: depth + parts.count))
     }
@@ -417,10 +415,7 @@ struct TOMLReader {
             while isWord(peek) { i += 1 }
         }
         let word = Array(s[start.at..<i])
-        func bad(_ what: String, _ why: String) -> ConfigError {
-            .parse(source: source, line: start.line, column: TOMLReader.column(s, lineStart: start.lineStart, at: start.at),
-                   message: "invalid TOML (\(what)): \(why)")
-        }
+        func bad(_ what: String, _ why: String) -> ConfigError { error(what, why, at: start) }
         let text = String(decoding: word, as: UTF8.self)
         switch text {
         case "true": return .bool(true)

@@ -175,15 +175,14 @@ public final class CTRFile: CTRSource {
         let n = Int(p.loadUnaligned(fromByteOffset: 4, as: UInt32.self).littleEndian)
         guard label <= 1, bytes == 8 + 12 * n else { throw damaged("a record of \(bytes) bytes for \(n) ids") }
         guard n <= LibSVM.maxPairsPerRow else { throw damaged("a row of \(n) ids, more than the \(LibSVM.maxPairsPerRow) a line may hold") }
-        for q in 0..<n {
-            let w = Float(bitPattern: p.loadUnaligned(fromByteOffset: 8 + 8 * n + 4 * q, as: UInt32.self).littleEndian)
-            guard w.isFinite else { throw damaged("a weight of \(w)") }
-        }
         batch.rows += 1
         batch.labels.append(Float(label))
         for q in 0..<n {
+            // Checked as it is read, as appendFixed's dense values (a batch that throws is not used).
+            let w = Float(bitPattern: p.loadUnaligned(fromByteOffset: 8 + 8 * n + 4 * q, as: UInt32.self).littleEndian)
+            guard w.isFinite else { throw damaged("a weight of \(w)") }
             batch.ids[0].append(p.loadUnaligned(fromByteOffset: 8 + 8 * q, as: UInt64.self).littleEndian)
-            batch.weights[0].append(Float(bitPattern: p.loadUnaligned(fromByteOffset: 8 + 8 * n + 4 * q, as: UInt32.self).littleEndian))
+            batch.weights[0].append(w)
         }
         batch.offsets[0].append(Int32(truncatingIfNeeded: batch.ids[0].count))
     }
