@@ -206,6 +206,10 @@ public struct Config: Equatable {
     // MARK: checking
 
     static func suggestion(for key: String) -> String {
+        if let dot = key.lastIndex(of: "."), let mine = PyTorchNames.ours[String(key[key.index(after: dot)...])] {
+            let ours = key[..<dot] + "." + mine
+            if schema.contains(where: { $0.key == ours }) { return "; did you mean '\(ours)'? (PyTorch's \(key[key.index(after: dot)...]))" }
+        }
         let best = schema.map { ($0.key, editDistance($0.key, key)) }.min { $0.1 < $1.1 }
         if let b = best, b.1 <= 3 { return "; did you mean '\(b.0)'?" }
         let section = key.split(separator: ".").first.map(String.init) ?? ""

@@ -49,7 +49,8 @@ extension TableSpec {
         guard case .table(let t) = v else { throw bad("is \(v.description), not a table such as { type = \"embedding_bag\", rows = 1000, dim = 16 }") }
         let known: Set<String> = ["type", "rows", "dim", "mode", "hash"]
         if let k = t.keys.sorted().first(where: { !known.contains($0) }) {
-            throw bad("has the unknown key '\(k)'; an embedding_bag takes rows, dim, mode (\"sum\" or \"mean\") and hash (true or false)")
+            throw bad("has the unknown key '\(k)'; an embedding_bag takes rows, dim, mode (\"sum\" or \"mean\") and hash (true or false)"
+                      + (PyTorchNames.hint(for: k, known: Array(known)).map { "; \($0)" } ?? ""))
         }
         if let ty = t["type"], ty != .string("embedding_bag") { throw bad("has type = \(ty.description); the one table kind is \"embedding_bag\"") }
         func int(_ k: String, _ hi: Int) throws -> Int {

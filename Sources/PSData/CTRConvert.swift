@@ -9,7 +9,7 @@ enum CTRConvert {
     /// Reads `path` in `format` and writes its cache to `out`.
     static func convert(_ path: String, format: DataFormat, key: CTRCache.Key, to out: String) throws {
         let criteo = format == .criteo
-        let fields = criteo ? Criteo.fieldCount : 1, dense = criteo ? Criteo.denseCount : 0
+        guard let (dense, fields) = format.clickLogColumns else { throw DataError.mismatch("\(path): data.format = \"\(format.rawValue)\" is not a click-log format") }
         var h = CTRCache.Header(key: key, dense: dense, fields: fields, recordBytes: criteo ? CTRCache.recordBytes(fields: fields, dense: dense) : 0)
         h.recordsOffset = h.bytes
         h.idLimits = Array(repeating: 0, count: fields)

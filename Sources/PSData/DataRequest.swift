@@ -22,6 +22,17 @@ public enum DataFormat: String, CaseIterable, Sendable {
     /// Whether the format holds categorical ids for embedding tables
     /// (CTRSplit) rather than dense samples (DataSplit).
     public var isCTR: Bool { self == .criteo || self == .libsvm }
+
+    /// The dense features and categorical fields of every row of a click-log
+    /// format (nil for a dense format): the format fixes them, so they are
+    /// known before a file is read.
+    public var clickLogColumns: (dense: Int, fields: Int)? {
+        switch self {
+        case .criteo: return (Criteo.denseCount, Criteo.fieldCount)
+        case .libsvm: return (0, 1)
+        default: return nil
+        }
+    }
 }
 
 /// How features become the model's inputs (data.normalize).

@@ -51,7 +51,7 @@ struct Ckpt: ParsableCommand {
         func run() throws {
             var targets = CheckpointStore.list(runDir)
             if let step { targets = targets.filter { "step-\($0.step)" == step || String($0.step) == step } }
-            if targets.isEmpty { throw ValidationError("no checkpoint \(step ?? "") in \(CheckpointStore.folder(runDir))") }
+            if targets.isEmpty { throw Refusal("no checkpoint \(step ?? "") in \(CheckpointStore.folder(runDir))") }
             var bad = 0
             for c in targets {
                 do {
@@ -110,15 +110,15 @@ struct Ckpt: ParsableCommand {
         var st = stat()
         guard lstat(out, &st) == 0 else {
             if errno == ENOENT { return }
-            throw ValidationError("--out \(out): \(String(cString: strerror(errno)))")
+            throw Refusal("--out \(out): \(String(cString: strerror(errno)))")
         }
         switch st.st_mode & S_IFMT {
         case S_IFREG:
-            if !force { throw ValidationError("--out \(out) exists: pass --force to replace it, or name a new file") }
+            if !force { throw Refusal("--out \(out) exists: pass --force to replace it, or name a new file") }
         case S_IFDIR:
-            throw ValidationError("--out \(out) is a folder: name the file to write, for example \(out)/model.safetensors")
+            throw Refusal("--out \(out) is a folder: name the file to write, for example \(out)/model.safetensors")
         default:
-            throw ValidationError("--out \(out) exists and is not a regular file (a link, a pipe or a device): name a new file")
+            throw Refusal("--out \(out) exists and is not a regular file (a link, a pipe or a device): name a new file")
         }
     }
 

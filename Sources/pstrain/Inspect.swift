@@ -66,13 +66,13 @@ struct Inspect: ParsableCommand {
         if let trace {
             let data = try JSONEncoder().encode(reports[0].chromeTrace())
             do { try data.write(to: URL(fileURLWithPath: trace)) } catch {
-                throw ValidationError("cannot write \(trace): \(error.localizedDescription)")
+                throw Refusal("cannot write \(trace): \(error.localizedDescription)")
             }
             if !json { print("pstrain: wrote \(trace) (Chrome trace event format; open it in Perfetto or chrome://tracing)") }
         }
         if let html {
             do { try HTMLReport.render(reports[0]).write(toFile: html, atomically: true, encoding: .utf8) } catch {
-                throw ValidationError("cannot write \(html): \(error.localizedDescription)")
+                throw Refusal("cannot write \(html): \(error.localizedDescription)")
             }
             if !json { print("pstrain: wrote \(html) (self-contained; open it in a browser)") }
         }

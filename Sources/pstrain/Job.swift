@@ -47,7 +47,7 @@ struct JobOptions: ParsableArguments {
     /// Fails with a plain message when mpirun is not there.
     func requireMpirun() throws {
         guard Job.which(mpirun) != nil else {
-            throw ValidationError("'\(mpirun)' not found on PATH; install Open MPI (scripts/bootstrap installs openmpi-bin)")
+            throw Refusal("'\(mpirun)' not found on PATH; install Open MPI (scripts/bootstrap installs openmpi-bin)")
         }
     }
 }
@@ -135,7 +135,7 @@ enum Job {
     static func rankBinDir() throws -> String {
         let dir = executableDirectory()
         for name in ["pstrain-server", "pstrain-worker"] where !FileManager.default.isExecutableFile(atPath: dir + "/" + name) {
-            throw ValidationError("cannot find \(name) next to pstrain (in \(dir)); build all products with `swift build -c release`")
+            throw Refusal("cannot find \(name) next to pstrain (in \(dir)); build all products with `swift build -c release`")
         }
         return dir
     }
@@ -144,9 +144,9 @@ enum Job {
     /// standard error goes to `logPath`, and the ranks' own lines (those that
     /// start with "pstrain") are shown too.
     static func runMpirun(plan: MpirunPlan, logPath: String, runDir: String, silence: Double) throws -> (code: Int32, signal: Int32) {
-        guard let exe = which(plan.mpirun) else { throw ValidationError("'\(plan.mpirun)' not found on PATH") }
+        guard let exe = which(plan.mpirun) else { throw Refusal("'\(plan.mpirun)' not found on PATH") }
         var fds: [Int32] = [0, 0], outFds: [Int32] = [0, 0]
-        guard pipe(&fds) == 0, pipe(&outFds) == 0 else { throw ValidationError("cannot create a pipe: \(String(cString: strerror(errno)))") }
+        guard pipe(&fds) == 0, pipe(&outFds) == 0 else { throw Refusal("cannot create a pipe: \(String(cString: strerror(errno)))") }
         // mpirun runs in its own process group: a Ctrl-C at the terminal reaches
         // only the launcher, which turns it into "checkpoint and stop".
         //
@@ -186,7 +186,7 @@ enum Job {
         posix_spawn_file_actions_destroy(&fa)
         posix_spawnattr_destroy(&attr)
         close(fds[1]); close(outFds[1])
-        guard rc == 0 else { close(fds[0]); close(outFds[0]); throw ValidationError("cannot start \(plan.mpirun): \(String(cString: strerror(rc)))") }
+        guard rc == 0 else { close(fds[0]); close(outFds[0]); throw Refusal("cannot start \(plan.mpirun): \(String(cString: strerror(rc)))") }
         // The job's standard output (server 0's progress) on its own thread.
         let screen = Screen(tty: isatty(1) != 0)
         let outRead = outFds[0]

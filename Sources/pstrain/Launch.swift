@@ -21,10 +21,10 @@ struct Launch: ParsableCommand {
           pstrain launch --config examples/fashion-mlp.toml --set train.epochs=3 --run-dir runs/try
         """)
 
-    @Option(name: .long, help: "Worker ranks (each trains on a slice of every global batch).")
+    @Option(name: .long, parsing: .unconditional, help: "Worker ranks (each trains on a slice of every global batch).")
     var workers: Int = 2
 
-    @Option(name: .long, help: "Server ranks (each owns a shard of the parameters).")
+    @Option(name: .long, parsing: .unconditional, help: "Server ranks (each owns a shard of the parameters).")
     var servers: Int = 1
 
     @Option(name: .long, help: "TOML configuration file (default: the built-in Fashion-MNIST MLP).")
@@ -33,7 +33,7 @@ struct Launch: ParsableCommand {
     @Option(name: .customLong("set"), help: ArgumentHelp("Override a configuration key, e.g. --set train.lr=0.1 (repeatable).", valueName: "key=value"))
     var overrides: [String] = []
 
-    @Option(name: .long, help: "Shortcut for --set train.epochs=N.")
+    @Option(name: .long, parsing: .unconditional, help: "Shortcut for --set train.epochs=N.")
     var epochs: Int?
 
     @Option(name: .long, help: "Shortcut for --set train.precision=P: fp32, fp16 (with dynamic loss scaling) or bf16.")
@@ -74,26 +74,71 @@ struct Launch: ParsableCommand {
         let absDir = dir.hasPrefix("/") ? dir : FileManager.default.currentDirectoryPath + "/" + dir
         let plan = try job.plan(workers: workers, servers: servers, config: cfg, configPath: absDir + "/run.toml", runDir: absDir)
         if dryRun {
+            // CSV caches go to a scratch folder, removed afterwards; click logs are checked by their format only.
+            let scratch = NSTemporaryDirectory() + "pstrain-dry-run-\(getpid())"
+            defer { try? FileManager.default.removeItem(atPath: scratch) }
+            try userFacing { try Preflight.check(cfg, runDir: scratch, clickLogs: false) }
             print("pstrain: dry run; would write \(dir)/run.toml:\n")
             print(cfg.canonicalTOML)
+            print("pstrain: checked: the model builds and fits the data set's shape, classes and fields")
             print("pstrain: would run: \(plan.commandLine)")
             return
         }
         try job.requireMpirun()
+        try Self.claim(absDir, shown: dir)
         let fm = FileManager.default
-        if let items = try? fm.contentsOfDirectory(atPath: absDir), !items.isEmpty {
-            throw ValidationError("run directory \(dir) already holds a run; choose another --run-dir")
-        }
+        let existed = fm.fileExists(atPath: absDir)
         do {
             try fm.createDirectory(atPath: absDir + "/logs", withIntermediateDirectories: true)
             let header = "# pstrain run configuration, resolved (defaults, \(config ?? "no file"), overrides)\n"
             try (header + cfg.canonicalTOML).write(toFile: absDir + "/run.toml", atomically: true, encoding: .utf8)
         } catch {
-            throw ValidationError("cannot write the run directory \(dir): \(error.localizedDescription)")
+            Self.release(absDir, existed: existed)
+            throw Refusal("cannot write the run directory \(dir): \(error.localizedDescription)")
+        }
+        do {
+            try userFacing {
+                try DataSplit.prepare(cfg.data, runDir: absDir)
+                try Preflight.check(cfg, runDir: absDir, clickLogs: true)
+            }
+        } catch {
+            // Refused before mpirun started: the directory is left as it was, for the retry.
+            Self.release(absDir, existed: existed)
+            throw error
         }
         print("pstrain: run directory \(dir)")
-        try userFacing { try DataSplit.prepare(cfg.data, runDir: absDir) }
         try Job.run(plan: plan, dir: absDir, shown: dir, attempt: 1, maxRestarts: job.maxRestarts, kind: LaunchRecord.self)
+    }
+
+    /// Refuses a run directory that holds a run worth keeping: one that
+    /// finished, wrote a checkpoint, or may still be running. One whose every
+    /// attempt failed before its first checkpoint (or that never started) is
+    /// emptied for the new launch, with a line that says so.
+    static func claim(_ absDir: String, shown: String) throws {
+        let fm = FileManager.default
+        guard let items = try? fm.contentsOfDirectory(atPath: absDir), !items.isEmpty else { return }
+        let events = LogFile(path: absDir + "/events.jsonl")
+        let attempts = events?.entries.filter { [LaunchRecord.event, ResumeRecord.event, RestartRecord.event].contains($0.event ?? "") }.count ?? 0
+        let exits = events?.records(ExitRecord.self) ?? []
+        let checkpoints = CheckpointStore.list(absDir)
+        let known = Set(["run.toml", "events.jsonl", "logs", "data-cache", "checkpoints", "STOP", ".waits"])
+        guard items.allSatisfy({ known.contains($0) || $0.hasPrefix(".died-at-") }), checkpoints.isEmpty, attempts == exits.count,
+              exits.allSatisfy({ $0.code != 0 || $0.signal != 0 }), items.contains("run.toml") || items.contains("events.jsonl") else {
+            let what = !checkpoints.isEmpty ? " with \(checkpoints.count) checkpoint(s); continue it with `pstrain resume \(shown)`, or"
+                : attempts > exits.count ? " that may still be running;" : ";"
+            throw Refusal("run directory \(shown) already holds a run\(what) choose another --run-dir")
+        }
+        print("pstrain: replacing the run in \(shown): " + (exits.isEmpty ? "it never started" : "its \(exits.count) attempt(s) failed")
+              + " and it wrote no checkpoint")
+        for item in items { try? fm.removeItem(atPath: absDir + "/" + item) }
+    }
+
+    /// Leaves a run directory refused before mpirun as it was: removed if
+    /// this launch made it, emptied if it was an empty folder.
+    static func release(_ absDir: String, existed: Bool) {
+        let fm = FileManager.default
+        if !existed { try? fm.removeItem(atPath: absDir); return }
+        for item in (try? fm.contentsOfDirectory(atPath: absDir)) ?? [] { try? fm.removeItem(atPath: absDir + "/" + item) }
     }
 
     static func stamp() -> String {

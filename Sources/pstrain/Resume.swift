@@ -25,10 +25,10 @@ struct Resume: ParsableCommand {
     @Argument(help: "The run directory.")
     var runDir: String
 
-    @Option(name: .long, help: "Worker ranks (default: as the run had).")
+    @Option(name: .long, parsing: .unconditional, help: "Worker ranks (default: as the run had).")
     var workers: Int?
 
-    @Option(name: .long, help: "Server ranks (default: as the run had).")
+    @Option(name: .long, parsing: .unconditional, help: "Server ranks (default: as the run had).")
     var servers: Int?
 
     @Option(name: .long, help: "The checkpoint to continue from, e.g. step-936 (default: the newest valid one).")
@@ -47,7 +47,7 @@ struct Resume: ParsableCommand {
         let absDir = runDir.hasPrefix("/") ? runDir : FileManager.default.currentDirectoryPath + "/" + runDir
         let tomlPath = absDir + "/run.toml"
         guard FileManager.default.fileExists(atPath: tomlPath) else {
-            throw ValidationError("\(runDir) is not a run directory (no run.toml)")
+            throw Refusal("\(runDir) is not a run directory (no run.toml)")
         }
         var cfg = try userFacing { try Config.load(path: tomlPath) }
         let chosen = try userFacing { try CheckpointStore.choose(absDir, from: from, warn: { print("pstrain: warning: \($0)") }) }
@@ -64,7 +64,10 @@ struct Resume: ParsableCommand {
             try Durable.replace(tomlPath, with: "# pstrain run configuration, resolved; world updated by pstrain resume\n" + cfg.canonicalTOML)
         }
         try job.requireMpirun()
-        try userFacing { try DataSplit.prepare(cfg.data, runDir: absDir) }
+        try userFacing {
+            try DataSplit.prepare(cfg.data, runDir: absDir)
+            try Preflight.check(cfg, runDir: absDir, clickLogs: true)
+        }
         plan.resume = chosen.path
         print("pstrain: resuming \(runDir) from \((chosen.path as NSString).lastPathComponent) (step \(m.step) of \(m.totalSteps)) with \(W) worker(s) and \(S) server(s)"
               + (W != m.workers || S != m.servers ? " (the checkpoint was written by \(m.workers) and \(m.servers))" : ""))

@@ -14,6 +14,9 @@ struct PSTrain: ParsableCommand {
 
 import Foundation
 import PSSupport
+
+import Foundation
+import PSSupport
 import PSNumerics
 import PSCodec
 import PSData
@@ -25,4 +28,13 @@ import PSLaunch
 
 // A closed pipe (`pstrain launch | head`) is an error each write reports, not a reason to die.
 signal(SIGPIPE, SIG_IGN)
-PSTrain.main()
+do {
+    var command = try PSTrain.parseAsRoot()
+    try command.run()
+} catch let refusal as Refusal {
+    // ArgumentParser would add the usage of `pstrain`, which the arguments did not earn.
+    Console.err("Error: \(refusal.message)\n")
+    exit(64)
+} catch {
+    PSTrain.exit(withError: error)
+}

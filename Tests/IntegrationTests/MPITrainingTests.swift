@@ -98,13 +98,20 @@ final class MPITrainingTests: XCTestCase {
 final class BadInputTests: XCTestCase {
     func testMissingDataSet() throws {
         let dir = Harness.tempDir("nodata")
+        // The launcher opens the data before mpirun starts (issue 21): one message, nothing left behind.
         let r = try Harness.launch(["--workers", "2", "--servers", "1", "--run-dir", "r", "--set", "data.dir=/nonexistent/fm"], cwd: dir, timeout: 60)
         assertEnded(r, status: nil, "missing data set")
         XCTAssertTrue(r.stderr.contains("data set file not found: /nonexistent/fm/train-images-idx3-ubyte.gz"), r.stderr)
-        XCTAssertTrue(r.stderr.contains("worker 0 (rank 1), worker 1 (rank 2)"), "one message for both workers\n\(r.stderr)")
         XCTAssertEqual(r.stderr.components(separatedBy: "data set file not found").count, 2, "said once\n\(r.stderr)")
-        // mpirun's "aborted" holds "orted": it was taken for a daemon that could not start on remote hosts (issue 21).
-        XCTAssertFalse(r.output.contains("remote hosts"), "no hostfile, no remote hosts\n\(r.output)")
+        XCTAssertFalse(r.output.contains("pstrain: running:"), "refused before mpirun\n\(r.output)")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/r"), "a launch refused before mpirun leaves no run directory")
+        // Ranks started by hand say it once for both workers.
+        let cfg = dir + "/c.toml"
+        try "[data]\ndir = \"/nonexistent/fm\"\n".write(toFile: cfg, atomically: true, encoding: .utf8)
+        let m = try Harness.mpirun(servers: 1, ["--config", cfg], workers: 2, ["--config", cfg], cwd: dir)
+        assertEnded(m, status: nil, "missing data set via mpirun")
+        XCTAssertTrue(m.stderr.contains("worker 0 (rank 1), worker 1 (rank 2)"), "one message for both workers\n\(m.stderr)")
+        XCTAssertEqual(m.stderr.components(separatedBy: "data set file not found").count, 2, "said once\n\(m.stderr)")
     }
 
     func testCorruptIDXHeader() throws {

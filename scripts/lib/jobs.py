@@ -69,7 +69,7 @@ def resolved_config(pstrain, config, sets):
     if p.returncode != 0:
         sys.exit(f"bench: {shlex.join(cmd)} failed:\n{p.stdout}{p.stderr}")
     lines = p.stdout.splitlines()
-    body = [l for l in lines[1:] if not l.startswith("pstrain: would run:")]
+    body = [l for l in lines[1:] if not l.startswith("pstrain: ")]
     return "\n".join(body).strip() + "\n"
 
 

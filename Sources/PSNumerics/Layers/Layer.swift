@@ -248,6 +248,7 @@ public enum LayerEntryProblem: Error, Equatable {
         case .unknownType(let t, let known): return "has unknown type '\(t)' (known: \(known.joined(separator: ", ")))"
         case .unknownKey(let k, let t, let takes):
             return "has key '\(k)', which \(t) does not take (\(takes.isEmpty ? "\(t) takes no options" : "\(t) takes " + takes.map { "'\($0)'" }.joined(separator: ", ")))"
+                + (PyTorchNames.hint(for: k, known: takes).map { "; \($0)" } ?? "")
         case .missing(let k, let t, let integer): return "(\(t)) needs \(integer ? "a positive integer" : "a number") '\(k)'"
         case .outOfRange(let k, let v, let r, let t): return "(\(t)) has \(k) = \(v), outside \(r)"
         case .shape(let t, let why): return "(\(t)) \(why)"

@@ -115,10 +115,10 @@ public final class WorkerRole {
         switch source {
         case .dense(let d):
             data = d; tables = nil
-            try Self.check(model: m, fits: d, context)
+            try Preflight.check(model: m, fits: d, data: cfg.data)
         case .ctr(let sets):
             data = nil
-            try Self.check(model: cfg.model, fits: sets)
+            try Preflight.check(model: cfg.model, fields: sets.train.fieldCount, dense: sets.train.denseCount, source: sets.train.source)
             tables = WorkerTables(sets: sets, tables: cfg.model.tables, denseCount: cfg.model.inputSize, servers: world.servers,
                                   settings: cfg.compression.settings, precision: cfg.train.precision)
         }
@@ -153,36 +153,6 @@ public final class WorkerRole {
             try feedback.restore(worker: index, workers: world.workers, saved: man.workers) { j in
                 try CheckpointStore.loadResidual(path, man, file: checkpointFile(.worker, j), count: feedback.residual.count)
             }
-        }
-    }
-
-    /// A model without tables on an image or feature set: sizes, shapes and classes agree.
-    static func check(model m: Model, fits data: DataSplit, _ ctx: RankContext) throws {
-        guard m.inputSize == data.train.features else {
-            throw ProtocolError.dataDoesNotFit("model.input = \(m.inputShape.shapeText) (\(m.inputSize) elements) but the data set's samples "
-                                               + "have \(data.train.features) (shape \(data.train.shape.shapeText))")
-        }
-        // Flat samples (a CSV row) feed any model of their size; shaped ones must be laid out as the model's input.
-        let squeezed = { (s: [Int]) in s.filter { $0 != 1 } }
-        guard data.train.shape.count < 2 || m.inputShape.count < 2 || squeezed(data.train.shape) == squeezed(m.inputShape) else {
-            throw ProtocolError.dataDoesNotFit("model.input = \(m.inputShape.shapeText) but the data set's samples have the shape "
-                                               + "\(data.train.shape.shapeText): reshape x to [n] + \(m.inputShape.shapeText) (channels first)")
-        }
-        guard m.classes == data.train.classes else {
-            throw ProtocolError.dataDoesNotFit("the last layer of model.layers has \(m.classes) outputs but the data set has \(data.train.classes) classes"
-                                               + (ctx.config.data.classes == 0 && ctx.config.data.fromFiles
-                                                  ? " (its training labels go up to \(data.train.classes - 1); set data.classes if some classes have no training sample)" : ""))
-        }
-    }
-
-    /// A model with tables on a click log: the dense features and fields agree.
-    static func check(model: ModelSection, fits sets: CTRSets) throws {
-        let t = sets.train
-        guard t.denseCount == model.inputSize else {
-            throw ProtocolError.dataDoesNotFit("model.input = \(model.inputSize) dense features but \(t.source) has \(t.denseCount) per row")
-        }
-        guard t.fieldCount == model.tables.count else {
-            throw ProtocolError.dataDoesNotFit("model.tables has \(model.tables.count) tables but \(t.source) has \(t.fieldCount) categorical fields per row (one table per field)")
         }
     }
 
