@@ -88,7 +88,7 @@ enum Job {
                 break
             }
             if Preemption.requested {
-                Console.err("pstrain: the job was stopped before it could checkpoint\n")
+                Console.err("pstrain: " + Self.abortedState(dir, shown: shown) + "\n")
                 throw ExitCode(status.code != 0 ? status.code : 1)
             }
             let out = (try? String(contentsOfFile: dir + "/logs/mpirun-\(attempt).log", encoding: .utf8)) ?? ""
@@ -268,6 +268,23 @@ enum Job {
     }
     nonisolated(unsafe) static var anyShown = false
 
+    /// What a stop that became an abort (a second signal) left: the
+    /// checkpoint the ranks completed before it, or the newest one before
+    /// the stop, or none. Read from the checkpoints themselves, so that it
+    /// agrees with `pstrain ckpt list`.
+    static func abortedState(_ dir: String, shown: String) -> String {
+        guard let chosen = try? CheckpointStore.choose(dir, from: nil, warn: { _ in }) else {
+            return "the job was aborted before it wrote any checkpoint; the run cannot be resumed"
+        }
+        let name = (chosen.path as NSString).lastPathComponent
+        if let stopped = stoppedStep(dir), chosen.manifest.step == stopped {
+            return "the job was aborted while its ranks were shutting down, after they had completed checkpoint \(name) "
+                + "for the stop; continue with: pstrain resume \(shown)"
+        }
+        return "the job was aborted before it could checkpoint for the stop; the newest complete checkpoint is \(name) "
+            + "(step \(chosen.manifest.step)); continue from it with: pstrain resume \(shown)"
+    }
+
     /// "final test accuracy 88.41% after 10 epochs (4680 steps) in 62.3 s", from server 0's log.
     static func finalSummary(runDir: String) -> String? {
         var acc: Double?, epoch = 0, steps = 0, wall = 0.0
@@ -320,7 +337,7 @@ enum Preemption {
             _ = FileManager.default.createFile(atPath: runDir + "/STOP", contents: Data("stop\n".utf8))
             Console.err("pstrain: stopping: the ranks finish this step, write a checkpoint and exit (signal again to abort now)\n")
         } else if state.child > 0 {
-            Console.err("pstrain: aborting now\n")
+            Console.err("pstrain: aborting now (a second signal): mpirun and the ranks are stopped without waiting\n")
             kill(-state.child, SIGTERM)
         }
     }

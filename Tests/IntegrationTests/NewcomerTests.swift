@@ -102,3 +102,32 @@ final class NewcomerTests: XCTestCase {
         XCTAssertTrue(conv.stderr.contains("PyTorch's kernel_size is 'kernel' here"), conv.stderr)
     }
 }
+
+/// A second Ctrl-C (here SIGINT to the launcher) while the ranks shut down
+/// after the checkpoint of the first: the launcher's last word agrees with
+/// the checkpoint (it said "stopped before it could checkpoint" while
+/// `ckpt list` showed that checkpoint complete and latest).
+final class DoubleSignalTests: XCTestCase {
+    func testASecondSignalAfterTheStopCheckpointNamesIt() throws {
+        let dir = Harness.tempDir("double-int")
+        let args = ["PSTRAIN_TEST_HANG=finalize:0", try Harness.executable("pstrain"), "launch", "--workers", "2", "--servers", "1",
+                    "--set", "data.kind=synthetic", "--set", "data.synthetic_train=16384", "--epochs", "2", "--run-dir", "r"]
+        let run = try XCTUnwrap(Harness.start("/usr/bin/env", args, cwd: dir))
+        var deadline = Date().addingTimeInterval(60)
+        while Date() < deadline && Harness.records(dir + "/r/logs/server-0.jsonl", ServerStepRecord.self).count < 20 { usleep(20_000) }
+        let launcher = try XCTUnwrap(Harness.sessionMembers(run.pid).first { (try? String(contentsOfFile: "/proc/\($0)/comm", encoding: .utf8))?.hasPrefix("pstrain") == true },
+                                     "the launcher's process")
+        kill(launcher, SIGINT)
+        deadline = Date().addingTimeInterval(60)
+        while Date() < deadline && Harness.records(dir + "/r/logs/server-0.jsonl", StoppedRecord.self).isEmpty { usleep(20_000) }
+        let stopped = try XCTUnwrap(Harness.records(dir + "/r/logs/server-0.jsonl", StoppedRecord.self).first?.step, "the stop's checkpoint")
+        usleep(300_000)   // server 0 now waits in its hang before MPI_Finalize
+        kill(launcher, SIGINT)
+        let r = Harness.finish(run, timeout: 60)
+        assertEnded(r, status: nil, "aborted by a second signal")
+        XCTAssertTrue(r.stderr.contains("aborting now"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("after they had completed checkpoint step-\(stopped) for the stop; continue with: pstrain resume r"), r.stderr)
+        XCTAssertFalse(r.stderr.contains("before it could checkpoint"), r.stderr)
+        XCTAssertEqual(try String(contentsOfFile: dir + "/r/checkpoints/LATEST", encoding: .utf8), "step-\(stopped)\n")
+    }
+}
