@@ -59,7 +59,8 @@ let package = Package(
         .systemLibrary(name: "CXXHash", pkgConfig: "libxxhash",
                        providers: [.apt(["libxxhash-dev"])]),
         .target(name: "CPSKernels",
-                cSettings: [.unsafeFlags(["-O3"])]),
+                // -Wno-psabi: the 8-float vectors are passed only between static functions of winograd.c, never across an ABI boundary.
+                cSettings: [.unsafeFlags(["-O3", "-Wno-psabi"])]),
         .target(name: "PSSupport", dependencies: ["CXXHash"], swiftSettings: release),
         .target(name: "PSNumerics", dependencies: ["PSSupport", "CBLAS", "CZlib", "CPSKernels"], swiftSettings: hot),
         .target(name: "PSCodec", dependencies: ["PSNumerics", "CZstd", "CPSKernels"], swiftSettings: hot),

@@ -88,6 +88,19 @@ struct Ckpt: ParsableCommand {
             var metadata = ["format": "pstrain-model", "step": String(chosen.manifest.step), "layers": cfg.model.layersTOML]
             // The sample shape of image models ("[1, 28, 28]"); flat models keep the exports they always had.
             if cfg.model.inputShape.count > 1 { metadata["input"] = cfg.model.inputShape.shapeText }
+            // How the run normalised its inputs, so that a model built from the export takes raw inputs
+            // (docs/python.md): "standardize" carries its tensors (data.mean, data.std); "scalar" its two numbers.
+            if cfg.model.tables.isEmpty {
+                switch cfg.data.normalizeInEffect {
+                case .none, .auto: metadata["normalize"] = "none"
+                case .standardize: metadata["normalize"] = "standardize"
+                case .scalar:
+                    metadata["normalize"] = "scalar"
+                    let numbers = cfg.data.fromFiles ? cfg.data : Config().data   // a synthetic set always has Fashion-MNIST's
+                    metadata["mean"] = String(numbers.mean)
+                    metadata["std"] = String(numbers.std)
+                }
+            }
             let tables = try userFacing { try Ckpt.tables(chosen.path, chosen.manifest, cfg) }
             if !tables.isEmpty {
                 metadata["input"] = cfg.model.inputShape.shapeText

@@ -113,7 +113,7 @@ class ExportTests(TempDirTest):
                 self.assertEqual(set(state), set(seq.state_dict()))
                 for k, v in seq.state_dict().items():
                     self.assertTrue(torch.equal(state[k], v), k)  # num_batches_tracked: int64 [] as torch keeps it
-                back = pstrain.model_from_export(path)
+                back = pstrain.model_from_export(path, normalize=False)  # crafted: no data.mean, data.std
                 self.assertFalse(back.training)
                 self.assertEqual(repr(back), repr(seq))
                 x = torch.randn(3, *(shape if isinstance(shape, tuple) else (shape,)))
@@ -133,7 +133,7 @@ class ExportTests(TempDirTest):
         with self.assertRaises(pstrain.PstrainError) as c:
             pstrain.model_from_export(self.path("p.safetensors"))
         self.assertIn("pass input_shape", str(c.exception))
-        self.assertEqual(len(pstrain.model_from_export(self.path("p.safetensors"), input_shape=(1, 4, 4))), 3)
+        self.assertEqual(len(pstrain.model_from_export(self.path("p.safetensors"), input_shape=(1, 4, 4), normalize=False)), 3)
         with self.assertRaises(pstrain.PstrainError) as c:
             pstrain.load_state_dict(self.path("nothing-here"))
         self.assertIn("is not a pstrain export", str(c.exception))
@@ -141,14 +141,19 @@ class ExportTests(TempDirTest):
 
     def test_standardisation_is_kept_apart_from_the_weights(self):
         """An export of a run that standardised its data holds data.mean and
-        data.std: load_normalization gives them, the model loads without them."""
+        data.std: load_normalization gives them, load_state_dict leaves them
+        out, and model_from_export puts them in its first module (data)."""
         torch = require_torch(self)
         seq = torch.nn.Sequential(torch.nn.Linear(3, 2))
         tensors = pstrain_tensors(seq)
         mean, std = np.array([0.5, 1, 2], np.float32), np.array([1, 2, 4], np.float32)
         write_export(self.path("s.safetensors"), dict(tensors, **{"data.mean": mean, "data.std": std}), pstrain.to_model_section(seq, 3))
         self.assertEqual(sorted(pstrain.load_state_dict(self.path("s.safetensors"))), ["0.bias", "0.weight"])
-        self.assertEqual(len(pstrain.model_from_export(self.path("s.safetensors"))), 1)
+        model = pstrain.model_from_export(self.path("s.safetensors"))
+        self.assertEqual([type(m).__name__ for m in model], ["Normalize", "Sequential"])
+        self.assertEqual(len(model.layers), 1)
+        self.assertTrue(np.array_equal(model.data.mean.numpy(), mean) and np.array_equal(model.data.std.numpy(), std))
+        self.assertEqual(len(pstrain.model_from_export(self.path("s.safetensors"), normalize=False)), 1)
         got = pstrain.load_normalization(self.path("s.safetensors"))
         self.assertTrue(np.array_equal(got[0], mean) and np.array_equal(got[1], std))
         os.makedirs(self.path("run"))
@@ -164,7 +169,7 @@ class ExportTests(TempDirTest):
         tensors = pstrain_tensors(seq)
         del tensors["layers.1.num_batches_tracked"]  # not stored: torch's 0, unused in evaluation
         write_export(self.path("m.safetensors"), tensors, section)
-        self.assertEqual(int(pstrain.model_from_export(self.path("m.safetensors"))[1].num_batches_tracked), 0)
+        self.assertEqual(int(pstrain.model_from_export(self.path("m.safetensors"), normalize=False)[1].num_batches_tracked), 0)
         del tensors["layers.1.running_var"]
         tensors["layers.2.extra"] = np.zeros(2, np.float32)
         write_export(self.path("n.safetensors"), tensors, section)
@@ -207,9 +212,12 @@ class CheckpointTests(TempDirTest):
     def test_model_from_a_checkpoint_uses_its_configuration(self):
         torch = require_torch(self)
         model = pstrain.model_from_export(self.folder)
-        self.assertEqual(repr(model), repr(self.seq))
-        self.assertEqual(int(model[1].num_batches_tracked), 4)
-        self.assertTrue(torch.equal(model[3].weight, torch.from_numpy(self.tensors["layers.3.weight"])))
+        self.assertEqual(repr(model.layers), repr(self.seq))
+        self.assertEqual(int(model.layers[1].num_batches_tracked), 4)
+        self.assertTrue(torch.equal(model.layers[3].weight, torch.from_numpy(self.tensors["layers.3.weight"])))
+        # The configuration has no [data]: pstrain's defaults, idx files with Fashion-MNIST's numbers ("scalar").
+        self.assertEqual((model.data.mean.item(), model.data.std.item()), (np.float32(0.2860), np.float32(0.3530)))
+        self.assertEqual(repr(pstrain.model_from_export(self.folder, normalize=False)), repr(self.seq))
 
     def test_damage_is_named(self):
         path = os.path.join(self.folder, "server-1.safetensors")
@@ -465,6 +473,170 @@ class CheckpointTests(TempDirTest):
         with self.assertRaises(pstrain.PstrainError) as c:
             pstrain.load_normalization(self.folder)
         self.assertIn("worker-0.safetensors does not match the manifest (SHA-256 mismatch)", str(c.exception))
+
+
+def pstrain_inputs(x, mean, std):
+    """What pstrain feeds its network for the raw features `x` (numpy), with
+    its arithmetic (Normalization.apply, docs/config.md): uint8 as
+    float(x) * (1 / (255 std)) + (-mean / std) with both constants in FP32,
+    float32 as (x - mean) / std in FP32, float64 in FP64 rounded to FP32."""
+    mean, std = np.asarray(mean, np.float32), np.asarray(std, np.float32)
+    if x.dtype == np.uint8:
+        return x.astype(np.float32) * (np.float32(1) / (np.float32(255) * std)) + (-mean / std)
+    if x.dtype == np.float64:
+        return ((x - mean.astype(np.float64)) / std.astype(np.float64)).astype(np.float32)
+    return (x - mean) / std
+
+
+def add_worker_file(folder, mean, std):
+    """Worker 0's file of a checkpoint with the run's standardisation
+    (NormalizationFile), listed in its manifest, as pstrain writes it."""
+    path = os.path.join(folder, "worker-0.safetensors")
+    save_file({"data.mean": mean, "data.std": std}, path)
+    with open(path, "rb") as f:
+        data = f.read()
+    with open(os.path.join(folder, "manifest.json")) as f:
+        m = json.load(f)
+    del m["checksum"]
+    m["files"].append({"name": "worker-0.safetensors", "role": "worker", "index": 0, "bytes": len(data),
+                       "sha256": hashlib.sha256(data).hexdigest()})
+    write_manifest(folder, m)
+
+
+class NormalizationTests(TempDirTest):
+    """Issue 21: the model model_from_export returns takes raw features and
+    normalises them as the run did (data.normalize), so that it gives
+    pstrain's predictions without a step the user must know about."""
+
+    def setUp(self):
+        super().setUp()
+        self.torch = require_torch(self)
+        self.torch.manual_seed(3)
+        rng = np.random.default_rng(3)
+        # A sample's shape, as pstrain stores data.mean and data.std; one feature near-constant
+        # (std 0.00063, as the issue measured at Fashion-MNIST's corners), one constant (std 1).
+        self.mean = rng.uniform(0, 0.5, (1, 4, 4)).astype(np.float32)
+        self.std = rng.uniform(0.1, 0.5, (1, 4, 4)).astype(np.float32)
+        self.std[0, 0, 0], self.std[0, 0, 1], self.mean[0, 0, 1] = 0.00063, 1, 0
+        self.seq = self.torch.nn.Sequential(self.torch.nn.Flatten(), self.torch.nn.Linear(16, 5), self.torch.nn.ReLU(),
+                                            self.torch.nn.Linear(5, 3))
+        self.raw = {"uint8": rng.integers(0, 256, (64, 1, 4, 4), dtype=np.uint8),
+                    "float32": rng.uniform(0, 1, (64, 1, 4, 4)).astype(np.float32),
+                    "float64": rng.uniform(0, 1, (64, 1, 4, 4))}
+
+    def export(self, name, seq, input_shape, normalization=True, with_input=True):
+        tensors = pstrain_tensors(seq)
+        if normalization:
+            tensors.update({"data.mean": self.mean, "data.std": self.std})
+        write_export(self.path(name), tensors, pstrain.to_model_section(seq, input_shape), with_input)
+        return self.path(name)
+
+    def test_exported_model_gives_pstrains_predictions_on_raw_features(self):
+        """The model of a standardised run's export, on raw uint8, float32
+        and float64 features, gives the outputs of the network on the
+        features normalised by hand as pstrain normalises them (atol 1e-5,
+        the same argmax; measured: equal), and its first module gives
+        exactly the inputs pstrain's network saw (bit for bit). Before issue
+        21 the model was the network alone: on x / 255 it is another model."""
+        torch = self.torch
+        path = self.export("s.safetensors", self.seq, (1, 4, 4))
+        mean, std = pstrain.load_normalization(path)
+        model = pstrain.model_from_export(path)
+        for kind, x in self.raw.items():
+            with self.subTest(kind), torch.no_grad():
+                want_inputs = pstrain_inputs(x, mean, std)
+                got, want = model(torch.from_numpy(x)), self.seq(torch.from_numpy(want_inputs))
+                self.assertTrue(torch.allclose(got, want, rtol=0, atol=1e-5), f"largest difference {(got - want).abs().max()}")
+                self.assertTrue(torch.equal(got.argmax(1), want.argmax(1)))
+                self.assertTrue(torch.equal(model.data(torch.from_numpy(x)), torch.from_numpy(want_inputs)))
+                self.assertEqual(got.dtype, torch.float32)
+                # What the issue saw: the network alone on x / 255 (or x) is another model.
+                plain = torch.from_numpy(x.astype(np.float32) / (255 if x.dtype == np.uint8 else 1))
+                self.assertFalse(torch.allclose(self.seq(plain), want, rtol=0, atol=1e-2))
+        self.assertIsInstance(model.data, pstrain.Normalize)
+        self.assertFalse(model.training)
+        with safe_open(path, framework="np") as f:
+            self.assertEqual(sorted(model.state_dict()), sorted(f.keys()))  # the export's names: data.mean, layers.1.weight, ...
+        self.assertEqual(repr(pstrain.model_from_export(path, normalize=False)), repr(self.seq))
+        # A flat model (model.input = 16) of a run whose samples are (1, 4, 4): the numbers follow the features' order.
+        flat = self.torch.nn.Sequential(self.torch.nn.Linear(16, 3))
+        model = pstrain.model_from_export(self.export("flat.safetensors", flat, 16, with_input=False))
+        x = self.raw["uint8"].reshape(64, 16)
+        want_inputs = torch.from_numpy(pstrain_inputs(x, mean.reshape(16), std.reshape(16)))
+        with torch.no_grad():
+            self.assertTrue(torch.allclose(model(torch.from_numpy(x)), flat(want_inputs), rtol=0, atol=1e-5))
+            self.assertTrue(torch.equal(model.data(torch.from_numpy(x)), want_inputs))
+
+    def test_checkpoint_gives_the_rule_its_configuration_resolves_to(self):
+        """A checkpoint folder or run directory: data.normalize of its
+        configuration, "auto" resolved as pstrain resolves it."""
+        torch = self.torch
+        model_toml = pstrain.to_model_section(self.seq, (1, 4, 4))
+        cases = [  # ([data] of the configuration, (mean, std) or None for the per-feature numbers of worker 0's file)
+            ('format = "idx"\nnormalize = "none"', (0.0, 1.0)),
+            ('format = "npz"\nnormalize = "scalar"\nmean = 0.5\nstd = 0.25', (0.5, 0.25)),
+            ('format = "idx"', (0.2860, 0.3530)),  # auto: scalar for idx, data.mean and data.std's defaults
+            ('format = "idx"\nmean = 0.1\nstd = 2.0', (0.1, 2.0)),
+            ('kind = "synthetic"\nmean = 0.5', (0.2860, 0.3530)),  # the synthetic set always uses Fashion-MNIST's numbers
+            ('format = "npz"', None),  # auto: standardize for npz
+            ('format = "csv"\nnormalize = "standardize"', None),
+        ]
+        for n, (data, want) in enumerate(cases):
+            with self.subTest(data):
+                run = self.path(f"run{n}")
+                folder = os.path.join(run, "checkpoints", "step-7")
+                write_checkpoint(folder, pstrain_tensors(self.seq), f'[data]\n{data}\n\n{model_toml}')
+                if want is None:
+                    with self.assertRaises(pstrain.PstrainError) as c:
+                        pstrain.model_from_export(folder)
+                    self.assertIn("holds no data.mean and data.std", str(c.exception))
+                    add_worker_file(folder, self.mean, self.std)
+                model = pstrain.model_from_export(run)  # its newest checkpoint
+                m, s = (self.mean, self.std) if want is None else (np.float32(want[0]), np.float32(want[1]))
+                self.assertTrue(np.array_equal(model.data.mean.numpy(), m) and np.array_equal(model.data.std.numpy(), s))
+                x = self.raw["uint8"]
+                with torch.no_grad():
+                    self.assertTrue(torch.equal(model.data(torch.from_numpy(x)), torch.from_numpy(pstrain_inputs(x, m, s))))
+        # "none" still reads bytes as x / 255, float features as they are.
+        model = pstrain.model_from_export(self.path("run0"))
+        with torch.no_grad():
+            self.assertTrue(torch.equal(model.data(torch.from_numpy(self.raw["uint8"])),
+                                        torch.from_numpy(self.raw["uint8"].astype(np.float32) * (np.float32(1) / np.float32(255)))))
+            self.assertTrue(torch.equal(model.data(torch.from_numpy(self.raw["float32"])), torch.from_numpy(self.raw["float32"])))
+
+    def test_a_normalisation_that_cannot_be_found_is_refused(self):
+        """An export of a "scalar" (idx) or "none" run holds no numbers: the
+        model is refused, saying what to pass, never built without them."""
+        torch = self.torch
+        path = self.export("plain.safetensors", self.seq, (1, 4, 4), normalization=False)
+        with self.assertRaises(pstrain.PstrainError) as c:
+            pstrain.model_from_export(path)
+        for words in ("does not record how its run normalised the inputs", "Pass the run directory or the checkpoint folder",
+                      "normalize=(0.2860, 0.3530)", "normalize=False"):
+            self.assertIn(words, str(c.exception))
+        model = pstrain.model_from_export(path, normalize=(0.2860, 0.3530))
+        self.assertEqual((model.data.mean.item(), model.data.std.item()), (np.float32(0.2860), np.float32(0.3530)))
+        model = pstrain.model_from_export(path, normalize=(self.mean, self.std))  # as load_normalization gives them
+        x = self.raw["float32"]
+        with torch.no_grad():
+            self.assertTrue(torch.equal(model.data(torch.from_numpy(x)), torch.from_numpy(pstrain_inputs(x, self.mean, self.std))))
+        self.assertEqual(repr(pstrain.model_from_export(path, normalize=False)), repr(self.seq))
+        for bad, words in [(None, "load_normalization gives None"), ("auto", "it is True"), ((1, 2, 3), "it is True")]:
+            with self.subTest(bad), self.assertRaises(pstrain.PstrainError) as c:
+                pstrain.model_from_export(path, normalize=bad)
+            self.assertIn(words, str(c.exception))
+        with self.assertRaises(pstrain.PstrainError) as c:
+            pstrain.model_from_export(path, normalize=(np.zeros(4), np.ones(4)))
+        self.assertIn("the normalisation has numbers for 4 features (shape [4]) but the model takes 16", str(c.exception))
+        with self.assertRaises(pstrain.PstrainError) as c:
+            pstrain.Normalize(0.5, 0.0)
+        self.assertIn("std[0] is 0.0: a deviation is positive and finite", str(c.exception))
+        with self.assertRaises(pstrain.PstrainError) as c:
+            model(torch.zeros(2, 1, 4, 4, dtype=torch.int64))
+        self.assertIn("not torch.int64", str(c.exception))
+        with self.assertRaises(pstrain.PstrainError) as c:
+            model.data(torch.zeros(2, 15))
+        self.assertIn("holds the numbers of 16 features (shape [1, 4, 4]) but the input has shape [2, 15]", str(c.exception))
 
 
 class PstrainChecksumTest(TempDirTest):

@@ -11,6 +11,7 @@ import math
 import os
 import re
 import tomllib
+from collections import OrderedDict
 
 import numpy as np
 from safetensors import safe_open
@@ -46,18 +47,49 @@ def load_state_dict(path, *, names="torch", as_numpy=None, state=""):
     return {k: torch.from_numpy(np.array(v)) for k, v in tensors.items()}
 
 
-def model_from_export(path, input_shape=None):
-    """The torch nn.Sequential of an export, checkpoint folder or run
-    directory, with its weights loaded, in eval mode. The layers come from
-    the export's metadata (or the checkpoint's configuration); the input
-    shape from the metadata when it records one, else `input_shape`, else
-    the weights (the first dense, conv2d or layernorm layer's)."""
+def model_from_export(path, input_shape=None, *, normalize=True):
+    """The torch model of an export, checkpoint folder or run directory, with
+    its weights loaded, in eval mode, that takes the features as they are in
+    the data files (raw inputs) and gives pstrain's predictions.
+
+    It is nn.Sequential(OrderedDict(data=Normalize(mean, std), layers=net)):
+    `model.data` normalises the inputs as the run did (data.normalize,
+    docs/config.md; uint8 features are read as x / 255 first) and
+    `model.layers` is pstrain's network, module i its layer i. The
+    state_dict's keys are then the export's tensor names (data.mean,
+    data.std, layers.0.weight, ...). The layers come from the export's
+    metadata (or the checkpoint's configuration); the input shape from the
+    metadata when it records one, else `input_shape`, else the weights (the
+    first dense, conv2d or layernorm layer's).
+
+    normalize:
+      True (default): the run's own normalisation. An export carries it
+        when the run standardised its data (data.normalize = "standardize",
+        the default for npz, safetensors and csv files: tensors data.mean
+        and data.std); a checkpoint folder or run directory always tells it
+        (its configuration, and worker 0's file for "standardize"). An
+        export without those tensors is refused with what to pass instead:
+        its run normalised with "scalar" (the default for idx files) or
+        "none", which an export does not record.
+      False: the network alone (what this function returned before), for inputs
+        already normalised as pstrain fed them.
+      (mean, std): these numbers (each one number, or one per feature, as
+        load_normalization gives them), for an export that lacks them; a
+        default Fashion-MNIST idx run: (0.2860, 0.3530).
+
+    A CTR model (embedding tables) is returned as a CTRModel: pstrain does
+    not normalise its inputs (normalize=True and False give the same)."""
     torch = need_torch("model_from_export")
+    _check_normalize_argument(normalize)
     source = resolve(path)
     state, meta = _read(source)
     if is_ctr(state):
+        if normalize is not True and normalize is not False:
+            raise PstrainError(f"{source} is a CTR model's, whose inputs pstrain does not normalise: "
+                               f"call model_from_export without normalize")
         return _ctr_from_export(torch, source, state, meta)
-    shape, entries = read_section(read_manifest(source)["config"]) if meta is None else _export_layers(source, meta)
+    config = read_manifest(source)["config"] if meta is None else None
+    shape, entries = read_section(config) if meta is None else _export_layers(source, meta)
     if input_shape is not None:
         shape = L.parse_input(input_shape, where="input_shape")
     params = {k: v.shape for k, v in state.items()}
@@ -71,7 +103,93 @@ def model_from_export(path, input_shape=None):
         raise PstrainError(f"{source}: its tensors do not fit the model its layers describe "
                            f"(missing: {', '.join('layers.' + k for k in missing) or 'none'}; "
                            f"not in the model: {', '.join('layers.' + k for k in unexpected) or 'none'})")
-    return seq.eval()
+    if normalize is False:
+        return seq.eval()
+    if normalize is True:
+        mean, std = _run_normalization(source, config, meta)
+    else:
+        mean, std = normalize
+    from .normalize import Normalize  # imports torch
+    norm = Normalize(mean, std)
+    features = math.prod(shape) if None not in shape else None
+    if norm.mean.numel() != 1 and features is not None and norm.mean.numel() != features:
+        raise PstrainError(f"{source}: the normalisation has numbers for {norm.mean.numel()} features "
+                           f"(shape {list(norm.mean.shape)}) but the model takes {features} (input {list(shape)})")
+    return torch.nn.Sequential(OrderedDict([("data", norm), ("layers", seq)])).eval()
+
+
+def _check_normalize_argument(normalize):
+    if normalize is True or normalize is False:
+        return
+    if isinstance(normalize, (tuple, list)) and len(normalize) == 2:
+        return
+    raise PstrainError(f"normalize is {normalize!r}: it is True (the run's normalisation), False (the network alone, for "
+                       f"inputs already normalised) or (mean, std)"
+                       + (" (load_normalization gives None for a run that did not standardise: pass its run directory "
+                          "or checkpoint folder, whose configuration tells its normalisation)" if normalize is None else ""))
+
+
+# Fashion-MNIST's published numbers (Normalization.fashionMNIST): the
+# defaults of data.mean and data.std, and what data.kind = "synthetic" uses.
+FASHION_MNIST = (0.2860, 0.3530)
+
+
+def _run_normalization(source, config, meta=None):
+    """(mean, std) with which the run of `source` normalised its inputs:
+    the export's data.mean and data.std; for a checkpoint folder, the rule
+    its configuration resolves to (DataSection.normalizeInEffect,
+    DataSplit.open): "none" is (0, 1), "scalar" (data.mean, data.std),
+    "standardize" worker 0's tensors."""
+    if config is None:  # an export
+        found = load_normalization(source)
+        rule = (meta or {}).get("normalize")
+        if found is None and rule == "none":
+            return 0.0, 1.0
+        if found is None and rule == "scalar":
+            try:
+                mean, std = float(meta["mean"]), float(meta["std"])
+                if math.isfinite(mean) and math.isfinite(std) and std > 0:
+                    return mean, std
+            except (KeyError, ValueError):
+                pass
+            raise PstrainError(f"{source}: its metadata says normalize = scalar without a finite mean and a positive std "
+                               f"(damaged or crafted export): pass normalize=(mean, std)")
+        if found is None:
+            raise PstrainError(
+                f"{source} does not record how its run normalised the inputs: an export holds the numbers (data.mean, "
+                f"data.std) only when the run standardised its data (data.normalize = \"standardize\", the default for "
+                f"npz, safetensors and csv files), not for \"scalar\" (the default for idx files) or \"none\". Pass the run "
+                f"directory or the checkpoint folder instead (their configuration tells it), normalize=(mean, std) "
+                f"(a default Fashion-MNIST idx run: normalize=(0.2860, 0.3530)), or normalize=False for the network "
+                f"alone, on inputs already normalised as pstrain fed them")
+        mean, std = found
+        if mean.dtype != np.float32 or std.dtype != np.float32 or mean.size != std.size or mean.size == 0:
+            raise PstrainError(f"{source}: {' and '.join(NORMALIZATION)} must be FP32 tensors of one size (damaged or crafted export)")
+        return mean, std
+    try:
+        data = tomllib.loads(config).get("data", {})
+    except tomllib.TOMLDecodeError as e:
+        raise PstrainError(f"{source}: the configuration in its manifest is not valid TOML: {e}") from e
+    if not isinstance(data, dict):
+        raise PstrainError(f"{source}: the configuration's data is not a table")
+    if data.get("kind", "fashion-mnist") == "synthetic":
+        return FASHION_MNIST  # the synthetic set's bytes, always with Fashion-MNIST's numbers
+    fmt, rule = data.get("format", "idx"), data.get("normalize", "auto")
+    if rule == "auto":
+        rule = "scalar" if fmt == "idx" else "standardize"
+    if rule == "none":
+        return 0.0, 1.0
+    if rule == "scalar":
+        return data.get("mean", FASHION_MNIST[0]), data.get("std", FASHION_MNIST[1])
+    if rule == "standardize":
+        found = _checkpoint_normalization(source)
+        if found is None:
+            raise PstrainError(f"{source}: its run standardised its data (data.normalize = \"standardize\") but worker 0's file "
+                               f"holds no data.mean and data.std: pass normalize=(mean, std) (load_normalization of the run "
+                               f"directory reads its normalization.safetensors), or normalize=False")
+        return found
+    raise PstrainError(f"{source}: the configuration's data.normalize is {rule!r}, not one this bridge knows "
+                       f"(none, scalar, standardize, auto): pass normalize=(mean, std) or normalize=False")
 
 
 def is_ctr(tensors):
