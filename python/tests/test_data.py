@@ -3,6 +3,7 @@
 
 import ast
 import csv
+import gzip
 import json
 import struct
 import zipfile
@@ -118,3 +119,35 @@ class RefusalTests(TempDirTest):
         with self.assertRaises(pstrain.PstrainError) as c:
             pstrain.write_csv(self.path("d.csv"), x, y, label="x0")
         self.assertIn("differ", str(c.exception))
+
+
+class IdxTests(TempDirTest):
+    """read_idx: Fashion-MNIST's own files as numpy arrays, and refusals."""
+    FM = "/usr/share/datasets/fashion-mnist"
+
+    def test_fashion_mnist_files(self):
+        x = pstrain.read_idx(f"{self.FM}/t10k-images-idx3-ubyte.gz")
+        y = pstrain.read_idx(f"{self.FM}/t10k-labels-idx1-ubyte.gz")
+        self.assertEqual((x.shape, x.dtype, y.shape, y.dtype), ((10000, 28, 28), np.uint8, (10000,), np.uint8))
+        with gzip.open(f"{self.FM}/t10k-images-idx3-ubyte.gz") as f:
+            raw = f.read()
+        self.assertEqual(x.tobytes(), raw[16:])
+        self.assertEqual(sorted(set(y.tolist())), list(range(10)))
+
+    def test_big_endian_types_and_refusals(self):
+        path = self.path("a.idx")
+        with open(path, "wb") as f:
+            f.write(bytes([0, 0, 0x0B, 2]) + struct.pack(">II", 2, 3) + struct.pack(">6h", -1, 2, 3, 4, 5, 300))
+        a = pstrain.read_idx(path)
+        self.assertEqual(a.tolist(), [[-1, 2, 3], [4, 5, 300]])
+        for body, why in [(bytes([1, 2, 3, 4]), "bad magic number"), (bytes([0, 0, 0x08, 2]) + b"\0\0", "cut short"),
+                          (bytes([0, 0, 0x08, 1]) + struct.pack(">I", 5) + b"abc", "announces 5 bytes of data but the file holds 3"),
+                          (bytes([0, 0, 0x08, 3]) + struct.pack(">III", 65535, 65535, 65535), "more than this reader takes")]:
+            with open(path, "wb") as f:
+                f.write(body)
+            with self.assertRaises(pstrain.PstrainError) as c:
+                pstrain.read_idx(path)
+            self.assertIn(why, str(c.exception))
+        with self.assertRaises(pstrain.PstrainError) as c:
+            pstrain.read_idx(self.path("missing.idx"))
+        self.assertIn("does not exist", str(c.exception))

@@ -7,12 +7,12 @@ functions, pandas for DataFrames."""
 
 from .ctr import auc, bucket, log_loss, read_criteo, read_ctr, read_libsvm
 from .checkpoint import load_normalization, load_state_dict, model_from_export
-from .data import write_csv, write_npz, write_safetensors
+from .data import read_idx, write_csv, write_npz, write_safetensors
 from .errors import PstrainError
 from .model import from_model_section, to_model_section
 from .runlog import read_run_log
 
-__all__ = ["PstrainError", "write_npz", "write_safetensors", "write_csv", "to_model_section", "from_model_section",
+__all__ = ["PstrainError", "read_idx", "write_npz", "write_safetensors", "write_csv", "to_model_section", "from_model_section",
            "load_state_dict", "model_from_export", "load_normalization", "read_run_log",
            "Normalize", "CTRModel", "ctr_model_from_section", "read_criteo", "read_libsvm", "read_ctr", "bucket", "auc", "log_loss"]
 __version__ = "0.1.0"

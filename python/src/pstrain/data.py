@@ -80,3 +80,38 @@ def write_csv(path, x, y, label="label", features=None):
             f.write(row % (lab, *feats))
     return os.fspath(path)
 
+
+
+# IDX element types (the third byte of the magic number) and their numpy dtypes, big-endian.
+IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+def read_idx(path):
+    """The array of an IDX file (MNIST's and Fashion-MNIST's format), gzipped
+    (.gz) or not: `read_idx(".../train-images-idx3-ubyte.gz")` gives
+    (60000, 28, 28) uint8, the labels file (60000,) uint8. The header is
+    checked against the file's size before anything is allocated."""
+    import gzip
+    from .files import open_regular
+    path = os.fspath(path)
+    raw, _ = open_regular(path, missing=f"cannot read {path}: it does not exist")
+    with raw:
+        f = gzip.GzipFile(fileobj=raw) if path.endswith(".gz") else raw
+        try:
+            head = f.read(4)
+            if len(head) != 4 or head[0] != 0 or head[1] != 0 or head[2] not in IDX_TYPES or head[3] == 0:
+                raise PstrainError(f"{path}: not an IDX file (bad magic number {head.hex()})")
+            header = f.read(4 * head[3])
+            if len(header) != 4 * head[3]:
+                raise PstrainError(f"{path}: the IDX header is cut short")
+            dims = np.frombuffer(header, dtype=">u4")
+            dtype = np.dtype(IDX_TYPES[head[2]])
+            want = int(np.prod(dims, dtype=np.uint64)) * dtype.itemsize
+            if want > 1 << 34:
+                raise PstrainError(f"{path}: the IDX header announces {want} bytes of data, more than this reader takes (16 GiB)")
+            body = f.read(want + 1)
+        except (OSError, EOFError, gzip.BadGzipFile) as e:
+            raise PstrainError(f"{path}: cannot read it as IDX: {e}") from e
+    if len(body) != want:
+        raise PstrainError(f"{path}: the IDX header announces {want} bytes of data but the file holds {len(body)}")
+    return np.frombuffer(body, dtype=dtype).reshape(tuple(int(d) for d in dims)).astype(dtype.newbyteorder("="))
