@@ -71,8 +71,7 @@ final class AdversarialTransportTests: XCTestCase {
             out.raw.storeBytes(of: 9, toByteOffset: 3, as: UInt8.self)   // written while the send is open
             let r = try b.irecv(into, from: 0, tag: 5)
             XCTAssertEqual(into.raw.load(as: UInt8.self), InProcessTransport.poison, "an open receive holds poison")
-            let sent = s!
-            let sender = Thread { _ = try? a.waitAll([sent], timeout: 5) }
+            let sender = Thread { _ = try? a.waitAll([s], timeout: 5) }
             sender.start()
             XCTAssertEqual(try b.waitAll([r], timeout: 5), [100])
             while !sender.isFinished { usleep(1000) }
