@@ -72,7 +72,7 @@ let package = Package(
         .target(name: "PSRunLog", dependencies: ["PSSupport"], swiftSettings: release),
         .target(name: "PSProtocol", dependencies: ["PSCheckpoint", "PSRunLog"], swiftSettings: release),
         .target(name: "PSLaunch", dependencies: ["PSSupport"], swiftSettings: release),
-        .target(name: "PSInspect", dependencies: ["PSCheckpoint", "PSRunLog"], swiftSettings: release),
+        .target(name: "PSInspect", dependencies: ["PSCheckpoint", "PSRunLog", "PSLaunch"], swiftSettings: release),
         .target(name: "PSMPI", dependencies: ["CMPI", "PSProtocol"], swiftSettings: release),
         .target(name: "PSRank", dependencies: ["PSProtocol", "PSMPI",
                                               .product(name: "ArgumentParser", package: "swift-argument-parser")],

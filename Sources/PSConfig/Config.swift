@@ -111,22 +111,68 @@ public struct Config: Equatable {
         let doc = try TOMLDocument(text, source: source)
         var c = Config()
         c.source = source
+        // Every key is tried: all the wrong ones are reported together, in the order of the file.
+        var problems: [(SourcePosition?, ConfigError)] = []
         for name in doc.root.keys.sorted() {
             let v = doc.root[name]!
             guard sectionNames.contains(name) else {
                 let key = leafPath(name, v)
-                throw ConfigError.unknownKey(source: source, key: key.joined(separator: "."), at: doc.position(key),
-                                             suggestion: suggestion(for: key.joined(separator: ".")))
+                problems.append((doc.position(key), ConfigError.unknownKey(source: source, key: key.joined(separator: "."), at: doc.position(key),
+                                                                           suggestion: suggestion(for: key.joined(separator: ".")))))
+                continue
             }
             guard case .table(let t) = v else {
-                throw ConfigError.wrongType(source: source, key: name, at: doc.position([name]), expected: "a table ([\(name)])", given: v)
+                problems.append((doc.position([name]), ConfigError.wrongType(source: source, key: name, at: doc.position([name]),
+                                                                             expected: "a table ([\(name)])", given: v)))
+                continue
             }
             for k in t.keys.sorted() {
-                try c.assign(name + "." + k, t[k]!, at: doc.position([name, k])) { doc.position([name, k] + $0) }
+                do {
+                    try c.assign(name + "." + k, t[k]!, at: doc.position([name, k])) { doc.position([name, k] + $0) }
+                } catch let e as ConfigError {
+                    problems.append((doc.position([name, k]), e))
+                }
             }
         }
+        try Self.throwAll(problems)
         try c.validate()
         return c
+    }
+
+    /// `model.tables[2].dim` -> ("model.tables", 2, "dim"); nil for a plain key.
+    static func indexedKey(_ key: String) -> (String, Int, String)? {
+        guard let open = key.firstIndex(of: "["), let close = key[open...].firstIndex(of: "]"),
+              key[key.index(after: close)...].hasPrefix("."),
+              let index = Int(key[key.index(after: open)..<close]), index >= 0 else { return nil }
+        let name = String(key[key.index(close, offsetBy: 2)...])
+        return name.isEmpty ? nil : (String(key[..<open]), index, name)
+    }
+
+    /// Sets key `name` of entry `index` of the array key `array`
+    /// (model.tables, model.layers), the other entries and keys as they are.
+    mutating func setEntry(_ array: String, index: Int, _ name: String, _ value: ConfigValue, text: String) throws {
+        guard let field = Config.fields[array], let current = entries.first(where: { $0.field.key == array })?.value,
+              case .array(var items) = current else {
+            throw ConfigError.invalid(source: source, key: array, at: nil,
+                                      problem: "is not an array of tables: `--set \(text)` needs model.tables[i].key or model.layers[i].key")
+        }
+        guard index < items.count, case .table(var entry) = items[index] else {
+            throw ConfigError.invalid(source: source, key: "\(array)[\(index)]", at: nil,
+                                      problem: "does not exist: \(array) has \(items.count) entr\(items.count == 1 ? "y" : "ies") (0 to \(items.count - 1))")
+        }
+        entry[name] = value
+        items[index] = .table(entry)
+        try set(field.key, .array(items))
+    }
+
+    /// Throws the problems found (one as itself, several together), in the order of their positions.
+    static func throwAll(_ problems: [(SourcePosition?, ConfigError)]) throws {
+        let sorted = problems.enumerated().sorted { a, b in
+            let pa = a.element.0.map { ($0.line, $0.column) } ?? (Int.max, a.offset), pb = b.element.0.map { ($0.line, $0.column) } ?? (Int.max, b.offset)
+            return pa < pb
+        }.map { $0.element.1 }
+        if sorted.count == 1 { throw sorted[0] }
+        if sorted.count > 1 { throw ConfigError.several(sorted) }
     }
 
     /// The first key path under `key` that holds no table (an unknown
@@ -181,16 +227,24 @@ public struct Config: Equatable {
     public mutating func apply(overrides texts: [String]) throws {
         var c = self
         c.source = "command line"
+        var problems: [(SourcePosition?, ConfigError)] = []
         for text in texts {
-            guard let eq = text.firstIndex(of: "=") else { throw ConfigError.badOverride(text: text) }
+            guard let eq = text.firstIndex(of: "=") else { problems.append((nil, ConfigError.badOverride(text: text))); continue }
             let key = text[..<eq].trimmingCharacters(in: .whitespaces)
             let raw = text[text.index(after: eq)...].trimmingCharacters(in: .whitespaces)
             var value = TOMLDocument.value(raw) ?? .string(raw)
             if Config.fields[key]?.kind == .string, case .string = value {} else if Config.fields[key]?.kind == .string {
                 value = .string(raw)
             }
-            try c.set(key, value)
+            do {
+                if let (array, index, name) = Self.indexedKey(key) {
+                    try c.setEntry(array, index: index, name, value, text: text)
+                } else {
+                    try c.set(key, value)
+                }
+            } catch let e as ConfigError { problems.append((nil, e)) }
         }
+        try Self.throwAll(problems)
         try c.validate()
         c.source = source
         self = c
@@ -201,6 +255,7 @@ public struct Config: Equatable {
     /// whatever folder a resume runs from.
     public mutating func resolveDataPaths(against base: String) {
         data = data.resolvingPaths(against: base)
+        if !train.initFrom.isEmpty && !train.initFrom.hasPrefix("/") { train.initFrom = (base as NSString).appendingPathComponent(train.initFrom) }
     }
 
     // MARK: checking
@@ -336,6 +391,7 @@ public struct Config: Equatable {
                       "is not supported with model.tables yet (one microbatch per step); remove it")
         }
         if train.clips { throw bad("train.clip_norm", "is not supported with model.tables yet; remove it") }
+        if !train.initFrom.isEmpty { throw bad("train.init_from", "is not supported with model.tables yet (the tables would start random); remove it") }
         if compression.topk > 0 { throw bad("compression.topk", "does not apply to model.tables (rows travel sparse already); set it to 0") }
     }
 

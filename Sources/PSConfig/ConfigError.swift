@@ -48,10 +48,15 @@ public enum ConfigError: UserFacingError, Equatable {
     case invalid(source: String, key: String, at: SourcePosition?, problem: String)
     /// `--set` text without `=`.
     case badOverride(text: String)
+    /// Several keys of one file (or of the command line) are wrong: each one,
+    /// in the order read, so that one edit fixes them all.
+    indirect case several([ConfigError])
 
     public var description: String {
         func place(_ source: String, _ at: SourcePosition?) -> String { at.map { "\(source):\($0)" } ?? source }
         switch self {
+        case .several(let all):
+            return "\(all.count) problems in the configuration:\n" + all.map { "  " + $0.description }.joined(separator: "\n")
         case .fileNotFound(let path):
             return "configuration file not found: \(path)"
         case .unreadable(let path):
@@ -92,6 +97,7 @@ public enum ConfigError: UserFacingError, Equatable {
         switch self {
         case .fileNotFound(let p), .unreadable(let p): return p
         case .badOverride: return "command line"
+        case .several(let all): return all.first?.source ?? "command line"
         case .parse(let s, _, _, _), .tooDeep(let s, _, _, _), .unknownKey(let s, _, _, _), .wrongType(let s, _, _, _, _),
              .outOfRange(let s, _, _, _, _), .notAChoice(let s, _, _, _, _), .badLayer(let s, _, _, _), .invalid(let s, _, _, _):
             return s
@@ -105,6 +111,7 @@ public enum ConfigError: UserFacingError, Equatable {
         case .unknownKey(_, _, let at, _), .wrongType(_, _, let at, _, _), .notAChoice(_, _, let at, _, _),
              .badLayer(_, _, let at, _), .invalid(_, _, let at, _):
             return at
+        case .several(let all): return all.first?.position
         default: return nil
         }
     }

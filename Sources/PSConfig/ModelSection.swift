@@ -21,7 +21,7 @@ extension LayerEntry {
         self.init(type: type, options: options)
         switch LayerKinds.check(self) {
         case .success: break
-        case .failure(.outOfRange(let key, let value, let range, _)):
+        case .failure(.outOfRange(let key, let value, _, _)):
             let k = LayerKinds.named(type)!.keys.first { $0.name == key }!
             throw ConfigError.outOfRange(source: ctx.source, key: "model.layers[\(n)].\(key)", value: value, integer: k.integer,
                                          range: .closed(k.range.lowerBound, k.range.upperBound))
@@ -47,9 +47,9 @@ extension TableSpec {
         let key = "model.tables[\(n)]"
         func bad(_ why: String) -> ConfigError { .invalid(source: ctx.source, key: key, at: ctx.locate(["[\(n)]"]) ?? ctx.at, problem: why) }
         guard case .table(let t) = v else { throw bad("is \(v.description), not a table such as { type = \"embedding_bag\", rows = 1000, dim = 16 }") }
-        let known: Set<String> = ["type", "rows", "dim", "mode", "hash"]
+        let known: Set<String> = ["type", "rows", "dim", "mode", "hash", "count"]
         if let k = t.keys.sorted().first(where: { !known.contains($0) }) {
-            throw bad("has the unknown key '\(k)'; an embedding_bag takes rows, dim, mode (\"sum\" or \"mean\") and hash (true or false)"
+            throw bad("has the unknown key '\(k)'; an embedding_bag takes rows, dim, mode (\"sum\" or \"mean\"), hash (true or false) and count"
                       + (PyTorchNames.hint(for: k, known: Array(known)).map { "; \($0)" } ?? ""))
         }
         if let ty = t["type"], ty != .string("embedding_bag") { throw bad("has type = \(ty.description); the one table kind is \"embedding_bag\"") }
@@ -68,6 +68,19 @@ extension TableSpec {
             spec.hash = b
         }
         self = spec
+    }
+
+    /// The most tables one entry's `count` writes (and a field count no click log here passes).
+    static let maxCount = 4096
+
+    /// Entry `n`'s `count` (1 without one): how many fields get a table alike.
+    static func count(_ v: ConfigValue, index n: Int, _ ctx: KeyContext) throws -> Int {
+        guard case .table(let t) = v, let c = t["count"] else { return 1 }
+        guard case .integer(let i) = c, i >= 1, i <= maxCount else {
+            throw ConfigError.invalid(source: ctx.source, key: "model.tables[\(n)]", at: ctx.locate(["[\(n)]"]) ?? ctx.at,
+                                      problem: "has count = \(c.description); it takes an integer in [1, \(maxCount)]: that many fields get a table alike")
+        }
+        return i
     }
 
     /// The entry as a TOML table value (every key written).
@@ -157,10 +170,18 @@ public struct ModelSection: ConfigSection {
         .choice("loss", \.loss, "\"softmax\" (cross-entropy over classes) or \"bce\" (binary cross-entropy on one logit: click-through rate)"),
         .choice("interaction", \.interaction, "\"none\" or \"fm\": DeepFM's second-order term on the tables' bags added to the logit (every table one dim)"),
         ConfigKey(name: "tables", kind: .tables, range: nil,
-                  doc: "embedding tables, table i for categorical field i: {type = \"embedding_bag\", rows = 1000000, dim = 16, mode = \"sum\", hash = false} (docs/models.md)",
+                  doc: "embedding tables, table i for categorical field i: {type = \"embedding_bag\", rows = 1000000, dim = 16, mode = \"sum\", hash = false}; count = N writes N tables alike (docs/models.md)",
                   read: { .array($0.tables.map(\.value)) }) { s, v, ctx in
             guard case .array(let items) = v else { throw ctx.wrongType(v, "an array of embedding_bag tables") }
-            s.tables = try items.enumerated().map { try TableSpec($1, index: $0, ctx) }
+            var tables: [TableSpec] = []
+            for (n, item) in items.enumerated() {
+                let spec = try TableSpec(item, index: n, ctx)
+                tables += repeatElement(spec, count: try TableSpec.count(item, index: n, ctx))
+                guard tables.count <= TableSpec.maxCount else {
+                    throw ConfigError.invalid(source: ctx.source, key: "model.tables", at: ctx.at, problem: "has more than \(TableSpec.maxCount) tables")
+                }
+            }
+            s.tables = tables
         },
     ]
 }

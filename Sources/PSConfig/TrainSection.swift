@@ -44,6 +44,8 @@ public struct TrainSection: ConfigSection {
 
     /// train.epochs
     public internal(set) var epochs = 10
+    /// train.init_from: a safetensors file of this model's tensors a new run starts from ("": the random initialisation).
+    public internal(set) var initFrom = ""
     /// train.max_steps (0: no limit)
     public internal(set) var maxSteps = 0
     /// train.batch_size: the global batch, split over the workers.
@@ -145,6 +147,8 @@ public struct TrainSection: ConfigSection {
     static let keys: [ConfigKey<TrainSection>] = [
         .integer("epochs", \.epochs, .closed(1, 1_000_000), "passes over the training set"),
         .integer("max_steps", \.maxSteps, Config.steps, "stop after this many steps (0: no limit)"),
+        .text("init_from", \.initFrom, "a new run starts from these weights instead of its random initialisation: a model written by "
+              + "`pstrain ckpt export` (or a safetensors file of this model's FP32 tensors by name); \"\": random. A resume ignores it"),
         .integer("batch_size", \.batchSize, .closed(1, Double(Config.maxWidth)), "global batch, split over the workers"),
         .number("lr", \.lr, .openClosed(0, 1000), "learning rate (the peak, after any warmup)"),
         .choice("lr_schedule", \.lrSchedule, "\"constant\", \"cosine\" (from train.lr to 0 over the run), \"step\" (times train.lr_gamma every train.lr_step_every steps) or \"linear\" (from train.lr to 0)"),

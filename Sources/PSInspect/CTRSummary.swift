@@ -36,6 +36,18 @@ extension RunSummary {
         return facts
     }
 
+    /// The wire bytes per step and their share of raw FP32. With tables the
+    /// share is of the dense parameters' bytes alone: row bytes have no
+    /// FP32 parameter traffic to compare with (a share of 203% said nothing).
+    public var wireText: String {
+        func mb(_ x: Double) -> String { String(format: "%.2f MB", x / 1e6) }
+        func pct(_ x: Double) -> String { String(format: "%.2f%%", x * 100) }
+        guard let t = tables else { return "\(mb(wireBytesPerStep)) per step (all workers, both directions) = \(pct(compressionRatio)) of raw FP32" }
+        let dense = max(wireBytesPerStep - t.rowBytesSentPerStep - t.rowBytesRecvPerStep, 0)
+        return "\(mb(wireBytesPerStep)) per step (all workers, both directions): dense parameters \(mb(dense)) = "
+            + "\(pct(fp32BytesPerStep > 0 ? dense / fp32BytesPerStep : 1)) of their raw FP32, table rows the rest (row bytes)"
+    }
+
     /// (label, value) lines of the embedding tables; none without tables.
     public var tableFacts: [(String, String)] {
         guard let t = tables else { return [] }

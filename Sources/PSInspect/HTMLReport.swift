@@ -10,7 +10,8 @@ import PSRunLog
 /// (loss, test accuracy, with embedding tables the test AUC and log loss,
 /// samples per second, loss scale, wire bytes per step, per-rank step time;
 /// with tables also a short "embedding tables" section). A few lines of script check that every chart drew and
-/// put the result in the page title, so a headless browser can tell.
+/// put the result in the body's data-charts attribute ("6/6"), so a headless browser can tell; the
+/// page title stays the run's.
 public enum HTMLReport {
     static func esc(_ s: String) -> String {
         s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
@@ -77,7 +78,7 @@ public enum HTMLReport {
           var svgs = document.querySelectorAll('svg.chart');
           var drawn = 0;
           svgs.forEach(function (s) { var p = s.querySelector('path'); if (p && p.getAttribute('d').length > 2) drawn++; });
-          document.title = 'charts:' + drawn + '/' + svgs.length;
+          document.body.setAttribute('data-charts', drawn + '/' + svgs.length);
         })();
         </script>
         </body></html>
@@ -120,12 +121,12 @@ public enum HTMLReport {
     static func facts(_ s: RunSummary) -> [(String, String)] {
         let pct = { (x: Double?) in x.map { String(format: "%.2f%%", $0 * 100) } ?? "-" }
         return [
-            ("status", s.status), ("job", "\(s.model), \(s.precision), batch \(s.batchSize), \(s.servers) server(s) + \(s.workers) worker(s)"),
+            ("status", s.status)] + (s.failure.map { [("why", $0)] } ?? []) + [("job", "\(s.model), \(s.precision), batch \(s.batchSize), \(s.servers) server(s) + \(s.workers) worker(s)"),
             ("compression", s.compression), ("progress", "step \(s.stepsDone)/\(s.stepsTotal), epoch \(s.epochsDone)/\(s.epochsTotal)"),
             ("training time", String(format: "%.1f s, %.0f samples/s", s.trainingSeconds, s.samplesPerSecond)),
             ("test accuracy", "final \(pct(s.finalAccuracy)), best \(pct(s.bestAccuracy))"),
         ] + s.ctrEvalFacts + [
-            ("wire", String(format: "%.2f MB per step, %.1f%% of raw FP32", s.wireBytesPerStep / 1e6, s.compressionRatio * 100)),
+            ("wire", s.wireText),
             ("skipped steps", String(s.skippedSteps)),
             ("checkpoints", s.checkpoints.isEmpty ? "none" : s.checkpoints.map { "\($0.name) \($0.state == "ok" ? "ok" : "DAMAGED")\($0.latest ? " (LATEST)" : "")" }.joined(separator: ", ")),
         ] + s.notes.map { ("note", $0) }

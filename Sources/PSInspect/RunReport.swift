@@ -5,6 +5,7 @@ import PSData
 import PSConfig
 import PSCheckpoint
 import PSRunLog
+import PSLaunch
 
 // ---------------------------------------------------------------------------
 // Reading a run directory back (pstrain inspect): every rank's log, the
@@ -82,6 +83,8 @@ public struct RunSummary: Codable {
     public var ranks: [RankStat]
     public var checkpoints: [CheckpointInfo]
     public var notes: [String]
+    /// Why the last attempt failed, as the rank that said so (absent when it did not fail).
+    public var failure: String? = nil
     /// With model.tables: rows and row bytes on the wire, rows held (absent otherwise).
     public var tables: Tables? = nil
     /// ssp and async: per epoch, server 0's staleness record (absent in bsp).
@@ -151,23 +154,13 @@ public struct RunReport {
         let lastStart = server0?.records(ServerStartRecord.self).last
         let stepsTotal = lastStart?.steps ?? 0
         let perEpoch = lastStart?.stepsPerEpoch ?? 1
-        // The steps of the latest attempt win over earlier attempts' records of the same step.
-        var serverSteps: [Int: ServerStepRecord] = [:]
-        for r in server0?.records(ServerStepRecord.self) ?? [] {
-            // ssp and async: one record per push; a step's pushes add up.
-            if r.worker != nil, var had = serverSteps[r.step], had.worker != nil, had.worker != r.worker {
-                had.samples = clampedSum(had.samples, r.samples); had.stepS += r.stepS; had.worker = r.worker
-                serverSteps[r.step] = had
-            } else {
-                serverSteps[r.step] = r
-            }
-        }
+        let (serverSteps, evalRecords) = lineage(server0)
         let stepKeys = serverSteps.keys.sorted()
         let stepsDone = clampedSum(stepKeys.last ?? -1, 1)
         let workers = logs.filter { $0.role == "worker" }
         let servers = logs.filter { $0.role == "server" }
         let hello = server0?.records(HelloRecord.self).last
-        let evals = (server0?.records(EvalRecord.self) ?? []).map { RunSummary.Eval(epoch: $0.epoch, step: $0.step, accuracy: $0.testAccuracy, auc: $0.auc, logloss: $0.logloss) }
+        let evals = evalRecords.map { RunSummary.Eval(epoch: $0.epoch, step: $0.step, accuracy: $0.testAccuracy, auc: $0.auc, logloss: $0.logloss) }
         let trainSeconds = stepKeys.reduce(0.0) { $0 + (serverSteps[$1]?.stepS ?? 0) }
         let samples = stepKeys.reduce(0) { clampedSum($0, serverSteps[$1]?.samples ?? 0) }
         let wSteps = workers.flatMap { $0.records(WorkerStepRecord.self) }
@@ -195,6 +188,7 @@ public struct RunReport {
                 RunSummary.ScaleChange(step: $0.step, from: $0.from, to: $0.to, why: $0.why)
             },
             ranks: rankStats(), checkpoints: checkpointInfos(), notes: notes())
+        summary.failure = failure()
         summary.tables = tableSummary(wireBytesPerStep: summary.wireBytesPerStep, servers: summary.servers)
         let stale = server0?.records(StalenessRecord.self) ?? []
         summary.staleness = stale.isEmpty ? nil : stale.map { r in
@@ -203,6 +197,66 @@ public struct RunReport {
             return RunSummary.Staleness(epoch: r.epoch, max: r.max ?? 0, mean: mean, maxLead: r.maxLead)
         }
         return summary
+    }
+
+    /// Server 0's step and eval records of the run's final line of attempts:
+    /// an attempt that resumed from step k replaces what the attempts before
+    /// it logged from step k on (steps past their last checkpoint, trained
+    /// again), so that a restarted run shows each step and epoch once.
+    func lineage(_ server0: RankLog?) -> (steps: [Int: ServerStepRecord], evals: [EvalRecord]) {
+        var steps: [Int: ServerStepRecord] = [:], evals: [EvalRecord] = [], attemptBegins = false
+        for e in server0?.log.entries ?? [] {
+            switch e.record {
+            case is HelloRecord: attemptBegins = true
+            case let r as ServerStepRecord:
+                if attemptBegins {
+                    steps = steps.filter { $0.key < r.step }
+                    evals.removeAll { $0.step > r.step }
+                    attemptBegins = false
+                }
+                // ssp and async: one record per push; a step's pushes add up.
+                if r.worker != nil, var had = steps[r.step], had.worker != nil, had.worker != r.worker {
+                    had.samples = clampedSum(had.samples, r.samples); had.stepS += r.stepS; had.worker = r.worker
+                    steps[r.step] = had
+                } else {
+                    steps[r.step] = r
+                }
+            case let r as EvalRecord:
+                evals.removeAll { $0.epoch == r.epoch }
+                evals.append(r)
+            default: break
+            }
+        }
+        return (steps, evals)
+    }
+
+    /// Why the last attempt failed, in the words of the rank that said so:
+    /// the last error record of the ranks' logs written after the attempt
+    /// began, else the first error line of its mpirun output (a run refused
+    /// at start-up has no rank logs). nil when the last attempt did not fail.
+    func failure() -> String? {
+        guard let exit = events?.logged(ExitRecord.self).last, exit.record.code != 0 || exit.record.signal != 0 else { return nil }
+        let began = events?.entries.last { Self.attemptEvents.contains($0.event ?? "") }?.envelope.t ?? 0
+        var last: (t: Double, text: String)?
+        for l in logs {
+            for e in l.logged(ErrorRecord.self) where (e.t ?? 0) >= began && (last == nil || (e.t ?? 0) >= last!.t) {
+                last = (e.t ?? 0, "\(l.role) \(l.index): \(e.record.message)")
+            }
+        }
+        if let last { return last.text }
+        let out = (try? String(contentsOfFile: dir + "/logs/mpirun-\(exit.record.attempt).log", encoding: .utf8)) ?? ""
+        let lines = out.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        guard let i = lines.firstIndex(where: { $0.hasPrefix("pstrain") && $0.contains("error") }) else {
+            if let death = mpirunRankDeath(out) {
+                let servers = log("server", 0)?.records(HelloRecord.self).last?.servers ?? config?.run.servers ?? 1
+                let who = death.rank < servers ? "server \(death.rank)" : "worker \(death.rank - servers)"
+                return "\(who) (rank \(death.rank)) was killed by signal \(death.signal) (\(death.name)); mpirun then stopped the others"
+            }
+            return "no rank said why; see \(dir)/logs/mpirun-\(exit.record.attempt).log"
+        }
+        // The message and its indented continuation lines, as the ranks print them.
+        let text = ([lines[i]] + lines[(i + 1)...].prefix { $0.hasPrefix("  ") }).joined(separator: "\n")
+        return String(text.prefix(2000))
     }
 
     /// What the logs themselves say about the run's records: truncated or
@@ -260,12 +314,14 @@ public struct RunReport {
     func rankStats() -> [RunSummary.RankStat] {
         logs.sorted(by: { ($0.role == "server" ? 0 : 1, $0.index) < ($1.role == "server" ? 0 : 1, $1.index) }).map { l in
             let st = l.records((any StepRecord).self)
+            // A step an attempt trained again after a restart counts once.
+            let distinct = Set(st.map(\.step)).count
             let times = st.map { $0.stepS }
             let waits = st.reduce(0.0) { $0 + $1.waitS }
             let ws = l.role == "worker" ? l.records(WorkerStepRecord.self) : []
             let sps = l.role == "worker" ? ws.map { $0.samplesPerS }.sorted().dropFirst(st.count / 2).first : nil
             let compute = l.role == "worker" ? Self.percentile(ws.map { $0.computeS }, 0.5) : nil
-            return .init(rank: "\(l.role) \(l.index)", steps: st.count, stepP50: Self.percentile(times, 0.5), stepP95: Self.percentile(times, 0.95),
+            return .init(rank: "\(l.role) \(l.index)", steps: distinct, stepP50: Self.percentile(times, 0.5), stepP95: Self.percentile(times, 0.95),
                          stepMax: times.max() ?? 0, waitShare: waits / max(times.reduce(0, +), 1e-12), samplesPerSecond: sps,
                          computeP50: compute)
         }
@@ -284,13 +340,19 @@ public struct RunReport {
     /// "MLP 784-256-128-10" (the input and the dense layers' widths) for a
     /// network of dense layers and activations; otherwise the input shape
     /// and the layer types: "[1, 28, 28] conv2d-relu-maxpool2d-...-dense".
+    /// With tables: "MLP 117-64-32-1 on 13 dense features + 26 embedding tables (6230 rows, dim 4)",
+    /// the MLP's input being the dense features and every table's bag.
     func modelDescription() -> String {
         guard let c = config, !c.model.layers.isEmpty else { return "?" }
-        let plain = c.model.inputShape.count == 1 && c.model.layers.allSatisfy { ["dense", "relu", "tanh", "sigmoid", "gelu"].contains($0.type) }
-        guard plain else { return c.model.inputShape.shapeText + " " + c.model.layers.map(\.type).joined(separator: "-") }
-        var dims = [c.model.inputSize]
+        let input = c.model.layerInputShape
+        let tables = c.model.tables
+        let onTables = tables.isEmpty ? "" : " on \(c.model.inputSize) dense feature\(c.model.inputSize == 1 ? "" : "s") + \(tables.count) embedding table\(tables.count == 1 ? "" : "s") "
+            + "(\(tables.reduce(0) { clampedSum($0, $1.rows) }) rows, dim \(Set(tables.map(\.dim)).sorted().map(String.init).joined(separator: "/")))"
+        let plain = input.count == 1 && c.model.layers.allSatisfy { ["dense", "relu", "tanh", "sigmoid", "gelu"].contains($0.type) }
+        guard plain else { return input.shapeText + " " + c.model.layers.map(\.type).joined(separator: "-") + onTables }
+        var dims = [input.reduce(1, *)]
         for e in c.model.layers where e.options["units"] != nil { dims.append(e.int("units")) }
-        return "MLP " + dims.map(String.init).joined(separator: "-")
+        return "MLP " + dims.map(String.init).joined(separator: "-") + onTables
     }
 
     /// The events that begin an attempt.

@@ -15,12 +15,13 @@ public enum SummaryText {
         var o: [String] = []
         o.append("run \(s.run)  (\(s.path))")
         o.append("status      \(s.status); \(s.attempts) attempt\(s.attempts == 1 ? "" : "s")")
+        if let why = s.failure { o.append("why         " + why.replacingOccurrences(of: "\n", with: "\n            ")) }
         o.append("job         \(s.model), \(s.precision), batch \(s.batchSize), \(s.servers) server(s) + \(s.workers) worker(s); compression: \(s.compression)")
         o.append("progress    step \(s.stepsDone)/\(s.stepsTotal), epoch \(s.epochsDone)/\(s.epochsTotal), \(String(format: "%.1f", s.trainingSeconds)) s of training, \(whole(s.samplesPerSecond)) samples/s")
         o.append("accuracy    final \(pct(s.finalAccuracy)), best \(pct(s.bestAccuracy))  " + s.evals.map { String(format: "%.1f", $0.accuracy * 100) }.joined(separator: " "))
         o += s.ctrEvalFacts.map(labelled)
         o.append("loss        \(RunReport.sparkline(s.loss))  \(s.loss.first.map { String(format: "%.3f", $0) } ?? "-") -> \(s.loss.last.map { String(format: "%.3f", $0) } ?? "-")")
-        o.append("wire        \(mb(s.wireBytesPerStep)) per step (all workers, both directions) = \(pct(s.compressionRatio)) of raw FP32")
+        o.append("wire        " + s.wireText)
         o += s.tableFacts.map(labelled)
         o += s.stalenessFacts.map(labelled)
         var scale = "loss scale  " + (s.lossScale.map { String(format: "%g", $0) } ?? "-") + ", \(s.skippedSteps) skipped step\(s.skippedSteps == 1 ? "" : "s")"

@@ -56,6 +56,19 @@ public func shellQuote(_ s: String) -> String {
     return safe && !s.isEmpty ? s : "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'"
 }
 
+/// mpirun's line for a rank a signal ended ("rank 1 with PID 4242 on node vm exited on signal 9 (Killed)").
+let rankDeathPattern = #"rank (\d+) with PID \d+ on node \S+ exited on signal (\d+) \(([^)]+)\)"#
+
+/// The first rank mpirun says a signal ended, with the signal's number and name.
+public func mpirunRankDeath(_ output: String) -> (rank: Int, signal: Int, name: String)? {
+    guard let r = output.range(of: rankDeathPattern, options: .regularExpression) else { return nil }
+    let line = String(output[r])
+    let words = line.split(separator: " ")
+    guard words.count > 1, let rank = Int(words[1]), let sig = line.range(of: #"signal \d+"#, options: .regularExpression),
+          let number = Int(line[sig].dropFirst(7)), let open = line.lastIndex(of: "(") else { return nil }
+    return (rank, number, String(line[line.index(after: open)...].dropLast()))
+}
+
 /// Turns what mpirun printed into plain words, when it is one of the
 /// failures people meet most often. nil when nothing is recognised.
 public func explainMpirunFailure(_ output: String, plan: MpirunPlan) -> String? {
@@ -82,7 +95,7 @@ public func explainMpirunFailure(_ output: String, plan: MpirunPlan) -> String? 
     if daemon, let hostfile = plan.hostfile {
         return "mpirun could not start its daemons on the remote hosts: check that every host in \(hostfile) is reachable and has Open MPI and pstrain installed at the same paths"
     }
-    if let r = o.range(of: #"rank (\d+) with PID \d+ on node \S+ exited on signal (\d+) \(([^)]+)\)"#, options: .regularExpression) {
+    if let r = o.range(of: rankDeathPattern, options: .regularExpression) {
         return "a rank died: " + String(o[r]).replacingOccurrences(of: "exited on signal", with: "was killed by signal")
     }
     if o.contains("exited on signal") {

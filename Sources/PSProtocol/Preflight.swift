@@ -3,6 +3,7 @@ import PSSupport
 import PSNumerics
 import PSData
 import PSConfig
+import PSCheckpoint
 
 /// Whether a configuration and its data set fit together: the model builds,
 /// the data opens, and the model's input, outputs and tables agree with what
@@ -17,6 +18,7 @@ public enum Preflight {
     /// large: a dry run checks only what their format fixes).
     public static func check(_ cfg: Config, runDir: String, clickLogs: Bool) throws {
         let model = try Model(cfg.model, capacity: 1)
+        if !cfg.train.initFrom.isEmpty { _ = try InitialWeights.load(cfg.train.initFrom, layout: model.layout) }
         if cfg.model.tables.isEmpty {
             guard !cfg.data.format.isCTR || !cfg.data.fromFiles else {
                 throw ProtocolError.dataDoesNotFit("data.format = \"\(cfg.data.format.rawValue)\" is a click log of categorical ids: "
@@ -72,7 +74,8 @@ public enum Preflight {
         }
         guard fields == model.tables.count else {
             throw ProtocolError.dataDoesNotFit("model.tables has \(model.tables.count) table(s) but \(source) has \(fields) categorical field(s) per row; "
-                                               + "the model needs one table per field, in the order of the fields")
+                                               + "the model needs one table per field, in the order of the fields "
+                                               + "(an entry with count = N stands for N tables alike, e.g. { type = \"embedding_bag\", rows = 100000, dim = 16, hash = true, count = \(fields) })")
         }
     }
 }

@@ -64,6 +64,8 @@ enum Job {
         Preemption.install(runDir: dir)
         var plan = first
         var attempt = firstAttempt
+        // Server 0's attempts before this launch: their training time is not this launch's.
+        let earlier = LogFile(path: dir + "/logs/server-0.jsonl")?.count(HelloRecord.event) ?? 0
         var restarts = 0
         while true {
             print("pstrain: running: \(plan.commandLine)")
@@ -110,7 +112,7 @@ enum Job {
             plan.resume = chosen.path
             print("pstrain: restart \(restarts) of \(maxRestarts) from \((chosen.path as NSString).lastPathComponent)")
         }
-        if let summary = finalSummary(runDir: dir) { print("pstrain: \(summary)") }
+        if let summary = finalSummary(runDir: dir, since: earlier + 1) { print("pstrain: \(summary)") }
         if restarts > 0 { print("pstrain: the run needed \(restarts) restart(s); events.jsonl has them") }
         print("pstrain: run directory \(shown)")
     }
@@ -285,22 +287,25 @@ enum Job {
             + "(step \(chosen.manifest.step)); continue from it with: pstrain resume \(shown)"
     }
 
-    /// "final test accuracy 88.41% after 10 epochs (4680 steps) in 62.3 s", from server 0's log.
-    static func finalSummary(runDir: String) -> String? {
-        var acc: Double?, epoch = 0, steps = 0, wall = 0.0
+    /// "final test accuracy 88.41% after 10 epoch(s), 4680 steps, 62.3 s of training", from server 0's log;
+    /// a click-through-rate model's says its test AUC and log loss. The seconds are this launch's
+    /// attempts' (a resumed run's earlier attempts are not counted again).
+    static func finalSummary(runDir: String, since attempt: Int = 1) -> String? {
+        var last: EvalRecord?, steps = 0, wall = 0.0, attempts = 0
         for r in LogFile(path: runDir + "/logs/server-0.jsonl")?.records((any LogRecord).self) ?? [] {
             switch r {
-            case let e as EvalRecord:
-                acc = e.testAccuracy
-                epoch = e.epoch
+            case is HelloRecord: attempts += 1
+            case let e as EvalRecord: last = e
             case let d as ServerDoneRecord:
                 steps = d.steps
-                wall += d.wallS
+                if attempts >= attempt { wall += d.wallS }
             default: break
             }
         }
-        guard let acc else { return nil }
-        return String(format: "final test accuracy %.2f%% after %d epoch(s), %d steps, %.1f s of training", acc * 100, epoch, steps, wall)
+        guard let e = last else { return nil }
+        let what = e.auc.map { auc in String(format: "final test AUC %.4f, log loss %.4f", auc, e.logloss ?? .nan) }
+            ?? String(format: "final test accuracy %.2f%%", e.testAccuracy * 100)
+        return what + String(format: " after %d epoch(s), %d steps, %.1f s of training", e.epoch, steps, wall)
     }
 
     /// The next attempt number of a run: one more than the attempts events.jsonl records.

@@ -39,6 +39,9 @@ struct Launch: ParsableCommand {
     @Option(name: .long, help: "Shortcut for --set train.precision=P: fp32, fp16 (with dynamic loss scaling) or bf16.")
     var precision: String?
 
+    @Option(name: .long, help: ArgumentHelp("Start from these weights (a model written by `pstrain ckpt export`) instead of the random initialisation: fine-tuning. Shortcut for --set train.init_from=FILE.", valueName: "file"))
+    var initFrom: String?
+
     @Option(name: .long, help: "Run directory (default: runs/<date>-<time>). Must not hold a run already.")
     var runDir: String?
 
@@ -61,6 +64,7 @@ struct Launch: ParsableCommand {
             var cfg = try config.map { try Config.load(path: $0) } ?? Config()
             if let e = epochs { try cfg.apply(override: "train.epochs=\(e)") }
             if let p = precision { try cfg.apply(override: "train.precision=\"\(p)\"") }
+            if let f = initFrom { try cfg.set("train.init_from", .string(f)) }
             try cfg.apply(overrides: overrides)
             if isatty(1) != 0 && !overrides.contains(where: { $0.hasPrefix("run.progress_seconds") }) {
                 try cfg.apply(override: "run.progress_seconds=0.5")   // a live bar on a terminal

@@ -130,7 +130,8 @@ final class InspectTests: XCTestCase {
         let flags = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars"]
         let dom = Harness.run(chromium, flags + ["--dump-dom", "file://\(dir)/report.html"], cwd: dir, timeout: 90)
         XCTAssertEqual(dom.status, 0, dom.stderr)
-        XCTAssertTrue(dom.stdout.contains("<title>charts:8/8</title>"), "every chart drew a path\n\(dom.stdout.prefix(300))")
+        XCTAssertTrue(dom.stdout.contains("data-charts=\"8/8\""), "every chart drew a path\n\(dom.stdout.prefix(300))")
+        XCTAssertTrue(dom.stdout.contains("<title>pstrain run "), "the script leaves the page title alone (issue 21)\n\(dom.stdout.prefix(300))")
         XCTAssertTrue(dom.stdout.contains("<h2>embedding tables</h2>"), "the tables' section")
     }
 
@@ -169,7 +170,8 @@ final class HTMLReportTests: XCTestCase {
         // a script error would leave the title as it was ("pstrain run r").
         let dom = Harness.run(chromium, flags + ["--dump-dom", "file://\(dir)/report.html"], cwd: dir, timeout: 90)
         XCTAssertEqual(dom.status, 0, dom.stderr)
-        XCTAssertTrue(dom.stdout.contains("<title>charts:6/6</title>"), "every chart drew a path\n\(dom.stdout.prefix(300))")
+        XCTAssertTrue(dom.stdout.contains("data-charts=\"6/6\""), "every chart drew a path\n\(dom.stdout.prefix(300))")
+        XCTAssertTrue(dom.stdout.contains("<title>pstrain run "), "the script leaves the page title alone (issue 21)\n\(dom.stdout.prefix(300))")
         let shot = Harness.run(chromium, flags + ["--window-size=1200,1400", "--screenshot=\(dir)/report.png", "file://\(dir)/report.html"], cwd: dir, timeout: 90)
         XCTAssertEqual(shot.status, 0, shot.stderr)
         let png = try Data(contentsOf: URL(fileURLWithPath: dir + "/report.png"))

@@ -1,6 +1,7 @@
 import Foundation
 import PSSupport
 import PSConfig
+import PSCheckpoint
 import PSRunLog
 import XCTest
 
@@ -45,11 +46,19 @@ final class NewcomerTests: XCTestCase {
             XCTAssertFalse(r.output.contains("would run"), "no OK before the error\n\(r.output)")
             XCTAssertFalse(r.stderr.contains("Usage:"), "a configuration refusal is not a usage error\n\(r.stderr)")
         }
-        // A configuration that fits says so.
-        let tables = "[" + Array(repeating: "{rows=8,dim=4}", count: 26).joined(separator: ",") + "]"
-        let ok = try Harness.launch(["--dry-run"] + ctr + ["--set", "model.tables=\(tables)"], cwd: dir, timeout: 60)
+        // A configuration that fits says so: one entry with count = 26 stands for the 26 tables, and
+        // --set model.tables[i].key changes one table (it was refused).
+        let ok = try Harness.launch(["--dry-run"] + ctr + ["--set", "model.tables=[{rows=8,dim=4,count=26}]", "--set", "model.tables[3].dim=2"],
+                                    cwd: dir, timeout: 60)
         assertEnded(ok, status: 0, "a CTR configuration that fits")
         XCTAssertTrue(ok.stdout.contains("checked: the model builds and fits the data set"), ok.stdout)
+        let entries = ok.stdout.components(separatedBy: "type = \"embedding_bag\"").count - 1
+        XCTAssertEqual(entries, 26, ok.stdout)
+        XCTAssertEqual(ok.stdout.components(separatedBy: "dim = 2,").count - 1, 1, "table 3 alone has dim 2\n\(ok.stdout)")
+        let missing = try Harness.launch(["--dry-run"] + ctr + ["--set", "model.tables=[{rows=8,dim=4,count=26}]", "--set", "model.tables[26].dim=2"],
+                                         cwd: dir, timeout: 60)
+        assertEnded(missing, status: 64, "a table that does not exist")
+        XCTAssertTrue(missing.stderr.contains("model.tables[26] does not exist: model.tables has 26 entries (0 to 25)"), missing.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/r"), "a dry run writes nothing")
         // The real launch refuses the same before mpirun, and leaves no run directory.
         let l = try Harness.launch(["--run-dir", "r", "--set", "model.input=100"], cwd: dir, timeout: 60)
@@ -91,6 +100,15 @@ final class NewcomerTests: XCTestCase {
         assertEnded(file, status: 64, "a PyTorch name in a file")
         XCTAssertTrue(file.stderr.contains("unknown configuration key 'train.learning_rate'; did you mean 'train.lr'? (PyTorch's learning_rate)"), file.stderr)
         XCTAssertFalse(file.stderr.contains("Usage:"), "the arguments were fine\n\(file.stderr)")
+        // Every wrong key of a file at once (only the first was reported).
+        try "[train]\nlearning_rate = 0.1\nepochs = \"two\"\n[model]\nlayers = [{ type = \"dense\", out_features = 10 }]\n"
+            .write(toFile: dir + "/three.toml", atomically: true, encoding: .utf8)
+        let three = try Harness.launch(["--config", "three.toml", "--dry-run"], cwd: dir, timeout: 30)
+        assertEnded(three, status: 64, "three wrong keys")
+        XCTAssertTrue(three.stderr.contains("3 problems in the configuration:"), three.stderr)
+        for want in ["three.toml:2:1: unknown configuration key 'train.learning_rate'", "train.epochs", "PyTorch's out_features is 'units' here"] {
+            XCTAssertTrue(three.stderr.contains(want), "\(want)\n\(three.stderr)")
+        }
         let neg = try Harness.launch(["--workers", "-1", "--dry-run"], cwd: dir, timeout: 30)
         assertEnded(neg, status: 64, "--workers -1")
         XCTAssertTrue(neg.stderr.contains("--workers must be at least 1 (got -1)"), neg.stderr)
@@ -129,5 +147,108 @@ final class DoubleSignalTests: XCTestCase {
         XCTAssertTrue(r.stderr.contains("after they had completed checkpoint step-\(stopped) for the stop; continue with: pstrain resume r"), r.stderr)
         XCTAssertFalse(r.stderr.contains("before it could checkpoint"), r.stderr)
         XCTAssertEqual(try String(contentsOfFile: dir + "/r/checkpoints/LATEST", encoding: .utf8), "step-\(stopped)\n")
+    }
+}
+
+/// A finished run can be extended and changed (`resume --epochs`, `--set`,
+/// an edited run.toml), and a new run can start from exported weights
+/// (`launch --init-from`); it used to say "nothing to do" and take neither.
+final class ExtendRunTests: XCTestCase {
+    let synthetic = ["--workers", "2", "--servers", "1", "--set", "data.kind=synthetic", "--set", "data.synthetic_train=1024",
+                     "--set", "data.synthetic_test=256"]
+
+    func testAFinishedRunCanBeExtendedEditedAndFineTuned() throws {
+        let dir = Harness.tempDir("extend")
+        let pstrain = try Harness.executable("pstrain")
+        let first = try Harness.launch(synthetic + ["--epochs", "1", "--run-dir", "r"], cwd: dir)
+        assertEnded(first, status: 0, "one epoch")
+        let perEpoch = try XCTUnwrap(Harness.records(dir + "/r/logs/server-0.jsonl", ServerStartRecord.self).first?.stepsPerEpoch)
+        let done = Harness.run(pstrain, ["resume", "r"], cwd: dir, timeout: 60)
+        assertEnded(done, status: 0, "resume of a finished run")
+        XCTAssertTrue(done.stdout.contains("nothing to do. To train on, give it more epochs: pstrain resume r --epochs 2"), done.stdout)
+        // --epochs 2: the run goes on from its last checkpoint to twice the steps.
+        let more = Harness.run(pstrain, ["resume", "r", "--epochs", "2"], cwd: dir, timeout: 180)
+        assertEnded(more, status: 0, "resume --epochs 2")
+        XCTAssertTrue(more.stdout.contains("the run's length changes from \(perEpoch) to \(2 * perEpoch) steps"), more.stdout)
+        XCTAssertTrue(more.stdout.contains("train.lr_schedule = \"cosine\" follows the new length"), more.stdout)
+        XCTAssertTrue(more.stdout.contains("after 2 epoch(s), \(2 * perEpoch) steps"), more.stdout)
+        XCTAssertTrue(try String(contentsOfFile: dir + "/r/run.toml", encoding: .utf8).contains("epochs = 2"))
+        XCTAssertEqual(try String(contentsOfFile: dir + "/r/checkpoints/LATEST", encoding: .utf8), "step-\(2 * perEpoch)\n")
+        // An edit of run.toml is used and said.
+        let toml = try String(contentsOfFile: dir + "/r/run.toml", encoding: .utf8)
+        try toml.replacingOccurrences(of: "epochs = 2", with: "epochs = 3").write(toFile: dir + "/r/run.toml", atomically: true, encoding: .utf8)
+        let edited = Harness.run(pstrain, ["resume", "r"], cwd: dir, timeout: 180)
+        assertEnded(edited, status: 0, "resume after an edit of run.toml")
+        XCTAssertTrue(edited.stdout.contains("run.toml differs from the configuration step-\(2 * perEpoch) was written with: train.epochs 2 -> 3"), edited.stdout)
+        XCTAssertTrue(edited.stdout.contains("after 3 epoch(s), \(3 * perEpoch) steps"), edited.stdout)
+        // The launcher's seconds are this resume's attempt only: not more than its own wall time.
+        XCTAssertEqual(Harness.records(dir + "/r/events.jsonl", ExitRecord.self).count, 3)
+        // --set changes a key for the rest of the run; a change of the steps' cut is refused with why.
+        let batch = Harness.run(pstrain, ["resume", "r", "--epochs", "4", "--set", "train.batch_size=64"], cwd: dir, timeout: 120)
+        assertEnded(batch, status: nil, "resume with another batch size")
+        XCTAssertTrue(batch.stderr.contains("resume with the run's own train.batch_size"), batch.stderr)
+        // Fine-tuning: a new run from the exported weights. With a learning rate too small to move
+        // an FP32 weight, its final weights are the export's, bit for bit.
+        let export = Harness.run(pstrain, ["ckpt", "export", "r", "--out", "m.safetensors"], cwd: dir, timeout: 60)
+        assertEnded(export, status: 0, "export")
+        let tuned = try Harness.launch(synthetic + ["--epochs", "1", "--run-dir", "f", "--init-from", "m.safetensors",
+                                                    "--set", "train.lr=1e-30"], cwd: dir)
+        assertEnded(tuned, status: 0, "launch --init-from")
+        XCTAssertTrue(try String(contentsOfFile: dir + "/f/run.toml", encoding: .utf8).contains("init_from = \"\(dir)/m.safetensors\""))
+        let again = Harness.run(pstrain, ["ckpt", "export", "f", "--out", "f.safetensors"], cwd: dir, timeout: 60)
+        assertEnded(again, status: 0, "export of the fine-tuned run")
+        func layers(_ path: String) throws -> [String: [UInt8]] {
+            let t = try Safetensors.decode(Array(try Data(contentsOf: URL(fileURLWithPath: path))), source: path).tensors
+            return Dictionary(uniqueKeysWithValues: t.filter { $0.name.hasPrefix("layers.") }.map { ($0.name, $0.data) })
+        }
+        let want = try layers(dir + "/m.safetensors")
+        XCTAssertFalse(want.isEmpty)
+        XCTAssertEqual(try layers(dir + "/f.safetensors"), want, "the run started from the exported weights")
+        // A file that does not fit the model is refused before mpirun, naming the tensor.
+        let wrong = try Harness.launch(synthetic + ["--run-dir", "g", "--init-from", "m.safetensors", "--set", "model.layers=[{type=\"dense\",units=10}]"], cwd: dir)
+        assertEnded(wrong, status: 64, "init-from a file of another model")
+        XCTAssertTrue(wrong.stderr.contains("train.init_from: \(dir)/m.safetensors holds layers.0.weight as F32"), wrong.stderr)
+        XCTAssertFalse(wrong.output.contains("pstrain: running:"), wrong.output)
+    }
+}
+
+/// `pstrain inspect` on runs that did not go straight: a restarted run shows
+/// each step and epoch once (it showed 1,404 steps of a 936-step run and
+/// three evaluations for two epochs), a failed run says why, and the HTML
+/// report keeps its title.
+final class InspectAttemptsTests: XCTestCase {
+    let synthetic = ["--workers", "2", "--servers", "1", "--set", "data.kind=synthetic", "--set", "data.synthetic_train=1024",
+                     "--set", "data.synthetic_test=256", "--set", "run.timeout_seconds=3"]
+
+    func testARestartedRunCountsEachStepOnceAndAFailedRunSaysWhy() throws {
+        let dir = Harness.tempDir("inspect-attempts")
+        let pstrain = try Harness.executable("pstrain")
+        // Worker 0 dies at step 10 of 16; the restart resumes from step-8 and trains steps 8 and 9 again.
+        let r = try Harness.launch(synthetic + ["--epochs", "2", "--run-dir", "a", "--max-restarts", "1", "--set", "checkpoint.every_steps=4",
+                                                "--set", "debug.die_at_steps=10"], cwd: dir)
+        assertEnded(r, status: 0, "a run with one restart")
+        let steps = Harness.records(dir + "/a/logs/server-0.jsonl", ServerStepRecord.self)
+        XCTAssertGreaterThan(steps.count, 16, "steps 8 and 9 were logged twice\n\(r.output)")
+        let json = Harness.run(pstrain, ["inspect", "a", "--json"], cwd: dir, timeout: 60)
+        assertEnded(json, status: 0, "inspect --json")
+        let s = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as! [String: Any]
+        XCTAssertEqual(s["stepsDone"] as? Int, 16)
+        XCTAssertEqual((s["evals"] as? [[String: Any]])?.map { $0["epoch"] as? Int }, [1, 2], "one evaluation per epoch")
+        XCTAssertEqual((s["loss"] as? [Any])?.count, 16, "one loss per step")
+        let server0 = (s["ranks"] as? [[String: Any]])?.first { $0["rank"] as? String == "server 0" }
+        XCTAssertEqual(server0?["steps"] as? Int, 16, "a step trained again counts once")
+        XCTAssertNil(s["failure"], "the run did not fail")
+        // A run whose worker dies with no restart left: inspect says why, in the words of the rank that said it.
+        let f = try Harness.launch(synthetic + ["--epochs", "1", "--run-dir", "b", "--set", "debug.die_at_steps=3"], cwd: dir)
+        assertEnded(f, status: nil, "a failed run")
+        let text = Harness.run(pstrain, ["inspect", "b"], cwd: dir, timeout: 60)
+        assertEnded(text, status: 0, "inspect of a failed run")
+        XCTAssertTrue(text.stdout.contains("status      failed (attempt 1 exited with"), text.stdout)
+        XCTAssertTrue(text.stdout.contains("why         ") && text.stdout.contains("worker 0 (rank 1)"), text.stdout)
+        let html = Harness.run(pstrain, ["inspect", "b", "--html", "b.html"], cwd: dir, timeout: 60)
+        assertEnded(html, status: 0, "inspect --html")
+        let page = try String(contentsOfFile: dir + "/b.html", encoding: .utf8)
+        XCTAssertTrue(page.contains("<title>pstrain run b</title>") && !page.contains("document.title"), "the script leaves the title alone")
+        XCTAssertTrue(page.contains("<th>why</th>") || page.contains(">why<"), "the report says why too")
     }
 }

@@ -422,7 +422,7 @@ final class RunLogFullDiskTests: XCTestCase {
         XCTAssertTrue(log.flush())
         // Fill the file system but for a few bytes.
         let filler = mnt + "/filler"
-        FileManager.default.createFile(atPath: filler, contents: nil)
+        _ = FileManager.default.createFile(atPath: filler, contents: nil)
         let fd = open(filler, O_WRONLY)
         let block = [UInt8](repeating: 0x41, count: 4096)
         while block.withUnsafeBytes({ writeAll(fd, $0) }) == 0 {}

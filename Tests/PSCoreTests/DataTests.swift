@@ -80,7 +80,7 @@ final class IDXTests: XCTestCase {
         XCTAssertTrue(m.contains("not found") && m.contains("missing.gz") && m.contains("dataset-fashion-mnist"), m)
 
         let garbage = dir + "/garbage.gz"
-        FileManager.default.createFile(atPath: garbage, contents: Data([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 0xff, 0xff, 0xff]))
+        _ = FileManager.default.createFile(atPath: garbage, contents: Data([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 0xff, 0xff, 0xff]))
         m = message { _ = try IDX.loadPair(images: garbage, labels: good) }
         XCTAssertTrue(m.contains("garbage.gz"), m)
     }

@@ -22,7 +22,8 @@ left out by accident.
 
 Commands are run as written except for what keeps the check short, each
 rule printed when it applies (SHORTEN below): every launch trains one epoch,
-the CNN 100 steps; `make-ctr --preset bench` makes the tiny preset;
+the CNN 100 steps, a resume that extends a run goes to 2 epochs;
+`make-ctr --preset bench` makes the tiny preset;
 `scripts/install` installs into the check's own prefix. Options written as
 `[--a X | --b Y]` run once without them and once with each alternative.
 """
@@ -47,6 +48,7 @@ SHORTEN = [
      lambda m: m.group(1) + " --set train.max_steps=100", "the CNN trains 100 steps"),
     (re.compile(r"(pstrain-(?:server|worker) [^:&;|]*?)(?=\s*(?:\s:\s|&&|;|$))"),
      lambda m: m.group(1) + " --set train.epochs=1", "ranks started by hand train one epoch"),
+    (re.compile(r"(\bpstrain resume\b[^&;|]*--epochs )\d+"), lambda m: m.group(1) + "2", "a resume that extends a run goes to 2 epochs"),
     (re.compile(r"--preset bench\b"), lambda m: "--preset tiny", "make-ctr writes the tiny preset"),
     (re.compile(r"^(scripts/install\b.*)$"), lambda m: m.group(1) + ' --prefix "$DOCS_PREFIX"',
      "scripts/install links into the check's own prefix"),

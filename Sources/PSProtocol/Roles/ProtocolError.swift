@@ -32,8 +32,9 @@ public enum ProtocolError: UserFacingError, Equatable {
         case .checkpointFailed(let step, let reasons, let previous):
             return "checkpoint step-\(step) failed: " + reasons.joined(separator: "; ") + "; " + previous
         case .otherRunLength(let path, let total, let perEpoch, let configured, let configuredPerEpoch):
-            return "\(path) was written by a run of \(total) steps (\(perEpoch) per epoch); this configuration gives \(configured) (\(configuredPerEpoch)): "
-                + "resume with the run's own configuration (train.epochs, train.batch_size, train.max_steps)"
+            return "\(path) was written by a run of \(total) steps (\(perEpoch) per epoch); this configuration gives \(configured) (\(configuredPerEpoch) per epoch): "
+                + (perEpoch != configuredPerEpoch ? "resume with the run's own train.batch_size, train.accumulate and data set (they cut the data into its steps)"
+                   : "the checkpoint is past the end of this run: raise train.epochs (or train.max_steps) to train on")
         case .dataDoesNotFit(let m): return m
         case .otherOptimizer(let path, let saved, let configured, let key):
             return "\(path) holds the state of \(key) = \"\(saved)\"; this configuration has \"\(configured)\": "

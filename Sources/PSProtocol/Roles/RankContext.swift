@@ -117,9 +117,10 @@ struct Schedule {
         var total = perEpoch * config.train.epochs
         if config.train.maxSteps > 0 { total = min(total, config.train.maxSteps) }
         self.total = total
-        // A checkpoint being resumed must belong to a run of this length.
+        // A checkpoint being resumed must cut the data into the same steps; the
+        // run may be longer or shorter than the one that wrote it (pstrain resume --epochs), but not end before it.
         if let (path, m) = ctx.resume {
-            guard m.stepsPerEpoch == perEpoch, m.totalSteps == total else {
+            guard m.stepsPerEpoch == perEpoch, m.step <= total else {
                 throw ProtocolError.otherRunLength(checkpoint: path, steps: m.totalSteps, perEpoch: m.stepsPerEpoch, configured: total,
                                                    configuredPerEpoch: perEpoch)
             }

@@ -103,6 +103,9 @@ public final class ServerRole {
                 let me = index, servers = world.servers
                 try TableRows.restore(path, m, into: tables.shard) { TableSpec.owner(row: $0, servers: servers) == me }
             }
+        } else if !cfg.train.initFrom.isEmpty {
+            let start = try InitialWeights.load(cfg.train.initFrom, layout: layout)
+            InitialWeights.copy(start, layout: layout, lo: range.lowerBound, hi: range.upperBound, into: weights.pointer)
         } else {
             layout.initialize(seed: cfg.train.seed, range: range.lowerBound, range.upperBound, into: weights.pointer)
         }
