@@ -49,8 +49,11 @@ public enum ConfigError: UserFacingError, Equatable {
     /// `--set` text without `=`.
     case badOverride(text: String)
     /// Several keys of one file (or of the command line) are wrong: each one,
-    /// in the order read, so that one edit fixes them all.
-    indirect case several([ConfigError])
+    /// in the order read, so that one edit fixes them all. Not `indirect`
+    /// (the array is indirection enough): with it, Swift 6.3.1's -O build
+    /// of the ranks read run.timeout_seconds from a loaded Config as NaN and
+    /// trapped at start-up, where the debug build was right.
+    case several([ConfigError])
 
     public var description: String {
         func place(_ source: String, _ at: SourcePosition?) -> String { at.map { "\(source):\($0)" } ?? source }
