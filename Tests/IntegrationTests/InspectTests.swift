@@ -91,6 +91,14 @@ final class InspectTests: XCTestCase {
         let evals = Harness.records(dir + "/r/logs/server-0.jsonl", EvalRecord.self)
         let aucs = evals.compactMap { $0.auc }
         XCTAssertEqual(aucs.count, 2, "an AUC per epoch in the eval records")
+        // The launcher's last line gives a CTR model's AUC and log loss, not its accuracy (issue 21).
+        XCTAssertTrue(r.stdout.contains(String(format: "pstrain: final test AUC %.4f, log loss %.4f after 2 epoch(s), 80 steps", aucs[1], evals[1].logloss ?? .nan)),
+                      r.stdout)
+        // The job line names the tables; the wire line gives the rows apart (it said "552% of raw FP32").
+        let summary = try inspect(["r"], cwd: dir)
+        XCTAssertTrue(summary.stdout.contains("job         MLP 11-8-1 on 3 dense features + 2 embedding tables (540 rows, dim 4)"), summary.stdout)
+        XCTAssertTrue(summary.stdout.contains("per step (all workers, both directions): table rows ")
+                      && summary.stdout.contains("of the dense parameters' raw FP32"), summary.stdout)
 
         let js = try inspect(["r", "--json"], cwd: dir)
         assertEnded(js, status: 0, "inspect --json")
