@@ -181,8 +181,11 @@ final class ExtendRunTests: XCTestCase {
         assertEnded(edited, status: 0, "resume after an edit of run.toml")
         XCTAssertTrue(edited.stdout.contains("run.toml differs from the configuration step-\(2 * perEpoch) was written with: train.epochs 2 -> 3"), edited.stdout)
         XCTAssertTrue(edited.stdout.contains("after 3 epoch(s), \(3 * perEpoch) steps"), edited.stdout)
-        // The launcher's seconds are this resume's attempt only: not more than its own wall time.
+        // The launcher's seconds are this resume's attempt's only (it added every earlier attempt's).
         XCTAssertEqual(Harness.records(dir + "/r/events.jsonl", ExitRecord.self).count, 3)
+        let dones = Harness.records(dir + "/r/logs/server-0.jsonl", ServerDoneRecord.self)
+        XCTAssertEqual(dones.count, 3)
+        XCTAssertTrue(edited.stdout.contains(String(format: "%d steps, %.1f s of training", 3 * perEpoch, dones[2].wallS)), edited.stdout)
         // --set changes a key for the rest of the run; a change of the steps' cut is refused with why.
         let batch = Harness.run(pstrain, ["resume", "r", "--epochs", "4", "--set", "train.batch_size=64"], cwd: dir, timeout: 120)
         assertEnded(batch, status: nil, "resume with another batch size")

@@ -66,6 +66,17 @@ sparse_lr = 0.1
 
 
 class ModelTest(TempDirTest):
+    def test_count_stands_for_tables_alike(self):
+        """`count = N` in a table entry is N tables alike, as pstrain reads it
+        (26 hand-written lines for a Criteo log were the alternative)."""
+        tables = ctr.parse_tables({"tables": [{"type": "embedding_bag", "rows": 10, "dim": 4, "count": 3},
+                                              {"type": "embedding_bag", "rows": 7, "dim": 2, "hash": True}]})
+        self.assertEqual([(t["rows"], t["dim"], t["hash"]) for t in tables], [(10, 4, False)] * 3 + [(7, 2, True)])
+        for bad in (0, 4097, True, 2.0):
+            with self.assertRaises(pstrain.PstrainError) as c:
+                ctr.parse_tables({"tables": [{"type": "embedding_bag", "rows": 10, "dim": 4, "count": bad}]})
+            self.assertIn("count", str(c.exception))
+
     def test_names_shapes_and_forward(self):
         torch = require_torch(self)
         m = pstrain.ctr_model_from_section({"model": SECTION})

@@ -27,6 +27,8 @@ MASK = (1 << 64) - 1
 
 CRITEO_DENSE, CRITEO_FIELDS = 13, 26
 TABLE_KEYS = {"type": None, "rows": None, "dim": None, "mode": "sum", "hash": False}
+# `count = N` in an entry stands for N tables alike (TableSpec.maxCount: at most 4096 in all).
+MAX_TABLE_COUNT = 4096
 
 
 # ---------------------------------------------------------------------------
@@ -64,7 +66,8 @@ def dense_count(model):
 
 
 def parse_tables(model):
-    """model.tables with every key, defaults filled in, checked."""
+    """model.tables with every key, defaults filled in, checked; an entry
+    with count = N gives N tables alike, as pstrain reads it."""
     tables = model.get("tables")
     if not isinstance(tables, list) or not tables:
         raise PstrainError("model.tables must be a non-empty array of tables "
@@ -75,8 +78,12 @@ def parse_tables(model):
         if not isinstance(t, dict):
             raise PstrainError(f"{where} is {t!r}: each table is {{ type = \"embedding_bag\", rows = ..., dim = ... }}")
         for k in t:
-            if k not in TABLE_KEYS:
-                raise PstrainError(f"{where} has key '{k}'; a table takes {', '.join(TABLE_KEYS)}")
+            if k not in TABLE_KEYS and k != "count":
+                raise PstrainError(f"{where} has key '{k}'; a table takes {', '.join(TABLE_KEYS)} and count")
+        count = t.get("count", 1)
+        if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_TABLE_COUNT:
+            raise PstrainError(f"{where} has count = {count!r}: it takes an integer in [1, {MAX_TABLE_COUNT}]: "
+                               f"that many fields get a table alike")
         e = {k: t.get(k, d) for k, d in TABLE_KEYS.items()}
         if e["type"] != "embedding_bag":
             raise PstrainError(f"{where} has type {e['type']!r}: the only table type is \"embedding_bag\"")
@@ -87,7 +94,9 @@ def parse_tables(model):
             raise PstrainError(f"{where} has mode = {e['mode']!r}: it is \"sum\" or \"mean\"")
         if not isinstance(e["hash"], bool):
             raise PstrainError(f"{where} has hash = {e['hash']!r}: it is true or false")
-        out.append(e)
+        out.extend(dict(e) for _ in range(count))
+        if len(out) > MAX_TABLE_COUNT:
+            raise PstrainError(f"model.tables has more than {MAX_TABLE_COUNT} tables")
     return out
 
 
