@@ -92,12 +92,15 @@ struct Launch: ParsableCommand {
         try Self.claim(absDir, shown: dir)
         let fm = FileManager.default
         let existed = fm.fileExists(atPath: absDir)
+        // The outermost folder this launch creates (runs/ on a first launch): a refusal removes it.
+        var made = absDir
+        while !existed, case let up = (made as NSString).deletingLastPathComponent, up != made, !up.isEmpty, !fm.fileExists(atPath: up) { made = up }
         do {
             try fm.createDirectory(atPath: absDir + "/logs", withIntermediateDirectories: true)
             let header = "# pstrain run configuration, resolved (defaults, \(config ?? "no file"), overrides)\n"
             try (header + cfg.canonicalTOML).write(toFile: absDir + "/run.toml", atomically: true, encoding: .utf8)
         } catch {
-            Self.release(absDir, existed: existed)
+            Self.release(absDir, existed: existed, made: made)
             throw Refusal("cannot write the run directory \(dir): \(error.localizedDescription)")
         }
         do {
@@ -107,7 +110,7 @@ struct Launch: ParsableCommand {
             }
         } catch {
             // Refused before mpirun started: the directory is left as it was, for the retry.
-            Self.release(absDir, existed: existed)
+            Self.release(absDir, existed: existed, made: made)
             throw error
         }
         print("pstrain: run directory \(dir)")
@@ -137,11 +140,12 @@ struct Launch: ParsableCommand {
         for item in items { try? fm.removeItem(atPath: absDir + "/" + item) }
     }
 
-    /// Leaves a run directory refused before mpirun as it was: removed if
-    /// this launch made it, emptied if it was an empty folder.
-    static func release(_ absDir: String, existed: Bool) {
+    /// Leaves a run directory refused before mpirun as it was: removed with
+    /// the folders this launch made for it (`made`, the outermost), emptied
+    /// if it was an empty folder.
+    static func release(_ absDir: String, existed: Bool, made: String) {
         let fm = FileManager.default
-        if !existed { try? fm.removeItem(atPath: absDir); return }
+        if !existed { try? fm.removeItem(atPath: made); return }
         for item in (try? fm.contentsOfDirectory(atPath: absDir)) ?? [] { try? fm.removeItem(atPath: absDir + "/" + item) }
     }
 

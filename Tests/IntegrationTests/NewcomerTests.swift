@@ -61,11 +61,11 @@ final class NewcomerTests: XCTestCase {
         XCTAssertTrue(missing.stderr.contains("model.tables[26] does not exist: model.tables has 26 entries (0 to 25)"), missing.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/r"), "a dry run writes nothing")
         // The real launch refuses the same before mpirun, and leaves no run directory.
-        let l = try Harness.launch(["--run-dir", "r", "--set", "model.input=100"], cwd: dir, timeout: 60)
+        let l = try Harness.launch(["--run-dir", "runs/r", "--set", "model.input=100"], cwd: dir, timeout: 60)
         assertEnded(l, status: 64, "launch with a model that does not fit")
         XCTAssertTrue(l.stderr.contains("model.input = [100]"), l.stderr)
         XCTAssertFalse(l.output.contains("pstrain: running:"), l.output)
-        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/r"), "a refused launch leaves no run directory")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/runs"), "a refused launch leaves no run directory, nor the runs/ it made for it")
     }
 
     /// A failed launch no longer uses up its --run-dir: one refused before
