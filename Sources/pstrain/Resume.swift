@@ -72,6 +72,11 @@ struct Resume: ParsableCommand {
             try userFacing { try cfg.apply(overrides: changes) }
             cfg.resolveDataPaths(against: FileManager.default.currentDirectoryPath)
         }
+        if let saved = try? m.configuration(folder: chosen.path), saved.train.stepBatch != cfg.train.stepBatch {
+            throw Refusal("\(name) was written by a run of global batch \(saved.train.stepBatch) (train.batch_size x train.accumulate), "
+                          + "this configuration has \(cfg.train.stepBatch): the data would be cut into other steps; "
+                          + "resume with the run's own train.batch_size and train.accumulate (or start a new run from its weights: launch --init-from)")
+        }
         let total = Self.totalSteps(cfg, m)
         if let total, m.step >= total {
             print("pstrain: \(name) is the end of the run (step \(m.step) of \(total)); nothing to do. "
@@ -90,19 +95,20 @@ struct Resume: ParsableCommand {
         }
         let W = workers ?? m.workers, S = servers ?? m.servers
         var plan = try job.plan(workers: W, servers: S, config: cfg, configPath: tomlPath, runDir: absDir)   // checks the path before writing
+        try job.requireMpirun()
+        // The changed configuration is checked against the data before run.toml takes it: a refusal changes nothing.
+        try userFacing {
+            try DataSplit.prepare(cfg.data, runDir: absDir)
+            try Preflight.check(cfg, runDir: absDir, clickLogs: true)
+        }
         try userFacing {
             try cfg.apply(override: "run.workers=\(W)")
             try cfg.apply(override: "run.servers=\(S)")
             let what = changes.isEmpty ? "world" : "world and \(changes.joined(separator: ", "))"
             try Durable.replace(tomlPath, with: "# pstrain run configuration, resolved; \(what) updated by pstrain resume\n" + cfg.canonicalTOML)
         }
-        try job.requireMpirun()
-        try userFacing {
-            try DataSplit.prepare(cfg.data, runDir: absDir)
-            try Preflight.check(cfg, runDir: absDir, clickLogs: true)
-        }
         plan.resume = chosen.path
-        print("pstrain: resuming \(runDir) from \((chosen.path as NSString).lastPathComponent) (step \(m.step) of \(m.totalSteps)) with \(W) worker(s) and \(S) server(s)"
+        print("pstrain: resuming \(runDir) from \((chosen.path as NSString).lastPathComponent) (step \(m.step) of \(total ?? m.totalSteps)) with \(W) worker(s) and \(S) server(s)"
               + (W != m.workers || S != m.servers ? " (the checkpoint was written by \(m.workers) and \(m.servers))" : ""))
         try Job.run(plan: plan, dir: absDir, shown: runDir, attempt: Job.nextAttempt(absDir), maxRestarts: job.maxRestarts, kind: ResumeRecord.self)
     }

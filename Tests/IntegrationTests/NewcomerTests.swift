@@ -186,10 +186,20 @@ final class ExtendRunTests: XCTestCase {
         let dones = Harness.records(dir + "/r/logs/server-0.jsonl", ServerDoneRecord.self)
         XCTAssertEqual(dones.count, 3)
         XCTAssertTrue(edited.stdout.contains(String(format: "%d steps, %.1f s of training", 3 * perEpoch, dones[2].wallS)), edited.stdout)
-        // --set changes a key for the rest of the run; a change of the steps' cut is refused with why.
+        // --set changes a key for the rest of the run; a change of the steps' cut is refused with why,
+        // before mpirun, and run.toml is left as it was.
+        let kept = try String(contentsOfFile: dir + "/r/run.toml", encoding: .utf8)
         let batch = Harness.run(pstrain, ["resume", "r", "--epochs", "4", "--set", "train.batch_size=64"], cwd: dir, timeout: 120)
-        assertEnded(batch, status: nil, "resume with another batch size")
+        assertEnded(batch, status: 64, "resume with another batch size")
         XCTAssertTrue(batch.stderr.contains("resume with the run's own train.batch_size"), batch.stderr)
+        XCTAssertFalse(batch.output.contains("pstrain: running:"), batch.output)
+        XCTAssertEqual(try String(contentsOfFile: dir + "/r/run.toml", encoding: .utf8), kept)
+        // A change the data refuses leaves run.toml as it was.
+        let before = try String(contentsOfFile: dir + "/r/run.toml", encoding: .utf8)
+        let misfit = Harness.run(pstrain, ["resume", "r", "--epochs", "4", "--set", "model.layers=[{type=\"dense\",units=5}]"], cwd: dir, timeout: 60)
+        assertEnded(misfit, status: 64, "resume with a model that does not fit the data")
+        XCTAssertTrue(misfit.stderr.contains("has 5 outputs but the data set has 10 classes"), misfit.stderr)
+        XCTAssertEqual(try String(contentsOfFile: dir + "/r/run.toml", encoding: .utf8), before, "a refused resume changes nothing")
         // Fine-tuning: a new run from the exported weights. With a learning rate too small to move
         // an FP32 weight, its final weights are the export's, bit for bit.
         let export = Harness.run(pstrain, ["ckpt", "export", "r", "--out", "m.safetensors"], cwd: dir, timeout: 60)
