@@ -35,8 +35,9 @@ public enum Preflight {
                     _ = try CTRSplit.load(cfg.data, runDir: runDir)   // says why a dense format does not serve tables
                     return
                 }
-                for path in [cfg.data.train, cfg.data.test] where !FileManager.default.fileExists(atPath: path) {
-                    throw DataError.mismatch("data set file not found: \(path)")
+                for (key, path) in [("data.train", cfg.data.train), ("data.test", cfg.data.test)] where !FileManager.default.fileExists(atPath: path) {
+                    throw DataError.mismatch(path.isEmpty ? "\(key) is empty; data.format = \"\(cfg.data.format.rawValue)\" needs the file"
+                                                          : "data set file not found: \(path) (\(key))")
                 }
                 try check(model: cfg.model, fields: fields, dense: dense, source: "\(cfg.data.train) (data.format = \"\(cfg.data.format.rawValue)\")")
             }

@@ -37,6 +37,8 @@ final class NewcomerTests: XCTestCase {
             (["--set", "model.loss=\"bce\"", "--set", "model.layers=[{type=\"dense\",units=2}]"], "model.loss = \"bce\" takes one logit per row, but the last layer of model.layers has 2 outputs"),
             (ctr + three.split(separator: " ").map(String.init), "model.tables has 3 table(s) but"),
             (ctr + ["--set", "model.input=4"] + three.split(separator: " ").map(String.init), "model.input = 4 dense features but"),
+            (ctr + ["--set", "data.train=/nonexistent/train.tsv", "--set", "model.tables=[{rows=8,dim=4,count=26}]"],
+             "data set file not found: /nonexistent/train.tsv (data.train)"),
         ]
         for (args, want) in cases {
             let r = try Harness.launch(["--dry-run", "--run-dir", "r"] + args, cwd: dir, timeout: 60)
