@@ -47,9 +47,9 @@ extension TableSpec {
         let key = "model.tables[\(n)]"
         func bad(_ why: String) -> ConfigError { .invalid(source: ctx.source, key: key, at: ctx.locate(["[\(n)]"]) ?? ctx.at, problem: why) }
         guard case .table(let t) = v else { throw bad("is \(v.description), not a table such as { type = \"embedding_bag\", rows = 1000, dim = 16 }") }
-        let known: Set<String> = ["type", "rows", "dim", "mode", "hash", "count"]
+        let known: Set<String> = ["type", "rows", "dim", "mode", "hash", "count", "fields"]
         if let k = t.keys.sorted().first(where: { !known.contains($0) }) {
-            throw bad("has the unknown key '\(k)'; an embedding_bag takes rows, dim, mode (\"sum\" or \"mean\"), hash (true or false) and count"
+            throw bad("has the unknown key '\(k)'; an embedding_bag takes rows, dim, mode (\"sum\" or \"mean\"), hash (true or false), count and fields"
                       + (PyTorchNames.hint(for: k, known: Array(known)).map { "; \($0)" } ?? ""))
         }
         if let ty = t["type"], ty != .string("embedding_bag") { throw bad("has type = \(ty.description); the one table kind is \"embedding_bag\"") }
@@ -83,9 +83,33 @@ extension TableSpec {
         return i
     }
 
-    /// The entry as a TOML table value (every key written).
-    var value: ConfigValue {
-        .table(["type": .string("embedding_bag"), "rows": .integer(rows), "dim": .integer(dim), "mode": .string(mode.rawValue), "hash": .bool(hash)])
+    /// Entry `n`'s `fields` (nil without one): the click log's categorical
+    /// fields (0 is the first: Criteo's C1) whose bags the table embeds.
+    static func fields(_ v: ConfigValue, index n: Int, _ ctx: KeyContext) throws -> [Int]? {
+        guard case .table(let t) = v, let value = t["fields"] else { return nil }
+        func bad(_ why: String) -> ConfigError {
+            .invalid(source: ctx.source, key: "model.tables[\(n)]", at: ctx.locate(["[\(n)]"]) ?? ctx.at, problem: why)
+        }
+        let shape = "an array of field numbers such as [0, 2, 5] (0 is the first categorical field: Criteo's C1)"
+        guard case .array(let items) = value, !items.isEmpty else { throw bad("has fields = \(value.description); it takes \(shape)") }
+        if t["count"] != nil { throw bad("has both count and fields; fields names the one table's fields, so drop count") }
+        var fields: [Int] = []
+        for item in items {
+            guard case .integer(let f) = item, f >= 0, f < maxCount else {
+                throw bad("has fields = \(value.description); it takes \(shape), each in [0, \(maxCount - 1)]")
+            }
+            guard !fields.contains(f) else { throw bad("names field \(f) twice in fields") }
+            fields.append(f)
+        }
+        return fields
+    }
+
+    /// The entry as a TOML table value (every key written; `fields` when it has some).
+    func value(fields: [Int]) -> ConfigValue {
+        var t: [String: ConfigValue] = ["type": .string("embedding_bag"), "rows": .integer(rows), "dim": .integer(dim),
+                                        "mode": .string(mode.rawValue), "hash": .bool(hash)]
+        if !fields.isEmpty { t["fields"] = .array(fields.map { .integer($0) }) }
+        return .table(t)
     }
 }
 
@@ -98,8 +122,21 @@ public struct ModelSection: ConfigSection {
     public var inputSize: Int { inputShape.reduce(1, *) }
     /// The network, in order (model.layers).
     public internal(set) var layers: [LayerEntry] = [.dense(256), .relu, .dense(128), .relu, .dense(10)]
-    /// Embedding tables, table i for categorical field i (model.tables; empty: none).
+    /// Embedding tables (model.tables; empty: none): table i for categorical
+    /// field i, or the fields `tableFields[i]` names.
     public internal(set) var tables: [TableSpec] = []
+    /// Per table, the fields it embeds (model.tables[i].fields); empty when
+    /// no entry names fields (table i embeds field i).
+    public internal(set) var tableFields: [[Int]] = []
+    /// The bags of a click-log row in the model's input, in order: each
+    /// table's fields in turn (table i on field i without `fields`).
+    public var features: [TableFeature] {
+        guard !tableFields.isEmpty else { return TableFeature.oneEach(tables.count) }
+        return tableFields.enumerated().flatMap { t, fields in fields.map { TableFeature(field: $0, table: t) } }
+    }
+    /// The categorical fields a click log must have at least: one per table,
+    /// or one past the largest field named.
+    public var fieldsNeeded: Int { tableFields.isEmpty ? tables.count : (tableFields.joined().max() ?? -1) + 1 }
     /// model.loss
     public internal(set) var loss = LossKind.softmax
     /// model.interaction
@@ -116,13 +153,36 @@ public struct ModelSection: ConfigSection {
     /// The interaction term of the model's input layout (nil: none).
     public var fmInteraction: FMInteraction? {
         guard interaction == .fm, let d = tables.first?.dim else { return nil }
-        return FMInteraction(start: inputSize, fields: tables.count, dim: d, width: layerInputShape.reduce(1, *))
+        return FMInteraction(start: inputSize, fields: features.count, dim: d, width: layerInputShape.reduce(1, *))
     }
 
-    /// What the layers take: the dense features then each table's bag.
-    public var layerInputShape: [Int] { tables.isEmpty ? inputShape : [inputSize + tables.reduce(0) { $0 + $1.dim }] }
+    /// What the layers take: the dense features then each feature's bag.
+    public var layerInputShape: [Int] { tables.isEmpty ? inputShape : [inputSize + features.reduce(0) { $0 + tables[$1.table].dim }] }
 
     public init() {}
+
+    /// Every table's `fields`, or none (`[]`: table i on field i); a field
+    /// embedded by two tables is refused, naming both.
+    static func fieldLayout(_ fields: [[Int]?], _ ctx: KeyContext) throws -> [[Int]] {
+        let named = fields.filter { $0 != nil }.count
+        guard named > 0 else { return [] }
+        guard named == fields.count else {
+            let n = fields.firstIndex { $0 == nil }!
+            throw ConfigError.invalid(source: ctx.source, key: "model.tables[\(n)]", at: ctx.locate(["[\(n)]"]) ?? ctx.at,
+                                      problem: "has no fields while other tables name theirs; name the fields of every table, or of none (table i embeds field i)")
+        }
+        var owner: [Int: Int] = [:]
+        for (t, fs) in fields.enumerated() {
+            for f in fs! {
+                if let first = owner[f] {
+                    throw ConfigError.invalid(source: ctx.source, key: "model.tables[\(t)]", at: ctx.locate(["[\(t)]"]) ?? ctx.at,
+                                              problem: "names field \(f), which model.tables[\(first)] embeds already; a field feeds one table (list it in one table's fields)")
+                }
+                owner[f] = t
+            }
+        }
+        return fields.map { $0! }
+    }
 
     /// model.layers on one line, as the hand-written TOML reader printed the
     /// array: `[{ type = "dense", units = 256 }, { type = "relu" }, ...]`.
@@ -131,7 +191,12 @@ public struct ModelSection: ConfigSection {
     public var layersTOML: String { "[" + layers.map { $0.toml }.joined(separator: ", ") + "]" }
 
     /// model.tables on one line (export metadata).
-    public var tablesTOML: String { ConfigValue.array(tables.map(\.value)).description }
+    public var tablesTOML: String { tablesValue.description }
+
+    /// model.tables as a TOML array, one entry per table.
+    var tablesValue: ConfigValue {
+        .array(tables.enumerated().map { t, spec in spec.value(fields: tableFields.isEmpty ? [] : tableFields[t]) })
+    }
 
     static let name = "model"
     static let keys: [ConfigKey<ModelSection>] = [
@@ -170,18 +235,24 @@ public struct ModelSection: ConfigSection {
         .choice("loss", \.loss, "\"softmax\" (cross-entropy over classes) or \"bce\" (binary cross-entropy on one logit: click-through rate)"),
         .choice("interaction", \.interaction, "\"none\" or \"fm\": DeepFM's second-order term on the tables' bags added to the logit (every table one dim)"),
         ConfigKey(name: "tables", kind: .tables, range: nil,
-                  doc: "embedding tables, table i for categorical field i: {type = \"embedding_bag\", rows = 1000000, dim = 16, mode = \"sum\", hash = false}; count = N writes N tables alike (docs/models.md)",
-                  read: { .array($0.tables.map(\.value)) }) { s, v, ctx in
+                  doc: "embedding tables, table i for categorical field i: {type = \"embedding_bag\", rows = 1000000, dim = 16, mode = \"sum\", hash = false}; "
+                    + "count = N writes N tables alike; fields = [0, 3] names the fields one table embeds (docs/models.md)",
+                  read: { $0.tablesValue }) { s, v, ctx in
             guard case .array(let items) = v else { throw ctx.wrongType(v, "an array of embedding_bag tables") }
             var tables: [TableSpec] = []
+            var fields: [[Int]?] = []
             for (n, item) in items.enumerated() {
                 let spec = try TableSpec(item, index: n, ctx)
-                tables += repeatElement(spec, count: try TableSpec.count(item, index: n, ctx))
+                let named = try TableSpec.fields(item, index: n, ctx)
+                let count = try TableSpec.count(item, index: n, ctx)
+                tables += repeatElement(spec, count: count)
+                fields += repeatElement(named, count: count)
                 guard tables.count <= TableSpec.maxCount else {
                     throw ConfigError.invalid(source: ctx.source, key: "model.tables", at: ctx.at, problem: "has more than \(TableSpec.maxCount) tables")
                 }
             }
             s.tables = tables
+            s.tableFields = try Self.fieldLayout(fields, ctx)
         },
     ]
 }

@@ -73,18 +73,22 @@ extension CTRSplit {
 extension CTRSets {
     /// What the workers of a model with tables read: the click log `[data]`
     /// names (CTRSplit.load), or with data.kind = "synthetic" one made from
-    /// the seed (model.tables[i].rows ids in field i, model.input dense
-    /// features; for tests).
+    /// the seed (as many ids in a field as its table has rows, one id in a
+    /// field no table embeds; model.input dense features; for tests).
     public static func load(_ data: DataSection, model: ModelSection, runDir: String = "") throws -> CTRSets {
         guard data.fromFiles else {
-            let v = model.tables.map { $0.rows }, d = model.inputSize
+            var v = [Int](repeating: 1, count: model.fieldsNeeded), d = model.inputSize
+            for f in model.features { v[f.field] = model.tables[f.table].rows }
             return CTRSets(train: SyntheticCTR(rows: data.syntheticTrain, dense: d, vocabularies: v, seed: 7, stream: 1),
                            test: SyntheticCTR(rows: data.syntheticTest, dense: d, vocabularies: v, seed: 7, stream: 2))
         }
         let s = try CTRSplit.load(data, runDir: runDir)
-        for (t, spec) in model.tables.enumerated() where !spec.hash && t < s.idLimits.count && s.idLimits[t] > UInt64(spec.rows) {
-            throw DataError.mismatch("field \(t) of \(data.train) / \(data.test) has ids up to \(s.idLimits[t] - 1) but model.tables[\(t)] has rows = \(spec.rows): "
-                                     + "raise rows to at least \(s.idLimits[t]) or set hash = true")
+        for f in model.features where f.field < s.idLimits.count {
+            let t = f.table, spec = model.tables[t], limit = s.idLimits[f.field]
+            guard spec.hash || limit <= UInt64(spec.rows) else {
+                throw DataError.mismatch("field \(f.field) of \(data.train) / \(data.test) has ids up to \(limit - 1) but model.tables[\(t)] has rows = \(spec.rows): "
+                                         + "raise rows to at least \(limit) or set hash = true")
+            }
         }
         return CTRSets(train: s.train, test: s.test, validation: s.validation)
     }

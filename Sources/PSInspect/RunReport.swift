@@ -149,7 +149,7 @@ public struct RunReport {
 
     public func summary() -> RunSummary {
         let server0 = log("server", 0)
-        let attempts = max(1, Self.attemptEvents.reduce(0) { $0 + (events?.count($1) ?? 0) }, server0?.count(HelloRecord.event) ?? 0)
+        let attempts = max(1, attemptEvents.reduce(0) { $0 + (events?.count($1) ?? 0) }, server0?.count(HelloRecord.event) ?? 0)
         let restarts = events?.count(RestartRecord.event) ?? 0
         let lastStart = server0?.records(ServerStartRecord.self).last
         let stepsTotal = lastStart?.steps ?? 0
@@ -236,7 +236,7 @@ public struct RunReport {
     /// at start-up has no rank logs). nil when the last attempt did not fail.
     func failure() -> String? {
         guard let exit = events?.logged(ExitRecord.self).last, exit.record.code != 0 || exit.record.signal != 0 else { return nil }
-        let began = events?.entries.last { Self.attemptEvents.contains($0.event ?? "") }?.envelope.t ?? 0
+        let began = events?.entries.last { attemptEvents.contains($0.event ?? "") }?.envelope.t ?? 0
         var last: (t: Double, text: String)?
         for l in logs {
             for e in l.logged(ErrorRecord.self) where (e.t ?? 0) >= began && (last == nil || (e.t ?? 0) >= last!.t) {
@@ -341,13 +341,15 @@ public struct RunReport {
     /// network of dense layers and activations; otherwise the input shape
     /// and the layer types: "[1, 28, 28] conv2d-relu-maxpool2d-...-dense".
     /// With tables: "MLP 117-64-32-1 on 13 dense features + 26 embedding tables (6230 rows, dim 4)",
-    /// the MLP's input being the dense features and every table's bag.
+    /// the MLP's input being the dense features and every table's bag; with
+    /// model.tables[i].fields, "(... dim 4; fields 0,3,1)", the fields whose bags it takes, in order.
     func modelDescription() -> String {
         guard let c = config, !c.model.layers.isEmpty else { return "?" }
         let input = c.model.layerInputShape
         let tables = c.model.tables
         let onTables = tables.isEmpty ? "" : " on \(c.model.inputSize) dense feature\(c.model.inputSize == 1 ? "" : "s") + \(tables.count) embedding table\(tables.count == 1 ? "" : "s") "
-            + "(\(tables.reduce(0) { clampedSum($0, $1.rows) }) rows, dim \(Set(tables.map(\.dim)).sorted().map(String.init).joined(separator: "/")))"
+            + "(\(tables.reduce(0) { clampedSum($0, $1.rows) }) rows, dim \(Set(tables.map(\.dim)).sorted().map(String.init).joined(separator: "/"))"
+            + (c.model.tableFields.isEmpty ? ")" : "; fields \(c.model.features.map { String($0.field) }.joined(separator: ","))" + ")")
         let plain = input.count == 1 && c.model.layers.allSatisfy { ["dense", "relu", "tanh", "sigmoid", "gelu"].contains($0.type) }
         guard plain else { return input.shapeText + " " + c.model.layers.map(\.type).joined(separator: "-") + onTables }
         var dims = [input.reduce(1, *)]
@@ -356,7 +358,6 @@ public struct RunReport {
     }
 
     /// The events that begin an attempt.
-    static let attemptEvents = [LaunchRecord.event, ResumeRecord.event, RestartRecord.event]
 
     /// Eight levels of block characters over `width` bins.
     public static func sparkline(_ xs: [Double], width: Int = 60) -> String {

@@ -73,10 +73,19 @@ public enum Preflight {
         guard dense == model.inputSize else {
             throw ProtocolError.dataDoesNotFit("model.input = \(model.inputSize) dense features but \(source) has \(dense) per row: set model.input = \(dense)")
         }
+        if !model.tableFields.isEmpty {
+            for (t, named) in model.tableFields.enumerated() {
+                guard let f = named.first(where: { $0 >= fields }) else { continue }
+                throw ProtocolError.dataDoesNotFit("model.tables[\(t)] names field \(f) but \(source) has \(fields) categorical field(s) per row, "
+                                                   + "numbered 0 to \(fields - 1)")
+            }
+            return
+        }
         guard fields == model.tables.count else {
             throw ProtocolError.dataDoesNotFit("model.tables has \(model.tables.count) table(s) but \(source) has \(fields) categorical field(s) per row; "
-                                               + "the model needs one table per field, in the order of the fields "
-                                               + "(an entry with count = N stands for N tables alike, e.g. { type = \"embedding_bag\", rows = 100000, dim = 16, hash = true, count = \(fields) })")
+                                               + "table i embeds field i, so give one table per field "
+                                               + "(an entry with count = N stands for N tables alike, e.g. { type = \"embedding_bag\", rows = 100000, dim = 16, hash = true, count = \(fields) }), "
+                                               + "or name the fields each table embeds (fields = [0, 1] in every entry: a table may embed several fields, and a field may be left out)")
         }
     }
 }

@@ -35,6 +35,9 @@ extension AttemptRecord {
     public var from: String? { fields.from }
 }
 
+/// The events of the records that begin an attempt, one per attempt in events.jsonl.
+public let attemptEvents: Set<String> = [LaunchRecord.event, ResumeRecord.event, RestartRecord.event]
+
 /// `launch`: the first attempt of a run (pstrain launch).
 public struct LaunchRecord: AttemptRecord, Equatable {
     public static let event = "launch"

@@ -42,7 +42,7 @@ struct Launch: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Start from these weights (a model written by `pstrain ckpt export`) instead of the random initialisation: fine-tuning. Shortcut for --set train.init_from=FILE.", valueName: "file"))
     var initFrom: String?
 
-    @Option(name: .long, help: "Run directory (default: runs/<date>-<time>). Must not hold a run already.")
+    @Option(name: .long, help: "Run directory (default: runs/<date>-<time>, with -2, -3, ... when that is taken). Must not hold a run already.")
     var runDir: String?
 
 
@@ -74,7 +74,7 @@ struct Launch: ParsableCommand {
             cfg.resolveDataPaths(against: FileManager.default.currentDirectoryPath)
             return cfg
         }
-        let dir = runDir ?? "runs/" + Self.stamp()
+        let dir = runDir ?? Self.freshRunDir()
         let absDir = dir.hasPrefix("/") ? dir : FileManager.default.currentDirectoryPath + "/" + dir
         let plan = try job.plan(workers: workers, servers: servers, config: cfg, configPath: absDir + "/run.toml", runDir: absDir)
         if dryRun {
@@ -125,7 +125,7 @@ struct Launch: ParsableCommand {
         let fm = FileManager.default
         guard let items = try? fm.contentsOfDirectory(atPath: absDir), !items.isEmpty else { return }
         let events = LogFile(path: absDir + "/events.jsonl")
-        let attempts = events?.entries.filter { [LaunchRecord.event, ResumeRecord.event, RestartRecord.event].contains($0.event ?? "") }.count ?? 0
+        let attempts = events?.entries.filter { attemptEvents.contains($0.event ?? "") }.count ?? 0
         let exits = events?.records(ExitRecord.self) ?? []
         let checkpoints = CheckpointStore.list(absDir)
         let known = Set(["run.toml", "events.jsonl", "logs", "data-cache", "checkpoints", "STOP", ".waits"])
@@ -147,6 +147,15 @@ struct Launch: ParsableCommand {
         let fm = FileManager.default
         if !existed { try? fm.removeItem(atPath: made); return }
         for item in (try? fm.contentsOfDirectory(atPath: absDir)) ?? [] { try? fm.removeItem(atPath: absDir + "/" + item) }
+    }
+
+    /// runs/<date>-<time>, or with -2, -3, ... when a launch in the same
+    /// second took that name (two quick launches were refused as one run).
+    static func freshRunDir() -> String {
+        let base = "runs/" + stamp()
+        var dir = base, n = 2
+        while FileManager.default.fileExists(atPath: dir) { dir = base + "-\(n)"; n += 1 }
+        return dir
     }
 
     static func stamp() -> String {

@@ -59,8 +59,9 @@ struct Resume: ParsableCommand {
         var cfg = try userFacing { try Config.load(path: tomlPath) }
         let chosen = try userFacing { try CheckpointStore.choose(absDir, from: from, warn: { print("pstrain: warning: \($0)") }) }
         let m = chosen.manifest, name = (chosen.path as NSString).lastPathComponent
+        let saved = try? m.configuration(folder: chosen.path)   // nil: the ranks say why
         // An edit of run.toml since the checkpoint is used, and said (it used to be silently of no effect on a finished run).
-        if let saved = try? m.configuration(folder: chosen.path) {
+        if let saved {
             let edits = cfg.differences(from: saved).filter { !["run.workers", "run.servers"].contains($0.key) }
             if !edits.isEmpty {
                 print("pstrain: run.toml differs from the configuration \(name) was written with: "
@@ -72,12 +73,12 @@ struct Resume: ParsableCommand {
             try userFacing { try cfg.apply(overrides: changes) }
             cfg.resolveDataPaths(against: FileManager.default.currentDirectoryPath)
         }
-        if let saved = try? m.configuration(folder: chosen.path), saved.train.stepBatch != cfg.train.stepBatch {
+        if let saved, saved.train.stepBatch != cfg.train.stepBatch {
             throw Refusal("\(name) was written by a run of global batch \(saved.train.stepBatch) (train.batch_size x train.accumulate), "
                           + "this configuration has \(cfg.train.stepBatch): the data would be cut into other steps; "
                           + "resume with the run's own train.batch_size and train.accumulate (or start a new run from its weights: launch --init-from)")
         }
-        let total = Self.totalSteps(cfg, m)
+        let total = saved.flatMap { Self.totalSteps(cfg, saved: $0, m) }
         if let total, m.step >= total {
             print("pstrain: \(name) is the end of the run (step \(m.step) of \(total)); nothing to do. "
                   + "To train on, give it more epochs: pstrain resume \(runDir) --epochs \(cfg.train.epochs + 1)"
@@ -113,10 +114,10 @@ struct Resume: ParsableCommand {
         try Job.run(plan: plan, dir: absDir, shown: runDir, attempt: Job.nextAttempt(absDir), maxRestarts: job.maxRestarts, kind: ResumeRecord.self)
     }
 
-    /// The run's steps in all under `cfg`, when the checkpoint tells the
-    /// steps per epoch (the same global batch); nil otherwise (the ranks check).
-    static func totalSteps(_ cfg: Config, _ m: Manifest) -> Int? {
-        guard let saved = try? Config.parse(m.config, source: "manifest"), saved.train.stepBatch == cfg.train.stepBatch else { return nil }
+    /// The run's steps in all under `cfg`, when the checkpoint (written under
+    /// `saved`) tells the steps per epoch (the same global batch); nil otherwise (the ranks check).
+    static func totalSteps(_ cfg: Config, saved: Config, _ m: Manifest) -> Int? {
+        guard saved.train.stepBatch == cfg.train.stepBatch else { return nil }
         let (total, overflow) = m.stepsPerEpoch.multipliedReportingOverflow(by: cfg.train.epochs)
         if overflow { return nil }
         return cfg.train.maxSteps > 0 ? min(total, cfg.train.maxSteps) : total

@@ -39,6 +39,12 @@ final class NewcomerTests: XCTestCase {
             (ctr + ["--set", "model.input=4"] + three.split(separator: " ").map(String.init), "model.input = 4 dense features but"),
             (ctr + ["--set", "data.train=/nonexistent/train.tsv", "--set", "model.tables=[{rows=8,dim=4,count=26}]"],
              "data set file not found: /nonexistent/train.tsv (data.train)"),
+            // Fields chosen (model.tables[i].fields): each within the log's, each in one table, every table naming its own.
+            (ctr + ["--set", "model.tables=[{rows=8,dim=4,fields=[0,26]}]"], "model.tables[0] names field 26 but"),
+            (ctr + ["--set", "model.tables=[{rows=8,dim=4,fields=[0,1]},{rows=8,dim=4,fields=[1]}]"],
+             "model.tables[1] names field 1, which model.tables[0] embeds already"),
+            (ctr + ["--set", "model.tables=[{rows=8,dim=4,fields=[0]},{rows=8,dim=4}]"], "model.tables[1] has no fields while other tables name theirs"),
+            (ctr + ["--set", "model.tables=[{rows=8,dim=4,fields=[0],count=2}]"], "has both count and fields"),
         ]
         for (args, want) in cases {
             let r = try Harness.launch(["--dry-run", "--run-dir", "r"] + args, cwd: dir, timeout: 60)
@@ -57,6 +63,11 @@ final class NewcomerTests: XCTestCase {
         let entries = ok.stdout.components(separatedBy: "type = \"embedding_bag\"").count - 1
         XCTAssertEqual(entries, 26, ok.stdout)
         XCTAssertEqual(ok.stdout.components(separatedBy: "dim = 2,").count - 1, 1, "table 3 alone has dim 2\n\(ok.stdout)")
+        // Fields chosen and shared: one table for fields 0, 2 and 5, one for field 7; the other 22 left out.
+        let chosen = try Harness.launch(["--dry-run"] + ctr + ["--set", "model.tables=[{rows=8,dim=4,fields=[0,2,5]},{rows=8,dim=4,fields=[7]}]"],
+                                        cwd: dir, timeout: 60)
+        assertEnded(chosen, status: 0, "tables that name their fields")
+        XCTAssertTrue(chosen.stdout.contains("fields = [0, 2, 5]") && chosen.stdout.contains("fields = [7]"), chosen.stdout)
         let missing = try Harness.launch(["--dry-run"] + ctr + ["--set", "model.tables=[{rows=8,dim=4,count=26}]", "--set", "model.tables[26].dim=2"],
                                          cwd: dir, timeout: 60)
         assertEnded(missing, status: 64, "a table that does not exist")
@@ -91,6 +102,20 @@ final class NewcomerTests: XCTestCase {
         assertEnded(again, status: 64, "a finished run is kept")
         XCTAssertTrue(again.stderr.contains("run directory r already holds a run"), again.stderr)
         XCTAssertFalse(again.stderr.contains("Usage:"), again.stderr)
+        // Without --run-dir, a launch in a second another launch's default name took gets its own (it was refused
+        // as "already holds a run" when the README's two launches ran within one second): the next 20 seconds' names are taken.
+        let f = DateFormatter()
+        f.dateFormat = "yyyyMMdd-HHmmss"
+        f.timeZone = TimeZone(identifier: "UTC")
+        let now = Date()
+        let taken = (0..<20).map { f.string(from: now.addingTimeInterval(Double($0))) }
+        for name in taken { try FileManager.default.createDirectory(atPath: "\(dir)/runs/\(name)", withIntermediateDirectories: true) }
+        let quick = try Harness.launch(["--epochs", "1"] + synthetic, cwd: dir, timeout: 120)
+        assertEnded(quick, status: 0, "a launch whose default run directory is taken")
+        let made = try FileManager.default.contentsOfDirectory(atPath: dir + "/runs").filter { !taken.contains($0) }
+        XCTAssertEqual(made.count, 1, "\(made)")
+        XCTAssertTrue(made.first.map { n in n.hasSuffix("-2") && taken.contains(String(n.dropLast(2))) } ?? false, "\(made)")
+        XCTAssertTrue(quick.stdout.contains("runs/\(made.first ?? "?")"), quick.stdout)
     }
 
     /// Error output: no usage line after a configuration refusal, a negative

@@ -132,6 +132,68 @@ final class EmbeddingTests: XCTestCase {
         XCTAssertThrowsError(try bags.prepare(bad)) { XCTAssertTrue("\($0)".contains("model.tables[0] (rows = 50)") && "\($0)".contains("hash = true"), "\($0)") }
     }
 
+    /// Fields chosen and shared (model.tables[i].fields): table 0 embeds
+    /// fields 2 then 0, table 1 field 1, field 3 is left out (its ids fit no
+    /// table and are never read). A shared table pulls each row once, each
+    /// field gets its own bag in input order, and a row's gradient sums its
+    /// uses in both bags. Tolerance 1e-5 relative (sums of a few floats).
+    func testBagsOfFieldsThatShareATableOrAreLeftOut() throws {
+        let specs = [TableSpec(rows: 20, dim: 2), TableSpec(rows: 10, dim: 3, mode: .mean)]
+        let features = [TableFeature(field: 2, table: 0), TableFeature(field: 0, table: 0), TableFeature(field: 1, table: 1)]
+        let bags = EmbeddingBags(tables: specs, features: features, denseCount: 1, servers: 2)
+        XCTAssertEqual(bags.fieldsNeeded, 3)
+        var batch = CTRBatch(fields: 4)
+        let ids: [[[UInt64]]] = [[[3, 5], [1], [5, 7], [999]], [[], [2, 2], [3], [1 << 50]], [[11], [], [], []]]
+        for (r, row) in ids.enumerated() {
+            batch.labels.append(0); batch.dense.append(Float(r) + 0.5)
+            for f in 0..<4 { batch.ids[f] += row[f]; batch.offsets[f].append(Int32(batch.ids[f].count)) }
+            batch.rows += 1
+        }
+        try bags.prepare(batch)
+        XCTAssertEqual(bags.unique[0], [3, 5, 7, 11], "rows of fields 0 and 2 together, once each")
+        XCTAssertEqual(bags.unique[1], [1, 2])
+        XCTAssertEqual((0..<2).reduce(0) { $0 + bags.rowCount(server: $1) }, 6)
+        func value(_ t: Int, _ r: UInt64, _ j: Int) -> Float { Float(t * 100) + Float(r) + Float(j) / 10 }
+        for s in 0..<2 {
+            var v: [Float] = []
+            for t in 0..<2 { for r in bags.requestedRows(server: s, table: t) { for j in 0..<specs[t].dim { v.append(value(t, r, j)) } } }
+            v.withUnsafeBufferPointer { bags.store(server: s, values: $0.baseAddress!) }
+        }
+        let width = bags.width
+        XCTAssertEqual(width, 1 + 2 + 2 + 3)
+        var input = [Float](repeating: .nan, count: 3 * width)
+        input.withUnsafeMutableBufferPointer { bags.forward(dense: batch.dense, into: $0.baseAddress!) }
+        let cols = [1, 3, 5]
+        var expected = [Float](repeating: 0, count: 3 * width)
+        for r in 0..<3 {
+            expected[r * width] = Float(r) + 0.5
+            for (k, f) in features.enumerated() {
+                let list = ids[r][f.field], w: Float = specs[f.table].mode == .mean ? 1 / Float(max(1, list.count)) : 1
+                for id in list { for j in 0..<specs[f.table].dim { expected[r * width + cols[k] + j] += value(f.table, id, j) * w } }
+            }
+        }
+        for i in 0..<expected.count { XCTAssertEqual(input[i], expected[i], accuracy: 1e-5 * max(1, abs(expected[i])), "element \(i)") }
+        let c = (0..<(3 * width)).map { Float($0) / 10 }
+        c.withUnsafeBufferPointer { bags.backward(inputGradient: $0.baseAddress!) }
+        for t in 0..<2 {
+            for (u, row) in bags.unique[t].enumerated() {
+                for j in 0..<specs[t].dim {
+                    var want: Float = 0
+                    for r in 0..<3 {
+                        for (k, f) in features.enumerated() where f.table == t {
+                            let list = ids[r][f.field], w: Float = specs[t].mode == .mean ? 1 / Float(max(1, list.count)) : 1
+                            for id in list where id == row { want += w * c[r * width + cols[k] + j] }
+                        }
+                    }
+                    XCTAssertEqual(bags.grads[t][u * specs[t].dim + j], want, accuracy: 1e-5 * max(1, abs(want)), "table \(t) row \(row)")
+                }
+            }
+        }
+        // Row 5 of table 0 is used by field 0 (row 0) and field 2 (row 0): both uses add up.
+        let five = bags.unique[0].firstIndex(of: 5)!
+        XCTAssertEqual(bags.grads[0][five * 2], c[0 * width + 1] + c[0 * width + 3], accuracy: 1e-5)
+    }
+
     /// One update of each sparse optimizer against its formula in Double
     /// (torch.optim's for sparse gradients), to 1e-6 relative.
     func testSparseOptimizersFollowPyTorchsFormulas() {

@@ -77,6 +77,50 @@ class ModelTest(TempDirTest):
                 ctr.parse_tables({"tables": [{"type": "embedding_bag", "rows": 10, "dim": 4, "count": bad}]})
             self.assertIn("count", str(c.exception))
 
+    def test_fields_choose_and_share(self):
+        """`fields` in every entry: a table embeds the fields named (one bag
+        each, in order), a field may be left out, and the errors pstrain
+        gives are given here too."""
+        torch = require_torch(self)
+        section = dict(SECTION, tables=[{"type": "embedding_bag", "rows": 10, "dim": 4, "fields": [2, 0]},
+                                        {"type": "embedding_bag", "rows": 7, "dim": 2, "mode": "mean", "fields": [1]}])
+        m = pstrain.ctr_model_from_section(section)
+        self.assertEqual(m.features, [(2, 0), (0, 0), (1, 1)])
+        self.assertEqual(tuple(m.state_dict()["layers.0.weight"].shape), (5, 3 + 4 + 4 + 2))
+        dense = torch.randn(2, 3)
+        ids = [torch.tensor([1, 2]), torch.tensor([4]), torch.tensor([9, 3]), torch.tensor([99])]  # field 3: no table reads it
+        offsets = [torch.tensor([0, 1]), torch.tensor([0, 0]), torch.tensor([0, 2]), torch.tensor([0, 1])]
+        out = m(dense, ids, offsets)
+        w0, w1 = m.embeddings[0].weight, m.embeddings[1].weight
+        bag2, bag0 = torch.stack([w0[9] + w0[3], torch.zeros(4)]), torch.stack([w0[1], w0[2]])
+        bag1 = torch.stack([torch.zeros(2), w1[4]])
+        want = m.layers(torch.cat([dense, bag2, bag0, bag1], 1)).squeeze(1)
+        self.assertTrue(torch.allclose(out, want, atol=1e-6), (out, want))
+        # rows_of: per field, the rows of the table that embeds it, hashed with that table's index; none for a field left out.
+        ids = [np.array([3, 12], dtype=np.uint64), np.array([5, 6], dtype=np.uint64), np.array([8], dtype=np.uint64)]
+        d = ctr.CTRData(labels=np.zeros(2, np.float32), dense=np.zeros((2, 0), np.float32), ids=ids,
+                        offsets=[np.array([0, 1, 2])] * 2 + [np.array([0, 1, 1])], weights=[None] * 3, source="three fields")
+        rows = d.rows_of([{"rows": 7, "hash": True, "fields": [1]}, {"rows": 9, "hash": True, "fields": [0]}])
+        self.assertEqual(rows[0].tolist(), [ref_bucket(i, 1, 9) for i in (3, 12)])
+        self.assertEqual(rows[1].tolist(), [ref_bucket(i, 0, 7) for i in (5, 6)])
+        self.assertEqual(rows[2].tolist(), [], "field 2 is left out")
+        with self.assertRaises(pstrain.PstrainError) as cm:
+            d.rows_of([{"rows": 7, "hash": True, "fields": [3]}])
+        self.assertIn("model.tables[0] names field 3 but three fields has 3", str(cm.exception))
+        cases = [
+            ([{"type": "embedding_bag", "rows": 3, "dim": 2, "fields": [0]}, {"type": "embedding_bag", "rows": 3, "dim": 2}],
+             "model.tables[1] has no fields while other tables name theirs"),
+            ([{"type": "embedding_bag", "rows": 3, "dim": 2, "fields": [0, 1]}, {"type": "embedding_bag", "rows": 3, "dim": 2, "fields": [1]}],
+             "model.tables[1] names field 1, which model.tables[0] embeds already"),
+            ([{"type": "embedding_bag", "rows": 3, "dim": 2, "fields": [0], "count": 2}], "has both count and fields"),
+            ([{"type": "embedding_bag", "rows": 3, "dim": 2, "fields": []}], "takes an array of field numbers"),
+            ([{"type": "embedding_bag", "rows": 3, "dim": 2, "fields": [1, 1]}], "names a field twice"),
+        ]
+        for tables, words in cases:
+            with self.assertRaises(pstrain.PstrainError, msg=words) as cm:
+                ctr.parse_tables({"tables": tables})
+            self.assertIn(words, str(cm.exception))
+
     def test_names_shapes_and_forward(self):
         torch = require_torch(self)
         m = pstrain.ctr_model_from_section({"model": SECTION})

@@ -8,7 +8,8 @@ Every code block of README.md, docs/python.md and docs/models.md is one of:
   repository (so `swift build` and `BIN=$(swift build ... --show-bin-path)`
   work as written);
 - a ``console`` block: `$ command` lines, each followed by lines its output
-  must hold (an example error message is checked against pstrain's own);
+  must hold (an example error message is checked against pstrain's own;
+  `...` in a line stands for text that varies, such as a path);
 - a ``toml file=NAME`` block: written to NAME in the scratch folder, for the
   commands after it;
 - a ``python`` block: run by the Python of the docs' venv (or the tests'),
@@ -207,7 +208,8 @@ class Checker:
             self.ran += 1
             out = p.stdout + p.stderr
             for w in want:
-                if w.strip() and w.strip() not in out:
+                # "..." in a documented line stands for text that varies (a scratch path).
+                if w.strip() and not re.search(".*?".join(map(re.escape, w.strip().split("..."))), out):
                     self.fail(b.where, f"`{run}` did not print the documented line\n  {w.strip()}\nit printed:\n{out[-3000:]}")
         for l in b.lines:
             if l.startswith("$ "):

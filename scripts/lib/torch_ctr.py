@@ -126,7 +126,11 @@ class CTRTrainer:
         from pstrain.ctr import gather
         torch, (data, rows) = self.torch, which
         ids, offsets, weights = [], [], []
+        used = {f for f, _ in self.net.features}
         for f in range(len(rows)):
+            if f not in used:   # a field no table embeds (model.tables[i].fields): never read
+                ids.append(torch.zeros(0, dtype=torch.int64)); offsets.append(torch.zeros(0, dtype=torch.int64)); weights.append(None)
+                continue
             i, o, w = gather(rows[f], data.offsets[f], data.weights[f], index)
             ids.append(torch.from_numpy(i))
             offsets.append(torch.from_numpy(o))

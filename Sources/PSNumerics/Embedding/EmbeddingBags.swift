@@ -4,17 +4,21 @@ import PSSupport
 /// its bags use (deduplicated, sorted, grouped by the server that holds
 /// them), the pulled values of those rows, the bags' sums (the model's
 /// input after the dense features), and after backward one summed gradient
-/// per distinct row. It never holds a whole table.
+/// per distinct row. It never holds a whole table. A table that embeds
+/// several fields (`features`) pulls each of its rows once and sums the
+/// gradients of all its bags into it.
 public final class EmbeddingBags {
     public let tables: [TableSpec]
+    /// The bags of a row, in the model's input order.
+    public let features: [TableFeature]
     public let servers: Int
-    /// Dense features per row, and the model's input width (dense + every table's dim).
+    /// Dense features per row, and the model's input width (dense + every bag's dim).
     public let denseCount: Int
-    public var width: Int { denseCount + tables.reduce(0) { $0 + $1.dim } }
+    public var width: Int { denseCount + features.reduce(0) { $0 + tables[$1.table].dim } }
 
     /// Per table: the distinct rows of the microbatch, ascending.
     public private(set) var unique: [[UInt64]]
-    /// Per table: for each id of the batch (in `ids` order), its index in `unique`.
+    /// Per feature: for each id of its field in the batch (in `ids` order), its index in its table's `unique`.
     var slot: [[Int32]]
     /// Per server, per table: indices into `unique[t]` of the rows it holds, ascending.
     public private(set) var wanted: [[[Int32]]]
@@ -26,9 +30,11 @@ public final class EmbeddingBags {
     var weights: [[Float]] = []
     public private(set) var rows = 0
 
-    public init(tables: [TableSpec], denseCount: Int, servers: Int) {
+    public init(tables: [TableSpec], features: [TableFeature]? = nil, denseCount: Int, servers: Int) {
         self.tables = tables; self.denseCount = denseCount; self.servers = servers
-        unique = tables.map { _ in [] }; slot = tables.map { _ in [] }
+        self.features = features ?? TableFeature.oneEach(tables.count)
+        precondition(self.features.allSatisfy { $0.table >= 0 && $0.table < tables.count && $0.field >= 0 })
+        unique = tables.map { _ in [] }; slot = self.features.map { _ in [] }
         values = tables.map { _ in [] }; grads = tables.map { _ in [] }
         wanted = (0..<servers).map { _ in tables.map { _ in [] } }
     }
@@ -38,30 +44,37 @@ public final class EmbeddingBags {
     /// Elements (rows x dim) a server sends for the microbatch.
     public func elementCount(server s: Int) -> Int { zip(wanted[s], tables).reduce(0) { $0 + $1.0.count * $1.1.dim } }
 
+    /// The field count a batch must have: one past the largest field a bag reads.
+    public var fieldsNeeded: Int { (features.map(\.field).max() ?? -1) + 1 }
+
     /// Maps the batch's raw ids to rows and works out what to pull. Throws
     /// when an id is outside a table that does not hash (naming the table).
     public func prepare(_ batch: CTRBatch) throws {
-        precondition(batch.ids.count == tables.count)
+        precondition(batch.ids.count >= fieldsNeeded)
         rows = batch.rows
         offsets = batch.offsets
         weights = batch.weights
+        var mapped: [[UInt64]] = features.map { _ in [] }
         for (t, spec) in tables.enumerated() {
-            let ids = batch.ids[t]
-            var mapped = [UInt64](repeating: 0, count: ids.count)
-            for (i, id) in ids.enumerated() {
-                guard let r = spec.row(of: id, table: t) else {
-                    throw PSError("categorical field \(t) has id \(id), outside model.tables[\(t)] (rows = \(spec.rows)); "
-                                  + "raise rows or set hash = true to hash ids into the table")
+            var u: [UInt64] = []
+            for (k, f) in features.enumerated() where f.table == t {
+                let ids = batch.ids[f.field]
+                mapped[k] = [UInt64](repeating: 0, count: ids.count)
+                for (i, id) in ids.enumerated() {
+                    guard let r = spec.row(of: id, table: t) else {
+                        throw PSError("categorical field \(f.field) has id \(id), outside model.tables[\(t)] (rows = \(spec.rows)); "
+                                      + "raise rows or set hash = true to hash ids into the table")
+                    }
+                    mapped[k][i] = r
                 }
-                mapped[i] = r
+                u += mapped[k]
             }
-            var u = mapped
             u.sort()
             var n = 0
             for r in u where n == 0 || u[n - 1] != r { u[n] = r; n += 1 }
             u.removeLast(u.count - n)
             unique[t] = u
-            slot[t] = mapped.map { r in Int32(Self.position(of: r, in: u)) }
+            for (k, f) in features.enumerated() where f.table == t { slot[k] = mapped[k].map { r in Int32(Self.position(of: r, in: u)) } }
             for s in 0..<servers { wanted[s][t].removeAll(keepingCapacity: true) }
             for (k, r) in u.enumerated() { wanted[TableSpec.owner(row: r, servers: servers)][t].append(Int32(k)) }
             values[t] = [Float](repeating: 0, count: u.count * spec.dim)
@@ -90,23 +103,24 @@ public final class EmbeddingBags {
     }
 
     /// Writes the model's input for the microbatch: each row's dense
-    /// features, then each table's bag (sum, or mean, of its rows times
-    /// their weights; an empty bag is zeros).
+    /// features, then each feature's bag (sum, or mean, of its table's rows
+    /// times their weights; an empty bag is zeros).
     public func forward(dense: [Float], into input: UnsafeMutablePointer<Float>) {
         let w = width, dc = denseCount
         for r in 0..<rows {
             let out = input + r * w
             for j in 0..<dc { out[j] = dense[r * dc + j] }
             var col = dc
-            for (t, spec) in tables.enumerated() {
+            for (k, feature) in features.enumerated() {
+                let t = feature.table, f = feature.field, spec = tables[t]
                 let d = spec.dim, o = out + col
                 o.update(repeating: 0, count: d)
-                let a = Int(offsets[t][r]), b = Int(offsets[t][r + 1])
+                let a = Int(offsets[f][r]), b = Int(offsets[f][r + 1])
                 let scale: Float = spec.mode == .mean && b > a ? 1 / Float(b - a) : 1
                 values[t].withUnsafeBufferPointer { vals in
                     for e in a..<b {
-                        let src = vals.baseAddress! + Int(slot[t][e]) * d
-                        let c = (weights[t].isEmpty ? 1 : weights[t][e]) * scale
+                        let src = vals.baseAddress! + Int(slot[k][e]) * d
+                        let c = (weights[f].isEmpty ? 1 : weights[f][e]) * scale
                         if c == 1 { for j in 0..<d { o[j] += src[j] } } else { for j in 0..<d { o[j] += src[j] * c } }
                     }
                 }
@@ -116,27 +130,26 @@ public final class EmbeddingBags {
     }
 
     /// From the gradient of the model's input (rows x width), one summed
-    /// gradient per distinct row of each table, added in row order then id
-    /// order (fixed bits).
+    /// gradient per distinct row of each table, added feature by feature in
+    /// input order, then in row order, then id order (fixed bits).
     public func backward(inputGradient g: UnsafePointer<Float>) {
         let w = width
+        for (t, spec) in tables.enumerated() { grads[t] = [Float](repeating: 0, count: unique[t].count * spec.dim) }
         var col = denseCount
-        for (t, spec) in tables.enumerated() {
-            let d = spec.dim
-            var acc = [Float](repeating: 0, count: unique[t].count * d)
-            acc.withUnsafeMutableBufferPointer { out in
+        for (k, feature) in features.enumerated() {
+            let t = feature.table, f = feature.field, spec = tables[t], d = spec.dim
+            grads[t].withUnsafeMutableBufferPointer { out in
                 for r in 0..<rows {
-                    let a = Int(offsets[t][r]), b = Int(offsets[t][r + 1])
+                    let a = Int(offsets[f][r]), b = Int(offsets[f][r + 1])
                     let scale: Float = spec.mode == .mean && b > a ? 1 / Float(b - a) : 1
                     let src = g + r * w + col
                     for e in a..<b {
-                        let dst = out.baseAddress! + Int(slot[t][e]) * d
-                        let c = (weights[t].isEmpty ? 1 : weights[t][e]) * scale
+                        let dst = out.baseAddress! + Int(slot[k][e]) * d
+                        let c = (weights[f].isEmpty ? 1 : weights[f][e]) * scale
                         if c == 1 { for j in 0..<d { dst[j] += src[j] } } else { for j in 0..<d { dst[j] += src[j] * c } }
                     }
                 }
             }
-            grads[t] = acc
             col += d
         }
     }

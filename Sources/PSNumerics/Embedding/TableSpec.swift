@@ -60,3 +60,16 @@ public struct TableSpec: Equatable, Sendable {
         }
     }
 }
+
+/// One bag of a click-log row in the model's input: the ids of categorical
+/// field `field`, embedded by table `table`. By default table i embeds
+/// field i; with `fields` in model.tables a table may embed several fields
+/// (one bag each, sharing its rows) and a field may be left out.
+public struct TableFeature: Equatable, Sendable {
+    public let field: Int
+    public let table: Int
+    public init(field: Int, table: Int) { self.field = field; self.table = table }
+
+    /// Table i on field i, for `tables` tables.
+    public static func oneEach(_ tables: Int) -> [TableFeature] { (0..<tables).map { TableFeature(field: $0, table: $0) } }
+}

@@ -119,7 +119,7 @@ public final class WorkerRole {
         case .ctr(let sets):
             data = nil
             try Preflight.check(model: cfg.model, fields: sets.train.fieldCount, dense: sets.train.denseCount, source: sets.train.source)
-            tables = WorkerTables(sets: sets, tables: cfg.model.tables, denseCount: cfg.model.inputSize, servers: world.servers,
+            tables = WorkerTables(sets: sets, tables: cfg.model.tables, features: cfg.model.features, denseCount: cfg.model.inputSize, servers: world.servers,
                                   settings: cfg.compression.settings, precision: cfg.train.precision)
         }
         model = m

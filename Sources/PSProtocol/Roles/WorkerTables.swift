@@ -14,11 +14,11 @@ final class WorkerTables {
     /// A row request sent whose values are still to come (receives, sends, step, chunk).
     var pending: (receives: [TransportRequest], sends: [TransportRequest], step: Int, chunk: Int)?
 
-    init(sets: CTRSets, tables: [TableSpec], denseCount: Int, servers: Int, settings: CodecSettings, precision: Precision) {
+    init(sets: CTRSets, tables: [TableSpec], features: [TableFeature], denseCount: Int, servers: Int, settings: CodecSettings, precision: Precision) {
         self.sets = sets
-        bags = EmbeddingBags(tables: tables, denseCount: denseCount, servers: servers)
+        bags = EmbeddingBags(tables: tables, features: features, denseCount: denseCount, servers: servers)
         buffers = RowBuffers(peers: servers, settings: settings, precision: precision)
-        batch = CTRBatch(fields: tables.count)
+        batch = CTRBatch(fields: sets.train.fieldCount)
     }
 
     func resetCounters() { rowsPulled = 0; idBytes = 0; bytesIn = 0; bytesOut = 0; waited = 0 }
@@ -29,7 +29,7 @@ extension WorkerRole {
     /// rows worked out (what to pull from which server).
     func loadCTRRows(_ set: any CTRSource, _ indices: [Int]) throws {
         let tb = tables!
-        tb.batch.removeAll(fields: tb.bags.tables.count)
+        tb.batch.removeAll(fields: set.fieldCount)
         try set.gather(indices, into: &tb.batch)
         for (r, y) in tb.batch.labels.enumerated() { labels[r] = y != 0 ? 1 : 0 }
         try tb.bags.prepare(tb.batch)

@@ -67,7 +67,9 @@ def dense_count(model):
 
 def parse_tables(model):
     """model.tables with every key, defaults filled in, checked; an entry
-    with count = N gives N tables alike, as pstrain reads it."""
+    with count = N gives N tables alike, as pstrain reads it. An entry that
+    names `fields` (the click log's categorical fields it embeds, 0 first)
+    keeps them; then every entry must, and a field feeds one table."""
     tables = model.get("tables")
     if not isinstance(tables, list) or not tables:
         raise PstrainError("model.tables must be a non-empty array of tables "
@@ -78,8 +80,8 @@ def parse_tables(model):
         if not isinstance(t, dict):
             raise PstrainError(f"{where} is {t!r}: each table is {{ type = \"embedding_bag\", rows = ..., dim = ... }}")
         for k in t:
-            if k not in TABLE_KEYS and k != "count":
-                raise PstrainError(f"{where} has key '{k}'; a table takes {', '.join(TABLE_KEYS)} and count")
+            if k not in TABLE_KEYS and k not in ("count", "fields"):
+                raise PstrainError(f"{where} has key '{k}'; a table takes {', '.join(TABLE_KEYS)}, count and fields")
         count = t.get("count", 1)
         if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_TABLE_COUNT:
             raise PstrainError(f"{where} has count = {count!r}: it takes an integer in [1, {MAX_TABLE_COUNT}]: "
@@ -94,10 +96,43 @@ def parse_tables(model):
             raise PstrainError(f"{where} has mode = {e['mode']!r}: it is \"sum\" or \"mean\"")
         if not isinstance(e["hash"], bool):
             raise PstrainError(f"{where} has hash = {e['hash']!r}: it is true or false")
+        if "fields" in t:
+            e["fields"] = _fields(t, where)
         out.extend(dict(e) for _ in range(count))
         if len(out) > MAX_TABLE_COUNT:
             raise PstrainError(f"model.tables has more than {MAX_TABLE_COUNT} tables")
+    named = [i for i, e in enumerate(out) if "fields" in e]
+    if named and len(named) != len(out):
+        first = next(i for i, e in enumerate(out) if "fields" not in e)
+        raise PstrainError(f"model.tables[{first}] has no fields while other tables name theirs; "
+                           f"name the fields of every table, or of none (table i embeds field i)")
+    owner = {}
+    for i, e in enumerate(out):
+        for f in e.get("fields", ()):
+            if f in owner:
+                raise PstrainError(f"model.tables[{i}] names field {f}, which model.tables[{owner[f]}] embeds already; "
+                                   f"a field feeds one table")
+            owner[f] = i
     return out
+
+
+def _fields(t, where):
+    fields = t["fields"]
+    if "count" in t:
+        raise PstrainError(f"{where} has both count and fields; fields names the one table's fields, so drop count")
+    if (not isinstance(fields, list) or not fields
+            or any(isinstance(f, bool) or not isinstance(f, int) or not 0 <= f < MAX_TABLE_COUNT for f in fields)):
+        raise PstrainError(f"{where} has fields = {fields!r}: it takes an array of field numbers such as [0, 2, 5] "
+                           f"(0 is the first categorical field: Criteo's C1), each in [0, {MAX_TABLE_COUNT - 1}]")
+    if len(set(fields)) != len(fields):
+        raise PstrainError(f"{where} names a field twice in fields = {fields!r}")
+    return list(fields)
+
+
+def features_of(tables):
+    """The bags of a row in the model's input, in order, as (field, table)
+    pairs: each table's `fields` in turn, or table i on field i."""
+    return [(f, t) for t, e in enumerate(tables) for f in e.get("fields", [t])]
 
 
 def interaction_of(model, tables):
@@ -127,20 +162,28 @@ class CTRData:
         return len(self.labels)
 
     def rows_of(self, tables):
-        """Per field the table rows of its ids (int64): the hash of each raw
-        id when the table hashes, else the raw id, which must be < rows."""
-        if len(tables) != len(self.ids):
+        """Per field the rows of its ids (int64) in the table that embeds it
+        (table i embeds field i, or the fields its entry names): the hash of
+        each raw id when the table hashes, else the raw id, which must be <
+        rows. A field no table embeds gets an empty array (its bags are not
+        read)."""
+        if not any("fields" in t for t in tables) and len(tables) != len(self.ids):
             raise PstrainError(f"{self.source} has {len(self.ids)} categorical field(s), "
-                               f"the model {len(tables)} table(s): table i embeds field i")
-        out = []
-        for f, (t, ids) in enumerate(zip(tables, self.ids)):
-            if t["hash"]:
-                out.append(bucket(ids, f, t["rows"]))
+                               f"the model {len(tables)} table(s): table i embeds field i "
+                               f"(or name the fields each table embeds: fields = [0, 1])")
+        out = [np.zeros(0, dtype=np.int64) for _ in self.ids]
+        for f, t in features_of(tables):
+            if f >= len(self.ids):
+                raise PstrainError(f"model.tables[{t}] names field {f} but {self.source} has {len(self.ids)} "
+                                   f"categorical field(s), numbered 0 to {len(self.ids) - 1}")
+            e, ids = tables[t], self.ids[f]
+            if e["hash"]:
+                out[f] = bucket(ids, t, e["rows"])
                 continue
-            if len(ids) and int(ids.max()) >= t["rows"]:
-                raise PstrainError(f"{self.source}: field {f} has id {int(ids.max())}, not below table {f}'s "
-                                   f"rows = {t['rows']}: set hash = true on the table, or more rows")
-            out.append(ids.astype(np.int64))
+            if len(ids) and int(ids.max()) >= e["rows"]:
+                raise PstrainError(f"{self.source}: field {f} has id {int(ids.max())}, not below table {t}'s "
+                                   f"rows = {e['rows']}: set hash = true on the table, or more rows")
+            out[f] = ids.astype(np.int64)
         return out
 
 

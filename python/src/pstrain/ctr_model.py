@@ -1,7 +1,8 @@
 """The click-through-rate model of a [model] section with tables, in torch
 (docs/python.md, "CTR"; the spec of issue 13): one nn.EmbeddingBag(rows,
 dim, mode, sparse=True) per table, the MLP of model.layers on [dense
-features, table 0's bag, table 1's bag, ...], one logit per row, and with
+features, field 0's bag, field 1's bag, ...] (or the fields each table
+names, table by table: model.tables[i].fields), one logit per row, and with
 interaction = "fm" DeepFM's second-order term added to the logit.
 
 State-dict names are pstrain's tensor names: embeddings.<i>.weight
@@ -28,11 +29,12 @@ class CTRModel(nn.Module):
     def __init__(self, tables, layers, interaction="none", dense=0):
         super().__init__()
         self.tables, self.interaction, self.dense = list(tables), interaction, dense
+        self.features = ctr.features_of(self.tables)
         self.embeddings = nn.ModuleList(nn.EmbeddingBag(t["rows"], t["dim"], mode=t["mode"], sparse=True)
                                         for t in tables)
         for e in self.embeddings:
             nn.init.uniform_(e.weight, -INIT_RANGE, INIT_RANGE)
-        width = dense + sum(t["dim"] for t in tables)
+        width = dense + sum(self.tables[t]["dim"] for _, t in self.features)
         shape = (width,)
         for i, e in enumerate(layers):
             shape = L.output_shape(e, shape, i)
@@ -43,10 +45,12 @@ class CTRModel(nn.Module):
 
     def forward(self, dense, ids, offsets, weights=None):
         """dense: (B, dense) float32; ids[f], offsets[f]: field f's bags as
-        nn.EmbeddingBag's 1-D input and offsets; weights[f]: None or one
-        weight per id (mode "sum" only). Returns (B,) logits."""
-        weights = weights or [None] * len(self.embeddings)
-        bags = [e(ids[f], offsets[f], per_sample_weights=weights[f]) for f, e in enumerate(self.embeddings)]
+        nn.EmbeddingBag's 1-D input and offsets (table rows: CTRData.rows_of);
+        weights[f]: None or one weight per id (mode "sum" only). Each
+        feature's bag (`features`: (field, table) pairs) follows the dense
+        features, in order. Returns (B,) logits."""
+        weights = weights or [None] * len(ids)
+        bags = [self.embeddings[t](ids[f], offsets[f], per_sample_weights=weights[f]) for f, t in self.features]
         logit = self.layers(torch.cat([dense] + bags, 1)).squeeze(1)
         if self.interaction == "fm":
             v = torch.stack(bags, 1)
