@@ -4,17 +4,17 @@
 // Modules, each with one reason to change; the graph is a DAG, drawn in
 // docs/architecture.md:
 //   CBLAS, CZlib, CZstd, CXXHash, CPSKernels   C at the edge (system libraries, small kernels)
-//   PSSupport      errors, hashes, durable console writes, timing
+//   PSSupport      errors, hashes (XXH64, SHA-256), durable file writes, console writes, timing
 //   PSNumerics     tensors, precision and the loss scaler, layers and the model, optimizers, data sets in memory
 //   PSData         data-set file formats (IDX): readers of untrusted bytes
 //   PSCodec        the codec pipeline: stages, top-k and its error feedback
 //   PSConfig       the configuration: typed sections over its own TOML reader
-//   PSCheckpoint   safetensors, checkpoints (durable writes, manifest, verification, loading)
+//   PSCheckpoint   safetensors, checkpoints (manifest, checked reader, writer, loading)
 //   PSRunLog       the run log's record types, written and read
 //   PSProtocol     frames, messages, the Transport protocol, the server and worker roles
 //   PSMPI          Open MPI behind a prefixed shim (CMPI); MPITransport
 //   PSRank         what a rank executable does (arguments, hello exchange, error reporting)
-//   PSLaunch       the mpirun plan and mpirun's failures in plain words
+//   PSLaunch       the launcher: the mpirun plan, running and restarting a job, Ctrl-C, the watchdog, mpirun's failures in plain words
 //   PSInspect      reading a run directory back (pstrain inspect)
 //   pstrain-server, pstrain-worker, pstrain, pstrain-bench   the executables
 import PackageDescription
@@ -43,7 +43,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
-        // SHA-256 of checkpoint files (Crypto.SHA256; BoringSSL underneath on Linux).
+        // SHA-256 of checkpoint files, exports and run.toml (Crypto.SHA256; BoringSSL underneath on Linux).
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
@@ -61,17 +61,16 @@ let package = Package(
         .target(name: "CPSKernels",
                 // -Wno-psabi: the 8-float vectors are passed only between static functions of winograd.c, never across an ABI boundary.
                 cSettings: [.unsafeFlags(["-O3", "-Wno-psabi"])]),
-        .target(name: "PSSupport", dependencies: ["CXXHash"], swiftSettings: release),
+        .target(name: "PSSupport", dependencies: ["CXXHash", .product(name: "Crypto", package: "swift-crypto")], swiftSettings: release),
         .target(name: "PSNumerics", dependencies: ["PSSupport", "CBLAS", "CZlib", "CPSKernels"], swiftSettings: hot),
         .target(name: "PSCodec", dependencies: ["PSNumerics", "CZstd", "CPSKernels"], swiftSettings: hot),
         .target(name: "PSData", dependencies: ["PSNumerics", "CZlib"], swiftSettings: release),
         .target(name: "PSConfig", dependencies: ["PSNumerics", "PSCodec", "PSData"],
                 swiftSettings: release),
-        .target(name: "PSCheckpoint", dependencies: ["PSConfig", .product(name: "Crypto", package: "swift-crypto")],
-                swiftSettings: release),
+        .target(name: "PSCheckpoint", dependencies: ["PSConfig"], swiftSettings: release),
         .target(name: "PSRunLog", dependencies: ["PSSupport"], swiftSettings: release),
         .target(name: "PSProtocol", dependencies: ["PSCheckpoint", "PSRunLog"], swiftSettings: release),
-        .target(name: "PSLaunch", dependencies: ["PSSupport"], swiftSettings: release),
+        .target(name: "PSLaunch", dependencies: ["PSConfig", "PSCheckpoint", "PSRunLog"], swiftSettings: release),
         .target(name: "PSInspect", dependencies: ["PSCheckpoint", "PSRunLog", "PSLaunch"], swiftSettings: release),
         .target(name: "PSMPI", dependencies: ["CMPI", "PSProtocol"], swiftSettings: release),
         .target(name: "PSRank", dependencies: ["PSProtocol", "PSMPI",

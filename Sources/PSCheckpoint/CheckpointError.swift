@@ -8,8 +8,6 @@ import PSConfig
 public enum CheckpointError: UserFacingError, Equatable {
     /// The system refused a file operation; the message gives its reason.
     case io(String)
-    /// Not enough free space for a checkpoint file (checked before writing).
-    case noRoom(dir: String, neededMB: Int, freeMB: Int)
     /// The checkpoint asked for does not exist, or none is complete.
     case notFound(String)
     /// A manifest or file that is damaged, crafted or of another format.
@@ -20,8 +18,6 @@ public enum CheckpointError: UserFacingError, Equatable {
     public var description: String {
         switch self {
         case .io(let m), .notFound(let m), .invalid(let m), .doesNotFit(let m): return m
-        case .noRoom(let dir, let need, let free):
-            return "not enough free space in \(dir): a checkpoint file needs \(need) MB, \(free) MB are free"
         }
     }
 }

@@ -32,80 +32,6 @@ public struct RankLog {
     public func count(_ event: String) -> Int { log.count(event) }
 }
 
-/// What `pstrain inspect` says about a run, as one JSON-friendly value.
-public struct RunSummary: Codable {
-    public struct RankStat: Codable {
-        public var rank: String
-        public var steps: Int
-        public var stepP50: Double, stepP95: Double, stepMax: Double
-        public var waitShare: Double
-        public var samplesPerSecond: Double?
-        /// Workers: median seconds of compute per step.
-        public var computeP50: Double?
-    }
-    public struct Phase: Codable { public var name: String; public var seconds: Double; public var share: Double }
-    public struct CheckpointInfo: Codable { public var name: String; public var state: String; public var latest: Bool }
-    public struct Eval: Codable {
-        public var epoch: Int; public var step: Int; public var accuracy: Double
-        /// With model.tables and model.loss = "bce": the test AUC and log loss (absent otherwise).
-        public var auc: Double? = nil, logloss: Double? = nil
-    }
-    public struct ScaleChange: Codable { public var step: Int; public var from: Double; public var to: Double; public var why: String }
-
-    public var run: String
-    public var path: String
-    public var status: String
-    public var attempts: Int
-    public var restarts: Int
-    public var servers: Int
-    public var workers: Int
-    public var model: String
-    public var precision: String
-    public var compression: String
-    public var batchSize: Int
-    public var stepsDone: Int
-    public var stepsTotal: Int
-    public var epochsDone: Int
-    public var epochsTotal: Int
-    public var trainingSeconds: Double
-    public var samplesPerSecond: Double
-    public var finalAccuracy: Double?
-    public var bestAccuracy: Double?
-    public var evals: [Eval]
-    public var loss: [Double]
-    public var phases: [Phase]
-    public var wireBytesPerStep: Double
-    public var fp32BytesPerStep: Double
-    public var compressionRatio: Double
-    public var lossScale: Double?
-    public var skippedSteps: Int
-    public var scaleChanges: [ScaleChange]
-    public var ranks: [RankStat]
-    public var checkpoints: [CheckpointInfo]
-    public var notes: [String]
-    /// Why the last attempt failed, as the rank that said so (absent when it did not fail).
-    public var failure: String? = nil
-    /// With model.tables: rows and row bytes on the wire, rows held (absent otherwise).
-    public var tables: Tables? = nil
-    /// ssp and async: per epoch, server 0's staleness record (absent in bsp).
-    public var staleness: [Staleness]? = nil
-    public struct Staleness: Codable {
-        public var epoch: Int
-        /// The largest and the mean staleness of the epoch's pushes (server 0's updates in between).
-        public var max: Int
-        public var mean: Double
-        /// The most steps a slice handed out was past the oldest unfinished step.
-        public var maxLead: Int
-    }
-
-    /// The "staleness" line (none in bsp).
-    public var stalenessFacts: [(String, String)] {
-        guard let st = staleness else { return [] }
-        return [("staleness", st.map { "epoch \($0.epoch): max \($0.max), mean " + String(format: "%.2f", $0.mean) + ", lead \($0.maxLead)" }
-            .joined(separator: "; "))]
-    }
-}
-
 public struct RunReport {
     public let dir: String
     public var logs: [RankLog] = []
@@ -350,7 +276,7 @@ public struct RunReport {
         let onTables = tables.isEmpty ? "" : " on \(c.model.inputSize) dense feature\(c.model.inputSize == 1 ? "" : "s") + \(tables.count) embedding table\(tables.count == 1 ? "" : "s") "
             + "(\(tables.reduce(0) { clampedSum($0, $1.rows) }) rows, dim \(Set(tables.map(\.dim)).sorted().map(String.init).joined(separator: "/"))"
             + (c.model.tableFields.isEmpty ? ")" : "; fields \(c.model.features.map { String($0.field) }.joined(separator: ","))" + ")")
-        let plain = input.count == 1 && c.model.layers.allSatisfy { ["dense", "relu", "tanh", "sigmoid", "gelu"].contains($0.type) }
+        let plain = input.count == 1 && c.model.layers.allSatisfy { $0.type == "dense" || LayerKinds.named($0.type) is Activation.Type }
         guard plain else { return input.shapeText + " " + c.model.layers.map(\.type).joined(separator: "-") + onTables }
         var dims = [input.reduce(1, *)]
         for e in c.model.layers where e.options["units"] != nil { dims.append(e.int("units")) }
@@ -377,73 +303,4 @@ public struct RunReport {
 
     /// The Chrome trace event format (Perfetto, chrome://tracing): one
     /// process per rank, complete events ("X") for its phases of every step.
-    public func chromeTrace() -> ChromeTrace {
-        var events: [ChromeTrace.Event] = []
-        let ordered = logs.sorted(by: { ($0.role == "server" ? 0 : 1, $0.index) < ($1.role == "server" ? 0 : 1, $1.index) })
-        for (pid, l) in ordered.enumerated() {
-            let rank = l.log.entries.first?.envelope.rank ?? pid
-            events.append(.init(name: "process_name", ph: "M", pid: rank, ts: 0, args: .init(name: "\(l.role) \(l.index) (rank \(rank))")))
-            events.append(.init(name: "thread_name", ph: "M", pid: rank, ts: 0, args: .init(name: l.role)))
-            for r in l.logged((any StepRecord).self) {
-                guard let t = r.t else { continue }
-                let stepS = r.stepS, step = r.step
-                let end = t * 1e6, start = end - stepS * 1e6
-                let wait = r.waitS * 1e6
-                if l.role == "worker" {
-                    let compute = ((r.record as? WorkerStepRecord)?.computeS ?? 0) * 1e6
-                    events.append(.init(name: "compute", cat: "step", ph: "X", pid: rank, ts: start, dur: compute, args: .init(step: step)))
-                    events.append(.init(name: "wait for parameters", cat: "step", ph: "X", pid: rank,
-                                        ts: start + compute, dur: max(0, min(wait, stepS * 1e6 - compute)), args: .init(step: step)))
-                } else {
-                    let apply = ((r.record as? ServerStepRecord)?.applyS ?? 0) * 1e6
-                    events.append(.init(name: "wait for gradients", cat: "step", ph: "X", pid: rank, ts: start, dur: max(0, stepS * 1e6 - apply), args: .init(step: step)))
-                    events.append(.init(name: "sum + SGD + send", cat: "step", ph: "X", pid: rank, ts: end - apply, dur: apply, args: .init(step: step)))
-                }
-            }
-            let marks = l.log.entries.filter { $0.event == "checkpoint" } + l.log.entries.filter { $0.event == "eval" }
-            for e in marks {
-                guard let t = e.envelope.t else { continue }
-                events.append(.init(name: e.event ?? "", ph: "i", s: "p", pid: rank, ts: t * 1e6))
-            }
-        }
-        return ChromeTrace(traceEvents: events, displayTimeUnit: "ms")
-    }
-}
-
-/// A trace in the Chrome trace event format, for JSONEncoder.
-public struct ChromeTrace: Codable, Equatable {
-    public struct Event: Codable, Equatable {
-        public struct Args: Codable, Equatable {
-            public var name: String?
-            public var step: Int?
-            public init(name: String? = nil, step: Int? = nil) { self.name = name; self.step = step }
-        }
-        public var name: String
-        public var cat: String?
-        /// "M" metadata, "X" complete, "i" instant.
-        public var ph: String
-        /// Scope of an instant event ("p": process).
-        public var s: String?
-        public var pid: Int
-        public var tid: Int
-        /// Microseconds.
-        public var ts: Double
-        public var dur: Double?
-        public var args: Args?
-
-        public init(name: String, cat: String? = nil, ph: String, s: String? = nil, pid: Int, tid: Int = 0, ts: Double,
-                    dur: Double? = nil, args: Args? = nil) {
-            self.name = name; self.cat = cat; self.ph = ph; self.s = s; self.pid = pid; self.tid = tid; self.ts = ts
-            self.dur = dur; self.args = args
-        }
-    }
-    public var traceEvents: [Event]
-    public var displayTimeUnit: String
-}
-
-/// a + b, held at Int's limits instead of trapping: log records are input
-/// too, and a crafted one may hold any integer JSON can (issue 20).
-func clampedSum(_ a: Int, _ b: Int) -> Int {
-    let (r, o) = a.addingReportingOverflow(b)
-    return o ? (b > 0 ? Int.max : Int.min) : r
 }

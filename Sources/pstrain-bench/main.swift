@@ -95,8 +95,13 @@ func benchLayers(config path: String?, batch: Int, iters: Int) throws {
     // network "costs"); Winograd layers do fewer: what the sgemms execute.
     print(String(format: "  executed %.1f MFLOP per training sample in sgemms (direct convolution: %.1f): %.1f GFLOP/s executed",
                  executed / Double(batch) / 1e6, totalFlops / Double(batch) / 1e6, executed / total / 1e9))
-    // conv2d's algorithms: im2col by groups of samples, Winograd by chunks, for comparison.
-    off = 0
+    benchConvAlgorithms(m, params: params, grads: grads, batch: batch, iters: iters)
+}
+
+/// conv2d's algorithms: im2col by groups of samples, Winograd by chunks (and
+/// its largest differences from im2col), for comparison.
+func benchConvAlgorithms(_ m: Model, params: FloatBuffer, grads: FloatBuffer, batch: Int, iters: Int) {
+    var off = 0
     for (i, l) in m.layers.enumerated() {
         let p = params.pointer + off, g = grads.pointer + off
         off += l.parameters.reduce(0) { $0 + $1.count }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import PSSupport
+import PSLaunch
 import PSData
 
 struct DataCommand: ParsableCommand {

@@ -85,15 +85,7 @@ struct Resume: ParsableCommand {
                   + (cfg.train.maxSteps > 0 ? " --set train.max_steps=0" : ""))
             return
         }
-        if let total, total != m.totalSteps {
-            var note = "pstrain: the run's length changes from \(m.totalSteps) to \(total) steps"
-            let old = LRSchedule(cfg.train).rate(step: m.step, total: m.totalSteps), new = LRSchedule(cfg.train).rate(step: m.step, total: total)
-            if abs(old - new) > 1e-12 * max(abs(old), 1e-30) {
-                note += String(format: "; train.lr_schedule = \"%@\" follows the new length, so the learning rate at step %d goes from %.6g to %.6g", cfg.train.lrSchedule.rawValue, m.step, old, new)
-                    + " (to fine-tune from the weights on a schedule of its own: pstrain ckpt export, then pstrain launch --init-from)"
-            }
-            print(note)
-        }
+        if let total, total != m.totalSteps { print(Self.lengthNote(cfg, m, total: total)) }
         let W = workers ?? m.workers, S = servers ?? m.servers
         var plan = try job.plan(workers: W, servers: S, config: cfg, configPath: tomlPath, runDir: absDir)   // checks the path before writing
         try job.requireMpirun()
@@ -112,6 +104,18 @@ struct Resume: ParsableCommand {
         print("pstrain: resuming \(runDir) from \((chosen.path as NSString).lastPathComponent) (step \(m.step) of \(total ?? m.totalSteps)) with \(W) worker(s) and \(S) server(s)"
               + (W != m.workers || S != m.servers ? " (the checkpoint was written by \(m.workers) and \(m.servers))" : ""))
         try Job.run(plan: plan, dir: absDir, shown: runDir, attempt: Job.nextAttempt(absDir), maxRestarts: job.maxRestarts, kind: ResumeRecord.self)
+    }
+
+    /// The line that says a resume changes the run's length, and what that
+    /// does to the learning rate when the schedule follows the length.
+    static func lengthNote(_ cfg: Config, _ m: Manifest, total: Int) -> String {
+        var note = "pstrain: the run's length changes from \(m.totalSteps) to \(total) steps"
+        let old = LRSchedule(cfg.train).rate(step: m.step, total: m.totalSteps), new = LRSchedule(cfg.train).rate(step: m.step, total: total)
+        if abs(old - new) > 1e-12 * max(abs(old), 1e-30) {
+            note += String(format: "; train.lr_schedule = \"%@\" follows the new length, so the learning rate at step %d goes from %.6g to %.6g", cfg.train.lrSchedule.rawValue, m.step, old, new)
+                + " (to fine-tune from the weights on a schedule of its own: pstrain ckpt export, then pstrain launch --init-from)"
+        }
+        return note
     }
 
     /// The run's steps in all under `cfg`, when the checkpoint (written under

@@ -31,6 +31,8 @@ signal(SIGPIPE, SIG_IGN)
 do {
     var command = try PSTrain.parseAsRoot()
     try command.run()
+} catch let failed as JobFailed {
+    exit(failed.status)   // the launcher printed why
 } catch let refusal as Refusal {
     // ArgumentParser would add the usage of `pstrain`, which the arguments did not earn.
     Console.err("Error: \(refusal.message)\n")

@@ -90,6 +90,7 @@ final class LayerTests: XCTestCase {
         LayerCase(type: "tanh", options: [:], input: [10], batch: 2),
         LayerCase(type: "sigmoid", options: [:], input: [10], batch: 2),
         LayerCase(type: "gelu", options: [:], input: [2, 5], batch: 2),
+        LayerCase(type: "silu", options: [:], input: [2, 5], batch: 2),
         LayerCase(type: "dropout", options: ["p": 0.3], input: [10], batch: 2, training: false),
     ]
 

@@ -41,7 +41,7 @@ elif t == "layernorm":
 elif t == "dense":
     m = torch.nn.Linear(shape[0], o["units"])
 else:
-    m = {"relu": torch.nn.ReLU(), "tanh": torch.nn.Tanh(), "sigmoid": torch.nn.Sigmoid(), "gelu": torch.nn.GELU()}[t]
+    m = {"relu": torch.nn.ReLU(), "tanh": torch.nn.Tanh(), "sigmoid": torch.nn.Sigmoid(), "gelu": torch.nn.GELU(), "silu": torch.nn.SiLU()}[t]
 
 state = m.state_dict()
 off = 0

@@ -2,11 +2,14 @@
 trips to the same modules, TOML and outputs; everything else is refused
 with the module and its index."""
 
+import os
+import re
+import subprocess
 import tomllib
 import unittest
 
 import pstrain
-from helpers import require_torch
+from helpers import pstrain_bin, require_torch
 
 # The network PyTorch's and TensorFlow's Fashion-MNIST tutorials use, as
 # the contract between the bridge and pstrain writes it.
@@ -35,7 +38,7 @@ def networks(nn):
         ("cnn", nn.Sequential(nn.Conv2d(1, 32, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(32, 64, 5, padding=2),
                               nn.ReLU(), nn.MaxPool2d(2, 2), nn.Flatten(), nn.Linear(3136, 1024), nn.ReLU(), nn.Dropout(0.5),
                               nn.Linear(1024, 10)), (1, 28, 28)),
-        ("activations", nn.Sequential(nn.Linear(12, 8), nn.Tanh(), nn.Linear(8, 8), nn.Sigmoid(), nn.Linear(8, 6), nn.GELU(),
+        ("activations", nn.Sequential(nn.Linear(12, 8), nn.Tanh(), nn.Linear(8, 8), nn.Sigmoid(), nn.Linear(8, 6), nn.GELU(), nn.SiLU(),
                                       nn.Dropout(0.25), nn.Linear(6, 3)), (12,)),
         ("strides-and-avgpool", nn.Sequential(nn.Conv2d(3, 4, 3, stride=2, padding=1), nn.GELU(), nn.AvgPool2d(3, stride=2),
                                               nn.Conv2d(4, 5, 2), nn.MaxPool2d(2, stride=1), nn.Flatten(), nn.Linear(20, 2)),
@@ -132,3 +135,27 @@ class RefusalTests(unittest.TestCase):
         with self.assertRaises(pstrain.PstrainError) as c:
             pstrain.from_model_section({"input": [1, 28], "layers": []})
         self.assertIn("model.input is [1, 28]", str(c.exception))
+
+
+class RegistryTest(unittest.TestCase):
+    def test_layer_table_is_pstrains_registry(self):
+        """layers.KINDS against pstrain's own registry (LayerKinds.all), read
+        from the built executable's messages: the same types, and for each
+        the same keys in the same order."""
+        from pstrain import layers as L
+
+        def refusal(entry):
+            p = subprocess.run([os.path.join(pstrain_bin(), "pstrain"), "launch", "--dry-run", "--set", f"model.layers=[{entry}]"],
+                               capture_output=True, text=True, timeout=60)
+            self.assertEqual(p.returncode, 64, p.stdout + p.stderr)
+            return p.stderr
+        known = re.search(r"\(known: ([a-z0-9, ]+)\)", refusal('{type="nonexistent"}'))
+        self.assertIsNotNone(known)
+        types = known.group(1).split(", ")
+        self.assertEqual(sorted(types), sorted(L.KINDS))
+        for t in types:
+            text = refusal(f'{{type="{t}",zz_unknown=1}}')
+            takes = re.search(r"\(" + t + r" takes (no options|[^)]*)\)", text)
+            self.assertIsNotNone(takes, text)
+            keys = [] if takes.group(1) == "no options" else re.findall(r"'([a-z_]+)'", takes.group(1))
+            self.assertEqual(keys, list(L.KINDS[t]), t)

@@ -4,7 +4,6 @@ import PSSupport
 public final class AvgPool2d: Pool2d, LayerKind {
     public static let type = "avgpool2d"
     public static func make(_ entry: LayerEntry, index: Int, input: [Int]) throws -> Layer { try build(AvgPool2d.self, entry, input: input) }
-    public let kind = "avgpool2d"
 
     public func forward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, batch: Int, params: UnsafePointer<Float>,
                         context: LayerContext) {

@@ -20,7 +20,6 @@ public final class BatchNorm: LayerKind {
                          eps: Float(entry.number("eps", default: 1e-5)))
     }
 
-    public let kind = "batchnorm"
     public let inputShape: [Int]
     public var outputShape: [Int] { inputShape }
     public let parameters: [ParamSpec]

@@ -30,7 +30,6 @@ public final class Conv2d: LayerKind {
                       output: (oh, ow))
     }
 
-    public let kind = "conv2d"
     public let inputShape: [Int]
     public let outputShape: [Int]
     public let parameters: [ParamSpec]

@@ -12,7 +12,6 @@ public final class Dense: LayerKind {
         return Dense(name: "layers.\(index)", inputs: input[0], outputs: entry.int("units"))
     }
 
-    public let kind = "dense"
     public let inputShape: [Int]
     public let outputShape: [Int]
     public let parameters: [ParamSpec]

@@ -11,7 +11,6 @@ public final class Dropout: LayerKind {
     public static func make(_ entry: LayerEntry, index: Int, input: [Int]) throws -> Layer {
         Dropout(index: index, shape: input, p: Float(entry.number("p", default: 0.5)))
     }
-    public let kind = "dropout"
     public let inputShape: [Int]
     public var outputShape: [Int] { inputShape }
     public let parameters: [ParamSpec] = []

@@ -5,7 +5,6 @@ public final class Flatten: LayerKind {
     public static let type = "flatten"
     public static let keys: [LayerKey] = []
     public static func make(_ entry: LayerEntry, index: Int, input: [Int]) throws -> Layer { Flatten(input: input) }
-    public let kind = "flatten"
     public let inputShape: [Int]
     public var outputShape: [Int] { [inputShape.reduce(1, *)] }
     public let parameters: [ParamSpec] = []

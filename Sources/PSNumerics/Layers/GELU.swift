@@ -5,7 +5,6 @@ import PSSupport
 /// approximate='none'); dy/dx = Phi(x) + x phi(x).
 public final class GELU: Activation, LayerKind {
     public static let type = "gelu"
-    public let kind = "gelu"
 
     override func apply(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
         for i in 0..<n { y[i] = 0.5 * x[i] * (1 + erff(x[i] * 0.70710678118654752)) }

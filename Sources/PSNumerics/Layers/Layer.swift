@@ -164,10 +164,15 @@ public protocol LayerKind: Layer {
     static func make(_ entry: LayerEntry, index: Int, input: [Int]) throws -> Layer
 }
 
+extension LayerKind {
+    /// A layer's kind is its entries' `type`.
+    public var kind: String { Self.type }
+}
+
 /// Every layer kind, by the type name configurations use.
 public enum LayerKinds {
     public static let all: [LayerKind.Type] = [
-        Dense.self, ReLU.self, Tanh.self, Sigmoid.self, GELU.self, Conv2d.self, MaxPool2d.self, AvgPool2d.self,
+        Dense.self, ReLU.self, Tanh.self, Sigmoid.self, GELU.self, SiLU.self, Conv2d.self, MaxPool2d.self, AvgPool2d.self,
         Flatten.self, Dropout.self, BatchNorm.self, LayerNorm.self,
     ]
 

@@ -10,7 +10,6 @@ public final class LayerNorm: LayerKind {
         LayerNorm(name: "layers.\(index)", shape: input, eps: Float(entry.number("eps", default: 1e-5)))
     }
 
-    public let kind = "layernorm"
     public let inputShape: [Int]
     public var outputShape: [Int] { inputShape }
     public let parameters: [ParamSpec]

@@ -6,7 +6,6 @@ import CPSKernels
 public final class MaxPool2d: Pool2d, LayerKind {
     public static let type = "maxpool2d"
     public static func make(_ entry: LayerEntry, index: Int, input: [Int]) throws -> Layer { try build(MaxPool2d.self, entry, input: input) }
-    public let kind = "maxpool2d"
     /// Input index of each output's maximum, from the last forward.
     var argmax: UnsafeMutablePointer<Int32>?
     var room = 0

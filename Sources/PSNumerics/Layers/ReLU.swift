@@ -4,7 +4,6 @@ import PSSupport
 /// y = max(x, 0) (nn.ReLU).
 public final class ReLU: Activation, LayerKind {
     public static let type = "relu"
-    public let kind = "relu"
     public convenience init(size: Int) { self.init(shape: [size]) }
 
     override func apply(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {

@@ -4,7 +4,6 @@ import PSSupport
 /// y = 1 / (1 + e^-x) (nn.Sigmoid); dy/dx = y (1 - y).
 public final class Sigmoid: Activation, LayerKind {
     public static let type = "sigmoid"
-    public let kind = "sigmoid"
 
     override func apply(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
         for i in 0..<n { y[i] = 1 / (1 + expf(-x[i])) }

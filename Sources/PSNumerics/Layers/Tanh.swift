@@ -4,7 +4,6 @@ import PSSupport
 /// y = tanh(x) (nn.Tanh); dy/dx = 1 - y^2.
 public final class Tanh: Activation, LayerKind {
     public static let type = "tanh"
-    public let kind = "tanh"
 
     override func apply(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
         for i in 0..<n { y[i] = tanhf(x[i]) }

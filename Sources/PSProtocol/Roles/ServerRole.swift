@@ -83,32 +83,7 @@ public final class ServerRole {
         state = opt.stateNames.map { _ in FloatBuffer(count: n) }
         gradSum = FloatBuffer(count: range.count)
         scaler = LossScaler(settings: cfg.scaler.settings, dynamic: precision.usesLossScaling)
-        tables = cfg.model.tables.isEmpty ? nil
-            : ServerTables(shard: TableShard(tables: cfg.model.tables, optimizer: cfg.train.sparseOptimizer, hyper: cfg.train.sparseHyper,
-                                             seed: cfg.train.seed),
-                           workers: world.workers, settings: cfg.compression.settings, precision: precision,
-                           maxRequestRows: ServerTables.requestRowLimit(
-                               specs: cfg.model.tables, server: world.index(ofRank: context.rank), servers: world.servers,
-                               samples: max(WorkerRole.microbatchRows(cfg, workers: world.workers), Model.minimumCapacity),
-                               idsPerSample: cfg.data.format == .libsvm ? LibSVM.maxPairsPerRow : 1))
-        if let (path, m) = context.resume {
-            try Self.checkOptimizer(of: path, m, is: cfg.train)
-            // Tensors are stored by name and full shape: any server count re-cuts them.
-            try CheckpointStore.loadRange(path, m, layout: layout, suffix: "", lo: range.lowerBound, hi: range.upperBound, into: weights.pointer)
-            for (name, s) in zip(opt.stateNames, state) {
-                try CheckpointStore.loadRange(path, m, layout: layout, suffix: name, lo: range.lowerBound, hi: range.upperBound, into: s.pointer)
-            }
-            scaler.restore(m.scaler)
-            if let tables {
-                let me = index, servers = world.servers
-                try TableRows.restore(path, m, into: tables.shard) { TableSpec.owner(row: $0, servers: servers) == me }
-            }
-        } else if !cfg.train.initFrom.isEmpty {
-            let start = try InitialWeights.load(cfg.train.initFrom, layout: layout)
-            InitialWeights.copy(start, layout: layout, lo: range.lowerBound, hi: range.upperBound, into: weights.pointer)
-        } else {
-            layout.initialize(seed: cfg.train.seed, range: range.lowerBound, range.upperBound, into: weights.pointer)
-        }
+        tables = Self.tables(cfg, world: world, index: index, precision: precision)
         let all = plan.pieces(layout, maxElements: cfg.run.chunkElements)
         let me = index
         let ids = all.indices.filter { all[$0].server == me }
@@ -129,6 +104,44 @@ public final class ServerRole {
                             epochs: cfg.train.epochs, batch: cfg.train.stepBatch, start: now(), firstStep: schedule.start)
         if tables == nil && clipNorm == 0 && !cfg.train.asynchronous {
             speculation = Speculation(pieces: mine, layout: layout, elements: n, states: state.count)
+        }
+        try loadStart()
+    }
+
+    /// This server's table shard, when the model has tables.
+    static func tables(_ cfg: Config, world: World, index: Int, precision: Precision) -> ServerTables? {
+        guard !cfg.model.tables.isEmpty else { return nil }
+        return ServerTables(shard: TableShard(tables: cfg.model.tables, optimizer: cfg.train.sparseOptimizer, hyper: cfg.train.sparseHyper,
+                                              seed: cfg.train.seed),
+                            workers: world.workers, settings: cfg.compression.settings, precision: precision,
+                            maxRequestRows: ServerTables.requestRowLimit(
+                                specs: cfg.model.tables, server: index, servers: world.servers,
+                                samples: max(WorkerRole.microbatchRows(cfg, workers: world.workers), Model.minimumCapacity),
+                                idsPerSample: cfg.data.format == .libsvm ? LibSVM.maxPairsPerRow : 1))
+    }
+
+    /// The shard's starting state: the checkpoint's (weights, optimizer
+    /// state, loss scale, table rows), train.init_from's weights, or the
+    /// seed's initial values.
+    func loadStart() throws {
+        let cfg = ctx.config, lo = range.lowerBound, hi = range.upperBound
+        if let (path, m) = ctx.resume {
+            try Self.checkOptimizer(of: path, m, is: cfg.train)
+            // Tensors are stored by name and full shape: any server count re-cuts them.
+            try CheckpointStore.loadRange(path, m, layout: layout, suffix: "", lo: lo, hi: hi, into: weights.pointer)
+            for (name, s) in zip(optimizer.stateNames, state) {
+                try CheckpointStore.loadRange(path, m, layout: layout, suffix: name, lo: lo, hi: hi, into: s.pointer)
+            }
+            scaler.restore(m.scaler)
+            if let tables {
+                let me = index, servers = world.servers
+                try TableRows.restore(path, m, into: tables.shard) { TableSpec.owner(row: $0, servers: servers) == me }
+            }
+        } else if !cfg.train.initFrom.isEmpty {
+            let start = try InitialWeights.load(cfg.train.initFrom, layout: layout)
+            InitialWeights.copy(start, layout: layout, lo: lo, hi: hi, into: weights.pointer)
+        } else {
+            layout.initialize(seed: cfg.train.seed, range: lo, hi, into: weights.pointer)
         }
     }
 

@@ -14,10 +14,13 @@ from .errors import PstrainError
 
 REQUIRED = object()
 
+# The elementwise activations: pstrain's type -> the torch.nn module's class name.
+ACTIVATIONS = {"relu": "ReLU", "tanh": "Tanh", "sigmoid": "Sigmoid", "gelu": "GELU", "silu": "SiLU"}
+
 # type -> {key: (python type, default or REQUIRED)}, in the order entries are written.
 KINDS = {
     "conv2d": {"channels": (int, REQUIRED), "kernel": (int, REQUIRED), "stride": (int, 1), "padding": (int, 0)},
-    "relu": {}, "tanh": {}, "sigmoid": {}, "gelu": {},
+    **{t: {} for t in ACTIVATIONS},
     "maxpool2d": {"kernel": (int, REQUIRED), "stride": (int, None)},
     "avgpool2d": {"kernel": (int, REQUIRED), "stride": (int, None)},
     "flatten": {},

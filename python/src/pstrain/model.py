@@ -51,12 +51,10 @@ def _expect(m, i, ok, why):
 
 def entry_of(nn, m, i, shape):
     """The model.layers entry of module `i`, whose input has `shape`."""
-    simple = {nn.ReLU: "relu", nn.Tanh: "tanh", nn.Sigmoid: "sigmoid"}
-    if type(m) in simple:
-        return {"type": simple[type(m)]}
-    if type(m) is nn.GELU:
+    activation = {getattr(nn, name): t for t, name in L.ACTIVATIONS.items()}.get(type(m))
+    if activation is not None:
         _expect(m, i, getattr(m, "approximate", "none") == "none", "pstrain's gelu is the exact erf form (approximate='none')")
-        return {"type": "gelu"}
+        return {"type": activation}
     if type(m) is nn.Conv2d:
         return _conv2d(m, i, shape)
     if type(m) in (nn.MaxPool2d, nn.AvgPool2d):
@@ -169,11 +167,10 @@ def build_sequential(entries, shape, param_shapes=None):
 
 def _module(nn, e, i, shape, params):
     kind = e["type"]
-    simple = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "flatten": nn.Flatten}
-    if kind in simple:
-        return simple[kind]()
-    if kind == "gelu":
-        return nn.GELU()
+    if kind in L.ACTIVATIONS:
+        return getattr(nn, L.ACTIVATIONS[kind])()
+    if kind == "flatten":
+        return nn.Flatten()
     if kind == "dropout":
         return nn.Dropout(e["p"])
     if kind == "conv2d":
