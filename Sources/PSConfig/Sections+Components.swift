@@ -104,6 +104,7 @@ public enum Optimizers {
         case .adam: return Adam(beta1: train.beta1, beta2: train.beta2, eps: eps, weightDecay: wd)
         case .adamw: return AdamW(beta1: train.beta1, beta2: train.beta2, eps: eps, weightDecay: wd)
         case .adagrad: return Adagrad(eps: eps, weightDecay: wd)
+        case .rmsprop: return RMSprop(alpha: train.alpha, eps: eps, weightDecay: wd, momentum: train.momentum, centered: train.centered)
         }
     }
 }

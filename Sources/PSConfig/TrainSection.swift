@@ -37,9 +37,9 @@ public struct TrainSection: ConfigSection {
     }
 
     /// train.optimizer
-    public enum OptimizerKind: String, ConfigChoice {
-        case sgd, adam, adamw, adagrad
-        static let choices: [OptimizerKind] = [.sgd, .adam, .adamw, .adagrad]
+    public enum OptimizerKind: String, ConfigChoice, CaseIterable {
+        case sgd, adam, adamw, adagrad, rmsprop
+        static var choices: [OptimizerKind] { allCases }
     }
 
     /// train.epochs
@@ -70,6 +70,9 @@ public struct TrainSection: ConfigSection {
     /// train.beta1, train.beta2 (Adam, AdamW)
     public internal(set) var beta1 = 0.9
     public internal(set) var beta2 = 0.999
+    /// train.alpha, train.centered (RMSprop)
+    public internal(set) var alpha = 0.99
+    public internal(set) var centered = false
     /// train.eps (0: the optimizer's PyTorch default, `effectiveEps`)
     public internal(set) var eps = 0.0
     /// train.clip_norm (0: off)
@@ -138,6 +141,9 @@ public struct TrainSection: ConfigSection {
         if nesterov && momentum == 0 {
             throw bad("train.nesterov", "= true needs train.momentum > 0 (PyTorch's rule: Nesterov momentum without momentum is plain SGD); set train.momentum or remove train.nesterov")
         }
+        if centered && optimizer != .rmsprop {
+            throw bad("train.centered", "= true applies to train.optimizer = \"rmsprop\" only (this configuration has \"\(optimizer.rawValue)\"); remove it")
+        }
         if lrSchedule == .step && lrStepEvery == 0 {
             throw bad("train.lr_step_every", "must be set (steps between decays, at least 1) with train.lr_schedule = \"step\"")
         }
@@ -152,7 +158,7 @@ public struct TrainSection: ConfigSection {
         .integer("batch_size", \.batchSize, .closed(1, Double(Config.maxWidth)), "global batch, split over the workers"),
         .number("lr", \.lr, .openClosed(0, 1000), "learning rate (the peak, after any warmup)"),
         .choice("lr_schedule", \.lrSchedule, "\"constant\", \"cosine\" (from train.lr to 0 over the run), \"step\" (times train.lr_gamma every train.lr_step_every steps) or \"linear\" (from train.lr to 0)"),
-        .number("momentum", \.momentum, .closedOpen(0, 1), "SGD momentum"),
+        .number("momentum", \.momentum, .closedOpen(0, 1), "momentum (sgd, rmsprop; for rmsprop set it, as torch.optim.RMSprop's default is 0)"),
         .number("weight_decay", \.weightDecay, .closed(0, 1), "weight decay: L2 added to the gradient (sgd, adam, adagrad), decoupled (adamw)"),
         ConfigKey(name: "seed", kind: .integer, range: nil, doc: "seeds initialisation and the per-epoch shuffle",
                   read: { .integer(Int(Int64(bitPattern: $0.seed))) }) { s, v, ctx in
@@ -160,11 +166,13 @@ public struct TrainSection: ConfigSection {
             s.seed = UInt64(bitPattern: Int64(i))
         },
         .choice("precision", \.precision, "\"fp32\", \"fp16\" or \"bf16\": what workers hold and send (servers keep FP32 masters)"),
-        .choice("optimizer", \.optimizer, "\"sgd\", \"adam\", \"adamw\" or \"adagrad\" (torch.optim's of the same name)"),
+        .choice("optimizer", \.optimizer, "\"sgd\", \"adam\", \"adamw\", \"adagrad\" or \"rmsprop\" (torch.optim's of the same name)"),
         .flag("nesterov", \.nesterov, "Nesterov momentum (sgd only)"),
         .number("beta1", \.beta1, .closedOpen(0, 1), "Adam's and AdamW's first-moment decay"),
         .number("beta2", \.beta2, .closedOpen(0, 1), "Adam's and AdamW's second-moment decay"),
-        .number("eps", \.eps, .closed(0, 1), "added to the denominator (adam, adamw, adagrad); 0: PyTorch's default, 1e-8 (adam, adamw) or 1e-10 (adagrad)"),
+        .number("eps", \.eps, .closed(0, 1), "added to the denominator (adam, adamw, adagrad, rmsprop); 0: PyTorch's default, 1e-8 (adam, adamw, rmsprop) or 1e-10 (adagrad)"),
+        .number("alpha", \.alpha, .closedOpen(0, 1), "RMSprop's smoothing constant (torch.optim.RMSprop's alpha)"),
+        .flag("centered", \.centered, "RMSprop divides by the centered second moment, an estimate of the gradient's variance (rmsprop only)"),
         .number("clip_norm", \.clipNorm, .closed(0, 1e9), "clip the global gradient norm to this (0: off), as torch.nn.utils.clip_grad_norm_"),
         .integer("warmup_steps", \.warmupSteps, Config.steps, "linear warmup from train.lr / warmup_steps to train.lr over these first steps"),
         .integer("lr_step_every", \.lrStepEvery, Config.steps, "lr_schedule = \"step\": steps between decays"),

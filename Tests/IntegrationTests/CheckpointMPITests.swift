@@ -165,7 +165,7 @@ final class CheckpointMPITests: XCTestCase {
 }
 
 /// Crashes while a checkpoint is written, a full disk, a hung rank.
-final class CheckpointFailureTests: XCTestCase {
+final class CheckpointFailureMPITests: XCTestCase {
     let synthetic = ["--set", "data.kind=synthetic", "--set", "data.synthetic_train=2048", "--epochs", "2",
                      "--set", "checkpoint.every_steps=10"]
 
@@ -270,7 +270,7 @@ final class CheckpointFailureTests: XCTestCase {
 }
 
 /// Preemption and time-based checkpoints.
-final class PreemptionTests: XCTestCase {
+final class PreemptionMPITests: XCTestCase {
     let longer = ["--set", "data.kind=synthetic", "--set", "data.synthetic_train=16384", "--epochs", "2"]
 
     /// SIGTERM to the launcher: the ranks finish the step, checkpoint, exit 0;

@@ -6,9 +6,9 @@ import PSCheckpoint
 import PSRunLog
 import XCTest
 
-/// The Adam family through real jobs: its state (exp_avg, exp_avg_sq)
-/// checkpointed, restored exactly after kill -9, and re-cut on resume with
-/// another number of servers.
+/// The Adam family and RMSprop through real jobs: their state (exp_avg,
+/// exp_avg_sq; square_avg, momentum_buffer, grad_avg) checkpointed, restored
+/// exactly after kill -9, and re-cut on resume with another number of servers.
 final class OptimizerMPITests: XCTestCase {
     let synthetic = ["--set", "data.kind=synthetic", "--set", "data.synthetic_train=2048", "--epochs", "2",
                      "--set", "checkpoint.every_steps=10"]
@@ -42,6 +42,28 @@ final class OptimizerMPITests: XCTestCase {
         XCTAssertEqual(a, b, "bit-identical after kill and resume")
         let norms = Harness.records(dir + "/a/logs/server-0.jsonl", ServerStepRecord.self).compactMap { $0.gradNorm }
         XCTAssertEqual(norms.count, 30, "a norm on every step but the two skipped ones")
+    }
+
+    /// RMSprop (centered, with momentum: three state tensors) as a real job,
+    /// W=2 S=2: a worker killed at step 25 and the run resumed from step-20
+    /// ends with the uninterrupted run's bits, its state digests included.
+    func testRMSpropResumesExactlyAfterKill() throws {
+        let dir = Harness.tempDir("rmsprop-exact")
+        let extra = ["--workers", "2", "--servers", "2", "--set", "train.optimizer=\"rmsprop\"", "--set", "train.lr=0.001",
+                     "--set", "train.centered=true", "--set", "train.momentum=0.5"]
+        let straight = try Harness.launch(synthetic + extra + ["--run-dir", "a"], cwd: dir)
+        assertEnded(straight, status: 0, "straight")
+        let killed = try Harness.launch(synthetic + extra + ["--run-dir", "b", "--set", "debug.die_at_steps=25"], cwd: dir)
+        assertEnded(killed, status: nil, "killed")
+        let r = try resume(["b"], cwd: dir)
+        assertEnded(r, status: 0, "resume\n\(r.stdout)\n\(r.stderr)")
+        XCTAssertTrue(r.stdout.contains("from step-20"), r.stdout)
+        let a = Harness.finalState(dir + "/a", servers: 2, workers: 2)
+        Harness.assertComplete(a)
+        for state in ["square_avg_digest=", "momentum_buffer_digest=", "grad_avg_digest="] { XCTAssertTrue(a[0].contains(state), a[0]) }
+        XCTAssertEqual(a, Harness.finalState(dir + "/b", servers: 2, workers: 2), "bit-identical after kill and resume")
+        let evals = Harness.records(dir + "/a/logs/server-0.jsonl", EvalRecord.self)
+        XCTAssertGreaterThan(evals.last?.testAccuracy ?? 0, 0.5, "RMSprop learns the synthetic classes")
     }
 
     /// A W=2 S=1 AdamW run resumed from step-20 with S=2 ends with the same

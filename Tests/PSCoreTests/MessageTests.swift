@@ -35,6 +35,59 @@ final class MessageTests: XCTestCase {
         XCTAssertEqual(e.message, "disk full: /tmp/x")
     }
 
+    /// Every frame kind seals and opens back to what was sent: a table of
+    /// one round trip per kind, checked to cover FrameKind.allCases (a new
+    /// kind without its round trip fails here). Values travel in FP16 through
+    /// the codec; they are chosen exact in FP16, so they come back equal.
+    func testEveryFrameKindRoundTrips() throws {
+        let n = 64, codec = PieceCodec(settings: CodecSettings(), maxElements: n)
+        let values = (0..<n).map { Float($0 % 17) * 0.25 - 2 }
+        func viaCodec(_ seal: (FrameBuffer, EncodedPiece) -> Void, _ open: (FrameBuffer) throws -> FrameHeader) throws {
+            let b = FrameBuffer(payloadCapacity: PieceCodec.maxEncodedBytes(n, .fp16, CodecSettings(), sparse: false))
+            let v = FloatBuffer(values), out = FloatBuffer(count: n)
+            seal(b, codec.encode(v.pointer, count: n, as: .fp16, sparse: false, chunk: 3, step: 9, into: b.payload, capacity: b.capacity - FrameHeader.size))
+            try codec.decode(b, try open(b), count: n, as: .fp16, into: out.pointer, add: false, sender: "s", what: "values")
+            XCTAssertEqual(out.array, values)
+        }
+        var histogram = ScoreHistogram()
+        histogram.add(probability: 0.75, clicked: true)
+        histogram.add(probability: 0.1, clicked: false)
+        let cases: [FrameKind: () throws -> Void] = [
+            .params: { try viaCodec({ ParameterPiece.seal($0, version: 9, piece: 3, count: n, precision: .fp16, encoded: $1, lossScale: 8, skipped: 1, request: 0) },
+                                    { try ParameterPiece.open($0, length: $0.length, version: 9, piece: 3, count: n, precision: .fp16, sender: "s").header }) },
+            .grads: { try viaCodec({ GradientPiece.seal($0, step: 9, piece: 3, count: n, precision: .fp16, encoded: $1) },
+                                   { try GradientPiece.open($0, length: $0.length, step: 9, piece: 3, count: n, precision: .fp16, sender: "s") }) },
+            .rowValues: { try viaCodec({ RowValues.seal($0, kind: .rowValues, step: 9, chunk: 1, count: n, precision: .fp16, encoded: $1) },
+                                       { try RowValues.open($0, kind: .rowValues, length: $0.length, step: 9, chunk: 1, count: n, precision: .fp16, sender: "s") }) },
+            .rowGrads: { try viaCodec({ RowValues.seal($0, kind: .rowGrads, step: 9, chunk: 0, count: n, precision: .fp16, encoded: $1) },
+                                      { try RowValues.open($0, kind: .rowGrads, length: $0.length, step: 9, chunk: 0, count: n, precision: .fp16, sender: "s") }) },
+            .rowRequest: {
+                let rows: [[UInt64]] = [[0, 3, 900], [], [7]], bytes = RowRequest.encode(rows)
+                let b = FrameBuffer(payloadCapacity: bytes.count)
+                RowRequest.seal(b, bytes: bytes, step: 9, chunk: 0)
+                XCTAssertEqual(try RowRequest.open(b, length: b.length, step: 9, chunk: 0, bytes: bytes.count, rows: 4,
+                                                   tables: [TableSpec(rows: 1000, dim: 4), TableSpec(rows: 5, dim: 4), TableSpec(rows: 8, dim: 2)],
+                                                   sender: "s"), rows)
+            },
+            .eval: { XCTAssertEqual(try self.roundTrip(EvalResult(lossSum: 3.25, correct: 900, count: 1000)), EvalResult(lossSum: 3.25, correct: 900, count: 1000)) },
+            .stepInfo: { XCTAssertEqual(try self.roundTrip(StepSummary(lossSum: 1.5, samples: 8, overflow: true)), StepSummary(lossSum: 1.5, samples: 8, overflow: true)) },
+            .vote: { XCTAssertEqual(try self.roundTrip(OverflowVote(overflow: true, request: FrameFlags.stop)), OverflowVote(overflow: true, request: FrameFlags.stop)) },
+            .checkpoint: {
+                let r = try self.roundTrip(CheckpointReport(.success(CheckpointFileInfo(bytes: 5, sha256: String(repeating: "cd", count: 32)))))
+                XCTAssertEqual(try r.result.get(), CheckpointFileInfo(bytes: 5, sha256: String(repeating: "cd", count: 32)))
+            },
+            .bye: { XCTAssertEqual(try self.roundTrip(Goodbye()), Goodbye()) },
+            .rowAnnounce: { XCTAssertEqual(try self.roundTrip(RowAnnounce(rows: 12, bytes: 40, rounds: 3)), RowAnnounce(rows: 12, bytes: 40, rounds: 3)) },
+            .scores: { XCTAssertEqual(try self.roundTrip(EvalScores(histogram)), EvalScores(histogram)) },
+            .pull: { XCTAssertEqual(try self.roundTrip(PullRequest(.eval)), PullRequest(.eval)) },
+            .assign: { XCTAssertEqual(try self.roundTrip(Assignment(.train, step: 12, slice: 1)), Assignment(.train, step: 12, slice: 1)) },
+        ]
+        XCTAssertEqual(Set(cases.keys), Set(FrameKind.allCases), "a round trip for every frame kind")
+        for kind in FrameKind.allCases.sorted(by: { $0.rawValue < $1.rawValue }) {
+            XCTAssertNoThrow(try cases[kind]?(), "\(kind)")
+        }
+    }
+
     func testALongErrorIsCutNotOverflowed() throws {
         let long = String(repeating: "é", count: 1000)
         let r = try roundTrip(CheckpointReport(.failure(CheckpointFailure(message: long))))

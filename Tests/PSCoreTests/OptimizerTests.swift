@@ -32,6 +32,11 @@ final class OptimizerTests: XCTestCase {
              torch: "torch.optim.AdamW([p], lr=1.0, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.1)", torchState: ["exp_avg", "exp_avg_sq"]),
         Case(name: "adagrad", optimizer: Adagrad(eps: 1e-10, weightDecay: 0.01),
              torch: "torch.optim.Adagrad([p], lr=1.0, lr_decay=0, weight_decay=0.01, initial_accumulator_value=0, eps=1e-10)", torchState: ["sum"]),
+        Case(name: "rmsprop", optimizer: RMSprop(alpha: 0.99, eps: 1e-8, weightDecay: 0.01),
+             torch: "torch.optim.RMSprop([p], lr=1.0, alpha=0.99, eps=1e-8, weight_decay=0.01)", torchState: ["square_avg"]),
+        Case(name: "rmsprop-centered-momentum", optimizer: RMSprop(alpha: 0.9, eps: 1e-6, weightDecay: 0, momentum: 0.5, centered: true),
+             torch: "torch.optim.RMSprop([p], lr=1.0, alpha=0.9, eps=1e-6, momentum=0.5, centered=True)",
+             torchState: ["square_avg", "momentum_buffer", "grad_avg"]),
     ]
 
     /// The inputs every case runs on: n weights (not a multiple of any
@@ -98,6 +103,21 @@ final class OptimizerTests: XCTestCase {
             let g = raw + 0.01 * w
             state[0] += g * g
             w -= lr * g / (state[0].squareRoot() + 1e-10)
+        case "rmsprop", "rmsprop-centered-momentum":
+            let (alpha, eps, wd, mu, centered) = name == "rmsprop" ? (0.99, 1e-8, 0.01, 0.0, false) : (0.9, 1e-6, 0.0, 0.5, true)
+            let g = raw + wd * w
+            state[0] = alpha * state[0] + (1 - alpha) * g * g
+            var avg = state[0].squareRoot() + eps
+            if centered {
+                state[2] = alpha * state[2] + (1 - alpha) * g
+                avg = (state[0] - state[2] * state[2]).squareRoot() + eps
+            }
+            if mu > 0 {
+                state[1] = mu * state[1] + g / avg
+                w -= lr * state[1]
+            } else {
+                w -= lr * g / avg
+            }
         default: fatalError("no reference for \(name)")
         }
     }
@@ -420,7 +440,13 @@ final class LRScheduleTests: XCTestCase {
         refused(["train.optimizer=\"adam\"", "train.nesterov=true"], "train.nesterov", "sgd")
         refused(["train.nesterov=true", "train.momentum=0"], "train.nesterov", "train.momentum")
         refused(["train.lr_schedule=\"step\""], "train.lr_step_every", "at least 1")
-        refused(["train.optimizer=\"rmsprop\""], "train.optimizer", "adamw")
+        refused(["train.optimizer=\"lamb\""], "train.optimizer", "rmsprop")
+        refused(["train.centered=true"], "train.centered", "rmsprop")
+        // RMSprop takes train.alpha, train.centered, train.momentum and train.eps (PyTorch's 1e-8 by default).
+        var r = Config()
+        for o in ["train.optimizer=\"rmsprop\"", "train.alpha=0.9", "train.centered=true", "train.momentum=0"] { try r.apply(override: o) }
+        XCTAssertEqual(Optimizers.make(r.train) as? RMSprop, RMSprop(alpha: 0.9, eps: 1e-8, weightDecay: 1e-4, momentum: 0, centered: true))
+        XCTAssertEqual(Optimizers.make(r.train).stateNames, ["square_avg", "grad_avg"])
         refused(["train.beta2=1"], "train.beta2", "[0, 1)")
         refused(["train.clip_norm=-1"], "train.clip_norm", "[0,")
         refused(["train.lr_gamma=0"], "train.lr_gamma", "(0, 1]")

@@ -93,6 +93,9 @@ def optimizer(torch, params, t):
         return cls(params, lr=lr, betas=betas, eps=eps or 1e-8, weight_decay=wd)
     if kind == "adagrad":
         return torch.optim.Adagrad(params, lr=lr, eps=eps or 1e-10, weight_decay=wd)
+    if kind == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr, alpha=t.get("alpha", 0.99), eps=eps or 1e-8, weight_decay=wd,
+                                   momentum=t.get("momentum", 0.0), centered=t.get("centered", False))
     sys.exit(f"torch_peer: train.optimizer = {kind!r} has no PyTorch mirror here")
 
 

@@ -11,7 +11,7 @@ import XCTest
 
 /// Real jobs: the launcher, mpirun and the rank executables, on this machine.
 /// Each test bounds every process with a deadline (Harness.run).
-final class MPITrainingTests: XCTestCase {
+final class TrainingMPITests: XCTestCase {
     let synthetic = ["--set", "data.kind=synthetic", "--set", "data.synthetic_train=2048", "--set", "data.synthetic_test=512"]
 
     func testLaunchTrainsWritesTheRunDirectoryAndReports() throws {

@@ -7,7 +7,7 @@ import XCTest
 
 /// What a new user trips over (issue 21), as a user meets it: the built
 /// launcher on the command line.
-final class NewcomerTests: XCTestCase {
+final class NewcomerMPITests: XCTestCase {
     let synthetic = ["--set", "data.kind=synthetic", "--set", "data.synthetic_train=1024", "--set", "data.synthetic_test=256"]
 
     /// A tiny Criteo click log: label, 13 integer features, 26 categorical fields.
@@ -152,7 +152,7 @@ final class NewcomerTests: XCTestCase {
 /// after the checkpoint of the first: the launcher's last word agrees with
 /// the checkpoint (it said "stopped before it could checkpoint" while
 /// `ckpt list` showed that checkpoint complete and latest).
-final class DoubleSignalTests: XCTestCase {
+final class DoubleSignalMPITests: XCTestCase {
     func testASecondSignalAfterTheStopCheckpointNamesIt() throws {
         let dir = Harness.tempDir("double-int")
         let args = ["PSTRAIN_TEST_HANG=finalize:0", try Harness.executable("pstrain"), "launch", "--workers", "2", "--servers", "1",
@@ -180,7 +180,7 @@ final class DoubleSignalTests: XCTestCase {
 /// A finished run can be extended and changed (`resume --epochs`, `--set`,
 /// an edited run.toml), and a new run can start from exported weights
 /// (`launch --init-from`); it used to say "nothing to do" and take neither.
-final class ExtendRunTests: XCTestCase {
+final class ExtendRunMPITests: XCTestCase {
     let synthetic = ["--workers", "2", "--servers", "1", "--set", "data.kind=synthetic", "--set", "data.synthetic_train=1024",
                      "--set", "data.synthetic_test=256"]
 
@@ -256,7 +256,7 @@ final class ExtendRunTests: XCTestCase {
 /// each step and epoch once (it showed 1,404 steps of a 936-step run and
 /// three evaluations for two epochs), a failed run says why, and the HTML
 /// report keeps its title.
-final class InspectAttemptsTests: XCTestCase {
+final class InspectAttemptsMPITests: XCTestCase {
     let synthetic = ["--workers", "2", "--servers", "1", "--set", "data.kind=synthetic", "--set", "data.synthetic_train=1024",
                      "--set", "data.synthetic_test=256", "--set", "run.timeout_seconds=3"]
 
