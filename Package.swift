@@ -2,7 +2,8 @@
 // pstrain: a parameter-server training coordinator over MPI.
 //
 // Modules, each with one reason to change; the graph is a DAG, drawn in
-// docs/architecture.md:
+// docs/architecture.md. Each target declares every module it imports (no
+// edge is used only through another), and each file imports only what it uses:
 //   CBLAS, CZlib, CZstd, CXXHash, CPSKernels   C at the edge (system libraries, small kernels)
 //   PSSupport      errors, hashes (XXH64, SHA-256), durable file writes, console writes, timing
 //   PSNumerics     tensors, precision and the loss scaler, layers and the model, optimizers, data sets in memory
@@ -62,27 +63,28 @@ let package = Package(
                 // -Wno-psabi: the 8-float vectors are passed only between static functions of winograd.c, never across an ABI boundary.
                 cSettings: [.unsafeFlags(["-O3", "-Wno-psabi"])]),
         .target(name: "PSSupport", dependencies: ["CXXHash", .product(name: "Crypto", package: "swift-crypto")], swiftSettings: release),
-        .target(name: "PSNumerics", dependencies: ["PSSupport", "CBLAS", "CZlib", "CPSKernels"], swiftSettings: hot),
-        .target(name: "PSCodec", dependencies: ["PSNumerics", "CZstd", "CPSKernels"], swiftSettings: hot),
-        .target(name: "PSData", dependencies: ["PSNumerics", "CZlib"], swiftSettings: release),
-        .target(name: "PSConfig", dependencies: ["PSNumerics", "PSCodec", "PSData"],
-                swiftSettings: release),
-        .target(name: "PSCheckpoint", dependencies: ["PSConfig"], swiftSettings: release),
+        .target(name: "PSNumerics", dependencies: ["PSSupport", "CBLAS", "CPSKernels"], swiftSettings: hot),
+        .target(name: "PSCodec", dependencies: ["PSSupport", "PSNumerics", "CZstd", "CPSKernels"], swiftSettings: hot),
+        .target(name: "PSData", dependencies: ["PSSupport", "PSNumerics", "CZlib"], swiftSettings: release),
+        .target(name: "PSConfig", dependencies: ["PSSupport", "PSNumerics", "PSCodec", "PSData"], swiftSettings: release),
+        .target(name: "PSCheckpoint", dependencies: ["PSSupport", "PSNumerics", "PSConfig"], swiftSettings: release),
         .target(name: "PSRunLog", dependencies: ["PSSupport"], swiftSettings: release),
-        .target(name: "PSProtocol", dependencies: ["PSCheckpoint", "PSRunLog"], swiftSettings: release),
-        .target(name: "PSLaunch", dependencies: ["PSConfig", "PSCheckpoint", "PSRunLog"], swiftSettings: release),
-        .target(name: "PSInspect", dependencies: ["PSCheckpoint", "PSRunLog", "PSLaunch"], swiftSettings: release),
-        .target(name: "PSMPI", dependencies: ["CMPI", "PSProtocol"], swiftSettings: release),
-        .target(name: "PSRank", dependencies: ["PSProtocol", "PSMPI",
-                                              .product(name: "ArgumentParser", package: "swift-argument-parser")],
+        .target(name: "PSProtocol", dependencies: ["PSSupport", "PSNumerics", "PSCodec", "PSData", "PSConfig", "PSCheckpoint", "PSRunLog"],
+                swiftSettings: release),
+        .target(name: "PSLaunch", dependencies: ["PSSupport", "PSConfig", "PSCheckpoint", "PSRunLog"], swiftSettings: release),
+        .target(name: "PSInspect", dependencies: ["PSSupport", "PSNumerics", "PSConfig", "PSCheckpoint", "PSRunLog", "PSLaunch"], swiftSettings: release),
+        .target(name: "PSMPI", dependencies: ["CMPI", "CPSKernels", "PSProtocol"], swiftSettings: release),
+        .target(name: "PSRank", dependencies: ["CBLAS", "CPSKernels", "PSSupport", "PSNumerics", "PSConfig", "PSCheckpoint", "PSRunLog",
+                                              "PSProtocol", "PSMPI", .product(name: "ArgumentParser", package: "swift-argument-parser")],
                 swiftSettings: release),
         .executableTarget(name: "pstrain-server", dependencies: ["PSRank"]),
         .executableTarget(name: "pstrain-worker", dependencies: ["PSRank"]),
         .executableTarget(name: "pstrain",
-                          dependencies: ["PSProtocol", "PSLaunch", "PSInspect",
-                                         .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                          dependencies: ["PSSupport", "PSNumerics", "PSData", "PSConfig", "PSCheckpoint", "PSRunLog", "PSProtocol",
+                                         "PSLaunch", "PSInspect", .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           swiftSettings: release),
-        .executableTarget(name: "pstrain-bench", dependencies: ["PSProtocol", "CPSKernels", "CXXHash"], swiftSettings: release),
+        .executableTarget(name: "pstrain-bench", dependencies: ["CBLAS", "CPSKernels", "CXXHash", "PSSupport", "PSNumerics", "PSCodec", "PSConfig",
+                                                               "PSCheckpoint", "PSRunLog", "PSProtocol"], swiftSettings: release),
         .testTarget(name: "PSCoreTests", dependencies: ["PSProtocol", "PSLaunch", "CXXHash"]),
         .testTarget(name: "IntegrationTests", dependencies: ["PSProtocol", "PSInspect"]),
     ],

@@ -1,7 +1,4 @@
 import PSSupport
-import PSNumerics
-import PSData
-import PSConfig
 
 /// Why a checkpoint cannot be written, found or used. Each case carries the
 /// whole message, which names the file (and field) and what to do.

@@ -1,8 +1,4 @@
 import Foundation
-import PSSupport
-import PSNumerics
-import PSData
-import PSConfig
 
 /// A small, valid checkpoint `step-5` of a two-tensor model (`w` [2, 3] cut
 /// over two servers, `b` [2] on server 1) with one worker's residual: the

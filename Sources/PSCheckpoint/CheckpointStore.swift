@@ -1,7 +1,6 @@
 import Foundation
 import PSSupport
 import PSNumerics
-import PSData
 import PSConfig
 
 /// Reading and checking checkpoints. Every read goes through one checked

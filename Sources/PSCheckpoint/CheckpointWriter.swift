@@ -1,8 +1,5 @@
 import Foundation
 import PSSupport
-import PSNumerics
-import PSData
-import PSConfig
 
 /// A rank's part of writing a checkpoint, and server 0's part of completing it.
 /// A rank's checkpoint file as written: what the manifest lists.

@@ -1,5 +1,4 @@
 import Foundation
-import PSSupport
 import PSNumerics
 
 /// The weights a new run starts from instead of its random initialisation

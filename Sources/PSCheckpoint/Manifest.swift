@@ -12,7 +12,6 @@
 import Foundation
 import PSSupport
 import PSNumerics
-import PSData
 import PSConfig
 
 /// Everything a checkpoint holds besides the tensors.

@@ -1,8 +1,5 @@
 import Foundation
-import PSSupport
 import PSNumerics
-import PSData
-import PSConfig
 
 /// The standardisation numbers of data.normalize = "standardize": the
 /// training set's per-feature mean and deviation, FP32 tensors `data.mean`

@@ -1,8 +1,5 @@
 import Foundation
 import PSSupport
-import PSNumerics
-import PSData
-import PSConfig
 
 /// The safetensors format (https://github.com/huggingface/safetensors):
 /// an 8-byte little-endian header length N, N bytes of JSON (padded with

@@ -1,5 +1,4 @@
 import PSSupport
-import PSNumerics
 
 /// Why a received payload cannot be decoded. The caller adds who sent it
 /// and which piece (FrameError.badPayload).

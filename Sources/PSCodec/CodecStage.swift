@@ -1,5 +1,3 @@
-import PSSupport
-import PSNumerics
 
 /// A byte stage of the codec pipeline (docs/formats.md): it turns the bytes
 /// the stage before it produced into fewer (or reordered) bytes, and back.

@@ -1,4 +1,3 @@
-import PSSupport
 import PSNumerics
 
 /// Top-k error feedback on a worker (docs/formats.md): what top-k did not

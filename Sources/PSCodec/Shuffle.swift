@@ -1,6 +1,4 @@
 import CPSKernels
-import PSSupport
-import PSNumerics
 
 /// Byte shuffle: within each field plane, byte j of every element is
 /// grouped together (byte planes), which makes floats compress far better.

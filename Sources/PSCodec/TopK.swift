@@ -1,5 +1,4 @@
 import CPSKernels
-import PSSupport
 import PSNumerics
 
 /// Top-k sparsification of gradients: the k entries of largest magnitude of

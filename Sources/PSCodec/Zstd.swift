@@ -1,6 +1,4 @@
 import CZstd
-import PSSupport
-import PSNumerics
 
 /// zstd at the configured level, with its content checksum on; kept for a
 /// payload only when it makes it smaller.

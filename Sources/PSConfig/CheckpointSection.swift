@@ -1,6 +1,3 @@
-import PSSupport
-import PSNumerics
-import PSCodec
 
 /// [checkpoint]: when checkpoints are written and how many are kept.
 public struct CheckpointSection: ConfigSection {

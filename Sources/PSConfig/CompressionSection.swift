@@ -1,5 +1,3 @@
-import PSSupport
-import PSNumerics
 import PSCodec
 
 /// [compression]: how gradients and parameters travel.

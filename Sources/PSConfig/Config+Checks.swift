@@ -2,10 +2,8 @@
 // sections) and suggesting a key for a misspelt one.
 
 import Foundation
-import CPSKernels
 import PSSupport
 import PSNumerics
-import PSCodec
 
 extension Config {
     static func suggestion(for key: String) -> String {

@@ -1,5 +1,4 @@
 import Foundation
-import CPSKernels
 import PSSupport
 import PSNumerics
 import PSCodec

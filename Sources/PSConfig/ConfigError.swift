@@ -1,6 +1,5 @@
 import PSSupport
 import PSNumerics
-import PSCodec
 
 /// Where in a configuration file something is: 1-based line and column
 /// (columns count Unicode scalars).

@@ -1,6 +1,3 @@
-import PSSupport
-import PSNumerics
-import PSCodec
 
 // How a section's typed fields meet TOML: one ConfigKey per key, naming the
 // field (a key path), the key's type, range and meaning. Reading a file,

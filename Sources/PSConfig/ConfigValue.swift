@@ -1,6 +1,4 @@
 import PSSupport
-import PSNumerics
-import PSCodec
 
 // The values configuration keys are read from and written back as: what
 // the TOML reader parsed, as plain Swift values, and what the

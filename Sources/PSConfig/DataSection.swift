@@ -1,7 +1,5 @@
 import Foundation
-import PSSupport
 import PSNumerics
-import PSCodec
 import PSData
 
 extension DataFormat: ConfigChoice {

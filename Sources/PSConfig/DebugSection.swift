@@ -1,7 +1,5 @@
 import Foundation
 import PSSupport
-import PSNumerics
-import PSCodec
 
 /// [debug]: test hooks. Every default leaves every hook inert, so a
 /// production configuration (which never names [debug]) runs none of them.

@@ -1,6 +1,5 @@
 import PSSupport
 import PSNumerics
-import PSCodec
 
 extension LayerEntry {
     /// Reads entry `n` of `model.layers`: a table with a string `type` and

@@ -1,6 +1,3 @@
-import PSSupport
-import PSNumerics
-import PSCodec
 
 /// [run]: how the ranks run: deadlines, threads, message size, polling and
 /// the world the configuration expects.

@@ -1,6 +1,4 @@
-import PSSupport
 import PSNumerics
-import PSCodec
 
 /// [scaler]: dynamic loss scaling (FP16; `maxSkipsAtMin` applies to every
 /// precision).

@@ -1,6 +1,4 @@
-import PSSupport
 import PSNumerics
-import PSCodec
 import PSData
 
 // How each component is built from its own section of the configuration,

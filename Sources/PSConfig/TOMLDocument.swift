@@ -11,9 +11,6 @@
 // malformed input as a ConfigError with its line and column, bounds nesting,
 // and is fuzzed (fuzz/Sources/FuzzConfig, docs/fuzzing.md).
 
-import PSSupport
-import PSNumerics
-import PSCodec
 
 /// A configuration file read as TOML: its values, and where its keys are
 /// defined.

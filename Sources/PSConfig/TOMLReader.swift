@@ -1,9 +1,6 @@
 // The TOML reader's structure: documents, tables, keys, arrays and inline
 // tables (TOMLScalars.swift reads the values inside them).
 
-import PSSupport
-import PSNumerics
-import PSCodec
 
 /// The reader: one pass over the UTF-8 bytes, building the tables and noting
 /// where each key and array entry is defined (messages about values, such as

@@ -1,9 +1,6 @@
 // The TOML reader's scalars: booleans, numbers, dates and times, strings
 // and their escapes.
 
-import PSSupport
-import PSNumerics
-import PSCodec
 
 extension TOMLReader {
     /// A boolean, number, date or time: the word up to what ends a value.

@@ -1,7 +1,5 @@
 import Foundation
-import PSSupport
 import PSNumerics
-import PSCodec
 
 extension Precision: ConfigChoice {
     static var choices: [Precision] { allCases }

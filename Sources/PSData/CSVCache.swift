@@ -1,5 +1,4 @@
 import Foundation
-import PSSupport
 import PSNumerics
 
 /// The binary cache of a CSV data set (docs/formats.md, "CSV cache"): the

@@ -1,5 +1,4 @@
 import Foundation
-import PSSupport
 
 /// The binary cache of a Criteo or libsvm file (docs/formats.md, "CTR
 /// cache"): rows as records behind a header, one record per row, so that a

@@ -1,5 +1,4 @@
 import Foundation
-import PSSupport
 
 /// Converts a Criteo or libsvm text file into its cache (CTRCache): lines
 /// are parsed one at a time and written as records, so the conversion's

@@ -1,5 +1,4 @@
 import Foundation
-import PSSupport
 import PSNumerics
 
 /// A Criteo or libsvm file as a worker reads it: through its binary cache

@@ -1,5 +1,4 @@
 import Foundation
-import PSSupport
 
 /// The text a synthetic click log is written as: its Criteo lines,
 /// planted.json and ctr.toml.

@@ -1,5 +1,4 @@
 import Foundation
-import PSSupport
 import PSNumerics
 
 /// The planted model behind a synthetic click log (CTRGenerator): every

@@ -1,4 +1,3 @@
-import PSSupport
 import PSNumerics
 
 /// One parsed row of a click log, reused from line to line by the parsers

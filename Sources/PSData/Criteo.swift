@@ -1,5 +1,4 @@
 import Foundation
-import PSSupport
 
 /// The Criteo click-log format (docs/formats.md, "Criteo"): one row per
 /// line, 40 fields separated by tabs: the label (0 or 1), I1..I13 (whole

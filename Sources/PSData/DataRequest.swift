@@ -1,5 +1,4 @@
 import Foundation
-import PSSupport
 import PSNumerics
 
 /// The file formats a data set may come in (data.format).

@@ -1,5 +1,4 @@
 import Foundation
-import PSSupport
 import PSNumerics
 
 extension DataSplit {

@@ -1,6 +1,5 @@
 import Foundation
 import CZlib
-import PSSupport
 import PSNumerics
 
 // The IDX format of the MNIST family (Fashion-MNIST, MNIST, KMNIST, EMNIST):

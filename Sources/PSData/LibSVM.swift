@@ -1,5 +1,4 @@
 import Foundation
-import PSSupport
 
 /// The libsvm / svmlight format (docs/formats.md, "libsvm"): one row per
 /// line, `label idx:val idx:val ...` separated by spaces or tabs; the label

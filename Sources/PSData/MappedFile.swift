@@ -1,5 +1,4 @@
 import Foundation
-import PSSupport
 import PSNumerics
 
 /// A regular file mapped read-only into memory (MAP_PRIVATE): pages are

@@ -1,5 +1,4 @@
 import Foundation
-import PSSupport
 import PSNumerics
 
 /// NumPy's .npy format (numpy.lib.format): the magic "\x93NUMPY", a major

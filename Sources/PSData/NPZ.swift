@@ -1,5 +1,4 @@
 import Foundation
-import PSSupport
 import PSNumerics
 
 /// A NumPy archive (numpy.savez) holding the features as `x` and the labels

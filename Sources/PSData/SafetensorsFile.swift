@@ -1,5 +1,4 @@
 import Foundation
-import PSSupport
 import PSNumerics
 
 /// A safetensors file (https://github.com/huggingface/safetensors) holding

@@ -1,6 +1,5 @@
 import Foundation
 import CZlib
-import PSSupport
 import PSNumerics
 
 /// The members of a zip archive (an .npz file), read from its central

@@ -1,11 +1,6 @@
 import Foundation
-import PSSupport
 import PSNumerics
-import PSData
-import PSConfig
-import PSCheckpoint
 import PSRunLog
-import PSLaunch
 
 extension RunReport {
     public func chromeTrace() -> ChromeTrace {

@@ -1,9 +1,4 @@
 import Foundation
-import PSSupport
-import PSNumerics
-import PSData
-import PSConfig
-import PSCheckpoint
 import PSRunLog
 
 /// A self-contained HTML report of a run: no network, inline SVG charts

@@ -1,11 +1,4 @@
 import Foundation
-import PSSupport
-import PSNumerics
-import PSData
-import PSConfig
-import PSCheckpoint
-import PSRunLog
-import PSLaunch
 
 /// What `pstrain inspect` says about a run, as one JSON-friendly value.
 public struct RunSummary: Codable {

@@ -1,5 +1,4 @@
 import Foundation
-import PSSupport
 
 /// The mpirun command line for a job (MPMD: servers first, then workers).
 /// Pure, so tests can check every flag.

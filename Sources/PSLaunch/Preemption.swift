@@ -1,8 +1,5 @@
 import Foundation
 import PSSupport
-import PSConfig
-import PSCheckpoint
-import PSRunLog
 
 /// SIGINT or SIGTERM to the launcher (Ctrl-C, a scheduler's preemption):
 /// the first asks the ranks to finish the step, checkpoint and exit 0 (a

@@ -1,7 +1,6 @@
 import CMPI
 import CPSKernels
 import Foundation
-import PSSupport
 import PSProtocol
 
 /// An Open MPI call that failed: the function and Open MPI's own words.

@@ -1,4 +1,3 @@
-import PSSupport
 
 /// A fixed-size, 64-byte aligned, zero-initialised array of Float that owns
 /// its memory. Hot loops take its `pointer`; nothing here checks bounds per

@@ -1,4 +1,3 @@
-import PSSupport
 
 /// The number format of what workers hold and what travels on the wire.
 /// Servers always keep FP32 master weights and FP32 optimizer state.

@@ -1,5 +1,4 @@
 import CPSKernels
-import PSSupport
 
 /// Element encodings of frame payloads: FP32 as is, or FP16/BF16 (two bytes
 /// an element, round to nearest even). Lossless stages come later (issue 4).

@@ -1,11 +1,4 @@
 import Foundation
-import PSSupport
-import PSNumerics
-import PSCodec
-import PSData
-import PSConfig
-import PSCheckpoint
-import PSRunLog
 
 /// Who is really silent when waits time out in a cascade.
 ///

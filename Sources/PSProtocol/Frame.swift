@@ -1,10 +1,6 @@
 import PSSupport
 import PSNumerics
 import PSCodec
-import PSData
-import PSConfig
-import PSCheckpoint
-import PSRunLog
 
 /// What a frame carries.
 public enum FrameKind: UInt8, CaseIterable {

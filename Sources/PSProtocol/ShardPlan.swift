@@ -1,10 +1,4 @@
-import PSSupport
 import PSNumerics
-import PSCodec
-import PSData
-import PSConfig
-import PSCheckpoint
-import PSRunLog
 
 /// How the flat parameter vector is cut over S servers: server s owns the
 /// contiguous global range [bounds[s], bounds[s+1]), balanced by bytes to

@@ -1,11 +1,6 @@
 import Foundation
 import PSSupport
 import PSNumerics
-import PSCodec
-import PSData
-import PSConfig
-import PSCheckpoint
-import PSRunLog
 
 /// A pending send or receive.
 public struct TransportRequest {

@@ -1,11 +1,5 @@
 import Foundation
-import PSSupport
-import PSNumerics
-import PSCodec
-import PSData
 import PSConfig
-import PSCheckpoint
-import PSRunLog
 
 
 /// The layout of a started world: which ranks serve and which work. Servers

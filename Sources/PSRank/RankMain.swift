@@ -5,8 +5,6 @@ import Foundation
 import PSMPI
 import PSSupport
 import PSNumerics
-import PSCodec
-import PSData
 import PSConfig
 import PSCheckpoint
 import PSRunLog

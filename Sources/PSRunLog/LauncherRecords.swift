@@ -1,5 +1,4 @@
 import Foundation
-import PSSupport
 
 // ---------------------------------------------------------------------------
 // The records the launcher writes to a run's events.jsonl (docs/run-log.md),

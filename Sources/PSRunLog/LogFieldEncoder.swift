@@ -1,5 +1,4 @@
 import Foundation
-import PSSupport
 
 // ---------------------------------------------------------------------------
 // Records to log lines. JSONEncoder will not do for writing: it promises no

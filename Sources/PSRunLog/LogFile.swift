@@ -1,5 +1,4 @@
 import Foundation
-import PSSupport
 
 // ---------------------------------------------------------------------------
 // Reading a log back into the record types it was written from: each line

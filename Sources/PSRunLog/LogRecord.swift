@@ -1,5 +1,4 @@
 import Foundation
-import PSSupport
 
 /// One kind of run-log record (docs/run-log.md): the ranks' in
 /// RankRecords.swift, the launcher's in LauncherRecords.swift. A record

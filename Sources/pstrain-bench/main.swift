@@ -9,7 +9,6 @@ import CXXHash
 import PSSupport
 import PSNumerics
 import PSCodec
-import PSData
 import PSConfig
 import PSCheckpoint
 import PSRunLog

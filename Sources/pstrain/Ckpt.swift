@@ -2,12 +2,8 @@ import ArgumentParser
 import Foundation
 import PSSupport
 import PSNumerics
-import PSCodec
-import PSData
 import PSConfig
 import PSCheckpoint
-import PSRunLog
-import PSProtocol
 import PSLaunch
 
 struct Ckpt: ParsableCommand {

@@ -1,14 +1,6 @@
 import ArgumentParser
 import Foundation
 import PSInspect
-import PSSupport
-import PSNumerics
-import PSCodec
-import PSData
-import PSConfig
-import PSCheckpoint
-import PSRunLog
-import PSProtocol
 import PSLaunch
 
 struct Inspect: ParsableCommand {

@@ -1,12 +1,7 @@
 import ArgumentParser
 import Foundation
-import PSSupport
 import PSNumerics
-import PSCodec
-import PSData
 import PSConfig
-import PSCheckpoint
-import PSRunLog
 import PSProtocol
 import PSLaunch
 

@@ -1,8 +1,6 @@
 import ArgumentParser
 import Foundation
-import PSSupport
 import PSNumerics
-import PSCodec
 import PSData
 import PSConfig
 import PSCheckpoint

@@ -17,13 +17,6 @@ import PSSupport
 
 import Foundation
 import PSSupport
-import PSNumerics
-import PSCodec
-import PSData
-import PSConfig
-import PSCheckpoint
-import PSRunLog
-import PSProtocol
 import PSLaunch
 
 // A closed pipe (`pstrain launch | head`) is an error each write reports, not a reason to die.

@@ -1,5 +1,4 @@
 import Foundation
-import PSSupport
 
 /// Rows of a click-through-rate data set as a worker computes on them: a
 /// binary label, the dense features (already transformed), and for each

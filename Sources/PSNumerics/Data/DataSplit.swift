@@ -1,5 +1,4 @@
 import Foundation
-import PSSupport
 
 /// The sets of a run: training, test and (when `data.validation` holds some
 /// out) validation, and the per-feature statistics the normalisation used

@@ -1,5 +1,4 @@
 import Foundation
-import PSSupport
 
 /// The samples a worker trains or evaluates on: rows `rows` of a file's
 /// `Samples`, normalised as they are gathered. A worker reads only the rows

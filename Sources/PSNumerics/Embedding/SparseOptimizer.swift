@@ -1,5 +1,4 @@
 import Foundation
-import PSSupport
 
 /// The optimizer of the embedding tables (train.sparse_optimizer): it
 /// updates only the rows a step touched, and only their state moves (a

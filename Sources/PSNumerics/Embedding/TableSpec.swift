@@ -1,4 +1,3 @@
-import PSSupport
 
 /// One embedding table of a click-through-rate model (an entry of
 /// `model.tables`): `rows` x `dim` FP32 values, torch.nn.EmbeddingBag's

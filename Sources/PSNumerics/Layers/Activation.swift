@@ -1,4 +1,3 @@
-import PSSupport
 
 /// A layer that maps each element alone, keeping the shape: y = f(x), and
 /// dx = dy * f'(x, y). Each activation is one small file with its `type`,

@@ -1,4 +1,3 @@
-import PSSupport
 
 /// Mean over each window (nn.AvgPool2d(kernel, stride), no padding).
 public final class AvgPool2d: Pool2d, LayerKind {

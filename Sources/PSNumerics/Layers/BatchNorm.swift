@@ -1,4 +1,3 @@
-import PSSupport
 
 /// Batch normalization (nn.BatchNorm1d on [C] samples, nn.BatchNorm2d on
 /// [C, H, W]): in training each worker normalizes with the statistics of

@@ -1,6 +1,5 @@
 import CBLAS
 import CPSKernels
-import PSSupport
 
 /// 2-D convolution over [C, H, W] samples with a square kernel (nn.Conv2d
 /// with bias, dilation 1, groups 1): weight (out, in, k, k), bias (out).

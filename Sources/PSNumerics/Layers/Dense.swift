@@ -1,5 +1,4 @@
 import CBLAS
-import PSSupport
 
 /// Fully connected: y = x W^T + b, W (out, in), b (out).
 public final class Dense: LayerKind {

@@ -1,4 +1,3 @@
-import PSSupport
 
 /// Zeroes each element with probability p in training and scales the rest
 /// by 1/(1-p) (nn.Dropout(p)); the identity in evaluation. The mask of an

@@ -1,4 +1,3 @@
-import PSSupport
 
 /// Flattens each sample to a vector, channels first (nn.Flatten()).
 public final class Flatten: LayerKind {

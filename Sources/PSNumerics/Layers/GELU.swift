@@ -1,5 +1,4 @@
 import Foundation
-import PSSupport
 
 /// y = x Phi(x) = x/2 (1 + erf(x / sqrt 2)), the exact form (nn.GELU() with
 /// approximate='none'); dy/dx = Phi(x) + x phi(x).

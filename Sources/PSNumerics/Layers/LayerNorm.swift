@@ -1,4 +1,3 @@
-import PSSupport
 
 /// Layer normalization over all of a sample (nn.LayerNorm(shape) with the
 /// layer's whole input shape, elementwise affine): weight and bias have the

@@ -1,4 +1,3 @@
-import PSSupport
 import CPSKernels
 
 /// Max over each window (nn.MaxPool2d(kernel, stride), no padding). The

@@ -1,4 +1,3 @@
-import PSSupport
 
 /// What the 2-D pooling layers share: keys, geometry and the window loop.
 /// Windows are kernel x kernel, moved by stride (default: kernel), without

@@ -1,5 +1,4 @@
 import CPSKernels
-import PSSupport
 
 /// y = max(x, 0) (nn.ReLU).
 public final class ReLU: Activation, LayerKind {

@@ -1,5 +1,4 @@
 import Foundation
-import PSSupport
 
 /// y = x sigmoid(x) (nn.SiLU, also called swish); dy/dx = s (1 + x (1 - s))
 /// with s = sigmoid(x).

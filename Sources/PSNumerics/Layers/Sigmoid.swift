@@ -1,5 +1,4 @@
 import Foundation
-import PSSupport
 
 /// y = 1 / (1 + e^-x) (nn.Sigmoid); dy/dx = y (1 - y).
 public final class Sigmoid: Activation, LayerKind {

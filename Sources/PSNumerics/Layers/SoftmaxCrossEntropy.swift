@@ -33,5 +33,4 @@ public enum SoftmaxCrossEntropy {
 
 #if canImport(Glibc)
 import Glibc
-import PSSupport
 #endif

@@ -1,5 +1,4 @@
 import Foundation
-import PSSupport
 
 /// y = tanh(x) (nn.Tanh); dy/dx = 1 - y^2.
 public final class Tanh: Activation, LayerKind {

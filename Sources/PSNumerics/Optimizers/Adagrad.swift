@@ -1,5 +1,4 @@
 import CPSKernels
-import PSSupport
 
 /// Adagrad, as torch.optim.Adagrad with lr_decay 0 and
 /// initial_accumulator_value 0; weight decay is L2, added to the gradient:

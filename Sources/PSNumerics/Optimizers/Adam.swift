@@ -1,6 +1,5 @@
 import Foundation
 import CPSKernels
-import PSSupport
 
 /// Adam, as torch.optim.Adam (amsgrad off): weight decay is L2, added to the
 /// gradient. With t the number of updates so far, this one included:

@@ -1,5 +1,4 @@
 import CPSKernels
-import PSSupport
 
 /// AdamW, as torch.optim.AdamW (amsgrad off): Adam whose weight decay is
 /// decoupled from the gradient. The weights shrink first, then take Adam's

@@ -1,5 +1,4 @@
 import Foundation
-import PSSupport
 
 /// The learning rate of each step: an optional linear warmup, then a decay
 /// over the steps that are left. With W warmup steps, a run of T steps and

@@ -1,4 +1,3 @@
-import PSSupport
 
 /// An optimizer as the servers run it: an update of a contiguous range of
 /// FP32 master weights from the summed gradient, with per-element state

@@ -1,5 +1,4 @@
 import Foundation
-import PSSupport
 
 /// RMSprop, as torch.optim.RMSprop (PyTorch 1.13's single-tensor update),
 /// operation for operation in FP32:

@@ -1,4 +1,3 @@
-import PSSupport
 
 /// SGD with momentum and weight decay, PyTorch's semantics (torch.optim.SGD
 /// with dampening 0): g' = g + wd w; v = mu v + g'; then w -= lr v, or with

@@ -1,4 +1,3 @@
-import PSSupport
 import PSNumerics
 
 /// Server 0 -> a worker, with train.consistency = "ssp" or "async", in

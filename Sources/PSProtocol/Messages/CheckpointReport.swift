@@ -1,10 +1,5 @@
-import PSSupport
 import PSNumerics
-import PSCodec
-import PSData
-import PSConfig
 import PSCheckpoint
-import PSRunLog
 
 /// Every rank but server 0 -> server 0, once its file of a checkpoint is
 /// written: its size and SHA-256, or why it could not be written.

@@ -1,10 +1,3 @@
-import PSSupport
-import PSNumerics
-import PSCodec
-import PSData
-import PSConfig
-import PSCheckpoint
-import PSRunLog
 
 /// A control message between ranks: a small value type of fixed size that
 /// seals itself into a frame and is opened and checked from one. Each kind

@@ -1,10 +1,4 @@
-import PSSupport
 import PSNumerics
-import PSCodec
-import PSData
-import PSConfig
-import PSCheckpoint
-import PSRunLog
 
 /// Worker -> server 0 after each epoch: its slice of the test set (and of
 /// the validation set, zeros when there is none) scored with the parameters

@@ -1,4 +1,3 @@
-import PSSupport
 import PSNumerics
 
 /// Worker -> server 0 after each epoch of a model with a binary loss: its

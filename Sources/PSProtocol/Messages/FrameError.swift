@@ -1,10 +1,4 @@
 import PSSupport
-import PSNumerics
-import PSCodec
-import PSData
-import PSConfig
-import PSCheckpoint
-import PSRunLog
 
 /// A message from a peer that cannot be trusted: its frame fails a check,
 /// its payload does not decode, or a value in it cannot be. Every case names

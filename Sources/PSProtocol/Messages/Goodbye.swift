@@ -1,10 +1,4 @@
-import PSSupport
 import PSNumerics
-import PSCodec
-import PSData
-import PSConfig
-import PSCheckpoint
-import PSRunLog
 
 /// Worker -> every server at the very end: every parameter message has
 /// arrived, so the server may let go of its buffers and of MPI (over TCP,

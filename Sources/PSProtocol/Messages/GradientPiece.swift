@@ -1,10 +1,5 @@
-import PSSupport
 import PSNumerics
 import PSCodec
-import PSData
-import PSConfig
-import PSCheckpoint
-import PSRunLog
 
 /// Worker -> the server that owns it: one piece of a step's gradients,
 /// encoded in place by the codec (top-k when configured). Zero-copy like

@@ -1,11 +1,5 @@
 import Foundation
 import PSSupport
-import PSNumerics
-import PSCodec
-import PSData
-import PSConfig
-import PSCheckpoint
-import PSRunLog
 
 /// What each rank announces at start-up, exchanged with one allgather of
 /// fixed-size records before the world is known (so not a framed message):

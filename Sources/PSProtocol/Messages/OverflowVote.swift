@@ -1,10 +1,5 @@
-import PSSupport
 import PSNumerics
 import PSCodec
-import PSData
-import PSConfig
-import PSCheckpoint
-import PSRunLog
 
 /// Server -> every other server, once per step when there are several: did
 /// this server see an overflow (in a worker's summary or its own sum),

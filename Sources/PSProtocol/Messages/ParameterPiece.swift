@@ -1,10 +1,5 @@
-import PSSupport
 import PSNumerics
 import PSCodec
-import PSData
-import PSConfig
-import PSCheckpoint
-import PSRunLog
 
 /// Server -> every worker: one piece of the parameters of a version, encoded
 /// in place by the codec (never top-k). Zero-copy: the codec writes the

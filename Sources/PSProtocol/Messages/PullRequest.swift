@@ -1,4 +1,3 @@
-import PSSupport
 import PSNumerics
 
 /// Worker -> every server, with train.consistency = "ssp" or "async": send

@@ -1,4 +1,3 @@
-import PSSupport
 import PSNumerics
 
 /// Worker -> a server that holds table rows, before each row request: how

@@ -1,6 +1,5 @@
 import PSSupport
 import PSNumerics
-import PSCodec
 
 /// Worker -> a server holding table rows: the rows of each table it needs
 /// for a microbatch. Payload: per table the number of rows (LEB128 varint),

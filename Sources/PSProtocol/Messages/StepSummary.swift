@@ -1,10 +1,4 @@
-import PSSupport
 import PSNumerics
-import PSCodec
-import PSData
-import PSConfig
-import PSCheckpoint
-import PSRunLog
 
 /// Worker -> every server, after its last gradient piece of a step: the sum
 /// of its samples' losses, how many samples, and whether any gradient it

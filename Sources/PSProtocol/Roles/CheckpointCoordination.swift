@@ -1,11 +1,7 @@
 import Foundation
 import PSSupport
 import PSNumerics
-import PSCodec
-import PSData
-import PSConfig
 import PSCheckpoint
-import PSRunLog
 
 /// How the ranks write a checkpoint together (docs/checkpoints.md): every
 /// rank writes its own file into the temporary folder of the step and

@@ -1,11 +1,5 @@
 import Foundation
 import PSSupport
-import PSNumerics
-import PSCodec
-import PSData
-import PSConfig
-import PSCheckpoint
-import PSRunLog
 
 /// Server 0's human progress lines: one per epoch, one every few seconds,
 /// and one line per burst of skipped steps (never one per skipped step).

@@ -1,10 +1,4 @@
 import PSSupport
-import PSNumerics
-import PSCodec
-import PSData
-import PSConfig
-import PSCheckpoint
-import PSRunLog
 
 /// Why a run cannot go on, as the coordination protocol sees it.
 public enum ProtocolError: UserFacingError, Equatable {

@@ -1,8 +1,5 @@
 import Foundation
-import PSSupport
-import PSNumerics
 import PSCodec
-import PSData
 import PSConfig
 import PSCheckpoint
 import PSRunLog

@@ -1,10 +1,7 @@
 import Foundation
 import PSSupport
 import PSNumerics
-import PSCodec
-import PSConfig
 import PSRunLog
-import PSCheckpoint
 
 /// What a server knows of the work in ssp and async training.
 struct AsyncState {

@@ -2,7 +2,6 @@ import Foundation
 import PSSupport
 import PSNumerics
 import PSCodec
-import PSData
 import PSConfig
 import PSCheckpoint
 import PSRunLog

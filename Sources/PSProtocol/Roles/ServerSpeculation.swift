@@ -1,4 +1,3 @@
-import PSSupport
 import PSNumerics
 import PSCodec
 

@@ -1,10 +1,5 @@
 import Foundation
-import PSSupport
-import PSNumerics
-import PSCodec
-import PSData
 import PSConfig
-import PSCheckpoint
 import PSRunLog
 
 /// The test hooks of the `[debug]` configuration section in one place: each

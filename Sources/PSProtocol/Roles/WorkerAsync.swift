@@ -1,7 +1,6 @@
 import PSSupport
 import PSNumerics
 import PSCodec
-import PSRunLog
 
 /// ssp and async (train.consistency; ServerAsync.swift has the servers'
 /// side): the worker asks server 0 for work and does what it is given:

@@ -1,10 +1,6 @@
 import Foundation
 import PSSupport
 import PSNumerics
-import PSCodec
-import PSData
-import PSConfig
-import PSCheckpoint
 import PSRunLog
 
 /// The parameters a worker is receiving: their version, the receives still
