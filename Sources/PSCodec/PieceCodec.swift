@@ -15,18 +15,6 @@ public struct CodecStages: OptionSet, Equatable {
     public static let known: CodecStages = [.topk, .shuffle, .zstd]
 }
 
-/// Frame flags.
-public enum FrameFlags {
-    /// The adaptive bypass sent this piece without shuffle and zstd, because
-    /// compressing it does not pay for the configured link.
-    public static let bypassed: UInt8 = 1
-    /// Parameters: the state after this version is checkpointed (decided by server 0).
-    public static let checkpoint: UInt8 = 2
-    /// Parameters: the run stops after that checkpoint (preemption).
-    public static let stop: UInt8 = 4
-    public static let known: UInt8 = bypassed | checkpoint | stop
-}
-
 /// The codec pipeline of a run (`[compression]` in the configuration).
 public struct CodecSettings: Equatable {
     /// Fraction of each gradient piece kept by top-k (0: dense). Gradients only.
@@ -55,6 +43,10 @@ extension CodecSettings {
 
 /// What `encode` produced.
 public struct EncodedPiece {
+    /// The flag of a piece the adaptive bypass sent without shuffle and zstd
+    /// (FrameFlags.bypassed in the frame's header).
+    public static let bypassedFlag: UInt8 = 1
+
     public var stages: CodecStages
     public var flags: UInt8
     public var length: Int
@@ -162,7 +154,7 @@ public final class PieceCodec {
         }
         guard compress else {
             encodeSeconds += now() - t0
-            return EncodedPiece(stages: applied, flags: active.isEmpty ? 0 : FrameFlags.bypassed, length: len, kept: kept)
+            return EncodedPiece(stages: applied, flags: active.isEmpty ? 0 : EncodedPiece.bypassedFlag, length: len, kept: kept)
         }
         // The byte stages; the last writes into `out`.
         var cur = bufA, spare = bufB

@@ -21,6 +21,18 @@ public enum FrameKind: UInt8, CaseIterable {
     public var tag: Int32 { Int32(rawValue) }
 }
 
+/// The header's flags byte.
+public enum FrameFlags {
+    /// The adaptive bypass sent this piece without shuffle and zstd, because
+    /// compressing it does not pay for the configured link (the codec sets it).
+    public static let bypassed: UInt8 = EncodedPiece.bypassedFlag
+    /// Parameters: the state after this version is checkpointed (decided by server 0).
+    public static let checkpoint: UInt8 = 2
+    /// Parameters: the run stops after that checkpoint (preemption).
+    public static let stop: UInt8 = 4
+    public static let known: UInt8 = bypassed | checkpoint | stop
+}
+
 /// The 64-byte header in front of every message between ranks (all fields
 /// little-endian; docs/formats.md):
 ///
