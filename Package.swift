@@ -67,7 +67,7 @@ let package = Package(
         .target(name: "PSCodec", dependencies: ["PSSupport", "PSNumerics", "CZstd", "CPSKernels"], swiftSettings: hot),
         .target(name: "PSData", dependencies: ["PSSupport", "PSNumerics", "CZlib"], swiftSettings: release),
         .target(name: "PSConfig", dependencies: ["PSSupport", "PSNumerics", "PSCodec", "PSData"], swiftSettings: release),
-        .target(name: "PSCheckpoint", dependencies: ["PSSupport", "PSNumerics", "PSConfig"], swiftSettings: release),
+        .target(name: "PSCheckpoint", dependencies: ["PSSupport", "PSNumerics"], swiftSettings: release),
         .target(name: "PSRunLog", dependencies: ["PSSupport"], swiftSettings: release),
         .target(name: "PSProtocol", dependencies: ["PSSupport", "PSNumerics", "PSCodec", "PSData", "PSConfig", "PSCheckpoint", "PSRunLog"],
                 swiftSettings: release),

@@ -1,7 +1,6 @@
 import Foundation
 import PSSupport
 import PSNumerics
-import PSConfig
 
 /// Reading and checking checkpoints. Every read goes through one checked
 /// path: `readManifest` (bounded size, format, checksum, step against the
@@ -13,11 +12,16 @@ public enum CheckpointStore {
 
     /// The FP32 tensors a server file holds for each of its shards: the
     /// weights ("<name>", suffix "") and each state tensor of the optimizer
-    /// that the checkpoint's configuration names ("<name>.momentum" for SGD,
-    /// "<name>.exp_avg" and "<name>.exp_avg_sq" for Adam and AdamW,
-    /// "<name>.sum" for Adagrad).
+    /// ("<name>.momentum" for SGD, "<name>.exp_avg" and "<name>.exp_avg_sq"
+    /// for Adam and AdamW, "<name>.sum" for Adagrad), as the manifest
+    /// records them; for a manifest written before it recorded them, as the
+    /// server file holding the first tensor's first shard names them.
     public static func serverSuffixes(_ m: Manifest, dir: String) throws -> [String] {
-        [""] + Optimizers.make(try m.configuration(folder: dir).train).stateNames
+        if let states = m.optimizerStates { return [""] + states }
+        guard let first = m.tensors.first, let shard = first.shards.first else { return [""] }
+        let prefix = first.name + "."
+        let states = try readListedFile(dir, m, shard.file).keys.filter { $0.hasPrefix(prefix) }.map { String($0.dropFirst(prefix.count)) }
+        return [""] + states.sorted()
     }
 
     /// step-<N> folders, oldest first (temporary folders are not listed).
@@ -252,7 +256,7 @@ public enum CheckpointStore {
     /// The FP32 piece of `tensor` (with `suffix`) that `shard` names, which
     /// must hold exactly the shard's element count.
     /// Optimizer states that are sums of squares, never negative.
-    static let nonNegativeStates: Set<String> = ["exp_avg_sq", "sum"]
+    static let nonNegativeStates: Set<String> = ["exp_avg_sq", "sum", "square_avg"]
 
     static func shardPiece(_ tensors: [String: Safetensors.Tensor], dir: String, tensor: String, suffix: String,
                            shard: Manifest.TensorEntry.Shard) throws -> Safetensors.Tensor {
@@ -261,7 +265,7 @@ public enum CheckpointStore {
             throw CheckpointError.invalid("\(dir)/\(shard.file) lacks \(key) with \(shard.count) FP32 elements (the manifest's shard of \(tensor) says so): damaged or crafted checkpoint")
         }
         // Values a run can hold: finite, and not negative for the states
-        // that are sums of squares (Adam's exp_avg_sq, Adagrad's sum).
+        // that are sums of squares (Adam's exp_avg_sq, Adagrad's sum, RMSprop's square_avg).
         let nonNegative = nonNegativeStates.contains(suffix)
         let found = piece.data.withUnsafeBytes { b -> (Int, Float)? in
             for k in 0..<piece.count {

@@ -12,7 +12,6 @@
 import Foundation
 import PSSupport
 import PSNumerics
-import PSConfig
 
 /// Everything a checkpoint holds besides the tensors.
 public struct Manifest: Codable, Equatable {
@@ -74,6 +73,11 @@ public struct Manifest: Codable, Equatable {
     public var created: Double
     public var files: [FileEntry]
     public var tensors: [TensorEntry]
+    /// The state tensors the servers' optimizer keeps beside each weight
+    /// tensor ("<name>.<state>"): ["momentum"] for SGD, ["exp_avg",
+    /// "exp_avg_sq"] for Adam. nil in manifests written before it was
+    /// recorded; readers then take the names from the server files.
+    public var optimizerStates: [String]?
     /// SHA-256 (hex) of `canonicalJSON()`: set by `sealed()` when the
     /// checkpoint is written, checked by every reader.
     public var checksum: String? = nil
@@ -82,12 +86,12 @@ public struct Manifest: Codable, Equatable {
     public init(run: String, step: Int, epoch: Int, epochCursor: Int, stepsPerEpoch: Int, totalSteps: Int, seed: UInt64,
                 dataOrder: String, rng: String, lrSchedule: String, learningRate: Double, scaler: ScalerState, servers: Int,
                 workers: Int, precision: String, compression: String, build: String, configHash: String, config: String,
-                created: Double, files: [FileEntry], tensors: [TensorEntry]) {
+                created: Double, files: [FileEntry], tensors: [TensorEntry], optimizerStates: [String]? = nil) {
         self.run = run; self.step = step; self.epoch = epoch; self.epochCursor = epochCursor; self.stepsPerEpoch = stepsPerEpoch
         self.totalSteps = totalSteps; self.seed = seed; self.dataOrder = dataOrder; self.rng = rng; self.lrSchedule = lrSchedule
         self.learningRate = learningRate; self.scaler = scaler; self.servers = servers; self.workers = workers
         self.precision = precision; self.compression = compression; self.build = build; self.configHash = configHash
-        self.config = config; self.created = created; self.files = files; self.tensors = tensors
+        self.config = config; self.created = created; self.files = files; self.tensors = tensors; self.optimizerStates = optimizerStates
     }
 
     /// The bytes the checksum covers: this manifest without `checksum`,
@@ -109,10 +113,4 @@ public struct Manifest: Codable, Equatable {
         return m
     }
 
-    /// The run's configuration embedded in the manifest of checkpoint
-    /// `folder`, read and checked like any configuration file (every range
-    /// and model size limit): its sizes become buffers.
-    public func configuration(folder: String) throws -> Config {
-        try Config.parse(config, source: folder + "/manifest.json (config)")
-    }
 }

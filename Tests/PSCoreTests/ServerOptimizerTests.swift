@@ -147,9 +147,18 @@ final class ServerOptimizerTests: XCTestCase {
             XCTAssertEqual("\(e)", "/r/step-5 holds the state of train.optimizer = \"adamw\"; this configuration has \"sgd\": "
                            + "resume with the run's own optimizer (its state cannot be carried over to another)")
         }
-        XCTAssertEqual(try CheckpointStore.serverSuffixes(m, dir: "/r/step-5"), ["", "exp_avg", "exp_avg_sq"])
-        var old = m
-        old.config = ConfigTests.defaultCanonical.components(separatedBy: "\n").filter { !$0.hasPrefix("optimizer =") }.joined(separator: "\n")
-        XCTAssertEqual(try CheckpointStore.serverSuffixes(old, dir: "/r/step-5"), ["", "momentum"])
+        // The manifest records the state names (PSCheckpoint reads no configuration)...
+        var recorded = m
+        recorded.optimizerStates = ["exp_avg", "exp_avg_sq"]
+        XCTAssertEqual(try CheckpointStore.serverSuffixes(recorded, dir: "/r/step-5"), ["", "exp_avg", "exp_avg_sq"])
+        // ...and for a manifest written before it did, the server file of the first tensor names them.
+        let dir = NSTemporaryDirectory() + "pstrain-states-\(getpid())"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir + "/checkpoints", withIntermediateDirectories: true)
+        try writeExampleCheckpoint(runDir: dir, weights: (0..<8).map { Float($0) }, momentum: [Float](repeating: 0.5, count: 8),
+                                   residual: [Float](repeating: 0, count: 8), build: "t")
+        let old = try CheckpointStore.verify(dir + "/checkpoints/step-5")
+        XCTAssertNil(old.optimizerStates)
+        XCTAssertEqual(try CheckpointStore.serverSuffixes(old, dir: dir + "/checkpoints/step-5"), ["", "momentum"])
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import PSSupport
+import PSConfig
 import PSNumerics
 import PSCheckpoint
 
@@ -74,6 +75,14 @@ extension Manifest {
                       TensorEntry(name: t.name, shape: t.spec.shape, shards: chunks.filter { $0.tensor == t.index }.map {
                           .init(file: checkpointFile(.server, $0.server), start: $0.range.lowerBound - t.offset, count: $0.range.count)
                       })
-                  })
+                  },
+                  optimizerStates: Optimizers.make(cfg.train).stateNames)
+    }
+
+    /// The run's configuration embedded in the manifest of checkpoint
+    /// `folder`, read and checked like any configuration file (every range
+    /// and rule), naming the manifest in its messages.
+    public func configuration(folder: String) throws -> Config {
+        try Config.parse(config, source: folder + "/manifest.json (config)")
     }
 }
