@@ -206,7 +206,7 @@ public struct RunReport {
     func status(server0: RankLog?, stepsTotal: Int, stepsDone: Int, restarts: Int) -> String {
         let done = server0?.records(ServerDoneRecord.self).last
         let lastExit = events?.records(ExitRecord.self).last
-        let stopped = server0?.records(StoppedRecord.self).last != nil && (done?.steps ?? 0) < stepsTotal
+        let stopped = server0?.records(ServerStoppedRecord.self).last != nil && (done?.steps ?? 0) < stepsTotal
         var status: String
         if let d = done, d.steps == stepsTotal, stepsTotal > 0 { status = "finished" }
         else if stopped { status = "stopped (preempted) at step \(stepsDone); resume it with pstrain resume" }

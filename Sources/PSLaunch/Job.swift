@@ -230,7 +230,7 @@ public enum Job {
         var stopped: Int?
         for e in LogFile(path: dir + "/logs/server-0.jsonl")?.entries ?? [] {
             switch e.event {
-            case StoppedRecord.event: stopped = (e.record as? StoppedRecord)?.step
+            case ServerStoppedRecord.event: stopped = (e.record as? ServerStoppedRecord)?.step
             case HelloRecord.event: stopped = nil   // a later attempt started
             default: break
             }

@@ -4,21 +4,45 @@ import PSCodec
 
 /// What a frame carries.
 public enum FrameKind: UInt8, CaseIterable {
-    case params = 1      // server -> worker: a shard of parameters of a version
-    case grads = 2       // worker -> server: a shard of one step's gradients
-    case eval = 3        // worker -> server 0: test-set loss sum, correct, count
-    case stepInfo = 4    // worker -> every server, after its last piece: loss sum, samples, overflow
-    case vote = 5        // server -> every other server: overflow seen in its sums
-    case checkpoint = 6  // every rank -> server 0: its checkpoint file is written (or why not)
-    case bye = 7         // worker -> every server, at the end: all parameters arrived; the server may shut down
-    case rowAnnounce = 8 // worker -> a server holding table rows: how many rows (and bytes) its row request has
-    case rowRequest = 9  // worker -> that server: the rows it needs, per table, sorted and delta-coded
-    case rowValues = 10  // server -> worker: the values of those rows, in request order
-    case rowGrads = 11   // worker -> server: one summed gradient per requested row, in request order
-    case scores = 12     // worker -> server 0, after an epoch: its test rows' predicted probabilities as histograms
-    case pull = 13       // worker -> every server, ssp and async: send me the newest parameters for this step
-    case assign = 14     // server 0 -> worker, ssp and async: the work it does next (a slice of a step, evaluation, the end)
+    case parameterPiece = 1         // server -> worker: a shard of parameters of a version
+    case gradientPiece = 2          // worker -> server: a shard of one step's gradients
+    case evalResult = 3             // worker -> server 0: test-set loss sum, correct, count
+    case stepSummary = 4            // worker -> every server, after its last piece: loss sum, samples, overflow
+    case overflowVote = 5           // server -> every other server: overflow seen in its sums
+    case checkpointReport = 6       // every rank -> server 0: its checkpoint file is written (or why not)
+    case goodbye = 7                // worker -> every server, at the end: all parameters arrived; the server may shut down
+    case rowAnnounce = 8            // worker -> a server holding table rows: how many rows (and bytes) its row request has
+    case rowRequest = 9             // worker -> that server: the rows it needs, per table, sorted and delta-coded
+    case rowValues = 10             // server -> worker: the values of those rows, in request order
+    case rowGrads = 11              // worker -> server: one summed gradient per requested row, in request order
+    case evalScores = 12            // worker -> server 0, after an epoch: its test rows' predicted probabilities as histograms
+    case pullRequest = 13           // worker -> every server, ssp and async: send me the newest parameters for this step
+    case assignment = 14            // server 0 -> worker, ssp and async: the work it does next (a slice of a step, evaluation, the end)
     public var tag: Int32 { Int32(rawValue) }
+}
+
+extension FrameKind: CustomStringConvertible {
+    /// The short word messages and docs/formats.md use for the kind
+    /// ("expected grads of step 3, piece 1"), unchanged since the cases
+    /// were named after their message types.
+    public var description: String {
+        switch self {
+        case .parameterPiece: return "params"
+        case .gradientPiece: return "grads"
+        case .evalResult: return "eval"
+        case .stepSummary: return "stepInfo"
+        case .overflowVote: return "vote"
+        case .checkpointReport: return "checkpoint"
+        case .goodbye: return "bye"
+        case .rowAnnounce: return "rowAnnounce"
+        case .rowRequest: return "rowRequest"
+        case .rowValues: return "rowValues"
+        case .rowGrads: return "rowGrads"
+        case .evalScores: return "scores"
+        case .pullRequest: return "pull"
+        case .assignment: return "assign"
+        }
+    }
 }
 
 /// The header's flags byte.

@@ -35,9 +35,9 @@ public enum LogSource: String, Sendable {
     static func byEvent(_ types: [any LogRecord.Type]) -> [String: any LogRecord.Type] {
         Dictionary(uniqueKeysWithValues: types.map { ($0.event, $0) })
     }
-    static let rankTypes: [any LogRecord.Type] = [HelloRecord.self, PinnedRecord.self, ErrorRecord.self, LogGapRecord.self, ResumedRecord.self]
+    static let rankTypes: [any LogRecord.Type] = [HelloRecord.self, PinnedRecord.self, ErrorRecord.self, LogGapRecord.self, RankResumedRecord.self]
     static let serverTypes = byEvent(rankTypes + [ServerStartRecord.self, ServerStepRecord.self, OverflowRecord.self, ScaleRecord.self,
-                                                  EvalRecord.self, ServerCheckpointRecord.self, StoppedRecord.self, ServerDoneRecord.self,
+                                                  EvalRecord.self, ServerCheckpointRecord.self, ServerStoppedRecord.self, ServerDoneRecord.self,
                                                   StalenessRecord.self])
     static let workerTypes = byEvent(rankTypes + [WorkerStartRecord.self, WorkerStepRecord.self, EvalPartRecord.self,
                                                   WorkerCheckpointRecord.self, WorkerDoneRecord.self])

@@ -64,7 +64,7 @@ public struct LogGapRecord: LogRecord, Equatable {
 }
 
 /// `resumed`: a rank that starts from a checkpoint (servers and workers alike).
-public struct ResumedRecord: LogRecord, Equatable {
+public struct RankResumedRecord: LogRecord, Equatable {
     public static let event = "resumed"
     public var step: Int
     /// The checkpoint folder.

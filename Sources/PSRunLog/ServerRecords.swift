@@ -173,7 +173,7 @@ public struct ServerCheckpointRecord: CheckpointRecord, Equatable {
 }
 
 /// `stopped`: every server, when it stopped on the launcher's request.
-public struct StoppedRecord: LogRecord, Equatable {
+public struct ServerStoppedRecord: LogRecord, Equatable {
     public static let event = "stopped"
     public var step: Int
     public var why: String

@@ -84,7 +84,7 @@ final class CTRMPITests: XCTestCase {
             let cfg = try m.configuration(folder: ck)
             let layout = try Model(cfg.model, capacity: 1).layout
             for s in 0..<2 {
-                let resumed = try XCTUnwrap(Harness.records(dir + "/\(name)/logs/server-\(s).jsonl", ResumedRecord.self).last)
+                let resumed = try XCTUnwrap(Harness.records(dir + "/\(name)/logs/server-\(s).jsonl", RankResumedRecord.self).last)
                 XCTAssertEqual(resumed.step, 20)
                 let start = Harness.records(dir + "/\(name)/logs/server-\(s).jsonl", ServerStartRecord.self).last!
                 let shard = FloatBuffer(count: start.shardHi - start.shardLo)

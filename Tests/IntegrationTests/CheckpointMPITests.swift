@@ -38,7 +38,7 @@ final class CheckpointMPITests: XCTestCase {
             Harness.assertComplete(a)
             XCTAssertEqual(a, b, "bit-identical after kill and resume \(extra)")
             if extra.contains("fp16") {
-                let resumed = Harness.records(dir + "/b/logs/server-0.jsonl", ResumedRecord.self).first
+                let resumed = Harness.records(dir + "/b/logs/server-0.jsonl", RankResumedRecord.self).first
                 XCTAssertEqual(resumed?.lossScale, 65536 * 4, "the scale had grown twice (steps 7 and 14) before step 20")
             }
         }
@@ -58,7 +58,7 @@ final class CheckpointMPITests: XCTestCase {
             let res = try resume([copy, "--workers", "\(w)", "--servers", "\(s)", "--from", "step-20"], cwd: dir)
             assertEnded(res, status: 0, "resume W=\(w) S=\(s)")
             for j in 0..<w {
-                let loaded = Harness.records("\(dir)/\(copy)/logs/worker-\(j).jsonl", ResumedRecord.self).first?.paramsDigest
+                let loaded = Harness.records("\(dir)/\(copy)/logs/worker-\(j).jsonl", RankResumedRecord.self).first?.paramsDigest
                 XCTAssertEqual(loaded, saved, "worker \(j) of W=\(w) S=\(s) starts from the saved parameters")
             }
             let evals = Harness.records("\(dir)/\(copy)/logs/server-0.jsonl", EvalRecord.self)
@@ -285,7 +285,7 @@ final class PreemptionMPITests: XCTestCase {
         kill(run.pid, SIGTERM)
         let r = Harness.finish(run, timeout: 120)
         assertEnded(r, status: 0, "preempted launcher")
-        let stopped = try XCTUnwrap(Harness.records(dir + "/b/logs/server-0.jsonl", StoppedRecord.self).first?.step)
+        let stopped = try XCTUnwrap(Harness.records(dir + "/b/logs/server-0.jsonl", ServerStoppedRecord.self).first?.step)
         XCTAssertLessThan(stopped, 256)
         XCTAssertTrue(r.stdout.contains("stopped after step \(stopped) as asked") && r.stdout.contains("pstrain resume b"), r.stdout)
         XCTAssertEqual(try String(contentsOfFile: dir + "/b/checkpoints/LATEST", encoding: .utf8), "step-\(stopped)\n")

@@ -59,7 +59,7 @@ final class DenseWorkloadMPITests: XCTestCase {
         assertEnded(w3, status: 0, "resume on S=2 W=3")
         let c = try exported(dir, "c")
         XCTAssertEqual(c["layers.1.num_batches_tracked"]?.floats, [32])
-        let resumed = Harness.records(dir + "/c/logs/server-1.jsonl", ResumedRecord.self).first
+        let resumed = Harness.records(dir + "/c/logs/server-1.jsonl", RankResumedRecord.self).first
         XCTAssertEqual(resumed?.step, 20, "server 1 of the new world loaded its shard (weights and AdamW's state) of step-20")
         let acc = Harness.records(dir + "/c/logs/server-0.jsonl", EvalRecord.self).last?.testAccuracy ?? 0
         XCTAssertGreaterThan(acc, 0.5, "the CNN learns the synthetic set after the resume on another world size")

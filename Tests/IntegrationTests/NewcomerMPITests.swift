@@ -164,8 +164,8 @@ final class DoubleSignalMPITests: XCTestCase {
                                      "the launcher's process")
         kill(launcher, SIGINT)
         deadline = Date().addingTimeInterval(60)
-        while Date() < deadline && Harness.records(dir + "/r/logs/server-0.jsonl", StoppedRecord.self).isEmpty { usleep(20_000) }
-        let stopped = try XCTUnwrap(Harness.records(dir + "/r/logs/server-0.jsonl", StoppedRecord.self).first?.step, "the stop's checkpoint")
+        while Date() < deadline && Harness.records(dir + "/r/logs/server-0.jsonl", ServerStoppedRecord.self).isEmpty { usleep(20_000) }
+        let stopped = try XCTUnwrap(Harness.records(dir + "/r/logs/server-0.jsonl", ServerStoppedRecord.self).first?.step, "the stop's checkpoint")
         usleep(300_000)   // server 0 now waits in its hang before MPI_Finalize
         kill(launcher, SIGINT)
         let r = Harness.finish(run, timeout: 60)

@@ -53,9 +53,9 @@ final class MessageTests: XCTestCase {
         histogram.add(probability: 0.75, clicked: true)
         histogram.add(probability: 0.1, clicked: false)
         let cases: [FrameKind: () throws -> Void] = [
-            .params: { try viaCodec({ ParameterPiece.seal($0, version: 9, piece: 3, count: n, precision: .fp16, encoded: $1, lossScale: 8, skipped: 1, request: 0) },
+            .parameterPiece: { try viaCodec({ ParameterPiece.seal($0, version: 9, piece: 3, count: n, precision: .fp16, encoded: $1, lossScale: 8, skipped: 1, request: 0) },
                                     { try ParameterPiece.open($0, length: $0.length, version: 9, piece: 3, count: n, precision: .fp16, sender: "s").header }) },
-            .grads: { try viaCodec({ GradientPiece.seal($0, step: 9, piece: 3, count: n, precision: .fp16, encoded: $1) },
+            .gradientPiece: { try viaCodec({ GradientPiece.seal($0, step: 9, piece: 3, count: n, precision: .fp16, encoded: $1) },
                                    { try GradientPiece.open($0, length: $0.length, step: 9, piece: 3, count: n, precision: .fp16, sender: "s") }) },
             .rowValues: { try viaCodec({ RowValues.seal($0, kind: .rowValues, step: 9, chunk: 1, count: n, precision: .fp16, encoded: $1) },
                                        { try RowValues.open($0, kind: .rowValues, length: $0.length, step: 9, chunk: 1, count: n, precision: .fp16, sender: "s") }) },
@@ -69,18 +69,18 @@ final class MessageTests: XCTestCase {
                                                    tables: [TableSpec(rows: 1000, dim: 4), TableSpec(rows: 5, dim: 4), TableSpec(rows: 8, dim: 2)],
                                                    sender: "s"), rows)
             },
-            .eval: { XCTAssertEqual(try self.roundTrip(EvalResult(lossSum: 3.25, correct: 900, count: 1000)), EvalResult(lossSum: 3.25, correct: 900, count: 1000)) },
-            .stepInfo: { XCTAssertEqual(try self.roundTrip(StepSummary(lossSum: 1.5, samples: 8, overflow: true)), StepSummary(lossSum: 1.5, samples: 8, overflow: true)) },
-            .vote: { XCTAssertEqual(try self.roundTrip(OverflowVote(overflow: true, request: FrameFlags.stop)), OverflowVote(overflow: true, request: FrameFlags.stop)) },
-            .checkpoint: {
+            .evalResult: { XCTAssertEqual(try self.roundTrip(EvalResult(lossSum: 3.25, correct: 900, count: 1000)), EvalResult(lossSum: 3.25, correct: 900, count: 1000)) },
+            .stepSummary: { XCTAssertEqual(try self.roundTrip(StepSummary(lossSum: 1.5, samples: 8, overflow: true)), StepSummary(lossSum: 1.5, samples: 8, overflow: true)) },
+            .overflowVote: { XCTAssertEqual(try self.roundTrip(OverflowVote(overflow: true, request: FrameFlags.stop)), OverflowVote(overflow: true, request: FrameFlags.stop)) },
+            .checkpointReport: {
                 let r = try self.roundTrip(CheckpointReport(.success(CheckpointFileInfo(bytes: 5, sha256: String(repeating: "cd", count: 32)))))
                 XCTAssertEqual(try r.result.get(), CheckpointFileInfo(bytes: 5, sha256: String(repeating: "cd", count: 32)))
             },
-            .bye: { XCTAssertEqual(try self.roundTrip(Goodbye()), Goodbye()) },
+            .goodbye: { XCTAssertEqual(try self.roundTrip(Goodbye()), Goodbye()) },
             .rowAnnounce: { XCTAssertEqual(try self.roundTrip(RowAnnounce(rows: 12, bytes: 40, rounds: 3)), RowAnnounce(rows: 12, bytes: 40, rounds: 3)) },
-            .scores: { XCTAssertEqual(try self.roundTrip(EvalScores(histogram)), EvalScores(histogram)) },
-            .pull: { XCTAssertEqual(try self.roundTrip(PullRequest(.eval)), PullRequest(.eval)) },
-            .assign: { XCTAssertEqual(try self.roundTrip(Assignment(.train, step: 12, slice: 1)), Assignment(.train, step: 12, slice: 1)) },
+            .evalScores: { XCTAssertEqual(try self.roundTrip(EvalScores(histogram)), EvalScores(histogram)) },
+            .pullRequest: { XCTAssertEqual(try self.roundTrip(PullRequest(.eval)), PullRequest(.eval)) },
+            .assignment: { XCTAssertEqual(try self.roundTrip(Assignment(.train, step: 12, slice: 1)), Assignment(.train, step: 12, slice: 1)) },
         ]
         XCTAssertEqual(Set(cases.keys), Set(FrameKind.allCases), "a round trip for every frame kind")
         for kind in FrameKind.allCases.sorted(by: { $0.rawValue < $1.rawValue }) {

@@ -160,7 +160,7 @@ final class OptimizerTests: XCTestCase {
     }
 
     /// The update that keeps the old values (a bsp server updating ahead of
-    /// the step's outcome, ServerSpeculation.swift) gives the bits of the
+    /// the step's outcome, ServerUpdateAhead.swift) gives the bits of the
     /// plain update, and what it keeps is the weights and state as they were
     /// before it: SGD's fused loop and the copy-then-update of the others.
     func testKeepingTheOldValuesChangesNoBit() {

@@ -73,7 +73,7 @@ final class RunLogRecordTests: XCTestCase {
             ErrorRecord(message: "bad frame from worker 1:\n\t\"x\" \\ \u{01} é"),
             ServerStartRecord(servers: 2, workers: 3, shardLo: 0, shardHi: 117573, pieces: 5, precision: "fp16",
                               compression: "top-k 1.0% + shuffle + zstd 1, adaptive at 10.0 Gbit/s", lossScale: 65536, steps: 936, stepsPerEpoch: 468),
-            ResumedRecord(step: 10, from: "/tmp/r/checkpoints/step-10", paramsDigest: "aa300563cfa2ada9", lossScale: 32768, skipped: 2),
+            RankResumedRecord(step: 10, from: "/tmp/r/checkpoints/step-10", paramsDigest: "aa300563cfa2ada9", lossScale: 32768, skipped: 2),
             ServerStepRecord(step: 0, epoch: 0, loss: 2.2951366808265448, fp32Bytes: 940584, encodeS: 0.0010874530007640715,
                              decodeS: 5.00939986523008e-05, lr: Double(Float(0.05)), lossScale: 65536, skipped: 0, overflow: false, samples: 128,
                              stepS: 0.12287979299981089, waitS: 0, applyS: 1e-7, bytesRecv: 837586, bytesSent: 941736,
@@ -95,7 +95,7 @@ final class RunLogRecordTests: XCTestCase {
             EvalRecord(step: 468, epoch: 1, testAccuracy: 0.6048, testLoss: 1.1060812345678, testSamples: 10000),
             EvalRecord(step: 936, epoch: 2, testAccuracy: 0, testLoss: minusInf, testSamples: 0),
             ServerCheckpointRecord(step: 10, path: "/tmp/records-before/checkpoints/step-10", bytes: 1886705, seconds: 0.046),
-            StoppedRecord(step: 31, why: "the launcher asked (SIGINT/SIGTERM)"),
+            ServerStoppedRecord(step: 31, why: "the launcher asked (SIGINT/SIGTERM)"),
             ServerDoneRecord(steps: 20, wallS: 1.1618301149992476, peakRSSBytes: 50872320, skipped: 1, lossScale: 65536,
                              paramsDigest: "719221ab6a2de6bd", stateDigests: [StateDigest(name: "momentum", digest: "86467c5f4d07a776")]),
             // Written in the optimizer's order, read back sorted by name.

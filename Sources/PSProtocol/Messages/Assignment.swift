@@ -8,7 +8,7 @@ import PSNumerics
 /// step out in turn to whichever worker asks first, so a fast worker does
 /// more of them than a slow one. Payload: three f64.
 public struct Assignment: ControlMessage, Equatable {
-    public static let kind = FrameKind.assign
+    public static let kind = FrameKind.assignment
     public static let payloadBytes = 24
 
     public enum Work: Int, Equatable { case train = 0, eval = 1, final = 2 }

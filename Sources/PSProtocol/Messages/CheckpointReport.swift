@@ -8,7 +8,7 @@ import PSCheckpoint
 /// at 8, the SHA-256 as 64 hex characters at 16, and the error text (UTF-8,
 /// at most 399 bytes, zero-padded) at 80.
 public struct CheckpointReport: ControlMessage, Equatable {
-    public static let kind = FrameKind.checkpoint
+    public static let kind = FrameKind.checkpointReport
     public static let payloadBytes = 480
     static let shaOffset = 16, errorOffset = 80, errorBytes = 399
 

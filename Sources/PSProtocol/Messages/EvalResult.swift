@@ -4,7 +4,7 @@ import PSNumerics
 /// the validation set, zeros when there is none) scored with the parameters
 /// of the step it names. Payload: six f64.
 public struct EvalResult: ControlMessage, Equatable {
-    public static let kind = FrameKind.eval
+    public static let kind = FrameKind.evalResult
     public static let payloadBytes = 48
     public var lossSum: Double
     public var correct: Int

@@ -5,7 +5,7 @@ import PSNumerics
 /// not clicked), from which server 0 computes the test AUC. Payload: the
 /// two histograms, each 2^16 little-endian u32 counts.
 public struct EvalScores: ControlMessage, Equatable {
-    public static let kind = FrameKind.scores
+    public static let kind = FrameKind.evalScores
     public static let payloadBytes = 2 * ScoreHistogram.bins * 4
     public var histogram: ScoreHistogram
 

@@ -4,7 +4,7 @@ import PSNumerics
 /// arrived, so the server may let go of its buffers and of MPI (over TCP,
 /// shutting down earlier lost data). Payload: one f64, zero.
 public struct Goodbye: ControlMessage, Equatable {
-    public static let kind = FrameKind.bye
+    public static let kind = FrameKind.goodbye
     public static let payloadBytes = 8
     public init() {}
     public func encode(into p: UnsafeMutableRawPointer) {}

@@ -5,7 +5,7 @@ import PSCodec
 /// encoded in place by the codec (top-k when configured). Zero-copy like
 /// ParameterPiece: only the header is written and checked here.
 public enum GradientPiece {
-    public static let kind = FrameKind.grads
+    public static let kind = FrameKind.gradientPiece
 
     public static func seal(_ buffer: FrameBuffer, step: Int, piece: Int, count: Int, precision: Precision, encoded e: EncodedPiece) {
         buffer.length = Frame.seal(FrameHeader(kind: kind, step: UInt64(step), chunk: UInt32(piece), elementType: precision.elementType,

@@ -9,7 +9,7 @@ import PSCodec
 /// (0 without clipping or after an overflow), which every server adds in
 /// server order into the same global norm. Payload: three f64.
 public struct OverflowVote: ControlMessage, Equatable {
-    public static let kind = FrameKind.vote
+    public static let kind = FrameKind.overflowVote
     public static let payloadBytes = 24
     public var overflow: Bool
     public var request: UInt8

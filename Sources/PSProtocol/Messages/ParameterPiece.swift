@@ -8,7 +8,7 @@ import PSCodec
 /// apply the same way: aux0 the loss scale for the next step, aux1 the
 /// number of steps skipped so far, flags server 0's requests (FrameFlags).
 public enum ParameterPiece {
-    public static let kind = FrameKind.params
+    public static let kind = FrameKind.parameterPiece
 
     /// Seals the encoded piece `piece` of parameters `version` in `buffer`.
     public static func seal(_ buffer: FrameBuffer, version: Int, piece: Int, count: Int, precision: Precision, encoded e: EncodedPiece,

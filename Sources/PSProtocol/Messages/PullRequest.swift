@@ -5,7 +5,7 @@ import PSNumerics
 /// compute step `step` on (the frame's step). A server answers when the
 /// staleness bound and the barriers allow. Payload: one f64, the purpose.
 public struct PullRequest: ControlMessage, Equatable {
-    public static let kind = FrameKind.pull
+    public static let kind = FrameKind.pullRequest
     public static let payloadBytes = 8
 
     public enum Purpose: Int, Equatable {

@@ -5,7 +5,7 @@ import PSNumerics
 /// sent overflowed, and the loss scale its gradients carry (ssp and async
 /// servers unscale each push with it). Payload: four f64.
 public struct StepSummary: ControlMessage, Equatable {
-    public static let kind = FrameKind.stepInfo
+    public static let kind = FrameKind.stepSummary
     public static let payloadBytes = 32
     public var lossSum: Double
     public var samples: Int

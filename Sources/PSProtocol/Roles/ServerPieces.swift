@@ -97,7 +97,7 @@ extension ServerRole {
     }
 
     func logStopped(after steps: Int) {
-        ctx.log?.write(StoppedRecord(step: steps, why: "the launcher asked (SIGINT/SIGTERM)"))
+        ctx.log?.write(ServerStoppedRecord(step: steps, why: "the launcher asked (SIGINT/SIGTERM)"))
         if lead { ctx.say("stopped after step \(steps) of \(schedule.total) as asked; checkpoint step-\(steps) holds the state") }
     }
 

@@ -60,8 +60,8 @@ public final class ServerRole {
     var progress: Progress
     /// bsp without tables or clipping: each piece is updated and encoded as
     /// soon as its gradients are in, before the step's outcome is known
-    /// (ServerSpeculation.swift). nil: pieces wait for the outcome.
-    var speculation: Speculation?
+    /// (ServerUpdateAhead.swift). nil: pieces wait for the outcome.
+    var updateAhead: UpdateAhead?
     var lastCheckpoint = now()
 
     /// `layout` comes from the model the configuration builds; `trainCount`
@@ -103,7 +103,7 @@ public final class ServerRole {
         progress = Progress(lead: lead, say: context.say, every: cfg.run.progressSeconds, total: schedule.total, perEpoch: schedule.perEpoch,
                             epochs: cfg.train.epochs, batch: cfg.train.stepBatch, start: now(), firstStep: schedule.start)
         if tables == nil && clipNorm == 0 && !cfg.train.asynchronous {
-            speculation = Speculation(pieces: mine, layout: layout, elements: n, states: state.count)
+            updateAhead = UpdateAhead(pieces: mine, layout: layout, elements: n, states: state.count)
         }
         try loadStart()
     }
@@ -207,7 +207,7 @@ public final class ServerRole {
             WaitClaims.removeStale(runDir: ctx.runDir, keep: ctx.attempt)
         }
         if schedule.start > 0 {
-            ctx.log?.write(ResumedRecord(step: schedule.start, from: ctx.resume!.path, paramsDigest: digest(weights.pointer, count: range.count),
+            ctx.log?.write(RankResumedRecord(step: schedule.start, from: ctx.resume!.path, paramsDigest: digest(weights.pointer, count: range.count),
                                          lossScale: scaler.scale, skipped: scaler.skipped))
             if lead { ctx.say("resuming from \(ctx.resume!.path) at step \(schedule.start) of \(schedule.total)") }
         }
@@ -231,7 +231,7 @@ public final class ServerRole {
                 try codec.decode(gradFrames[w][k], h, count: n, as: precision, into: sum, add: w > 0, sender: sender,
                                  what: "gradients of step \(step), piece \(pieceIDs[k])")
             }
-            if speculation != nil { try speculate(piece: k, step: step) }
+            if updateAhead != nil { try applyAhead(piece: k, step: step) }
             meter.applied += now() - workStart
         }
     }
@@ -247,8 +247,8 @@ public final class ServerRole {
             o.samples += s.samples
             if s.overflow { o.overflowBy.append("worker \(w)") }
         }
-        // (Speculation checked each piece of the sum as it came in.)
-        if speculation?.sumOverflowed ?? Payload.overflows(gradSum.pointer, count: range.count, as: .fp32) {
+        // (UpdateAhead checked each piece of the sum as it came in.)
+        if updateAhead?.sumOverflowed ?? Payload.overflows(gradSum.pointer, count: range.count, as: .fp32) {
             o.overflowBy.append("sum on server \(index)")
         }
         if let tables, tables.shard.stepOverflows() { o.overflowBy.append("table rows on server \(index)") }
@@ -305,8 +305,8 @@ public final class ServerRole {
         tables?.shard.finishStep(apply: !o.overflow, lr: Float(ctx.config.train.sparseLearningRate(step: step, total: schedule.total)),
                                  gradScale: unscale, t: update.t)
         o.scaleChange = scaler.update(step: step, overflow: o.overflow)
-        if speculation != nil {
-            try settleSpeculation(step, o)
+        if updateAhead != nil {
+            try settleUpdateAhead(step, o)
         } else {
             for k in pieces.indices.reversed() {
                 let off = pieces[k].range.lowerBound - range.lowerBound

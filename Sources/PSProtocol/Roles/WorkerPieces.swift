@@ -75,7 +75,7 @@ extension WorkerRole {
                 feedback?.add(to: g, at: p.range.lowerBound, count: n, scale: L)
                 // The last piece pushed (the first layer's): a server has
                 // updated every other piece ahead of the outcome by then
-                // (ServerSpeculation.swift) and must put them back.
+                // (ServerUpdateAhead.swift) and must put them back.
                 if push.spoil && i == pieces.count - 1 { g[0] = .infinity }
                 if Payload.overflows(g, count: n, as: precision) { push.overflow = true }
                 let e = codec.encode(g, count: n, as: precision, sparse: true, chunk: i, step: push.step,

@@ -207,7 +207,7 @@ public final class WorkerRole {
         try awaitParameters(allPieces)
         skippedBefore = skipped
         if schedule.start > 0 {
-            ctx.log?.write(ResumedRecord(step: schedule.start, from: ctx.resume!.path, paramsDigest: digest(params.pointer, count: params.count),
+            ctx.log?.write(RankResumedRecord(step: schedule.start, from: ctx.resume!.path, paramsDigest: digest(params.pointer, count: params.count),
                                          lossScale: lossScale, skipped: skipped))
         }
         last = now()

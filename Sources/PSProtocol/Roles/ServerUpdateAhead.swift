@@ -13,14 +13,14 @@ import PSCodec
 /// layers' gradients), copying its weights and optimizer state aside in the
 /// same pass (Optimizer.apply(keepingIn:)).
 /// When the outcome is an overflow, the copies go back and the unchanged
-/// weights are sent, as without speculation. Either way the bits are those
+/// weights are sent, as without updateAhead. Either way the bits are those
 /// of updating after the outcome: the same operations on the same values.
 ///
 /// Not with train.clip_norm (the factor needs every server's whole sum),
 /// embedding tables (their rows are updated at the outcome), or in ssp and
 /// async (ServerAsync.swift applies each push as it arrives anyway).
 /// docs/architecture.md, "updating ahead".
-struct Speculation {
+struct UpdateAhead {
     /// This step's encoded pieces, updated ahead (nil: not updated).
     var encoded: [EncodedPiece?]
     /// A piece of this step's sum was not finite: the step will be skipped
@@ -56,31 +56,31 @@ struct Speculation {
 extension ServerRole {
     /// Piece k of step `step` is summed: unless the sum has overflowed so
     /// far, keep its weights and state, update it and encode parameters step + 1.
-    func speculate(piece k: Int, step: Int) throws {
+    func applyAhead(piece k: Int, step: Int) throws {
         if k == 0 {
-            speculation!.encoded = speculation!.encoded.map { _ in nil }
-            speculation!.sumOverflowed = false
+            updateAhead!.encoded = updateAhead!.encoded.map { _ in nil }
+            updateAhead!.sumOverflowed = false
             // What applyAndSend computes, with no clipping factor.
-            speculation!.update = OptimizerStep(lr: Float(ctx.config.train.learningRate(step: step, total: schedule.total)),
+            updateAhead!.update = OptimizerStep(lr: Float(ctx.config.train.learningRate(step: step, total: schedule.total)),
                                                 gradScale: Float(1 / scaler.scale * 1.0), t: step - scaler.skipped + 1)
-            speculation!.unscale = Float(1 / scaler.scale)
+            updateAhead!.unscale = Float(1 / scaler.scale)
         }
-        guard !speculation!.sumOverflowed else { return }
+        guard !updateAhead!.sumOverflowed else { return }
         let c = pieces[k], n = c.range.count, off = c.range.lowerBound - range.lowerBound
         if Payload.overflows(gradSum.pointer + off, count: n, as: .fp32) {
-            speculation!.sumOverflowed = true
+            updateAhead!.sumOverflowed = true
             return
         }
-        let kept = speculation!
+        let kept = updateAhead!
         guard kept.ahead[k] else { return }
         apply(piece: k, at: off, update: kept.update, unscale: kept.unscale, keepingIn: (kept.weights, kept.state))
-        speculation!.encoded[k] = try encodePiece(k, version: step + 1)
+        updateAhead!.encoded[k] = try encodePiece(k, version: step + 1)
     }
 
     /// The outcome is known: send the pieces updated ahead, or after an
     /// overflow put their weights and state back and send those.
-    func settleSpeculation(_ step: Int, _ o: StepOutcome) throws {
-        let kept = speculation!
+    func settleUpdateAhead(_ step: Int, _ o: StepOutcome) throws {
+        let kept = updateAhead!
         if o.overflow {
             for k in pieces.indices where kept.encoded[k] != nil {
                 let n = pieces[k].range.count, off = pieces[k].range.lowerBound - range.lowerBound
@@ -97,6 +97,6 @@ extension ServerRole {
                 try sendPiece(k, version: step + 1, request: o.request)
             }
         }
-        speculation!.encoded = kept.encoded.map { _ in nil }
+        updateAhead!.encoded = kept.encoded.map { _ in nil }
     }
 }
