@@ -118,6 +118,7 @@ extension Config {
 
     /// The rules for a model with embedding tables.
     func validateTables(_ bad: (String, String) -> ConfigError) throws {
+        if let (t, problem) = model.fieldLayoutProblem() { throw bad("model.tables[\(t)]", problem) }
         if model.interaction == .fm {
             if model.tables.isEmpty { throw bad("model.interaction", "= \"fm\" works on the bags of model.tables, and there are none") }
             if Set(model.tables.map(\.dim)).count > 1 {

@@ -124,18 +124,21 @@ public struct ModelSection: ConfigSection {
     /// Embedding tables (model.tables; empty: none): table i for categorical
     /// field i, or the fields `tableFields[i]` names.
     public internal(set) var tables: [TableSpec] = []
-    /// Per table, the fields it embeds (model.tables[i].fields); empty when
-    /// no entry names fields (table i embeds field i).
+    /// Per table, the fields it embeds (model.tables[i].fields; [] for an
+    /// entry without them). Config.validate requires every table to name
+    /// its fields or none (table i embeds field i), each field in one table.
     public internal(set) var tableFields: [[Int]] = []
+    /// Whether the tables name their fields.
+    public var namesFields: Bool { tableFields.contains { !$0.isEmpty } }
     /// The bags of a click-log row in the model's input, in order: each
     /// table's fields in turn (table i on field i without `fields`).
     public var features: [TableFeature] {
-        guard !tableFields.isEmpty else { return TableFeature.oneEach(tables.count) }
+        guard namesFields else { return TableFeature.oneEach(tables.count) }
         return tableFields.enumerated().flatMap { t, fields in fields.map { TableFeature(field: $0, table: t) } }
     }
     /// The categorical fields a click log must have at least: one per table,
     /// or one past the largest field named.
-    public var fieldsNeeded: Int { tableFields.isEmpty ? tables.count : (tableFields.joined().max() ?? -1) + 1 }
+    public var fieldsNeeded: Int { namesFields ? (tableFields.joined().max() ?? -1) + 1 : tables.count }
     /// model.loss
     public internal(set) var loss = LossKind.softmax
     /// model.interaction
@@ -160,27 +163,24 @@ public struct ModelSection: ConfigSection {
 
     public init() {}
 
-    /// Every table's `fields`, or none (`[]`: table i on field i); a field
-    /// embedded by two tables is refused, naming both.
-    static func fieldLayout(_ fields: [[Int]?], _ ctx: KeyContext) throws -> [[Int]] {
-        let named = fields.filter { $0 != nil }.count
-        guard named > 0 else { return [] }
-        guard named == fields.count else {
-            let n = fields.firstIndex { $0 == nil }!
-            throw ConfigError.invalid(source: ctx.source, key: "model.tables[\(n)]", at: ctx.locate(["[\(n)]"]) ?? ctx.at,
-                                      problem: "has no fields while other tables name theirs; name the fields of every table, or of none (table i embeds field i)")
+    /// The tables' fields as Config.validate requires them: every table
+    /// names its fields or none does; a field embedded by two tables is
+    /// refused, naming both. Returns the entry and the problem.
+    func fieldLayoutProblem() -> (table: Int, problem: String)? {
+        guard namesFields else { return nil }
+        if let n = tableFields.firstIndex(where: { $0.isEmpty }) {
+            return (n, "has no fields while other tables name theirs; name the fields of every table, or of none (table i embeds field i)")
         }
         var owner: [Int: Int] = [:]
-        for (t, fs) in fields.enumerated() {
-            for f in fs! {
+        for (t, fs) in tableFields.enumerated() {
+            for f in fs {
                 if let first = owner[f] {
-                    throw ConfigError.invalid(source: ctx.source, key: "model.tables[\(t)]", at: ctx.locate(["[\(t)]"]) ?? ctx.at,
-                                              problem: "names field \(f), which model.tables[\(first)] embeds already; a field feeds one table (list it in one table's fields)")
+                    return (t, "names field \(f), which model.tables[\(first)] embeds already; a field feeds one table (list it in one table's fields)")
                 }
                 owner[f] = t
             }
         }
-        return fields.map { $0! }
+        return nil
     }
 
     /// model.layers on one line, as the hand-written TOML reader printed the
@@ -194,7 +194,7 @@ public struct ModelSection: ConfigSection {
 
     /// model.tables as a TOML array, one entry per table.
     var tablesValue: ConfigValue {
-        .array(tables.enumerated().map { t, spec in spec.value(fields: tableFields.isEmpty ? [] : tableFields[t]) })
+        .array(tables.enumerated().map { t, spec in spec.value(fields: t < tableFields.count ? tableFields[t] : []) })
     }
 
     static let name = "model"
@@ -251,7 +251,7 @@ public struct ModelSection: ConfigSection {
                 }
             }
             s.tables = tables
-            s.tableFields = try Self.fieldLayout(fields, ctx)
+            s.tableFields = fields.map { $0 ?? [] }
         },
     ]
 }

@@ -274,7 +274,7 @@ public struct RunReport {
         let tables = c.model.tables
         let onTables = tables.isEmpty ? "" : " on \(c.model.inputSize) dense feature\(c.model.inputSize == 1 ? "" : "s") + \(tables.count) embedding table\(tables.count == 1 ? "" : "s") "
             + "(\(tables.reduce(0) { clampedSum($0, $1.rows) }) rows, dim \(Set(tables.map(\.dim)).sorted().map(String.init).joined(separator: "/"))"
-            + (c.model.tableFields.isEmpty ? ")" : "; fields \(c.model.features.map { String($0.field) }.joined(separator: ","))" + ")")
+            + (!c.model.namesFields ? ")" : "; fields \(c.model.features.map { String($0.field) }.joined(separator: ","))" + ")")
         let plain = input.count == 1 && c.model.layers.allSatisfy { $0.type == "dense" || LayerKinds.named($0.type) is Activation.Type }
         guard plain else { return input.shapeText + " " + c.model.layers.map(\.type).joined(separator: "-") + onTables }
         var dims = [input.reduce(1, *)]

@@ -72,7 +72,7 @@ public enum Preflight {
         guard dense == model.inputSize else {
             throw ProtocolError.dataDoesNotFit("model.input = \(model.inputSize) dense features but \(source) has \(dense) per row: set model.input = \(dense)")
         }
-        if !model.tableFields.isEmpty {
+        if model.namesFields {
             for (t, named) in model.tableFields.enumerated() {
                 guard let f = named.first(where: { $0 >= fields }) else { continue }
                 throw ProtocolError.dataDoesNotFit("model.tables[\(t)] names field \(f) but \(source) has \(fields) categorical field(s) per row, "

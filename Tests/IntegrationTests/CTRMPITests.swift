@@ -61,6 +61,25 @@ final class CTRMPITests: XCTestCase {
         for (k, t) in ta { XCTAssertEqual(tw[k], t, "\(k) after the resume on S=3") }
     }
 
+    /// One hashed table shared by six fields (model.tables[i].fields), W=2
+    /// S=2: a microbatch of 50 rows asks a server for about 150 rows of that
+    /// one table, more than its 50 samples; the servers' bound on a request
+    /// counts the table's fields (it refused such a request before).
+    func testATableSharedBySixFieldsTrains() throws {
+        let dir = Harness.tempDir("ctrshared")
+        let r = try Harness.launch(["--workers", "2", "--servers", "2", "--run-dir", "a", "--epochs", "1",
+                                    "--set", "data.kind=synthetic", "--set", "data.synthetic_train=2000", "--set", "data.synthetic_test=500",
+                                    "--set", "model.input=3", "--set", "model.loss=bce",
+                                    "--set", "model.tables=[{type=\"embedding_bag\",rows=100000,dim=4,hash=true,fields=[0,1,2,3,4,5]}]",
+                                    "--set", "model.layers=[{type=\"dense\",units=8},{type=\"relu\"},{type=\"dense\",units=1}]",
+                                    "--set", "train.batch_size=100", "--set", "train.optimizer=adagrad", "--set", "run.poll=sleep"], cwd: dir)
+        assertEnded(r, status: 0, "a table shared by six fields")
+        let pulled = Harness.records(dir + "/a/logs/worker-0.jsonl", WorkerStepRecord.self).map { $0.rowsPulled ?? 0 }
+        XCTAssertGreaterThan(pulled.max() ?? 0, 2 * 50, "a step pulls more rows than it has samples (both servers together)")
+        let auc = try XCTUnwrap(Harness.records(dir + "/a/logs/server-0.jsonl", EvalRecord.self).last?.auc)
+        XCTAssertGreaterThan(auc, 0.55, "the shared table learns")
+    }
+
     /// ssp (staleness 2) as real jobs: a worker and, separately, a server
     /// killed at step 25 and the run resumed from step-20 runs to the end;
     /// each server starts again from exactly the state its checkpoint holds

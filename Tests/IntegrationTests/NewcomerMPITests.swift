@@ -68,6 +68,11 @@ final class NewcomerMPITests: XCTestCase {
                                         cwd: dir, timeout: 60)
         assertEnded(chosen, status: 0, "tables that name their fields")
         XCTAssertTrue(chosen.stdout.contains("fields = [0, 2, 5]") && chosen.stdout.contains("fields = [7]"), chosen.stdout)
+        // One table's fields changed with the indexed --set (the layout is checked once, after every override).
+        let moved = try Harness.launch(["--dry-run"] + ctr + ["--set", "model.tables=[{rows=8,dim=4,fields=[0,2,5]},{rows=8,dim=4,fields=[7]}]",
+                                                          "--set", "model.tables[1].fields=[3,4]"], cwd: dir, timeout: 60)
+        assertEnded(moved, status: 0, "--set model.tables[1].fields")
+        XCTAssertTrue(moved.stdout.contains("fields = [3, 4]"), moved.stdout)
         let missing = try Harness.launch(["--dry-run"] + ctr + ["--set", "model.tables=[{rows=8,dim=4,count=26}]", "--set", "model.tables[26].dim=2"],
                                          cwd: dir, timeout: 60)
         assertEnded(missing, status: 64, "a table that does not exist")

@@ -127,6 +127,9 @@ final class TableTrainingTests: XCTestCase {
         XCTAssertEqual(ServerTables.requestRowLimit(specs: c.model.tables, server: 1, servers: 2, samples: 1 << 40, idsPerSample: 1 << 30),
                        200 + 15 + 50_000, "no more than the rows the server holds, without overflow")
         XCTAssertEqual(ServerTables.requestRowLimit(specs: [TableSpec(rows: 7, dim: 4)], server: 2, servers: 3, samples: 256, idsPerSample: 1), 2)
+        // A table that embeds 26 fields (model.tables[i].fields) may be asked for 26 ids a sample.
+        XCTAssertEqual(ServerTables.requestRowLimit(specs: [TableSpec(rows: 1_000_000, dim: 4, hash: true)], fieldsPerTable: [26],
+                                                    server: 0, servers: 2, samples: 128, idsPerSample: 1), 26 * 128)
         XCTAssertLessThan(ServerTables.requestByteLimit(rows: limit, specs: c.model.tables), 1 << 20, "under 1 MiB for this model")
 
         let hub = InProcessHub(size: 4, mode: .eager)

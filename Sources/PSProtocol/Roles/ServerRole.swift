@@ -115,7 +115,8 @@ public final class ServerRole {
                                               seed: cfg.train.seed),
                             workers: world.workers, settings: cfg.compression.settings, precision: precision,
                             maxRequestRows: ServerTables.requestRowLimit(
-                                specs: cfg.model.tables, server: index, servers: world.servers,
+                                specs: cfg.model.tables, fieldsPerTable: cfg.model.features.reduce(into: [Int](repeating: 0, count: cfg.model.tables.count)) { $0[$1.table] += 1 },
+                                server: index, servers: world.servers,
                                 samples: max(WorkerRole.microbatchRows(cfg, workers: world.workers), Model.minimumCapacity),
                                 idsPerSample: cfg.data.format == .libsvm ? LibSVM.maxPairsPerRow : 1))
     }

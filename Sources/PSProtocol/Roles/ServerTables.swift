@@ -34,12 +34,18 @@ extension ServerTables {
     /// than a request's samples times the ids a sample may hold in that
     /// table. A request covers at most `samples` rows of data (a training
     /// microbatch or an evaluation round); a sample holds one id per Criteo
-    /// field and up to LibSVM.maxPairsPerRow in libsvm's one field.
-    static func requestRowLimit(specs: [TableSpec], server: Int, servers: Int, samples: Int, idsPerSample: Int) -> Int {
-        specs.reduce(0) { sum, spec in
+    /// field and up to LibSVM.maxPairsPerRow in libsvm's one field, and a
+    /// table that embeds several fields (`fieldsPerTable[t]`; nil: one each)
+    /// takes the ids of all of them.
+    static func requestRowLimit(specs: [TableSpec], fieldsPerTable: [Int]? = nil, server: Int, servers: Int, samples: Int,
+                                idsPerSample: Int) -> Int {
+        specs.enumerated().reduce(0) { sum, entry in
+            let (t, spec) = entry
             let held = spec.rows / servers + (server < spec.rows % servers ? 1 : 0)
-            let (asked, o) = samples.multipliedReportingOverflow(by: idsPerSample)
-            return sum + min(held, o ? Int.max : asked)
+            let (perSample, o1) = idsPerSample.multipliedReportingOverflow(by: fieldsPerTable?[t] ?? 1)
+            let (asked, o2) = samples.multipliedReportingOverflow(by: perSample)
+            let (total, o3) = sum.addingReportingOverflow(min(held, o1 || o2 ? Int.max : asked))
+            return o3 ? Int.max : total
         }
     }
 

@@ -381,10 +381,19 @@ def _checkpoint_normalization(folder):
 
 
 # manifest.json as pstrain's Manifest (Codable) declares it: every field
-# required but `checksum`, with its type. The reader decodes these fields
-# only (others are ignored, as Swift's decoder ignores them) and the
-# checksum covers exactly them.
+# required but `checksum` and those marked Optional (Swift optionals: absent
+# when nil, as JSONEncoder leaves them out), with its type. The reader
+# decodes these fields only (others are ignored, as Swift's decoder ignores
+# them) and the checksum covers exactly them.
 INT, UINT64, DOUBLE, STRING = "Int", "UInt64", "Double", "String"
+
+
+class Optional:
+    """A field Swift declares optional: absent (or null) reads as None and is not encoded."""
+    def __init__(self, schema):
+        self.schema = schema
+
+
 MANIFEST = {
     "format": INT, "run": STRING, "step": INT, "epoch": INT, "epochCursor": INT, "stepsPerEpoch": INT, "totalSteps": INT,
     "seed": UINT64, "dataOrder": STRING, "rng": STRING, "lrSchedule": STRING, "learningRate": DOUBLE,
@@ -394,6 +403,8 @@ MANIFEST = {
     "config": STRING, "created": DOUBLE,
     "files": [{"name": STRING, "role": STRING, "index": INT, "bytes": INT, "sha256": STRING}],
     "tensors": [{"name": STRING, "shape": [INT], "shards": [{"file": STRING, "start": INT, "count": INT}]}],
+    # The servers' optimizer state names (Manifest.optimizerStates; absent in manifests before issue 22).
+    "optimizerStates": Optional([STRING]),
 }
 MANIFEST_MAX_BYTES = 64 << 20  # Manifest.maxBytes
 MAX_FILE_NAME = 255  # Manifest.maxFileNameLength, in UTF-8 bytes
@@ -459,6 +470,9 @@ def _decode(v, schema, field, mpath):
             raise bad("expected an object")
         out = {}
         for k, sub in schema.items():
+            if isinstance(sub, Optional):
+                out[k] = None if v.get(k) is None else _decode(v[k], sub.schema, f"{field}.{k}" if field else k, mpath)
+                continue
             if k not in v:
                 raise PstrainError(f"{mpath} is not a valid manifest: field {field + '.' if field else ''}{k} is missing")
             out[k] = _decode(v[k], sub, f"{field}.{k}" if field else k, mpath)
@@ -495,9 +509,14 @@ def canonical_json(m):
     return _encode(m, MANIFEST).encode("utf-8")
 
 
+def _required(schema):
+    return schema.schema if isinstance(schema, Optional) else schema
+
+
 def _encode(v, schema):
     if isinstance(schema, dict):
-        return "{" + ",".join(f"{_swift_string(k)}:{_encode(v[k], schema[k])}" for k in sorted(schema)) + "}"
+        keys = [k for k in sorted(schema) if not (isinstance(schema[k], Optional) and v.get(k) is None)]
+        return "{" + ",".join(f"{_swift_string(k)}:{_encode(v[k], _required(schema[k]))}" for k in keys) + "}"
     if isinstance(schema, list):
         return "[" + ",".join(_encode(x, schema[0]) for x in v) + "]"
     if schema == STRING:
@@ -654,7 +673,7 @@ def read_checkpoint(folder, state=""):
                                    f"(the manifest's shard of {name} says so): damaged or crafted checkpoint")
             piece = piece.reshape(-1)
             # Values a run can hold (CheckpointStore.shardPiece): finite, and not negative for the
-            # states that are sums of squares (Adam's exp_avg_sq, Adagrad's sum).
+            # states that are sums of squares (Adam's exp_avg_sq, Adagrad's sum, RMSprop's square_avg).
             wrong = ~np.isfinite(piece) | (piece < 0) if state in NON_NEGATIVE_STATES else ~np.isfinite(piece)
             if wrong.any():
                 at = int(np.argmax(wrong))
@@ -667,7 +686,7 @@ def read_checkpoint(folder, state=""):
     return out
 
 
-NON_NEGATIVE_STATES = ("exp_avg_sq", "sum")
+NON_NEGATIVE_STATES = ("exp_avg_sq", "sum", "square_avg")
 
 
 def _read_listed(folder, m, name):
