@@ -18,6 +18,25 @@ from pstrain.ctr import auc, log_loss, read_ctr
 from helpers import require_torch, run_pstrain
 
 
+def assert_scores_as_pstrain(case, run_dir, model, test, rows):
+    """The torch model's test AUC and log loss against pstrain's last `eval`
+    record of run_dir: AUC within 1e-3 (pstrain's comes from 65,536-bin
+    histograms, ties within a bin counting one half; torch's is exact), log
+    loss within 1e-4 relative (float32 against float64 sums). Returns that
+    record."""
+    import torch
+    with open(os.path.join(run_dir, "logs", "server-0.jsonl")) as f:
+        ev = [r for r in map(json.loads, f) if r["event"] == "eval"][-1]
+    with torch.no_grad():
+        ids = [torch.from_numpy(r) for r in rows]
+        offsets = [torch.from_numpy(o[:-1].astype(np.int64)) for o in test.offsets]
+        z = model(torch.from_numpy(test.dense), ids, offsets).numpy()
+    case.assertEqual(len(z), ev["test_samples"])
+    case.assertAlmostEqual(auc(test.labels, z), ev["auc"], delta=1e-3)
+    case.assertAlmostEqual(log_loss(test.labels, z), ev["logloss"], delta=1e-4 * ev["logloss"])
+    return ev
+
+
 class RealCTRRunTests(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -32,24 +51,13 @@ class RealCTRRunTests(unittest.TestCase):
         shutil.rmtree(cls.dir, True)
 
     def test_torch_model_from_the_export_scores_as_pstrain(self):
-        """Tolerances: AUC 1e-3 (pstrain's comes from 65,536-bin histograms of
-        the probabilities, ties within a bin counting one half; torch's is
-        exact); log loss 1e-4 relative (float32 against float64 sums)."""
-        torch = require_torch(self)
-        with open(os.path.join(self.dir, "r", "logs", "server-0.jsonl")) as f:
-            ev = [r for r in map(json.loads, f) if r["event"] == "eval"][-1]
+        """Tolerances as assert_scores_as_pstrain states them."""
+        require_torch(self)
         model = pstrain.model_from_export(os.path.join(self.dir, "r.safetensors"))
         self.assertEqual(type(model).__name__, "CTRModel")
         test = read_ctr(os.path.join(self.dir, "data", "test.tsv"), "criteo")
         tables = [{"rows": e.num_embeddings, "hash": False} for e in model.embeddings]
-        rows = test.rows_of(tables)
-        with torch.no_grad():
-            ids = [torch.from_numpy(r) for r in rows]
-            offsets = [torch.from_numpy(o[:-1].astype(np.int64)) for o in test.offsets]
-            z = model(torch.from_numpy(test.dense), ids, offsets).numpy()
-        self.assertEqual(len(z), ev["test_samples"])
-        self.assertAlmostEqual(auc(test.labels, z), ev["auc"], delta=1e-3)
-        self.assertAlmostEqual(log_loss(test.labels, z), ev["logloss"], delta=1e-4 * ev["logloss"])
+        ev = assert_scores_as_pstrain(self, os.path.join(self.dir, "r"), model, test, test.rows_of(tables))
         self.assertGreater(ev["auc"], 0.65, "the tiny planted model is learnt")
         # Each table whole, with PyTorch's EmbeddingBag name and shape.
         sd = model.state_dict()
@@ -78,21 +86,12 @@ class FieldsRunTests(unittest.TestCase):
         shutil.rmtree(cls.dir, True)
 
     def test_shared_and_chosen_fields_score_as_pstrain(self):
-        """Tolerances as above: AUC 1e-3, log loss 1e-4 relative."""
-        torch = require_torch(self)
-        with open(os.path.join(self.dir, "r", "logs", "server-0.jsonl")) as f:
-            ev = [r for r in map(json.loads, f) if r["event"] == "eval"][-1]
+        """Tolerances as assert_scores_as_pstrain states them."""
+        require_torch(self)
         model = pstrain.model_from_export(os.path.join(self.dir, "r.safetensors"))
         self.assertEqual(model.features, [(0, 0), (1, 0), (2, 0), (3, 1), (5, 1), (7, 1)])
         test = read_ctr(os.path.join(self.dir, "data", "test.tsv"), "criteo")
-        rows = test.rows_of(model.tables)
-        with torch.no_grad():
-            ids = [torch.from_numpy(r) for r in rows]
-            offsets = [torch.from_numpy(o[:-1].astype(np.int64)) for o in test.offsets]
-            z = model(torch.from_numpy(test.dense), ids, offsets).numpy()
-        self.assertEqual(len(z), ev["test_samples"])
-        self.assertAlmostEqual(auc(test.labels, z), ev["auc"], delta=1e-3)
-        self.assertAlmostEqual(log_loss(test.labels, z), ev["logloss"], delta=1e-4 * ev["logloss"])
+        ev = assert_scores_as_pstrain(self, os.path.join(self.dir, "r"), model, test, test.rows_of(model.tables))
         self.assertGreater(ev["auc"], 0.58, "six fields of the planted model are learnt (0.62 measured; 0.5 is chance)")
         sd = model.state_dict()
         self.assertEqual(tuple(sd["embeddings.0.weight"].shape), (2000, 8))
