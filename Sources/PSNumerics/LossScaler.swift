@@ -1,3 +1,4 @@
+import CPSKernels
 
 /// The number format of what workers hold and what travels on the wire.
 /// Servers always keep FP32 master weights and FP32 optimizer state.
@@ -8,6 +9,16 @@ public enum Precision: String, CaseIterable {
     }
     /// Only FP16 needs a dynamic loss scale: BF16 has FP32's exponent range.
     public var usesLossScaling: Bool { self == .fp16 }
+
+    /// Rounds `n` floats in place to this format (nothing for FP32).
+    @inline(__always)
+    public func round(_ p: UnsafeMutablePointer<Float>, _ n: Int) {
+        switch self {
+        case .fp32: break
+        case .fp16: pst_round_to_f16(p, n)
+        case .bf16: pst_round_to_bf16(p, n)
+        }
+    }
 }
 
 /// Dynamic loss scaling for FP16 training, with the knobs of PyTorch's

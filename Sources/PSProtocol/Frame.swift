@@ -128,6 +128,15 @@ public enum Frame {
         return FrameHeader.size + Int(h.encodedLength)
     }
 
+    /// The step a received frame's header claims, before the frame is
+    /// opened (a server in ssp and async learns which step a pull request
+    /// is for from it, then `open` checks everything against that step).
+    /// nil when `length` is shorter than a header or the step is no Int.
+    public static func peekStep(_ buffer: UnsafeRawPointer, length: Int) -> Int? {
+        guard length >= FrameHeader.size else { return nil }
+        return Int(exactly: UInt64(littleEndian: buffer.loadUnaligned(fromByteOffset: 8, as: UInt64.self)))
+    }
+
     static func checksum(buffer: UnsafeRawPointer, payloadLength: Int) -> UInt64 {
         let headerSum = xxh64(UnsafeRawBufferPointer(start: buffer, count: 56))
         return xxh3(buffer + FrameHeader.size, count: payloadLength, seed: headerSum)

@@ -139,7 +139,9 @@ public enum RankMain {
                 let layout = try Model(local.config.model, capacity: 1).layout
                 try ServerRole(context: ctx, layout: layout, trainCount: world.hellos[world.workerRanks[0]].trainCount).run()
             case .worker:
-                try WorkerRole(context: ctx, data: local.data!).run()
+                // (A worker whose data failed to load announced it in its hello, and every rank stopped there.)
+                guard let data = local.data else { throw PSError("\(me) has no data set loaded (a pstrain bug)") }
+                try WorkerRole(context: ctx, data: data).run()
             }
         } catch {
             log.write(ErrorRecord(message: "\(error)"))

@@ -59,7 +59,7 @@ final class EmbeddingTests: XCTestCase {
     /// sum(c * output) for fixed c (each row's gradient adds c over its uses).
     func testBagsForwardAndBackwardMatchAPlainReference() throws {
         let specs = [TableSpec(rows: 50, dim: 3), TableSpec(rows: 7, dim: 2, mode: .mean), TableSpec(rows: 1000, dim: 4, hash: true)]
-        let bags = EmbeddingBags(tables: specs, denseCount: 2, servers: 3)
+        let bags = EmbeddingBags(tables: specs, denseCount: 2)
         var batch = CTRBatch(fields: 3)
         let ids: [[[UInt64]]] = [[[1, 4, 1], [], [77]], [[4], [6, 6, 0], [1 << 40]], [[], [3], []]]
         for (r, row) in ids.enumerated() {
@@ -73,22 +73,25 @@ final class EmbeddingTests: XCTestCase {
         XCTAssertEqual(bags.unique[1], [0, 3, 6])
         XCTAssertEqual(bags.unique[2].count, 2)
         // Every row goes to the server that holds it, once.
+        var plan = RowPlan(dims: specs.map(\.dim), servers: 3)
+        try plan.plan(bags.unique)
         for t in 0..<3 {
-            let asked = (0..<3).flatMap { s in bags.requestedRows(server: s, table: t).map { (s, $0) } }
-            XCTAssertEqual(asked.map(\.1).sorted(), bags.unique[t])
+            let asked: [(Int, UInt64)] = (0..<3).flatMap { s in plan.requested(server: s)[t].map { (s, $0) } }
+            XCTAssertEqual(asked.map { $0.1 }.sorted(), bags.unique[t])
             XCTAssertTrue(asked.allSatisfy { TableSpec.owner(row: $0.1, servers: 3) == $0.0 })
         }
         // The servers' answers: value of row r, element j of table t = t + r / 8 + j / 100.
         func value(_ t: Int, _ r: UInt64, _ j: Int) -> Float { Float(t) + Float(r % 1000) / 8 + Float(j) / 100 }
+        let store = TableBuffers(plan)
         for s in 0..<3 {
             var v: [Float] = []
-            for t in 0..<3 { for r in bags.requestedRows(server: s, table: t) { for j in 0..<specs[t].dim { v.append(value(t, r, j)) } } }
-            v.withUnsafeBufferPointer { bags.store(server: s, values: $0.baseAddress!) }
+            for t in 0..<3 { for r in plan.requested(server: s)[t] { for j in 0..<specs[t].dim { v.append(value(t, r, j)) } } }
+            v.withUnsafeBufferPointer { plan.scatter(server: s, from: $0.baseAddress!, into: store.values.map(\.pointer)) }
         }
         let width = bags.width
         XCTAssertEqual(width, 2 + 3 + 2 + 4)
         var input = [Float](repeating: .nan, count: 3 * width)
-        input.withUnsafeMutableBufferPointer { bags.forward(dense: batch.dense, into: $0.baseAddress!) }
+        input.withUnsafeMutableBufferPointer { bags.forward(dense: batch.dense, values: store.valueBuffers, into: $0.baseAddress!) }
         var expected = [Float](repeating: 0, count: 3 * width)
         var col = [2, 5, 7]
         var e0 = 0
@@ -107,7 +110,7 @@ final class EmbeddingTests: XCTestCase {
         for i in 0..<expected.count { XCTAssertEqual(input[i], expected[i], accuracy: 1e-5 * max(1, abs(expected[i])), "element \(i)") }
         // Backward of sum(c * input) with c[i] = i / 10: row r's gradient = sum over its uses of weight x c.
         let c = (0..<(3 * width)).map { Float($0) / 10 }
-        c.withUnsafeBufferPointer { bags.backward(inputGradient: $0.baseAddress!) }
+        c.withUnsafeBufferPointer { bags.backward(inputGradient: $0.baseAddress!, into: store.gradBuffers) }
         col = [2, 5, 7]
         for t in 0..<3 {
             for (k, row) in bags.unique[t].enumerated() {
@@ -121,7 +124,7 @@ final class EmbeddingTests: XCTestCase {
                             if specs[t].row(of: id, table: t) == row { want += w * c[r * width + col[t] + j] }
                         }
                     }
-                    XCTAssertEqual(bags.grads[t][k * specs[t].dim + j], want, accuracy: 1e-5 * max(1, abs(want)), "table \(t) row \(row)")
+                    XCTAssertEqual(store.grads[t].pointer[k * specs[t].dim + j], want, accuracy: 1e-5 * max(1, abs(want)), "table \(t) row \(row)")
                 }
             }
         }
@@ -140,7 +143,7 @@ final class EmbeddingTests: XCTestCase {
     func testBagsOfFieldsThatShareATableOrAreLeftOut() throws {
         let specs = [TableSpec(rows: 20, dim: 2), TableSpec(rows: 10, dim: 3, mode: .mean)]
         let features = [TableFeature(field: 2, table: 0), TableFeature(field: 0, table: 0), TableFeature(field: 1, table: 1)]
-        let bags = EmbeddingBags(tables: specs, features: features, denseCount: 1, servers: 2)
+        let bags = EmbeddingBags(tables: specs, features: features, denseCount: 1)
         XCTAssertEqual(bags.fieldsNeeded, 3)
         var batch = CTRBatch(fields: 4)
         let ids: [[[UInt64]]] = [[[3, 5], [1], [5, 7], [999]], [[], [2, 2], [3], [1 << 50]], [[11], [], [], []]]
@@ -152,17 +155,20 @@ final class EmbeddingTests: XCTestCase {
         try bags.prepare(batch)
         XCTAssertEqual(bags.unique[0], [3, 5, 7, 11], "rows of fields 0 and 2 together, once each")
         XCTAssertEqual(bags.unique[1], [1, 2])
-        XCTAssertEqual((0..<2).reduce(0) { $0 + bags.rowCount(server: $1) }, 6)
+        var plan = RowPlan(dims: specs.map(\.dim), servers: 2)
+        try plan.plan(bags.unique)
+        XCTAssertEqual((0..<2).reduce(0) { $0 + plan.rowCount(server: $1) }, 6)
         func value(_ t: Int, _ r: UInt64, _ j: Int) -> Float { Float(t * 100) + Float(r) + Float(j) / 10 }
+        let store = TableBuffers(plan)
         for s in 0..<2 {
             var v: [Float] = []
-            for t in 0..<2 { for r in bags.requestedRows(server: s, table: t) { for j in 0..<specs[t].dim { v.append(value(t, r, j)) } } }
-            v.withUnsafeBufferPointer { bags.store(server: s, values: $0.baseAddress!) }
+            for t in 0..<2 { for r in plan.requested(server: s)[t] { for j in 0..<specs[t].dim { v.append(value(t, r, j)) } } }
+            v.withUnsafeBufferPointer { plan.scatter(server: s, from: $0.baseAddress!, into: store.values.map(\.pointer)) }
         }
         let width = bags.width
         XCTAssertEqual(width, 1 + 2 + 2 + 3)
         var input = [Float](repeating: .nan, count: 3 * width)
-        input.withUnsafeMutableBufferPointer { bags.forward(dense: batch.dense, into: $0.baseAddress!) }
+        input.withUnsafeMutableBufferPointer { bags.forward(dense: batch.dense, values: store.valueBuffers, into: $0.baseAddress!) }
         let cols = [1, 3, 5]
         var expected = [Float](repeating: 0, count: 3 * width)
         for r in 0..<3 {
@@ -174,7 +180,7 @@ final class EmbeddingTests: XCTestCase {
         }
         for i in 0..<expected.count { XCTAssertEqual(input[i], expected[i], accuracy: 1e-5 * max(1, abs(expected[i])), "element \(i)") }
         let c = (0..<(3 * width)).map { Float($0) / 10 }
-        c.withUnsafeBufferPointer { bags.backward(inputGradient: $0.baseAddress!) }
+        c.withUnsafeBufferPointer { bags.backward(inputGradient: $0.baseAddress!, into: store.gradBuffers) }
         for t in 0..<2 {
             for (u, row) in bags.unique[t].enumerated() {
                 for j in 0..<specs[t].dim {
@@ -185,13 +191,13 @@ final class EmbeddingTests: XCTestCase {
                             for id in list where id == row { want += w * c[r * width + cols[k] + j] }
                         }
                     }
-                    XCTAssertEqual(bags.grads[t][u * specs[t].dim + j], want, accuracy: 1e-5 * max(1, abs(want)), "table \(t) row \(row)")
+                    XCTAssertEqual(store.grads[t].pointer[u * specs[t].dim + j], want, accuracy: 1e-5 * max(1, abs(want)), "table \(t) row \(row)")
                 }
             }
         }
         // Row 5 of table 0 is used by field 0 (row 0) and field 2 (row 0): both uses add up.
         let five = bags.unique[0].firstIndex(of: 5)!
-        XCTAssertEqual(bags.grads[0][five * 2], c[0 * width + 1] + c[0 * width + 3], accuracy: 1e-5)
+        XCTAssertEqual(store.grads[0].pointer[five * 2], c[0 * width + 1] + c[0 * width + 3], accuracy: 1e-5)
     }
 
     /// One update of each sparse optimizer against its formula in Double
@@ -344,4 +350,16 @@ struct SplitMix {
     var state: UInt64
     init(seed: UInt64) { state = seed }
     mutating func next() -> UInt64 { state &+= 0x9E37_79B9_7F4A_7C15; return CounterRNG.mix(state) }
+}
+
+/// Per table, room for a plan's rows' values and gradients (`unique` order).
+final class TableBuffers {
+    let values: [FloatBuffer], grads: [FloatBuffer], counts: [Int]
+    init(_ plan: RowPlan) {
+        counts = zip(plan.unique, plan.dims).map { $0.count * $1 }
+        values = counts.map { FloatBuffer(count: $0) }
+        grads = counts.map { FloatBuffer(count: $0) }
+    }
+    var valueBuffers: [UnsafeMutableBufferPointer<Float>] { zip(values, counts).map { UnsafeMutableBufferPointer(start: $0.pointer, count: $1) } }
+    var gradBuffers: [UnsafeMutableBufferPointer<Float>] { zip(grads, counts).map { UnsafeMutableBufferPointer(start: $0.pointer, count: $1) } }
 }

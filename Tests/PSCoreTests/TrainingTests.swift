@@ -18,9 +18,11 @@ func runInProcess(config: Config, servers: Int, workers: Int, data: DataSplit, m
                      finished: finished)
 }
 
-/// The same, for any kind of worker data (a click log for a model with tables).
+/// The same, for any kind of worker data (a click log for a model with
+/// tables); `worker` runs a worker in place of the native one.
 func runInProcess(config: Config, servers: Int, workers: Int, workerData data: WorkerData, mode: InProcessMode = .eager,
-                  checkpoints: Bool = false, finished: (@Sendable (Int, ServerRole) -> Void)? = nil) throws -> [LogFile] {
+                  checkpoints: Bool = false, finished: (@Sendable (Int, ServerRole) -> Void)? = nil,
+                  worker: (@Sendable (RankContext, WorkerData) throws -> Void)? = nil) throws -> [LogFile] {
     let size = servers + workers
     let hub = InProcessHub(size: size, mode: mode)
     let dir = NSTemporaryDirectory() + "pstrain-inproc-\(UUID().uuidString)"
@@ -45,6 +47,8 @@ func runInProcess(config: Config, servers: Int, workers: Int, workerData data: W
                     let server = try ServerRole(context: ctx, layout: layout, trainCount: data.trainCount)
                     try server.run()
                     finished?(r, server)
+                } else if let worker {
+                    try worker(ctx, data)
                 } else {
                     try WorkerRole(context: ctx, data: data).run()
                 }
@@ -58,7 +62,8 @@ func runInProcess(config: Config, servers: Int, workers: Int, workerData data: W
     for t in threads { t.stackSize = 8 << 20; t.start() }
     while threads.contains(where: { !$0.isFinished }) { usleep(2000) }
     if !hub.violations.isEmpty { throw PSError("the adversarial transport caught \(hub.violations.count) misuse(s):\n" + hub.violations.prefix(8).joined(separator: "\n")) }
-    if let e = errors.list.compactMap({ $0 }).first { throw PSError("in-process run failed: \(e)") }
+    let failed = errors.list.compactMap { $0 }
+    if !failed.isEmpty { throw PSError("in-process run failed: " + failed.joined(separator: "; ")) }
     return try (0..<size).map { r in
         try XCTUnwrap(LogFile(path: "\(dir)/logs/rank-\(r).jsonl"), "rank \(r)'s log")
     }

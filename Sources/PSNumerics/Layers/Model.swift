@@ -1,4 +1,3 @@
-import CPSKernels
 import PSSupport
 
 /// Where one parameter tensor lives in the model's flat parameter vector.
@@ -145,13 +144,7 @@ public final class Model {
 
     /// Rounds to the storage format (nothing for FP32).
     @inline(__always)
-    public func round(_ p: UnsafeMutablePointer<Float>, _ n: Int) {
-        switch storage {
-        case .fp32: break
-        case .fp16: pst_round_to_f16(p, n)
-        case .bf16: pst_round_to_bf16(p, n)
-        }
-    }
+    public func round(_ p: UnsafeMutablePointer<Float>, _ n: Int) { storage.round(p, n) }
 
     /// Forward, loss and backward for one microbatch whose input is already in
     /// `input`. Gradients of sum(loss) * gradScale go to `grads` (all of it is

@@ -122,7 +122,7 @@ extension ServerRole {
 
     /// Server 0 answers worker w's request for work.
     func assign(_ w: Int, _ a: Assignment, _ s: inout AsyncState) throws {
-        let step = s.pull[w]!.step
+        guard let step = s.pull[w]?.step else { throw PSError("server \(index): work assigned to worker \(w) unasked (a pstrain bug)") }
         s.pull[w] = nil
         _ = try ctx.wait(s.assignSends[w], for: "assignments", step: step)
         a.seal(into: s.assignFrames[w], step: step)
@@ -150,7 +150,7 @@ extension ServerRole {
                 try awaitPull(w, b, .eval, &s, frames: frames)
                 try answer(w, b, request: 0, &s, frames: frames, paramOut: paramOut, paramSends: &paramSends, expectPush: false)
             }
-            if tables != nil { try serveEvaluation(b - 1) }
+            if let tables { try tables.serveEvaluation(b - 1, meter: &meter) }
             if lead { try collectEvaluation(b - 1) }
             ctx.log?.write(StalenessRecord(step: b, epoch: schedule.epoch(of: b - 1) + 1, counts: s.histogram, maxLead: s.maxLead))
             s.histogram = Array(repeating: 0, count: StalenessRecord.buckets)
@@ -201,9 +201,12 @@ extension ServerRole {
 
     /// Reads worker w's pull request that arrived in its frame and posts the receive of its next one.
     func takePull(_ w: Int, length: Int, _ s: inout AsyncState, frames: [FrameBuffer]) throws {
-        let step = Int(UInt64(littleEndian: frames[w].raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self)))
-        guard step >= 0 && step <= schedule.total else {
-            throw FrameError.badPayload(sender: world.describe(world.workerRanks[w]), what: "pull request", problem: "asks for step \(step)")
+        // The step the request claims; `open` then checks the whole frame
+        // against it (one shorter than a header is refused there as such).
+        let claimed = length < FrameHeader.size ? 0 : Frame.peekStep(frames[w].raw, length: length)
+        guard let step = claimed, 0...schedule.total ~= step else {
+            throw FrameError.badPayload(sender: world.describe(world.workerRanks[w]), what: "pull request",
+                                        problem: "asks for a step outside 0...\(schedule.total)")
         }
         let p = try PullRequest.open(frames[w], length: length, step: step, sender: world.describe(world.workerRanks[w]))
         guard p.purpose != .assign || lead else {
@@ -218,14 +221,12 @@ extension ServerRole {
     /// or of the push it will compute.
     func answer(_ w: Int, _ step: Int, request: UInt8, _ s: inout AsyncState, frames: [FrameBuffer], paramOut: [[FrameBuffer]],
                 paramSends: inout [[[TransportRequest]]], expectPush: Bool) throws {
-        let rank = world.workerRanks[w], purpose = s.pull[w]!.purpose
+        guard let purpose = s.pull[w]?.purpose else { throw PSError("server \(index): a pull of worker \(w) answered unasked (a pstrain bug)") }
+        let rank = world.workerRanks[w]
         for k in pieces.indices.reversed() {
             _ = try ctx.wait(paramSends[w][k], for: "parameter sends", step: step)
-            let c = pieces[k], n = c.range.count, f = paramOut[w][k]
-            let e = codec.encode(weights.pointer + (c.range.lowerBound - range.lowerBound), count: n, as: precision, sparse: false,
-                                 chunk: pieceIDs[k], step: step, into: f.payload, capacity: f.capacity - FrameHeader.size)
-            ParameterPiece.seal(f, version: step, piece: pieceIDs[k], count: n, precision: precision, encoded: e,
-                                lossScale: scaler.scale, skipped: scaler.skipped, request: request)
+            let f = paramOut[w][k]
+            sealParameters(f, k, version: step, encoded: encodeWeights(k, version: step, into: f), request: request)
             paramSends[w][k] = [try ctx.transport.isend(f, to: rank, tag: ParameterPiece.kind.tag)]
             meter.bytesOut += f.length
         }
@@ -233,8 +234,8 @@ extension ServerRole {
         s.pulledAt[w] = s.version
         guard expectPush && purpose == .train else { return }
         // With tables the worker asks for its rows once it has every server's parameters (and knows it goes on).
-        if tables != nil {
-            s.rows[w] = (try ctx.transport.irecv(tables!.buffers.announce[w], from: rank, tag: RowAnnounce.kind.tag), step)
+        if let tables {
+            s.rows[w] = (try ctx.transport.irecv(tables.buffers.announce[w], from: rank, tag: RowAnnounce.kind.tag), step)
         } else {
             try expectPushOf(w, step, &s)
         }
@@ -245,17 +246,17 @@ extension ServerRole {
         let rank = world.workerRanks[w]
         let summary = try ctx.transport.irecv(summaryFrames[w], from: rank, tag: StepSummary.kind.tag)
         var rest = try pieces.indices.map { try ctx.transport.irecv(gradFrames[w][$0], from: rank, tag: GradientPiece.kind.tag) }
-        if tables != nil { rest.append(try postRowGradients(worker: w)) }
+        if let tables { rest.append(try tables.postRowGradients(worker: w)) }
         s.push[w] = (summary, rest, step)
     }
 
     /// Worker w's row announcement arrived: serve its request, then expect its push.
     func serveRowsOf(_ w: Int, length: Int, _ s: inout AsyncState) throws {
-        let (_, step) = s.rows[w]!
+        guard let (_, step) = s.rows[w], let tables else { throw PSError("server \(index): rows of worker \(w) served unasked (a pstrain bug)") }
         s.rows[w] = nil
-        let said = try RowAnnounce.open(tables!.buffers.announce[w], length: length, step: step, chunk: 0,
+        let said = try RowAnnounce.open(tables.buffers.announce[w], length: length, step: step, chunk: 0,
                                         sender: world.describe(world.workerRanks[w]))
-        try serveRequest(worker: w, said, step: step, chunk: 0)
+        try tables.serveRequest(worker: w, said, step: step, chunk: 0, meter: &meter)
         try expectPushOf(w, step, &s)
     }
 
@@ -284,7 +285,7 @@ extension ServerRole {
     /// applied at once with the loss scale it carries (or skipped when it
     /// overflowed); its staleness is counted.
     func applyPush(_ w: Int, summaryLength: Int, _ s: inout AsyncState) throws {
-        let (_, rest, step) = s.push[w]!
+        guard let (_, rest, step) = s.push[w] else { throw PSError("server \(index): a push of worker \(w) applied unasked (a pstrain bug)") }
         s.push[w] = nil
         meter = StepMeter(start: meter.end)
         let sender = world.describe(world.workerRanks[w])
@@ -298,12 +299,9 @@ extension ServerRole {
             try codec.decode(gradFrames[w][k], h, count: c.range.count, as: precision, into: gradSum.pointer + (c.range.lowerBound - range.lowerBound),
                              add: false, sender: sender, what: "gradients of step \(step), piece \(pieceIDs[k])")
         }
-        if tables != nil { try addRowGradients(worker: w, length: counts[pieces.count], step: step) }
-        var o = StepOutcome(lr: Float(ctx.config.train.learningRate(step: step, total: schedule.total)), scaleBefore: sum.lossScale)
-        o.lossSum = sum.lossSum; o.samples = sum.samples
-        if sum.overflow { o.overflowBy.append("worker \(w)") }
-        if Payload.overflows(gradSum.pointer, count: range.count, as: .fp32) { o.overflowBy.append("sum on server \(index)") }
-        if let tables, tables.shard.stepOverflows() { o.overflowBy.append("table rows on server \(index)") }
+        if let tables { try tables.addRowGradients(worker: w, length: counts[pieces.count], step: step) }
+        var o = outcome(step, scaleBefore: sum.lossScale, summaries: [(w, sum)],
+                        sumOverflows: Payload.overflows(gradSum.pointer, count: range.count, as: .fp32))
         let unscale = Float(1 / sum.lossScale)
         let update = OptimizerStep(lr: o.lr, gradScale: unscale, t: s.version - scaler.skipped + 1)
         tables?.shard.finishStep(apply: !o.overflow, lr: Float(ctx.config.train.sparseLearningRate(step: step, total: schedule.total)),

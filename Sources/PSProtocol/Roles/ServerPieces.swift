@@ -203,18 +203,30 @@ extension ServerRole {
     /// Encodes piece k of the current weights into its frame, once the
     /// frame's previous sends completed.
     func encodePiece(_ k: Int, version: Int) throws -> EncodedPiece {
-        let c = pieces[k], n = c.range.count
         _ = try ctx.wait(sends[k], for: "parameter sends", step: version)
         sends[k] = []
-        return codec.encode(weights.pointer + (c.range.lowerBound - range.lowerBound), count: n, as: precision, sparse: false,
-                            chunk: pieceIDs[k], step: version, into: paramFrames[k].payload, capacity: paramFrames[k].capacity - FrameHeader.size)
+        return encodeWeights(k, version: version, into: paramFrames[k])
     }
 
-    /// Seals piece k's encoded frame as parameters `version` (with the loss
-    /// scale, skip count and server 0's requests of now) and sends it to every worker.
-    func sealAndSend(_ k: Int, version: Int, encoded e: EncodedPiece, request: UInt8) throws {
-        ParameterPiece.seal(paramFrames[k], version: version, piece: pieceIDs[k], count: pieces[k].range.count, precision: precision, encoded: e,
+    /// Encodes piece k of the current weights as parameters `version` into
+    /// frame `f`'s payload (bsp: the piece's one frame; ssp and async: the
+    /// frame of the worker that pulled).
+    func encodeWeights(_ k: Int, version: Int, into f: FrameBuffer) -> EncodedPiece {
+        let c = pieces[k]
+        return codec.encode(weights.pointer + (c.range.lowerBound - range.lowerBound), count: c.range.count, as: precision, sparse: false,
+                            chunk: pieceIDs[k], step: version, into: f.payload, capacity: f.capacity - FrameHeader.size)
+    }
+
+    /// Seals frame `f`, piece k encoded, as parameters `version`, with the
+    /// loss scale, skip count and server 0's requests of now.
+    func sealParameters(_ f: FrameBuffer, _ k: Int, version: Int, encoded e: EncodedPiece, request: UInt8) {
+        ParameterPiece.seal(f, version: version, piece: pieceIDs[k], count: pieces[k].range.count, precision: precision, encoded: e,
                             lossScale: scaler.scale, skipped: scaler.skipped, request: request)
+    }
+
+    /// Seals piece k's encoded frame as parameters `version` and sends it to every worker.
+    func sealAndSend(_ k: Int, version: Int, encoded e: EncodedPiece, request: UInt8) throws {
+        sealParameters(paramFrames[k], k, version: version, encoded: e, request: request)
         sends[k] = try world.workerRanks.map { try ctx.transport.isend(paramFrames[k], to: $0, tag: ParameterPiece.kind.tag) }
         meter.bytesOut += paramFrames[k].length * world.workers
     }

@@ -83,7 +83,7 @@ public final class ServerRole {
         state = opt.stateNames.map { _ in FloatBuffer(count: n) }
         gradSum = FloatBuffer(count: range.count)
         scaler = LossScaler(settings: cfg.scaler.settings, dynamic: precision.usesLossScaling)
-        tables = Self.tables(cfg, world: world, index: index, precision: precision)
+        tables = Self.tables(context, index: index)
         let all = plan.pieces(layout, maxElements: cfg.run.chunkElements)
         let me = index
         let ids = all.indices.filter { all[$0].server == me }
@@ -109,15 +109,16 @@ public final class ServerRole {
     }
 
     /// This server's table shard, when the model has tables.
-    static func tables(_ cfg: Config, world: World, index: Int, precision: Precision) -> ServerTables? {
+    static func tables(_ ctx: RankContext, index: Int) -> ServerTables? {
+        let cfg = ctx.config, world = ctx.world
         guard !cfg.model.tables.isEmpty else { return nil }
-        return ServerTables(shard: TableShard(tables: cfg.model.tables, optimizer: cfg.train.sparseOptimizer, hyper: cfg.train.sparseHyper,
+        return ServerTables(context: ctx, index: index,
+                            shard: TableShard(tables: cfg.model.tables, optimizer: cfg.train.sparseOptimizer, hyper: cfg.train.sparseHyper,
                                               seed: cfg.train.seed),
-                            workers: world.workers, settings: cfg.compression.settings, precision: precision,
                             maxRequestRows: ServerTables.requestRowLimit(
                                 specs: cfg.model.tables, fieldsPerTable: cfg.model.features.reduce(into: [Int](repeating: 0, count: cfg.model.tables.count)) { $0[$1.table] += 1 },
                                 server: index, servers: world.servers,
-                                samples: max(WorkerRole.microbatchRows(cfg, workers: world.workers), Model.minimumCapacity),
+                                samples: WorkerSession.evaluationRows(cfg, workers: world.workers),
                                 idsPerSample: cfg.data.format == .libsvm ? LibSVM.maxPairsPerRow : 1))
     }
 
@@ -156,9 +157,9 @@ public final class ServerRole {
         for step in schedule.steps {
             hooks.serverStep(step, server: index)
             meter = StepMeter(start: meter.end)
-            if tables != nil { try serveRows(step: step, chunk: 0) }
+            if let tables { try tables.serveRows(step: step, chunk: 0, meter: &meter) }
             try receiveGradients(step)
-            if tables != nil { try receiveRowGradients(step) }
+            if let tables { try tables.receiveRowGradients(step, meter: &meter) }
             var outcome = try collectSummaries(step)
             outcome.request = leadRequests()
             if clipNorm > 0 && !outcome.overflow { outcome.sumSquares = gradientSquares(scale: outcome.scaleBefore) }
@@ -167,7 +168,7 @@ public final class ServerRole {
             try applyAndSend(step, &outcome)
             logStep(step, outcome)
             try stopIfDiverged()
-            if tables != nil && schedule.endsEpoch(step) { try serveEvaluation(step) }
+            if let tables, schedule.endsEpoch(step) { try tables.serveEvaluation(step, meter: &meter) }
             if lead && schedule.endsEpoch(step) { try collectEvaluation(step) }
             if ctx.hasRunDir && schedule.checkpointDue(after: step + 1, flags: outcome.request) {
                 try checkpoint(step: step + 1)
@@ -207,10 +208,10 @@ public final class ServerRole {
             CheckpointWriter(runDir: ctx.runDir).removeStale()
             WaitClaims.removeStale(runDir: ctx.runDir, keep: ctx.attempt)
         }
-        if schedule.start > 0 {
-            ctx.log?.write(RankResumedRecord(step: schedule.start, from: ctx.resume!.path, paramsDigest: digest(weights.pointer, count: range.count),
-                                         lossScale: scaler.scale, skipped: scaler.skipped))
-            if lead { ctx.say("resuming from \(ctx.resume!.path) at step \(schedule.start) of \(schedule.total)") }
+        if let (path, _) = ctx.resume, schedule.start > 0 {
+            ctx.log?.write(RankResumedRecord(step: schedule.start, from: path, paramsDigest: digest(weights.pointer, count: range.count),
+                                             lossScale: scaler.scale, skipped: scaler.skipped))
+            if lead { ctx.say("resuming from \(path) at step \(schedule.start) of \(schedule.total)") }
         }
     }
 
@@ -232,7 +233,7 @@ public final class ServerRole {
                 try codec.decode(gradFrames[w][k], h, count: n, as: precision, into: sum, add: w > 0, sender: sender,
                                  what: "gradients of step \(step), piece \(pieceIDs[k])")
             }
-            if updateAhead != nil { try applyAhead(piece: k, step: step) }
+            if let updateAhead { try applyAhead(updateAhead, piece: k, step: step) }
             meter.applied += now() - workStart
         }
     }
@@ -241,19 +242,28 @@ public final class ServerRole {
     func collectSummaries(_ step: Int) throws -> StepOutcome {
         let t0 = now()
         let counts = try ctx.wait(summaryRecvs, for: "step summaries", step: step)
-        var o = StepOutcome(lr: Float(ctx.config.train.learningRate(step: step, total: schedule.total)), scaleBefore: scaler.scale)
-        for w in 0..<world.workers {
-            let s = try StepSummary.open(summaryFrames[w], length: counts[w], step: step, sender: world.describe(world.workerRanks[w]))
+        let summaries = try (0..<world.workers).map { w in
+            (w, try StepSummary.open(summaryFrames[w], length: counts[w], step: step, sender: world.describe(world.workerRanks[w])))
+        }
+        // (UpdateAhead checked each piece of the sum as it came in.)
+        let o = outcome(step, scaleBefore: scaler.scale, summaries: summaries,
+                        sumOverflows: updateAhead?.sumOverflowed ?? Payload.overflows(gradSum.pointer, count: range.count, as: .fp32))
+        meter.waited += now() - t0
+        return o
+    }
+
+    /// A step's (bsp) or a push's (ssp, async) outcome so far: the
+    /// workers' loss and samples, and who overflowed (workers, this
+    /// server's sum, its table rows).
+    func outcome(_ step: Int, scaleBefore: Double, summaries: [(worker: Int, summary: StepSummary)], sumOverflows: Bool) -> StepOutcome {
+        var o = StepOutcome(lr: Float(ctx.config.train.learningRate(step: step, total: schedule.total)), scaleBefore: scaleBefore)
+        for (w, s) in summaries {
             o.lossSum += s.lossSum
             o.samples += s.samples
             if s.overflow { o.overflowBy.append("worker \(w)") }
         }
-        // (UpdateAhead checked each piece of the sum as it came in.)
-        if updateAhead?.sumOverflowed ?? Payload.overflows(gradSum.pointer, count: range.count, as: .fp32) {
-            o.overflowBy.append("sum on server \(index)")
-        }
+        if sumOverflows { o.overflowBy.append("sum on server \(index)") }
         if let tables, tables.shard.stepOverflows() { o.overflowBy.append("table rows on server \(index)") }
-        meter.waited += now() - t0
         return o
     }
 
@@ -306,8 +316,8 @@ public final class ServerRole {
         tables?.shard.finishStep(apply: !o.overflow, lr: Float(ctx.config.train.sparseLearningRate(step: step, total: schedule.total)),
                                  gradScale: unscale, t: update.t)
         o.scaleChange = scaler.update(step: step, overflow: o.overflow)
-        if updateAhead != nil {
-            try settleUpdateAhead(step, o)
+        if let updateAhead {
+            try settleUpdateAhead(updateAhead, step, o)
         } else {
             for k in pieces.indices.reversed() {
                 let off = pieces[k].range.lowerBound - range.lowerBound

@@ -1,12 +1,15 @@
 import PSSupport
 import PSNumerics
-import PSCodec
 
 /// A server's rows of the embedding tables and what one step asked of them.
 final class ServerTables {
+    let ctx: RankContext
+    /// This server's index, and the wire's number format.
+    let index: Int
+    let precision: Precision
     let shard: TableShard
     let specs: [TableSpec]
-    let buffers: RowBuffers
+    let buffers: ServerRowFrames
     /// This step's requests: per worker, per table, the slots of the rows asked for (request order).
     var slots: [[[Int32]]]
     /// Per worker: the elements (rows x dim) of its request.
@@ -17,13 +20,41 @@ final class ServerTables {
     /// announcement of more is refused before anything is allocated.
     let maxRequestRows: Int
 
-    init(shard: TableShard, workers: Int, settings: CodecSettings, precision: Precision, maxRequestRows: Int) {
+    init(context: RankContext, index: Int, shard: TableShard, maxRequestRows: Int) {
+        ctx = context
+        self.index = index
+        let workers = context.world.workers, settings = context.config.compression.settings
+        precision = context.config.train.precision
         self.shard = shard
         self.maxRequestRows = maxRequestRows
         specs = shard.tables.map(\.spec)
-        buffers = RowBuffers(peers: workers, settings: settings, precision: precision)
+        buffers = ServerRowFrames(workers: workers, room: RowRoom(settings: settings, precision: precision))
         slots = (0..<workers).map { _ in shard.tables.map { _ in [] } }
         elements = Array(repeating: 0, count: workers)
+    }
+
+    var world: World { ctx.world }
+}
+
+/// A server's frames of the table exchange, one set per worker: the
+/// announcements and requests it receives, the values it sends (with the
+/// sends still open: a frame must not change until they complete) and the
+/// gradients it receives.
+final class ServerRowFrames {
+    let room: RowRoom
+    var announce: [FrameBuffer]
+    var request: [FrameBuffer]
+    var values: [FrameBuffer]
+    var grads: [FrameBuffer]
+    var sends: [[TransportRequest]]
+
+    init(workers: Int, room: RowRoom) {
+        self.room = room
+        announce = (0..<workers).map { _ in RowAnnounce.buffer() }
+        request = RowRoom.frames(workers)
+        values = RowRoom.frames(workers)
+        grads = RowRoom.frames(workers)
+        sends = (0..<workers).map { _ in [] }
     }
 }
 
@@ -71,15 +102,18 @@ extension ServerTables {
     }
 }
 
-extension ServerRole {
+/// The server's half of the table exchange: each worker's announcement,
+/// request and gradients in, the rows' values out. `meter` takes the
+/// step's waiting and working time.
+extension ServerTables {
     /// Answers every worker's row request of `step` (`chunk` 0: training;
     /// evaluation rounds 1, 2, ...), worker by worker. Returns the rounds
     /// worker 0 announced (every worker must announce the same).
     @discardableResult
-    func serveRows(step: Int, chunk: Int) throws -> Int {
+    func serveRows(step: Int, chunk: Int, meter: inout StepMeter) throws -> Int {
         var rounds: Int?
         for w in world.workerRanks.indices {
-            let r = try serveRows(worker: w, step: step, chunk: chunk)
+            let r = try serveRows(worker: w, step: step, chunk: chunk, meter: &meter)
             if let first = rounds, first != r {
                 throw FrameError.badPayload(sender: world.describe(world.workerRanks[w]), what: "row request of step \(step)",
                                             problem: "announces \(r) evaluation rounds, worker 0 \(first)")
@@ -93,62 +127,62 @@ extension ServerRole {
     /// then the request, and sends the rows' values in request order.
     /// Training creates rows never seen before (their initial values);
     /// evaluation reads them without keeping them. Returns the rounds announced.
-    func serveRows(worker w: Int, step: Int, chunk: Int) throws -> Int {
-        let tb = tables!, b = tb.buffers, rank = world.workerRanks[w]
+    func serveRows(worker w: Int, step: Int, chunk: Int, meter: inout StepMeter) throws -> Int {
+        let b = buffers, rank = world.workerRanks[w]
         let t0 = now()
         let said = try ctx.receive(RowAnnounce.self, from: [rank], step: step, chunk: { _ in chunk }, into: [b.announce[w]], for: "row requests")[0]
         meter.waited += now() - t0
-        try serveRequest(worker: w, said, step: step, chunk: chunk)
+        try serveRequest(worker: w, said, step: step, chunk: chunk, meter: &meter)
         return said.rounds
     }
 
     /// Worker w's row request after its announcement `said`: the request,
     /// then the rows' values sent in request order.
-    func serveRequest(worker w: Int, _ said: RowAnnounce, step: Int, chunk: Int) throws {
-        let tb = tables!, b = tb.buffers, rank = world.workerRanks[w], sender = world.describe(rank)
-        try ServerTables.check(said, maxRows: tb.maxRequestRows, tables: tb.specs.count, sender: sender, step: step)
+    func serveRequest(worker w: Int, _ said: RowAnnounce, step: Int, chunk: Int, meter: inout StepMeter) throws {
+        let b = buffers, rank = world.workerRanks[w], sender = world.describe(rank)
+        try ServerTables.check(said, maxRows: maxRequestRows, tables: specs.count, sender: sender, step: step)
         let t0 = now()
-        let req = try ctx.transport.irecv(b.room(\.request, w, bytes: said.bytes), from: rank, tag: RowRequest.kind.tag)
+        let req = try ctx.transport.irecv(RowRoom.fit(&b.request[w], bytes: said.bytes), from: rank, tag: RowRequest.kind.tag)
         let count = try ctx.wait([req], for: "row requests", step: step)[0]
         let waitEnd = now()
         meter.waited += waitEnd - t0
         let rows = try RowRequest.open(b.request[w], length: count, step: step, chunk: chunk, bytes: said.bytes, rows: said.rows,
-                                       tables: tb.specs, sender: sender)
+                                       tables: specs, sender: sender)
         for (t, r) in rows.enumerated() where !r.isEmpty {
             if let bad = r.first(where: { TableSpec.owner(row: $0, servers: world.servers) != index }) {
                 throw FrameError.badPayload(sender: sender, what: "row request of step \(step)",
                                             problem: "asks for row \(bad) of table \(t), which server \(TableSpec.owner(row: bad, servers: world.servers)) holds")
             }
         }
-        let n = zip(rows, tb.specs).reduce(0) { $0 + $1.0.count * $1.1.dim }
+        let n = zip(rows, specs).reduce(0) { $0 + $1.0.count * $1.1.dim }
         _ = try ctx.wait(b.sends[w], for: "row sends", step: step)
         b.sends[w] = []
-        b.reserve(elements: n)
+        b.room.reserve(elements: n)
         var at = 0
         for (t, r) in rows.enumerated() {
-            let d = tb.specs[t].dim
+            let d = specs[t].dim
             if chunk == 0 {
-                tb.slots[w][t] = r.map { tb.shard.slot(table: t, row: $0) }
-                tb.shard.read(table: t, slots: tb.slots[w][t], into: b.scratch.pointer + at)
+                slots[w][t] = r.map { shard.slot(table: t, row: $0) }
+                shard.read(table: t, slots: slots[w][t], into: b.room.scratch.pointer + at)
             } else {
-                for (k, row) in r.enumerated() { tb.shard.peek(table: t, row: row, into: b.scratch.pointer + at + k * d) }
+                for (k, row) in r.enumerated() { shard.peek(table: t, row: row, into: b.room.scratch.pointer + at + k * d) }
             }
             at += r.count * d
         }
-        tb.elements[w] = n
-        let frame = b.room(\.rows, w, bytes: b.wireBytes(n))
-        let e = b.codec.encode(b.scratch.pointer, count: n, as: precision, sparse: false, chunk: w, step: step,
+        elements[w] = n
+        let frame = RowRoom.fit(&b.values[w], bytes: b.room.wireBytes(n))
+        let e = b.room.codec.encode(b.room.scratch.pointer, count: n, as: precision, sparse: false, chunk: w, step: step,
                                into: frame.payload, capacity: frame.capacity - FrameHeader.size)
         RowValues.seal(frame, kind: .rowValues, step: step, chunk: chunk, count: n, precision: precision, encoded: e)
         b.sends[w] = [try ctx.transport.isend(frame, to: rank, tag: FrameKind.rowValues.tag)]
-        tb.rowsServed += said.rows
-        tb.bytesIn += count + b.announce[w].length
-        tb.bytesOut += frame.length
+        rowsServed += said.rows
+        bytesIn += count + b.announce[w].length
+        bytesOut += frame.length
         meter.applied += now() - waitEnd
     }
 
     /// Every worker's row gradients of `step`, summed per row in worker order.
-    func receiveRowGradients(_ step: Int) throws {
+    func receiveRowGradients(_ step: Int, meter: inout StepMeter) throws {
         let t0 = now()
         let reqs = try world.workerRanks.indices.map { try postRowGradients(worker: $0) }
         let counts = try ctx.wait(reqs, for: "row gradients", step: step)
@@ -160,30 +194,30 @@ extension ServerRole {
 
     /// The receive of worker w's row gradients (the size of its last request's rows).
     func postRowGradients(worker w: Int) throws -> TransportRequest {
-        let tb = tables!, b = tb.buffers
-        return try ctx.transport.irecv(b.room(\.grads, w, bytes: b.wireBytes(tb.elements[w])), from: world.workerRanks[w], tag: FrameKind.rowGrads.tag)
+        let b = buffers
+        return try ctx.transport.irecv(RowRoom.fit(&b.grads[w], bytes: b.room.wireBytes(elements[w])), from: world.workerRanks[w], tag: FrameKind.rowGrads.tag)
     }
 
     /// Checks and decodes worker w's row gradients of `step` and adds them into the step's sums.
     func addRowGradients(worker w: Int, length: Int, step: Int) throws {
-        let tb = tables!, b = tb.buffers
-        let n = tb.elements[w], sender = world.describe(world.workerRanks[w])
+        let b = buffers
+        let n = elements[w], sender = world.describe(world.workerRanks[w])
         let h = try RowValues.open(b.grads[w], kind: .rowGrads, length: length, step: step, chunk: 0, count: n,
                                    precision: precision, sender: sender)
-        b.reserve(elements: n)
-        try b.codec.decode(b.grads[w], h, count: n, as: precision, into: b.scratch.pointer, add: false, sender: sender,
+        b.room.reserve(elements: n)
+        try b.room.codec.decode(b.grads[w], h, count: n, as: precision, into: b.room.scratch.pointer, add: false, sender: sender,
                            what: "row gradients of step \(step)")
         var at = 0
-        for (t, s) in tb.slots[w].enumerated() {
-            tb.shard.accumulate(table: t, slots: s, grads: b.scratch.pointer + at)
-            at += s.count * tb.specs[t].dim
+        for (t, s) in slots[w].enumerated() {
+            shard.accumulate(table: t, slots: s, grads: b.room.scratch.pointer + at)
+            at += s.count * specs[t].dim
         }
-        tb.bytesIn += length
+        bytesIn += length
     }
 
     /// After the last step of an epoch: the workers' evaluation rounds.
-    func serveEvaluation(_ step: Int) throws {
-        let rounds = try serveRows(step: step + 1, chunk: 1)
-        if rounds > 1 { for c in 2...rounds { try serveRows(step: step + 1, chunk: c) } }
+    func serveEvaluation(_ step: Int, meter: inout StepMeter) throws {
+        let rounds = try serveRows(step: step + 1, chunk: 1, meter: &meter)
+        if rounds > 1 { for c in 2...rounds { try serveRows(step: step + 1, chunk: c, meter: &meter) } }
     }
 }

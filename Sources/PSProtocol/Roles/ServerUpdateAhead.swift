@@ -20,7 +20,7 @@ import PSCodec
 /// embedding tables (their rows are updated at the outcome), or in ssp and
 /// async (ServerAsync.swift applies each push as it arrives anyway).
 /// docs/architecture.md, "updating ahead".
-struct UpdateAhead {
+final class UpdateAhead {
     /// This step's encoded pieces, updated ahead (nil: not updated).
     var encoded: [EncodedPiece?]
     /// A piece of this step's sum was not finite: the step will be skipped
@@ -56,31 +56,29 @@ struct UpdateAhead {
 extension ServerRole {
     /// Piece k of step `step` is summed: unless the sum has overflowed so
     /// far, keep its weights and state, update it and encode parameters step + 1.
-    func applyAhead(piece k: Int, step: Int) throws {
+    func applyAhead(_ kept: UpdateAhead, piece k: Int, step: Int) throws {
         if k == 0 {
-            updateAhead!.encoded = updateAhead!.encoded.map { _ in nil }
-            updateAhead!.sumOverflowed = false
+            kept.encoded = kept.encoded.map { _ in nil }
+            kept.sumOverflowed = false
             // What applyAndSend computes, with no clipping factor.
-            updateAhead!.update = OptimizerStep(lr: Float(ctx.config.train.learningRate(step: step, total: schedule.total)),
-                                                gradScale: Float(1 / scaler.scale * 1.0), t: step - scaler.skipped + 1)
-            updateAhead!.unscale = Float(1 / scaler.scale)
+            kept.update = OptimizerStep(lr: Float(ctx.config.train.learningRate(step: step, total: schedule.total)),
+                                        gradScale: Float(1 / scaler.scale * 1.0), t: step - scaler.skipped + 1)
+            kept.unscale = Float(1 / scaler.scale)
         }
-        guard !updateAhead!.sumOverflowed else { return }
+        guard !kept.sumOverflowed else { return }
         let c = pieces[k], n = c.range.count, off = c.range.lowerBound - range.lowerBound
         if Payload.overflows(gradSum.pointer + off, count: n, as: .fp32) {
-            updateAhead!.sumOverflowed = true
+            kept.sumOverflowed = true
             return
         }
-        let kept = updateAhead!
         guard kept.ahead[k] else { return }
         apply(piece: k, at: off, update: kept.update, unscale: kept.unscale, keepingIn: (kept.weights, kept.state))
-        updateAhead!.encoded[k] = try encodePiece(k, version: step + 1)
+        kept.encoded[k] = try encodePiece(k, version: step + 1)
     }
 
     /// The outcome is known: send the pieces updated ahead, or after an
     /// overflow put their weights and state back and send those.
-    func settleUpdateAhead(_ step: Int, _ o: StepOutcome) throws {
-        let kept = updateAhead!
+    func settleUpdateAhead(_ kept: UpdateAhead, _ step: Int, _ o: StepOutcome) throws {
         if o.overflow {
             for k in pieces.indices where kept.encoded[k] != nil {
                 let n = pieces[k].range.count, off = pieces[k].range.lowerBound - range.lowerBound
@@ -97,6 +95,6 @@ extension ServerRole {
                 try sendPiece(k, version: step + 1, request: o.request)
             }
         }
-        updateAhead!.encoded = kept.encoded.map { _ in nil }
+        kept.encoded = kept.encoded.map { _ in nil }
     }
 }
