@@ -116,12 +116,12 @@ public final class PieceCodec {
         return (encodeSeconds, decodeSeconds)
     }
 
-    /// Whether to run the byte stages on piece `chunk` at `step`: the
+    /// Whether to run the byte stages on `key` (a piece, or a peer's rows) at `step`: the
     /// adaptive bypass skips them when they cost more time than they save on
     /// the link.
-    func worthCompressing(chunk: Int, rawBytes: Int, step: Int) -> Bool {
+    func worthCompressing(key: Int, rawBytes: Int, step: Int) -> Bool {
         guard settings.adaptiveBypass else { return true }
-        guard let s = stats[chunk], step - s.probed < 100 else { return true }
+        guard let s = stats[key], step - s.probed < 100 else { return true }
         let bps = settings.linkBytesPerSecond
         let raw = Double(rawBytes)
         // Decoding zstd runs about three times faster than encoding it.
@@ -130,14 +130,14 @@ public final class PieceCodec {
     }
 
     /// Encodes n FP32 values as `p`, top-k first when `sparse` and configured.
-    public func encode(_ v: UnsafePointer<Float>, count n: Int, as p: Precision, sparse: Bool, chunk: Int, step: Int,
+    public func encode(_ v: UnsafePointer<Float>, count n: Int, as p: Precision, sparse: Bool, key: Int, step: Int,
                        into out: UnsafeMutableRawPointer, capacity outCapacity: Int) -> EncodedPiece {
         let t0 = now()
         precondition(n <= maxElements)
         let es = p.elementType.size
         var applied: CodecStages = []
         var kept = n
-        let compress = !active.isEmpty && worthCompressing(chunk: chunk, rawBytes: n * es, step: step)
+        let compress = !active.isEmpty && worthCompressing(key: key, rawBytes: n * es, step: step)
         // The value stage, straight into `out` when no byte stage follows.
         let first = compress ? bufA : out
         var len: Int
@@ -169,7 +169,7 @@ public final class PieceCodec {
         if cur != out { out.copyMemory(from: cur, byteCount: len) }
         let took = now() - t0
         encodeSeconds += took
-        stats[chunk] = (Double(len) / Double(max(n * es, 1)), took / Double(max(n * es, 1)), step)
+        stats[key] = (Double(len) / Double(max(n * es, 1)), took / Double(max(n * es, 1)), step)
         return EncodedPiece(stages: applied, flags: 0, length: len, kept: kept)
     }
 

@@ -61,7 +61,7 @@ public enum FrameFlags {
 /// little-endian; docs/formats.md):
 ///
 ///     0  magic "PSTF" (u32)     4 version (u16)   6 kind (u8)   7 codec stages (u8)
-///     8  step (u64)            16 chunk (u32)    20 element type (u8)
+///     8  step (u64)            16 index (u32)    20 element type (u8)
 ///    21  flags (u8)            22 reserved (u16, zero)
 ///    24  raw length (u64)      32 encoded length (u64)
 ///    40  aux0 (f64)            48 aux1 (f64)
@@ -74,7 +74,11 @@ public struct FrameHeader: Equatable {
     public var kind: FrameKind
     public var codec: CodecStages = []
     public var step: UInt64
-    public var chunk: UInt32
+    /// Which one of the step's messages of this kind: the piece number
+    /// (parameter and gradient pieces), the evaluation round (row messages:
+    /// 0 for a training step, 1, 2, ... after an epoch), the sending
+    /// server's index (overflow votes) or rank (checkpoint reports); 0 else.
+    public var index: UInt32
     public var elementType: ElementType
     public var flags: UInt8 = 0
     public var rawLength: UInt64
@@ -82,10 +86,10 @@ public struct FrameHeader: Equatable {
     public var aux0: Double = 0
     public var aux1: Double = 0
 
-    public init(kind: FrameKind, step: UInt64, chunk: UInt32, elementType: ElementType,
+    public init(kind: FrameKind, step: UInt64, index: UInt32, elementType: ElementType,
                 rawLength: UInt64, encodedLength: UInt64, aux0: Double = 0, aux1: Double = 0,
                 codec: CodecStages = [], flags: UInt8 = 0) {
-        self.kind = kind; self.step = step; self.chunk = chunk; self.elementType = elementType
+        self.kind = kind; self.step = step; self.index = index; self.elementType = elementType
         self.codec = codec; self.flags = flags
         self.rawLength = rawLength; self.encodedLength = encodedLength; self.aux0 = aux0; self.aux1 = aux1
     }
@@ -95,11 +99,11 @@ public struct FrameHeader: Equatable {
 public struct FrameExpectation {
     public var kind: FrameKind
     public var step: UInt64
-    public var chunk: UInt32
+    public var index: UInt32
     public var elementType: ElementType
     public var rawLength: Int
-    public init(kind: FrameKind, step: UInt64, chunk: UInt32, elementType: ElementType, rawLength: Int) {
-        self.kind = kind; self.step = step; self.chunk = chunk; self.elementType = elementType; self.rawLength = rawLength
+    public init(kind: FrameKind, step: UInt64, index: UInt32, elementType: ElementType, rawLength: Int) {
+        self.kind = kind; self.step = step; self.index = index; self.elementType = elementType; self.rawLength = rawLength
     }
 }
 
@@ -115,7 +119,7 @@ public enum Frame {
         b.storeBytes(of: h.kind.rawValue, toByteOffset: 6, as: UInt8.self)
         b.storeBytes(of: h.codec.rawValue, toByteOffset: 7, as: UInt8.self)
         b.storeBytes(of: h.step.littleEndian, toByteOffset: 8, as: UInt64.self)
-        b.storeBytes(of: h.chunk.littleEndian, toByteOffset: 16, as: UInt32.self)
+        b.storeBytes(of: h.index.littleEndian, toByteOffset: 16, as: UInt32.self)
         b.storeBytes(of: h.elementType.rawValue, toByteOffset: 20, as: UInt8.self)
         b.storeBytes(of: h.flags, toByteOffset: 21, as: UInt8.self)
         b.storeBytes(of: UInt16(0), toByteOffset: 22, as: UInt16.self)
@@ -148,7 +152,7 @@ public enum Frame {
     public static func open(buffer: UnsafeRawPointer, length: Int, expect e: FrameExpectation,
                             sender: String) throws -> FrameHeader {
         func bad(_ why: String) -> FrameError {
-            .badFrame(sender: sender, expected: "\(e.kind) of step \(e.step), piece \(e.chunk)", length: length, problem: why)
+            .badFrame(sender: sender, expected: "\(e.kind) of step \(e.step), index \(e.index)", length: length, problem: why)
         }
         guard length >= FrameHeader.size else { throw bad("only \(length) bytes, shorter than the 64-byte header") }
         let b = buffer
@@ -166,8 +170,8 @@ public enum Frame {
         guard codec.isSubset(of: .known) else { throw bad("unknown codec 0x\(String(codec.rawValue, radix: 16))") }
         let step = UInt64(littleEndian: b.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
         guard step == e.step else { throw bad("step \(step)") }
-        let chunk = UInt32(littleEndian: b.loadUnaligned(fromByteOffset: 16, as: UInt32.self))
-        guard chunk == e.chunk else { throw bad("chunk \(chunk), expected chunk \(e.chunk)") }
+        let index = UInt32(littleEndian: b.loadUnaligned(fromByteOffset: 16, as: UInt32.self))
+        guard index == e.index else { throw bad("index \(index), expected index \(e.index)") }
         guard let et = ElementType(rawValue: b.load(fromByteOffset: 20, as: UInt8.self)) else {
             throw bad("unknown element type \(b.load(fromByteOffset: 20, as: UInt8.self))")
         }
@@ -187,7 +191,7 @@ public enum Frame {
         if codec.contains(.zstd) && enc > raw * 4 + 64 { throw bad("compressed payload of \(enc) bytes exceeds any encoding of \(raw) bytes") }
         let sum = UInt64(littleEndian: b.loadUnaligned(fromByteOffset: 56, as: UInt64.self))
         guard sum == checksum(buffer: buffer, payloadLength: Int(enc)) else { throw bad("checksum mismatch; the message was damaged") }
-        var h = FrameHeader(kind: kind, step: step, chunk: chunk, elementType: et, rawLength: raw, encodedLength: enc,
+        var h = FrameHeader(kind: kind, step: step, index: index, elementType: et, rawLength: raw, encodedLength: enc,
                             aux0: Double(bitPattern: UInt64(littleEndian: b.loadUnaligned(fromByteOffset: 40, as: UInt64.self))),
                             aux1: Double(bitPattern: UInt64(littleEndian: b.loadUnaligned(fromByteOffset: 48, as: UInt64.self))))
         h.codec = codec

@@ -3,8 +3,9 @@ import PSNumerics
 /// How the flat parameter vector is cut over S servers: server s owns the
 /// contiguous global range [bounds[s], bounds[s+1]), balanced by bytes to
 /// within one element. A large tensor is simply cut where a range ends, so
-/// two servers share the big first layer; a piece of one tensor on one
-/// server is a "chunk".
+/// two servers share the big first layer. A tensor's part on one server is
+/// its shard there; shards are cut into the pieces that travel (one
+/// message each).
 public struct ShardPlan: Equatable {
     public let total: Int
     public let servers: Int
@@ -22,33 +23,34 @@ public struct ShardPlan: Equatable {
 
     public func range(_ s: Int) -> Range<Int> { bounds[s]..<bounds[s + 1] }
 
-    public struct Chunk: Equatable {
+    /// A range of one tensor on one server: a whole shard, or a piece of one.
+    public struct Piece: Equatable {
         public let server: Int
         public let tensor: Int
-        /// Global element range of the chunk.
+        /// Global element range.
         public let range: Range<Int>
     }
 
-    /// The chunks of every tensor, in server then tensor order.
-    public func chunks(_ layout: ModelLayout) -> [Chunk] {
-        var out: [Chunk] = []
+    /// The shards of every tensor, in server then tensor order (a checkpoint's manifest lists them).
+    public func shards(_ layout: ModelLayout) -> [Piece] {
+        var out: [Piece] = []
         for s in 0..<servers {
             let r = range(s)
             for t in layout.tensors {
                 let lo = max(r.lowerBound, t.offset), hi = min(r.upperBound, t.offset + t.count)
-                if lo < hi { out.append(Chunk(server: s, tensor: t.index, range: lo..<hi)) }
+                if lo < hi { out.append(Piece(server: s, tensor: t.index, range: lo..<hi)) }
             }
         }
         return out
     }
 
-    /// The messages of one step: every tensor-on-server chunk, cut further
-    /// into pieces of at most `maxElements`, in the order backward produces
-    /// them (last tensor first). A piece's position in this list is its
-    /// chunk id on the wire; each server handles its pieces in this order.
-    public func pieces(_ layout: ModelLayout, maxElements: Int) -> [Chunk] {
+    /// The messages of one step: every shard, cut further into pieces of at
+    /// most `maxElements`, in the order backward produces them (last tensor
+    /// first). A piece's position in this list is its number: the header's
+    /// index on the wire; each server handles its pieces in this order.
+    public func pieces(_ layout: ModelLayout, maxElements: Int) -> [Piece] {
         precondition(maxElements > 0)
-        var out: [Chunk] = []
+        var out: [Piece] = []
         for t in layout.tensors.reversed() {
             for s in 0..<servers {
                 let r = range(s)
@@ -56,7 +58,7 @@ public struct ShardPlan: Equatable {
                 let hi = min(r.upperBound, t.offset + t.count)
                 while lo < hi {
                     let end = min(hi, lo + maxElements)
-                    out.append(Chunk(server: s, tensor: t.index, range: lo..<end))
+                    out.append(Piece(server: s, tensor: t.index, range: lo..<end))
                     lo = end
                 }
             }

@@ -246,7 +246,7 @@ func benchCodec(count: Int, iters: Int) {
     do {
         var cs = CodecSettings(); cs.shuffle = false; cs.zstdLevel = 0; cs.adaptiveBypass = false
         let c = PieceCodec(settings: cs, maxElements: count)
-        let e = c.encode(v, count: count, as: .fp32, sparse: true, chunk: 0, step: 0, into: out, capacity: count * 8 + 64)
+        let e = c.encode(v, count: count, as: .fp32, sparse: true, key: 0, step: 0, into: out, capacity: count * 8 + 64)
         let add = median((0..<iters).map { _ in seconds { try! c.decode(out, length: e.length, stages: e.stages, count: count, as: .fp32, into: back, add: true) } })
         print(String(format: "codec    fp32 decode-add (a server summing a piece): %.0f MB/s", Double(count * 4) / add / 1e6))
     }
@@ -258,7 +258,7 @@ func benchCodec(count: Int, iters: Int) {
             var len = 0
             var stages: CodecStages = []
             let enc = median((0..<iters).map { _ in seconds {
-                let e = c.encode(v, count: count, as: p, sparse: true, chunk: 0, step: 0, into: out, capacity: count * 8 + 64)
+                let e = c.encode(v, count: count, as: p, sparse: true, key: 0, step: 0, into: out, capacity: count * 8 + 64)
                 len = e.length; stages = e.stages } })
             let dec = median((0..<iters).map { _ in seconds { try! c.decode(out, length: len, stages: stages, count: count, as: p, into: back, add: false) } })
             print(String(format: "codec    %@ %@: %.1f%% of FP32, encode %.0f MB/s, decode %.0f MB/s (of FP32 input)", name, label,

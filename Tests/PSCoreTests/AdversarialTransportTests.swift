@@ -97,7 +97,7 @@ final class AdversarialTransportTests: XCTestCase {
             do {
                 let out = FrameBuffer(payloadCapacity: 4096)
                 out.payload.initializeMemory(as: UInt8.self, repeating: 7, count: 4096)
-                out.length = Frame.seal(FrameHeader(kind: .parameterPiece, step: 3, chunk: 0, elementType: .f32, rawLength: 4096, encodedLength: 4096),
+                out.length = Frame.seal(FrameHeader(kind: .parameterPiece, step: 3, index: 0, elementType: .f32, rawLength: 4096, encodedLength: 4096),
                                         buffer: out.raw)
                 s = try a.isend(out, to: 1, tag: 1)
             }   // the only reference the sender's code had is gone
@@ -109,7 +109,7 @@ final class AdversarialTransportTests: XCTestCase {
             let n = try b.waitAll([r], timeout: 5)[0]
             while !sender.isFinished { usleep(1000) }
             XCTAssertNoThrow(try Frame.open(buffer: into.raw, length: n,
-                                            expect: FrameExpectation(kind: .parameterPiece, step: 3, chunk: 0, elementType: .f32, rawLength: 4096),
+                                            expect: FrameExpectation(kind: .parameterPiece, step: 3, index: 0, elementType: .f32, rawLength: 4096),
                                             sender: "rank 0"), "seed \(seed)")
             XCTAssertEqual(hub.violations, [], "seed \(seed)")
         }

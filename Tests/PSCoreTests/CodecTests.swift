@@ -40,7 +40,7 @@ final class CodecRoundTripTests: XCTestCase {
         let cap = PieceCodec.maxEncodedBytes(n, p, cs, sparse: true)
         let out = UnsafeMutableRawPointer.allocate(byteCount: max(cap, 1), alignment: 64)
         defer { out.deallocate() }
-        let e = v.withUnsafeBufferPointer { c.encode($0.baseAddress ?? UnsafePointer(bitPattern: 64)!, count: n, as: p, sparse: true, chunk: 0, step: 0, into: out, capacity: cap) }
+        let e = v.withUnsafeBufferPointer { c.encode($0.baseAddress ?? UnsafePointer(bitPattern: 64)!, count: n, as: p, sparse: true, key: 0, step: 0, into: out, capacity: cap) }
         XCTAssertLessThanOrEqual(e.length, cap)
         var back = [Float](repeating: -7, count: n)
         try back.withUnsafeMutableBufferPointer {
@@ -135,7 +135,7 @@ final class CodecCorruptionTests: XCTestCase {
         let v = (0..<n).map { Float(CounterRNG.uniform(seed: 2, stream: 3, index: UInt64($0)) - 0.5) * 1e-3 }
         var out = [UInt8](repeating: 0, count: PieceCodec.maxEncodedBytes(n, p, cs, sparse: true))
         let cap = out.count
-        let e = out.withUnsafeMutableBytes { o in v.withUnsafeBufferPointer { c.encode($0.baseAddress!, count: n, as: p, sparse: true, chunk: 0, step: 0, into: o.baseAddress!, capacity: cap) } }
+        let e = out.withUnsafeMutableBytes { o in v.withUnsafeBufferPointer { c.encode($0.baseAddress!, count: n, as: p, sparse: true, key: 0, step: 0, into: o.baseAddress!, capacity: cap) } }
         return (c, Array(out[0..<e.length]), e.stages, n)
     }
 

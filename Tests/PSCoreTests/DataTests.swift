@@ -134,7 +134,7 @@ final class ShardPlanTests: XCTestCase {
                        ["layers.0.weight", "layers.0.bias", "layers.2.weight", "layers.2.bias", "layers.4.weight", "layers.4.bias"])
         let plan = ShardPlan(total: m.layout.totalCount, servers: 2)
         XCTAssertEqual(plan.range(0).count - plan.range(1).count, 0)
-        let chunks = plan.chunks(m.layout)
+        let chunks = plan.shards(m.layout)
         // The first layer's weight (200,704 elements) is split across both servers.
         XCTAssertEqual(chunks.filter { $0.tensor == 0 }.map { $0.server }, [0, 1])
         XCTAssertEqual(chunks.reduce(0) { $0 + $1.range.count }, m.layout.totalCount)

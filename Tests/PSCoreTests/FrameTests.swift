@@ -28,9 +28,9 @@ final class FrameTests: XCTestCase {
     func makeFrame(n: Int = 100) -> (FrameBuffer, FrameExpectation) {
         let f = FrameBuffer(payloadCapacity: n * 4)
         for i in 0..<n { f.floats[i] = Float(i) * 0.5 }
-        f.length = Frame.seal(FrameHeader(kind: .gradientPiece, step: 7, chunk: 1, elementType: .f32, rawLength: UInt64(n * 4),
+        f.length = Frame.seal(FrameHeader(kind: .gradientPiece, step: 7, index: 1, elementType: .f32, rawLength: UInt64(n * 4),
                                           encodedLength: UInt64(n * 4), aux0: 3.25, aux1: 64), buffer: f.raw)
-        return (f, FrameExpectation(kind: .gradientPiece, step: 7, chunk: 1, elementType: .f32, rawLength: n * 4))
+        return (f, FrameExpectation(kind: .gradientPiece, step: 7, index: 1, elementType: .f32, rawLength: n * 4))
     }
 
     func testRoundTrip() throws {
@@ -76,7 +76,7 @@ final class ChecksumTests: XCTestCase {
         for n in [0, 1, 3, 16, 17, 128, 129, 240, 241, 1000, 65536] {
             let f = FrameBuffer(payloadCapacity: n * 4)
             for i in 0..<n { f.floats[i] = Float(i) * 0.5 - 7 }
-            f.length = Frame.seal(FrameHeader(kind: .gradientPiece, step: 9, chunk: 2, elementType: .f32, rawLength: UInt64(n * 4),
+            f.length = Frame.seal(FrameHeader(kind: .gradientPiece, step: 9, index: 2, elementType: .f32, rawLength: UInt64(n * 4),
                                               encodedLength: UInt64(n * 4)), buffer: f.raw)
             let header = XXH64(f.raw, 56, 0)
             let expected = XXH3_64bits_withSeed(f.raw + FrameHeader.size, n * 4, header)

@@ -13,11 +13,11 @@ import XCTest
 /// a frame of another step, chunk or kind, a damaged byte, and a payload
 /// value that cannot be are refused with a message naming the sender.
 final class MessageTests: XCTestCase {
-    func roundTrip<M: ControlMessage & Equatable>(_ m: M, step: Int = 7, chunk: Int = 2) throws -> M {
+    func roundTrip<M: ControlMessage & Equatable>(_ m: M, step: Int = 7, index: Int = 2) throws -> M {
         let b = M.buffer()
-        m.seal(into: b, step: step, chunk: chunk)
+        m.seal(into: b, step: step, index: index)
         XCTAssertEqual(b.length, FrameHeader.size + M.payloadBytes)
-        return try M.open(b, length: b.length, step: step, chunk: chunk, sender: "worker 1 (rank 2)")
+        return try M.open(b, length: b.length, step: step, index: index, sender: "worker 1 (rank 2)")
     }
 
     func testEveryMessageRoundTrips() throws {
@@ -45,7 +45,7 @@ final class MessageTests: XCTestCase {
         func viaCodec(_ seal: (FrameBuffer, EncodedPiece) -> Void, _ open: (FrameBuffer) throws -> FrameHeader) throws {
             let b = FrameBuffer(payloadCapacity: PieceCodec.maxEncodedBytes(n, .fp16, CodecSettings(), sparse: false))
             let v = FloatBuffer(values), out = FloatBuffer(count: n)
-            seal(b, codec.encode(v.pointer, count: n, as: .fp16, sparse: false, chunk: 3, step: 9, into: b.payload, capacity: b.capacity - FrameHeader.size))
+            seal(b, codec.encode(v.pointer, count: n, as: .fp16, sparse: false, key: 3, step: 9, into: b.payload, capacity: b.capacity - FrameHeader.size))
             try codec.decode(b, try open(b), count: n, as: .fp16, into: out.pointer, add: false, sender: "s", what: "values")
             XCTAssertEqual(out.array, values)
         }
@@ -57,15 +57,15 @@ final class MessageTests: XCTestCase {
                                     { try ParameterPiece.open($0, length: $0.length, version: 9, piece: 3, count: n, precision: .fp16, sender: "s").header }) },
             .gradientPiece: { try viaCodec({ GradientPiece.seal($0, step: 9, piece: 3, count: n, precision: .fp16, encoded: $1) },
                                    { try GradientPiece.open($0, length: $0.length, step: 9, piece: 3, count: n, precision: .fp16, sender: "s") }) },
-            .rowValues: { try viaCodec({ RowValues.seal($0, kind: .rowValues, step: 9, chunk: 1, count: n, precision: .fp16, encoded: $1) },
-                                       { try RowValues.open($0, kind: .rowValues, length: $0.length, step: 9, chunk: 1, count: n, precision: .fp16, sender: "s") }) },
-            .rowGrads: { try viaCodec({ RowValues.seal($0, kind: .rowGrads, step: 9, chunk: 0, count: n, precision: .fp16, encoded: $1) },
-                                      { try RowValues.open($0, kind: .rowGrads, length: $0.length, step: 9, chunk: 0, count: n, precision: .fp16, sender: "s") }) },
+            .rowValues: { try viaCodec({ RowValues.seal($0, kind: .rowValues, step: 9, round: 1, count: n, precision: .fp16, encoded: $1) },
+                                       { try RowValues.open($0, kind: .rowValues, length: $0.length, step: 9, round: 1, count: n, precision: .fp16, sender: "s") }) },
+            .rowGrads: { try viaCodec({ RowValues.seal($0, kind: .rowGrads, step: 9, round: 0, count: n, precision: .fp16, encoded: $1) },
+                                      { try RowValues.open($0, kind: .rowGrads, length: $0.length, step: 9, round: 0, count: n, precision: .fp16, sender: "s") }) },
             .rowRequest: {
                 let rows: [[UInt64]] = [[0, 3, 900], [], [7]], bytes = RowRequest.encode(rows)
                 let b = FrameBuffer(payloadCapacity: bytes.count)
-                RowRequest.seal(b, bytes: bytes, step: 9, chunk: 0)
-                XCTAssertEqual(try RowRequest.open(b, length: b.length, step: 9, chunk: 0, bytes: bytes.count, rows: 4,
+                RowRequest.seal(b, bytes: bytes, step: 9, round: 0)
+                XCTAssertEqual(try RowRequest.open(b, length: b.length, step: 9, round: 0, bytes: bytes.count, rows: 4,
                                                    tables: [TableSpec(rows: 1000, dim: 4), TableSpec(rows: 5, dim: 4), TableSpec(rows: 8, dim: 2)],
                                                    sender: "s"), rows)
             },
@@ -98,11 +98,11 @@ final class MessageTests: XCTestCase {
 
     func testWrongStepChunkOrKindIsRefused() throws {
         let b = StepSummary.buffer()
-        StepSummary(lossSum: 1, samples: 2, overflow: false).seal(into: b, step: 5, chunk: 0)
+        StepSummary(lossSum: 1, samples: 2, overflow: false).seal(into: b, step: 5, index: 0)
         XCTAssertThrowsError(try StepSummary.open(b, length: b.length, step: 6, sender: "worker 0 (rank 1)")) {
             XCTAssertTrue("\($0)".contains("worker 0 (rank 1)"), "\($0)")
         }
-        XCTAssertThrowsError(try StepSummary.open(b, length: b.length, step: 5, chunk: 1, sender: "w"))
+        XCTAssertThrowsError(try StepSummary.open(b, length: b.length, step: 5, index: 1, sender: "w"))
         XCTAssertThrowsError(try EvalResult.open(b, length: b.length, step: 5, sender: "w"))
         b.payload.storeBytes(of: 0xFF, toByteOffset: 3, as: UInt8.self)
         XCTAssertThrowsError(try StepSummary.open(b, length: b.length, step: 5, sender: "w")) {
@@ -136,7 +136,7 @@ final class MessageTests: XCTestCase {
         let codec = PieceCodec(settings: CodecSettings(), maxElements: n)
         let v = FloatBuffer((0..<n).map { Float($0) * 0.25 })
         let b = FrameBuffer(payloadCapacity: PieceCodec.maxEncodedBytes(n, .fp16, CodecSettings(), sparse: false))
-        let e = codec.encode(v.pointer, count: n, as: .fp16, sparse: false, chunk: 3, step: 9, into: b.payload, capacity: b.capacity - FrameHeader.size)
+        let e = codec.encode(v.pointer, count: n, as: .fp16, sparse: false, key: 3, step: 9, into: b.payload, capacity: b.capacity - FrameHeader.size)
         ParameterPiece.seal(b, version: 9, piece: 3, count: n, precision: .fp16, encoded: e, lossScale: 1024, skipped: 4, request: FrameFlags.stop)
         let got = try ParameterPiece.open(b, length: b.length, version: 9, piece: 3, count: n, precision: .fp16, sender: "server 0 (rank 0)")
         XCTAssertEqual(got.lossScale, 1024)

@@ -150,7 +150,7 @@ final class TableTrainingTests: XCTestCase {
                      RowAnnounce(rows: limit + 1, bytes: limit + 1),
                      RowAnnounce(rows: 3, bytes: 1 << 30)] {
             var meter = StepMeter()
-            XCTAssertThrowsError(try tb.serveRequest(worker: 1, said, step: 4, chunk: 0, meter: &meter)) { e in
+            XCTAssertThrowsError(try tb.serveRequest(worker: 1, said, step: 4, round: 0, meter: &meter)) { e in
                 let m = "\(e)"
                 XCTAssertTrue(m.contains("worker 1") && m.contains("row announcement of step 4") && m.contains("at most \(limit) rows"), m)
             }

@@ -22,20 +22,20 @@ extension ControlMessage {
     /// A buffer that holds one message of this kind.
     public static func buffer() -> FrameBuffer { FrameBuffer(payloadCapacity: payloadBytes) }
 
-    /// Seals this message as the frame of `step` and `chunk` in `buffer`.
-    public func seal(into buffer: FrameBuffer, step: Int, chunk: Int = 0) {
+    /// Seals this message as the frame of `step` with header index `index` in `buffer`.
+    public func seal(into buffer: FrameBuffer, step: Int, index: Int = 0) {
         buffer.payload.initializeMemory(as: UInt8.self, repeating: 0, count: Self.payloadBytes)
         encode(into: buffer.payload)
-        buffer.length = Frame.seal(FrameHeader(kind: Self.kind, step: UInt64(step), chunk: UInt32(chunk), elementType: .f64,
+        buffer.length = Frame.seal(FrameHeader(kind: Self.kind, step: UInt64(step), index: UInt32(index), elementType: .f64,
                                                rawLength: UInt64(Self.payloadBytes), encodedLength: UInt64(Self.payloadBytes)),
                                    buffer: buffer.raw)
     }
 
-    /// Checks the `length` bytes that arrived in `buffer` (kind, step, chunk,
+    /// Checks the `length` bytes that arrived in `buffer` (kind, step, index,
     /// size, checksum) and reads the message; `sender` names the peer in errors.
-    public static func open(_ buffer: FrameBuffer, length: Int, step: Int, chunk: Int = 0, sender: String) throws -> Self {
+    public static func open(_ buffer: FrameBuffer, length: Int, step: Int, index: Int = 0, sender: String) throws -> Self {
         _ = try Frame.open(buffer: buffer.raw, length: length,
-                           expect: FrameExpectation(kind: kind, step: UInt64(step), chunk: UInt32(chunk), elementType: .f64,
+                           expect: FrameExpectation(kind: kind, step: UInt64(step), index: UInt32(index), elementType: .f64,
                                                     rawLength: payloadBytes),
                            sender: sender)
         do {

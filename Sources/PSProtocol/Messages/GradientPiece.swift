@@ -8,7 +8,7 @@ public enum GradientPiece {
     public static let kind = FrameKind.gradientPiece
 
     public static func seal(_ buffer: FrameBuffer, step: Int, piece: Int, count: Int, precision: Precision, encoded e: EncodedPiece) {
-        buffer.length = Frame.seal(FrameHeader(kind: kind, step: UInt64(step), chunk: UInt32(piece), elementType: precision.elementType,
+        buffer.length = Frame.seal(FrameHeader(kind: kind, step: UInt64(step), index: UInt32(piece), elementType: precision.elementType,
                                                rawLength: UInt64(Payload.bytes(count, precision)), encodedLength: UInt64(e.length),
                                                codec: e.stages, flags: e.flags),
                                    buffer: buffer.raw)
@@ -17,7 +17,7 @@ public enum GradientPiece {
     public static func open(_ buffer: FrameBuffer, length: Int, step: Int, piece: Int, count: Int, precision: Precision,
                             sender: String) throws -> FrameHeader {
         try Frame.open(buffer: buffer.raw, length: length,
-                       expect: FrameExpectation(kind: kind, step: UInt64(step), chunk: UInt32(piece), elementType: precision.elementType,
+                       expect: FrameExpectation(kind: kind, step: UInt64(step), index: UInt32(piece), elementType: precision.elementType,
                                                 rawLength: Payload.bytes(count, precision)),
                        sender: sender)
     }

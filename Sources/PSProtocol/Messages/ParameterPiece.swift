@@ -13,7 +13,7 @@ public enum ParameterPiece {
     /// Seals the encoded piece `piece` of parameters `version` in `buffer`.
     public static func seal(_ buffer: FrameBuffer, version: Int, piece: Int, count: Int, precision: Precision, encoded e: EncodedPiece,
                             lossScale: Double, skipped: Int, request: UInt8) {
-        buffer.length = Frame.seal(FrameHeader(kind: kind, step: UInt64(version), chunk: UInt32(piece), elementType: precision.elementType,
+        buffer.length = Frame.seal(FrameHeader(kind: kind, step: UInt64(version), index: UInt32(piece), elementType: precision.elementType,
                                                rawLength: UInt64(Payload.bytes(count, precision)), encodedLength: UInt64(e.length),
                                                aux0: lossScale, aux1: Double(skipped), codec: e.stages, flags: e.flags | request),
                                    buffer: buffer.raw)
@@ -31,7 +31,7 @@ public enum ParameterPiece {
     public static func open(_ buffer: FrameBuffer, length: Int, version: Int, piece: Int, count: Int, precision: Precision,
                             sender: String) throws -> Received {
         let h = try Frame.open(buffer: buffer.raw, length: length,
-                               expect: FrameExpectation(kind: kind, step: UInt64(version), chunk: UInt32(piece),
+                               expect: FrameExpectation(kind: kind, step: UInt64(version), index: UInt32(piece),
                                                         elementType: precision.elementType, rawLength: Payload.bytes(count, precision)),
                                sender: sender)
         guard !h.codec.contains(.topk) else {

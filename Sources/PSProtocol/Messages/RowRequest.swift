@@ -17,19 +17,19 @@ public enum RowRequest {
         return out
     }
 
-    public static func seal(_ buffer: FrameBuffer, bytes: [UInt8], step: Int, chunk: Int) {
+    public static func seal(_ buffer: FrameBuffer, bytes: [UInt8], step: Int, round: Int) {
         bytes.withUnsafeBytes { buffer.payload.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
-        buffer.length = Frame.seal(FrameHeader(kind: kind, step: UInt64(step), chunk: UInt32(chunk), elementType: .f64,
+        buffer.length = Frame.seal(FrameHeader(kind: kind, step: UInt64(step), index: UInt32(round), elementType: .f64,
                                                rawLength: UInt64(bytes.count), encodedLength: UInt64(bytes.count)), buffer: buffer.raw)
     }
 
     /// Checks the frame and reads every table's rows; `rows` is what the
     /// announcement said, `tables` the model's tables (each row below its
     /// table's size).
-    public static func open(_ buffer: FrameBuffer, length: Int, step: Int, chunk: Int, bytes: Int, rows: Int,
+    public static func open(_ buffer: FrameBuffer, length: Int, step: Int, round: Int, bytes: Int, rows: Int,
                             tables: [TableSpec], sender: String) throws -> [[UInt64]] {
         _ = try Frame.open(buffer: buffer.raw, length: length,
-                           expect: FrameExpectation(kind: kind, step: UInt64(step), chunk: UInt32(chunk), elementType: .f64, rawLength: bytes),
+                           expect: FrameExpectation(kind: kind, step: UInt64(step), index: UInt32(round), elementType: .f64, rawLength: bytes),
                            sender: sender)
         let payload = UnsafeRawBufferPointer(start: buffer.payload, count: bytes)
         do {

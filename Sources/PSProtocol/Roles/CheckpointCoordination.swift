@@ -17,7 +17,7 @@ extension RankContext {
         let result = Result { try CheckpointWriter(runDir: runDir).writeRankFile(step: step, role: role, index: index, tensors: tensors) }
             .mapError { CheckpointFailure($0) }
         if rank != world.serverRanks[0] {
-            try send(CheckpointReport(result), to: [world.serverRanks[0]], step: step, chunk: rank, for: "sending the checkpoint report")
+            try send(CheckpointReport(result), to: [world.serverRanks[0]], step: step, index: rank, for: "sending the checkpoint report")
         }
         return result
     }
@@ -29,7 +29,7 @@ extension RankContext {
                             manifest: (_ files: [Manifest.FileEntry]) -> Manifest) throws -> String {
         let writer = CheckpointWriter(runDir: runDir)
         let others = (0..<world.hellos.count).filter { $0 != rank }
-        let reports = try receive(CheckpointReport.self, from: others, step: step, chunk: { others[$0] }, for: "checkpoint reports")
+        let reports = try receive(CheckpointReport.self, from: others, step: step, index: { others[$0] }, for: "checkpoint reports")
         var files: [Manifest.FileEntry] = []
         var failures: [String] = []
         for (r, result) in [(rank, mine)] + zip(others, reports.map { $0.result }) {
@@ -58,8 +58,8 @@ extension RankContext {
 
 extension Manifest {
     /// The manifest server 0 writes for checkpoint `step` of a run with
-    /// `schedule`, with the tensors of `layout` cut into the shards `chunks`.
-    init(context ctx: RankContext, step: Int, schedule s: Schedule, scaler: LossScaler, layout: ModelLayout, chunks: [ShardPlan.Chunk],
+    /// `schedule`, with the tensors of `layout` cut into the shards `shards`.
+    init(context ctx: RankContext, step: Int, schedule s: Schedule, scaler: LossScaler, layout: ModelLayout, shards: [ShardPlan.Piece],
          files: [FileEntry]) {
         let cfg = ctx.config
         self.init(run: (ctx.runDir as NSString).lastPathComponent, step: step, epoch: step / s.perEpoch,
@@ -72,7 +72,7 @@ extension Manifest {
                   configHash: String(cfg.hash, radix: 16), config: cfg.canonicalTOML, created: Date().timeIntervalSince1970,
                   files: files,
                   tensors: layout.tensors.map { t in
-                      TensorEntry(name: t.name, shape: t.spec.shape, shards: chunks.filter { $0.tensor == t.index }.map {
+                      TensorEntry(name: t.name, shape: t.spec.shape, shards: shards.filter { $0.tensor == t.index }.map {
                           .init(file: checkpointFile(.server, $0.server), start: $0.range.lowerBound - t.offset, count: $0.range.count)
                       })
                   },

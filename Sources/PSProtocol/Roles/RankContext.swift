@@ -52,21 +52,21 @@ public final class RankContext {
     }
 
     /// Sends one control message to each of `peers` and waits until they are out.
-    func send<M: ControlMessage>(_ m: M, to peers: [Int], step: Int, chunk: Int = 0, for what: String) throws {
+    func send<M: ControlMessage>(_ m: M, to peers: [Int], step: Int, index: Int = 0, for what: String) throws {
         let b = M.buffer()
-        m.seal(into: b, step: step, chunk: chunk)
+        m.seal(into: b, step: step, index: index)
         _ = try wait(try peers.map { try transport.isend(b, to: $0, tag: M.kind.tag) }, for: what, step: step)
     }
 
     /// Receives one control message of `step` from each of `peers`, in the
-    /// order given; `chunk` gives the chunk each peer's frame must carry.
-    func receive<M: ControlMessage>(_: M.Type, from peers: [Int], step: Int, chunk: (Int) -> Int = { _ in 0 },
+    /// order given; `index` gives the header index each peer's frame must carry.
+    func receive<M: ControlMessage>(_: M.Type, from peers: [Int], step: Int, index: (Int) -> Int = { _ in 0 },
                                     into buffers: [FrameBuffer]? = nil, for what: String) throws -> [M] {
         let frames = buffers ?? peers.map { _ in M.buffer() }
         let reqs = try peers.enumerated().map { (i, r) in try transport.irecv(frames[i], from: r, tag: M.kind.tag) }
         let counts = try wait(reqs, for: what, step: step)
         return try peers.indices.map { i in
-            try M.open(frames[i], length: counts[i], step: step, chunk: chunk(i), sender: world.describe(peers[i]))
+            try M.open(frames[i], length: counts[i], step: step, index: index(i), sender: world.describe(peers[i]))
         }
     }
 

@@ -254,9 +254,9 @@ extension ServerRole {
     func serveRowsOf(_ w: Int, length: Int, _ s: inout AsyncState) throws {
         guard let (_, step) = s.rows[w], let tables else { throw PSError("server \(index): rows of worker \(w) served unasked (a pstrain bug)") }
         s.rows[w] = nil
-        let said = try RowAnnounce.open(tables.buffers.announce[w], length: length, step: step, chunk: 0,
+        let said = try RowAnnounce.open(tables.buffers.announce[w], length: length, step: step, index: 0,
                                         sender: world.describe(world.workerRanks[w]))
-        try tables.serveRequest(worker: w, said, step: step, chunk: 0, meter: &meter)
+        try tables.serveRequest(worker: w, said, step: step, round: 0, meter: &meter)
         try expectPushOf(w, step, &s)
     }
 

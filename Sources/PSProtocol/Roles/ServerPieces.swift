@@ -214,7 +214,7 @@ extension ServerRole {
     func encodeWeights(_ k: Int, version: Int, into f: FrameBuffer) -> EncodedPiece {
         let c = pieces[k]
         return codec.encode(weights.pointer + (c.range.lowerBound - range.lowerBound), count: c.range.count, as: precision, sparse: false,
-                            chunk: pieceIDs[k], step: version, into: f.payload, capacity: f.capacity - FrameHeader.size)
+                            key: pieceIDs[k], step: version, into: f.payload, capacity: f.capacity - FrameHeader.size)
     }
 
     /// Seals frame `f`, piece k encoded, as parameters `version`, with the

@@ -42,7 +42,7 @@ public final class ServerRole {
 
     /// This server's pieces (global piece numbers and ranges), in the order the workers send them.
     let pieceIDs: [Int]
-    let pieces: [ShardPlan.Chunk]
+    let pieces: [ShardPlan.Piece]
     let codec: PieceCodec
     let paramFrames: [FrameBuffer]
     /// gradFrames[w][k]: worker w's gradients of piece k.
@@ -157,7 +157,7 @@ public final class ServerRole {
         for step in schedule.steps {
             hooks.serverStep(step, server: index)
             meter = StepMeter(start: meter.end)
-            if let tables { try tables.serveRows(step: step, chunk: 0, meter: &meter) }
+            if let tables { try tables.serveRows(step: step, round: 0, meter: &meter) }
             try receiveGradients(step)
             if let tables { try tables.receiveRowGradients(step, meter: &meter) }
             var outcome = try collectSummaries(step)
@@ -284,7 +284,7 @@ public final class ServerRole {
     /// order, so all hold the same bits of the global norm.
     func agreeOnOverflow(_ step: Int, _ o: inout StepOutcome) throws {
         let t0 = now()
-        OverflowVote(overflow: o.overflow, request: o.request, sumSquares: o.sumSquares).seal(into: voteOut, step: step, chunk: index)
+        OverflowVote(overflow: o.overflow, request: o.request, sumSquares: o.sumSquares).seal(into: voteOut, step: step, index: index)
         let peers = world.serverRanks.enumerated().filter { $0.offset != index }
         var reqs: [TransportRequest] = []
         for (s, r) in peers {
@@ -295,7 +295,7 @@ public final class ServerRole {
         var partials = [Double](repeating: 0, count: world.servers)
         partials[index] = o.sumSquares
         for (i, (s, r)) in peers.enumerated() {
-            let v = try OverflowVote.open(voteIn[s], length: counts[2 * i + 1], step: step, chunk: s, sender: world.describe(r))
+            let v = try OverflowVote.open(voteIn[s], length: counts[2 * i + 1], step: step, index: s, sender: world.describe(r))
             if v.overflow { o.overflowBy.append("server \(s)") }
             if s == 0 { o.request = v.request }
             partials[s] = v.sumSquares
@@ -359,7 +359,7 @@ public final class ServerRole {
         let mine = try ctx.writeCheckpointFile(step: step, role: .server, index: index, tensors: checkpointTensors())
         guard lead else { return }
         let dir = try ctx.completeCheckpoint(step: step, mine: mine) { files in
-            Manifest(context: ctx, step: step, schedule: schedule, scaler: scaler, layout: layout, chunks: plan.chunks(layout), files: files)
+            Manifest(context: ctx, step: step, schedule: schedule, scaler: scaler, layout: layout, shards: plan.shards(layout), files: files)
         }
         let took = now() - t0
         let size = ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).reduce(0) {

@@ -106,14 +106,14 @@ extension ServerTables {
 /// request and gradients in, the rows' values out. `meter` takes the
 /// step's waiting and working time.
 extension ServerTables {
-    /// Answers every worker's row request of `step` (`chunk` 0: training;
+    /// Answers every worker's row request of `step` (`round` 0: training;
     /// evaluation rounds 1, 2, ...), worker by worker. Returns the rounds
     /// worker 0 announced (every worker must announce the same).
     @discardableResult
-    func serveRows(step: Int, chunk: Int, meter: inout StepMeter) throws -> Int {
+    func serveRows(step: Int, round: Int, meter: inout StepMeter) throws -> Int {
         var rounds: Int?
         for w in world.workerRanks.indices {
-            let r = try serveRows(worker: w, step: step, chunk: chunk, meter: &meter)
+            let r = try serveRows(worker: w, step: step, round: round, meter: &meter)
             if let first = rounds, first != r {
                 throw FrameError.badPayload(sender: world.describe(world.workerRanks[w]), what: "row request of step \(step)",
                                             problem: "announces \(r) evaluation rounds, worker 0 \(first)")
@@ -127,18 +127,18 @@ extension ServerTables {
     /// then the request, and sends the rows' values in request order.
     /// Training creates rows never seen before (their initial values);
     /// evaluation reads them without keeping them. Returns the rounds announced.
-    func serveRows(worker w: Int, step: Int, chunk: Int, meter: inout StepMeter) throws -> Int {
+    func serveRows(worker w: Int, step: Int, round: Int, meter: inout StepMeter) throws -> Int {
         let b = buffers, rank = world.workerRanks[w]
         let t0 = now()
-        let said = try ctx.receive(RowAnnounce.self, from: [rank], step: step, chunk: { _ in chunk }, into: [b.announce[w]], for: "row requests")[0]
+        let said = try ctx.receive(RowAnnounce.self, from: [rank], step: step, index: { _ in round }, into: [b.announce[w]], for: "row requests")[0]
         meter.waited += now() - t0
-        try serveRequest(worker: w, said, step: step, chunk: chunk, meter: &meter)
+        try serveRequest(worker: w, said, step: step, round: round, meter: &meter)
         return said.rounds
     }
 
     /// Worker w's row request after its announcement `said`: the request,
     /// then the rows' values sent in request order.
-    func serveRequest(worker w: Int, _ said: RowAnnounce, step: Int, chunk: Int, meter: inout StepMeter) throws {
+    func serveRequest(worker w: Int, _ said: RowAnnounce, step: Int, round: Int, meter: inout StepMeter) throws {
         let b = buffers, rank = world.workerRanks[w], sender = world.describe(rank)
         try ServerTables.check(said, maxRows: maxRequestRows, tables: specs.count, sender: sender, step: step)
         let t0 = now()
@@ -146,7 +146,7 @@ extension ServerTables {
         let count = try ctx.wait([req], for: "row requests", step: step)[0]
         let waitEnd = now()
         meter.waited += waitEnd - t0
-        let rows = try RowRequest.open(b.request[w], length: count, step: step, chunk: chunk, bytes: said.bytes, rows: said.rows,
+        let rows = try RowRequest.open(b.request[w], length: count, step: step, round: round, bytes: said.bytes, rows: said.rows,
                                        tables: specs, sender: sender)
         for (t, r) in rows.enumerated() where !r.isEmpty {
             if let bad = r.first(where: { TableSpec.owner(row: $0, servers: world.servers) != index }) {
@@ -161,7 +161,7 @@ extension ServerTables {
         var at = 0
         for (t, r) in rows.enumerated() {
             let d = specs[t].dim
-            if chunk == 0 {
+            if round == 0 {
                 slots[w][t] = r.map { shard.slot(table: t, row: $0) }
                 shard.read(table: t, slots: slots[w][t], into: b.room.scratch.pointer + at)
             } else {
@@ -171,9 +171,9 @@ extension ServerTables {
         }
         elements[w] = n
         let frame = RowRoom.fit(&b.values[w], bytes: b.room.wireBytes(n))
-        let e = b.room.codec.encode(b.room.scratch.pointer, count: n, as: precision, sparse: false, chunk: w, step: step,
+        let e = b.room.codec.encode(b.room.scratch.pointer, count: n, as: precision, sparse: false, key: w, step: step,
                                into: frame.payload, capacity: frame.capacity - FrameHeader.size)
-        RowValues.seal(frame, kind: .rowValues, step: step, chunk: chunk, count: n, precision: precision, encoded: e)
+        RowValues.seal(frame, kind: .rowValues, step: step, round: round, count: n, precision: precision, encoded: e)
         b.sends[w] = [try ctx.transport.isend(frame, to: rank, tag: FrameKind.rowValues.tag)]
         rowsServed += said.rows
         bytesIn += count + b.announce[w].length
@@ -202,7 +202,7 @@ extension ServerTables {
     func addRowGradients(worker w: Int, length: Int, step: Int) throws {
         let b = buffers
         let n = elements[w], sender = world.describe(world.workerRanks[w])
-        let h = try RowValues.open(b.grads[w], kind: .rowGrads, length: length, step: step, chunk: 0, count: n,
+        let h = try RowValues.open(b.grads[w], kind: .rowGrads, length: length, step: step, round: 0, count: n,
                                    precision: precision, sender: sender)
         b.room.reserve(elements: n)
         try b.room.codec.decode(b.grads[w], h, count: n, as: precision, into: b.room.scratch.pointer, add: false, sender: sender,
@@ -217,7 +217,7 @@ extension ServerTables {
 
     /// After the last step of an epoch: the workers' evaluation rounds.
     func serveEvaluation(_ step: Int, meter: inout StepMeter) throws {
-        let rounds = try serveRows(step: step + 1, chunk: 1, meter: &meter)
-        if rounds > 1 { for c in 2...rounds { try serveRows(step: step + 1, chunk: c, meter: &meter) } }
+        let rounds = try serveRows(step: step + 1, round: 1, meter: &meter)
+        if rounds > 1 { for c in 2...rounds { try serveRows(step: step + 1, round: c, meter: &meter) } }
     }
 }

@@ -39,7 +39,7 @@ final class UpdateAhead {
     /// holds 85% of its weights: 0.6 against 0.8 ms a step on the server).
     let ahead: [Bool]
 
-    init(pieces: [ShardPlan.Chunk], layout: ModelLayout, elements: Int, states: Int) {
+    init(pieces: [ShardPlan.Piece], layout: ModelLayout, elements: Int, states: Int) {
         // Tensors are named as nn.Sequential's ("layers.0.weight"): the first layer's share its prefix.
         func layer(_ t: Int) -> Substring {
             let name = layout.tensors[t].name

@@ -24,17 +24,17 @@ extension WorkerSession {
     /// empty rounds too), pulled into `rowValues`.
     public func pullEvaluationRows(_ batchRows: [[UInt64]]) throws {
         guard let rows else { throw SessionError.noTables }
-        guard let e = evaluation, e.chunk <= e.rounds else { throw SessionError.outOfOrder(call: "pullEvaluationRows", phase: "no evaluation round left") }
+        guard let e = evaluation, e.round <= e.rounds else { throw SessionError.outOfOrder(call: "pullEvaluationRows", phase: "no evaluation round left") }
         try rows.plan(batchRows)
-        try rows.ask(step: e.step, chunk: e.chunk, rounds: e.rounds)
+        try rows.ask(step: e.step, round: e.round, rounds: e.rounds)
         try rows.receive()
-        evaluation = (e.step, e.chunk + 1, e.rounds)
+        evaluation = (e.step, e.round + 1, e.rounds)
     }
 
     /// Sends this worker's scores (loss sum, correct, count) to server 0,
     /// then the score histogram (bce with tables); logs them.
     public func report(_ plan: EvaluationPlan, test e: EvaluationPart, validation v: EvaluationPart?, scores: ScoreHistogram?) throws {
-        if let r = evaluation, r.chunk - 1 != r.rounds { throw SessionError.missingRounds(expected: r.rounds, made: r.chunk - 1) }
+        if let r = evaluation, r.round - 1 != r.rounds { throw SessionError.missingRounds(expected: r.rounds, made: r.round - 1) }
         evaluation = nil
         let server0 = [world.serverRanks[0]]
         try ctx.send(EvalResult(lossSum: e.lossSum, correct: e.correct, count: e.count, validationLossSum: v?.lossSum ?? 0,

@@ -38,7 +38,7 @@ struct Push {
 final class WorkerPieceExchange {
     let ctx: RankContext
     let precision: Precision
-    let pieces: [ShardPlan.Chunk]
+    let pieces: [ShardPlan.Piece]
     let codec: PieceCodec
     let paramFrames: [FrameBuffer]
     let gradFrames: [FrameBuffer]
@@ -145,7 +145,7 @@ final class WorkerPieceExchange {
             // (ServerUpdateAhead.swift) and must put them back.
             if push.spoil && i == pieces.count - 1 { g[0] = .infinity }
             if Payload.overflows(g, count: n, as: precision) { push.overflow = true }
-            let e = codec.encode(g, count: n, as: precision, sparse: true, chunk: i, step: push.step,
+            let e = codec.encode(g, count: n, as: precision, sparse: true, key: i, step: push.step,
                                  into: gradFrames[i].payload, capacity: gradFrames[i].capacity - FrameHeader.size)
             // The wire format's rounding (the model's storage is the precision).
             let prec = precision

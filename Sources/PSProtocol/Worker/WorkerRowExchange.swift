@@ -64,7 +64,7 @@ final class WorkerRowExchange {
     struct Asked {
         let receives: [TransportRequest]
         let sends: [TransportRequest]
-        let step: Int, chunk: Int
+        let step: Int, round: Int
     }
 
     let ctx: RankContext
@@ -124,16 +124,16 @@ final class WorkerRowExchange {
     }
 
     /// Asks every server for its rows (an announcement, then the request),
-    /// with the receives of the values posted first. `chunk` 0 is a
+    /// with the receives of the values posted first. `round` 0 is a
     /// training step; evaluation rounds are 1, 2, ... and announce `rounds`.
-    func ask(step: Int, chunk: Int, rounds: Int = 0) throws {
+    func ask(step: Int, round: Int, rounds: Int = 0) throws {
         var sends: [TransportRequest] = []
         var receives: [TransportRequest] = []
         for (s, rank) in world.serverRanks.enumerated() {
             let bytes = RowRequest.encode(rows.requested(server: s))
             let n = rows.rowCount(server: s), elements = rows.elementCount(server: s)
-            RowAnnounce(rows: n, bytes: bytes.count, rounds: rounds).seal(into: announce[s], step: step, chunk: chunk)
-            RowRequest.seal(RowRoom.fit(&request[s], bytes: bytes.count), bytes: bytes, step: step, chunk: chunk)
+            RowAnnounce(rows: n, bytes: bytes.count, rounds: rounds).seal(into: announce[s], step: step, index: round)
+            RowRequest.seal(RowRoom.fit(&request[s], bytes: bytes.count), bytes: bytes, step: step, round: round)
             let into = RowRoom.fit(&values[s], bytes: room.wireBytes(elements))
             receives.append(try ctx.transport.irecv(into, from: rank, tag: FrameKind.rowValues.tag))
             sends.append(try ctx.transport.isend(announce[s], to: rank, tag: RowAnnounce.kind.tag))
@@ -142,7 +142,7 @@ final class WorkerRowExchange {
             idBytes += bytes.count
             bytesOut += announce[s].length + request[s].length
         }
-        asked = Asked(receives: receives, sends: sends, step: step, chunk: chunk)
+        asked = Asked(receives: receives, sends: sends, step: step, round: round)
     }
 
     /// Waits for every server's values of the request asked and stores them.
@@ -153,7 +153,7 @@ final class WorkerRowExchange {
         let counts = try ctx.wait(a.receives + a.sends, for: "table rows", step: a.step)
         for (s, rank) in world.serverRanks.enumerated() {
             let n = rows.elementCount(server: s), sender = world.describe(rank)
-            let h = try RowValues.open(values[s], kind: .rowValues, length: counts[s], step: a.step, chunk: a.chunk, count: n,
+            let h = try RowValues.open(values[s], kind: .rowValues, length: counts[s], step: a.step, round: a.round, count: n,
                                        precision: precision, sender: sender)
             room.reserve(elements: n)
             try room.codec.decode(values[s], h, count: n, as: precision, into: room.scratch.pointer, add: false, sender: sender,
@@ -175,9 +175,9 @@ final class WorkerRowExchange {
             if push.spoil && n > 0 { room.scratch.pointer[0] = .infinity }
             if Payload.overflows(room.scratch.pointer, count: n, as: precision) { push.overflow = true }
             let frame = RowRoom.fit(&grads[s], bytes: room.wireBytes(n))
-            let e = room.codec.encode(room.scratch.pointer, count: n, as: precision, sparse: false, chunk: s, step: step,
+            let e = room.codec.encode(room.scratch.pointer, count: n, as: precision, sparse: false, key: s, step: step,
                                       into: frame.payload, capacity: frame.capacity - FrameHeader.size)
-            RowValues.seal(frame, kind: .rowGrads, step: step, chunk: 0, count: n, precision: precision, encoded: e)
+            RowValues.seal(frame, kind: .rowGrads, step: step, round: 0, count: n, precision: precision, encoded: e)
             push.sends.append(try ctx.transport.isend(frame, to: rank, tag: FrameKind.rowGrads.tag))
             bytesOut += frame.length
         }

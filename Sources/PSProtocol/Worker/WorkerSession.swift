@@ -69,8 +69,8 @@ public final class WorkerSession {
     var rowsPushed = false
     /// bsp: the step after which the workers evaluate next.
     var evaluationDue: Int?
-    /// Evaluation: the next round's chunk, and the rounds the plan has.
-    var evaluation: (step: Int, chunk: Int, rounds: Int)?
+    /// Evaluation: its step, the next round (1, 2, ...), and the rounds the plan has.
+    var evaluation: (step: Int, round: Int, rounds: Int)?
     /// The steps done when the run ended (a stop ends it early).
     var finished: Int
     var ended = false
@@ -207,7 +207,7 @@ public final class WorkerSession {
             try rows.plan(batchRows)
             // Unless the step is a barrier (where the servers may say stop and serve none).
             if asynchronous && !schedule.isBarrier(plan.step) {
-                try rows.ask(step: plan.step, chunk: 0)
+                try rows.ask(step: plan.step, round: 0)
                 rowsAsked = true
             }
         }
@@ -246,7 +246,7 @@ public final class WorkerSession {
             source = .assignments(work)
         }
         if let rows {
-            if !rowsAsked { try rows.ask(step: step, chunk: 0) }
+            if !rowsAsked { try rows.ask(step: step, round: 0) }
             try rows.receive()
             if !asynchronous { exchange.syncResidual() }
         }

@@ -37,10 +37,10 @@ func seeds() -> [(String, [UInt8])] {
             let f = FrameBuffer(payloadCapacity: PieceCodec.maxEncodedBytes(n, p, s, sparse: true) + 64)
             let sparse = topk > 0
             let e = v.withUnsafeBufferPointer {
-                enc.encode($0.baseAddress!, count: n, as: p, sparse: sparse, chunk: 3, step: 7, into: f.payload, capacity: f.capacity - 64)
+                enc.encode($0.baseAddress!, count: n, as: p, sparse: sparse, key: 3, step: 7, into: f.payload, capacity: f.capacity - 64)
             }
             let kind: FrameKind = sparse ? .gradientPiece : .parameterPiece
-            f.length = Frame.seal(FrameHeader(kind: kind, step: 7, chunk: 3, elementType: p.elementType,
+            f.length = Frame.seal(FrameHeader(kind: kind, step: 7, index: 3, elementType: p.elementType,
                                               rawLength: UInt64(n * p.elementType.size), encodedLength: UInt64(e.length),
                                               codec: e.stages, flags: e.flags), buffer: f.raw)
             let ctl = UInt8(pi) | (sparse ? 4 : 0) | (si % 2 == 0 ? 8 : 0)
@@ -70,7 +70,7 @@ func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
             frame.storeBytes(of: sum.littleEndian, toByteOffset: 56, as: UInt64.self)
         }
     }
-    let expect = FrameExpectation(kind: ctl & 4 != 0 ? .gradientPiece : .parameterPiece, step: 7, chunk: 3,
+    let expect = FrameExpectation(kind: ctl & 4 != 0 ? .gradientPiece : .parameterPiece, step: 7, index: 3,
                                   elementType: p.elementType, rawLength: n * p.elementType.size)
     guard let h = try? Frame.open(buffer: frame, length: length, expect: expect, sender: "fuzz") else { return 0 }
     let out = UnsafeMutablePointer<Float>.allocate(capacity: max(n, 1))

@@ -59,8 +59,8 @@ func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     }
     let payload = UnsafeRawBufferPointer(start: data + 2 + RowAnnounce.payloadBytes, count: size - 2 - RowAnnounce.payloadBytes)
     let frame = FrameBuffer(payloadCapacity: payload.count)
-    RowRequest.seal(frame, bytes: Array(payload), step: 4, chunk: 0)
-    guard let rows = try? RowRequest.open(frame, length: frame.length, step: 4, chunk: 0, bytes: payload.count, rows: n,
+    RowRequest.seal(frame, bytes: Array(payload), step: 4, round: 0)
+    guard let rows = try? RowRequest.open(frame, length: frame.length, step: 4, round: 0, bytes: payload.count, rows: n,
                                           tables: tables, sender: "fuzz") else { return 0 }
     precondition(rows.count == tables.count && rows.reduce(0) { $0 + $1.count } == n)
     for (t, r) in rows.enumerated() {
@@ -68,8 +68,8 @@ func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     }
     let again = RowRequest.encode(rows)
     let f2 = FrameBuffer(payloadCapacity: again.count)
-    RowRequest.seal(f2, bytes: again, step: 4, chunk: 0)
-    let back = try! RowRequest.open(f2, length: f2.length, step: 4, chunk: 0, bytes: again.count, rows: n, tables: tables, sender: "fuzz")
+    RowRequest.seal(f2, bytes: again, step: 4, round: 0)
+    let back = try! RowRequest.open(f2, length: f2.length, step: 4, round: 0, bytes: again.count, rows: n, tables: tables, sender: "fuzz")
     precondition(back == rows)
     return 0
 }
