@@ -4,6 +4,7 @@ import XCTest
 @testable import PSConfig
 @testable import PSProtocol
 @testable import PSRunLog
+import PSTestSupport
 
 /// Gradient accumulation: train.accumulate = N sends one push per N
 /// microbatches, and the result is bit-identical to a run with an N times
@@ -19,8 +20,7 @@ final class AccumulationTests: XCTestCase {
     }
 
     func run(_ c: Config, workers: Int) throws -> [LogFile] {
-        let d = DataSplit.synthetic(train: c.data.syntheticTrain, test: c.data.syntheticTest, features: c.model.inputSize, classes: 10, seed: 7)
-        return try runInProcess(config: c, servers: 2, workers: workers, data: d)
+        try runInProcess(config: c, servers: 2, workers: workers, data: syntheticData(c))
     }
 
     func digests(_ logs: [LogFile]) -> [String] {

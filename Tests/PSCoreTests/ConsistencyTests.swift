@@ -4,6 +4,7 @@ import XCTest
 @testable import PSConfig
 @testable import PSProtocol
 @testable import PSRunLog
+import PSTestSupport
 
 /// train.consistency = "ssp" and "async" on whole worlds (threads over the
 /// in-process transport): the staleness bound holds, every push is applied
@@ -85,12 +86,9 @@ final class ConsistencyTests: XCTestCase {
     /// (late, reordered completions, poisoned receive buffers): no frame is
     /// reused while a transfer may still touch it, nothing is left open.
     func testDenseSSPAndTheAdversarialTransport() throws {
-        var c = Config()
-        try c.apply(overrides: ["data.kind=synthetic", "data.synthetic_train=2048", "data.synthetic_test=512", "model.input=64",
-                                "model.layers=[{type=\"dense\",units=32},{type=\"relu\"},{type=\"dense\",units=10}]",
-                                "train.batch_size=64", "train.epochs=2", "train.lr=0.05", "train.consistency=ssp", "train.staleness=1"])
-        let d = DataSplit.synthetic(train: 2048, test: 512, features: 64, classes: 10, seed: 7)
-        let logs = try runInProcess(config: c, servers: 2, workers: 2, data: d)
+        let c = try mlpConfig(["data.synthetic_train=2048", "data.synthetic_test=512", "train.batch_size=64", "train.consistency=ssp",
+                               "train.staleness=1"])
+        let logs = try runInProcess(config: c, servers: 2, workers: 2, data: syntheticData(c))
         assertEveryPushApplied(logs, servers: 2, workers: 2, steps: 64)
         XCTAssertGreaterThan(try XCTUnwrap(records(logs, rank: 0, EvalRecord.self).last?.testAccuracy), 0.5)
         for seed: UInt64 in [3, 4] {

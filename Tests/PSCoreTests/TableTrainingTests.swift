@@ -5,6 +5,7 @@ import XCTest
 @testable import PSConfig
 @testable import PSProtocol
 @testable import PSRunLog
+import PSTestSupport
 
 /// Whole worlds (threads over the in-process transport) training a
 /// click-through-rate model with embedding tables on the servers: sparse
