@@ -9,7 +9,7 @@ import PSTestSupport
 /// Gradient accumulation: train.accumulate = N sends one push per N
 /// microbatches, and the result is bit-identical to a run with an N times
 /// larger batch cut into the same microbatches (train.microbatch).
-final class AccumulationTests: XCTestCase {
+final class AccumulationReleaseTests: XCTestCase {
     func config(_ extra: [String]) throws -> Config {
         var c = Config()
         try c.apply(overrides: ["data.kind=synthetic", "data.synthetic_train=1024", "data.synthetic_test=256", "model.input=[1, 8, 8]",

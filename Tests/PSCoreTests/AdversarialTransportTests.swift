@@ -15,7 +15,7 @@ import PSTestSupport
 /// shuffled order, and any buffer written or released before its request
 /// completed is reported (InProcessMode.adversarial). The runs must also
 /// reach the same bits as the eager transport.
-final class AdversarialTransportTests: XCTestCase {
+final class AdversarialTransportReleaseTests: XCTestCase {
     func config(epochs: Int = 2, extra: [String] = []) throws -> Config {
         var c = Config()
         for o in ["data.kind=synthetic", "data.synthetic_train=384", "data.synthetic_test=96", "model.input=48",
@@ -117,7 +117,7 @@ final class AdversarialTransportTests: XCTestCase {
     }
 }
 
-final class AdversarialDefaultShapeTests: XCTestCase {
+final class AdversarialDefaultShapeReleaseTests: XCTestCase {
     /// The default model's shape (784-256-128-10, chunk 65536), where S=4
     /// makes each of servers 0-2 send one 235 KB piece.
     func testDefaultModelW8S4() throws {

@@ -10,11 +10,11 @@ import PSTestSupport
 /// in-process transport): the staleness bound holds, every push is applied
 /// once with its staleness recorded, evaluation and the end go through the
 /// barriers, a straggler does not stop the others beyond the bound.
-final class ConsistencyTests: XCTestCase {
+final class ConsistencyReleaseTests: XCTestCase {
     func ctr(_ extra: [String]) throws -> Config {
         var c = Config()
         try c.apply(overrides: ["data.kind=synthetic", "data.synthetic_train=4800", "data.synthetic_test=1000", "model.input=3",
-                                "model.loss=bce", TableTrainingTests.tables,
+                                "model.loss=bce", TableTrainingReleaseTests.tables,
                                 "model.layers=[{type=\"dense\",units=8},{type=\"relu\"},{type=\"dense\",units=1}]",
                                 "train.epochs=2", "train.batch_size=150", "train.lr=0.05", "train.lr_schedule=constant",
                                 "train.optimizer=adagrad", "train.sparse_lr=0.1"] + extra)

@@ -11,7 +11,7 @@ import CPSKernels
 @testable import PSLaunch
 import PSTestSupport
 
-final class LossScalerTests: XCTestCase {
+final class LossScalerReleaseTests: XCTestCase {
     func settings() -> LossScaler.Settings {
         var s = LossScaler.Settings()
         s.initialScale = 1024; s.growthInterval = 3; s.hysteresis = 2; s.minScale = 256; s.maxScale = 4096; s.maxSkipsAtMin = 3
@@ -117,7 +117,7 @@ final class SkipSummaryTests: XCTestCase {
     }
 }
 
-final class MixedPrecisionTrainingTests: XCTestCase {
+final class MixedPrecisionTrainingReleaseTests: XCTestCase {
     func config(_ precision: String, extra: [String] = []) throws -> Config {
         try mlpConfig(["train.epochs=1", "train.precision=\(precision)"] + extra)
     }

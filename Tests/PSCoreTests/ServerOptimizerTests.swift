@@ -11,7 +11,7 @@ import PSTestSupport
 /// The optimizer as the servers run it, whole worlds over the in-process
 /// transport: global gradient-norm clipping agreed among the servers, and
 /// the update count Adam's bias correction takes.
-final class ServerOptimizerTests: XCTestCase {
+final class ServerOptimizerReleaseTests: XCTestCase {
     func config(_ extra: [String]) throws -> Config { try mlpConfig(["train.epochs=1"] + extra) }
 
     /// The servers' final FP32 weights, their shards put end to end.

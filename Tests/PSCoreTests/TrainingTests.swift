@@ -10,7 +10,7 @@ import XCTest
 @testable import PSLaunch
 import PSTestSupport
 
-final class InProcessTrainingTests: XCTestCase {
+final class InProcessTrainingReleaseTests: XCTestCase {
     /// Synchronous data parallelism is the computation of one process on the
     /// global batch: W=2 S=2 and W=1 S=1 give the same losses.
     /// Tolerance: 1e-4 relative (only the order of float sums differs).
@@ -67,7 +67,7 @@ final class InProcessTrainingTests: XCTestCase {
     }
 }
 
-extension InProcessTrainingTests {
+extension InProcessTrainingReleaseTests {
     /// A cascade: worker 1 never runs, server 0 waits for its gradients and
     /// worker 0 waits for server 0's parameters. Both deadlines fire; both
     /// ranks must name worker 1, the rank that is really silent, never server 0.
