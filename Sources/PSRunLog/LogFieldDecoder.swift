@@ -2,7 +2,7 @@ import Foundation
 
 // ---------------------------------------------------------------------------
 // Log lines to records, the reverse of LogFieldEncoder. JSONDecoder parses a
-// line once into a `JSONValue` tree (`LogLine`); the envelope and then the
+// line once into a `LogValue` tree (`LogLine`); the envelope and then the
 // record of its event are decoded from that tree by this Decoder, which
 // finds a property under the key the encoder wrote it as (`logKey`, the key
 // strategy of LogKeys.swift). Values convert as JSONDecoder converts them: an
@@ -13,18 +13,32 @@ import Foundation
 
 /// One log line: a JSON object, its keys in no particular order.
 struct LogLine: Decodable {
-    let fields: [(String, JSONValue)]
+    let fields: [String: LogValue]
 
     init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: AnyLogKey.self)
-        fields = try c.allKeys.map { ($0.stringValue, try c.decode(JSONValue.self, forKey: $0)) }
+        var fields: [String: LogValue] = [:]
+        for key in c.allKeys { fields[key.stringValue] = try c.decode(LogValue.self, forKey: key) }
+        self.fields = fields
     }
 
     /// Decodes `T` from the line's fields.
     func decode<T: Decodable>(_ type: T.Type) throws -> T { try T(from: LogFieldDecoder(value: .object(fields), codingPath: [])) }
 }
 
-extension JSONValue: Decodable {
+/// A JSON value of a line read back (`JSONValue` is the one written).
+enum LogValue: Decodable {
+    case int(Int)
+    case double(Double)
+    case string(String)
+    case bool(Bool)
+    case null
+    case array([LogValue])
+    case object([String: LogValue])
+    /// A number JSONDecoder reads as no Swift number (1e400): an error only
+    /// when a record reads it, as it was when records were read by JSONDecoder.
+    case unrepresentable
+
     /// Any JSON value, tried in the order the log's values are most often found (numbers first).
     init(from decoder: Decoder) throws {
         let c = try decoder.singleValueContainer()
@@ -37,8 +51,22 @@ extension JSONValue: Decodable {
         if let d = try? c.decode(Double.self) { self = .double(d); return }
         if let s = try? c.decode(String.self) { self = .string(s); return }
         if let b = try? c.decode(Bool.self) { self = .bool(b); return }
-        if let a = try? c.decode([JSONValue].self) { self = .array(a); return }
-        self = .object(try c.decode(LogLine.self).fields)
+        if let a = try? c.decode([LogValue].self) { self = .array(a); return }
+        if let o = try? c.decode(LogLine.self) { self = .object(o.fields); return }
+        self = .unrepresentable
+    }
+
+    /// What a value is, for error messages.
+    var kind: String {
+        switch self {
+        case .int, .double: return "a number"
+        case .string: return "a string"
+        case .bool: return "a bool"
+        case .null: return "null"
+        case .array: return "an array"
+        case .object: return "an object"
+        case .unrepresentable: return "a number beyond Double's range"
+        }
     }
 }
 
@@ -51,15 +79,15 @@ struct AnyLogKey: LogVerbatimKey {
 }
 
 /// The types read from JSON scalars, with JSONDecoder's conversions.
-protocol LogScalarDecodable { init?(logValue: JSONValue) }
+protocol LogScalarDecodable { init?(logValue: LogValue) }
 extension Bool: LogScalarDecodable {
-    init?(logValue v: JSONValue) { guard case .bool(let b) = v else { return nil }; self = b }
+    init?(logValue v: LogValue) { guard case .bool(let b) = v else { return nil }; self = b }
 }
 extension String: LogScalarDecodable {
-    init?(logValue v: JSONValue) { guard case .string(let s) = v else { return nil }; self = s }
+    init?(logValue v: LogValue) { guard case .string(let s) = v else { return nil }; self = s }
 }
 extension Double: LogScalarDecodable {
-    init?(logValue v: JSONValue) {
+    init?(logValue v: LogValue) {
         switch v {
         case .double(let d): self = d
         case .int(let i): self = Double(i)
@@ -68,13 +96,13 @@ extension Double: LogScalarDecodable {
     }
 }
 extension Float: LogScalarDecodable {
-    init?(logValue v: JSONValue) {
+    init?(logValue v: LogValue) {
         guard let d = Double(logValue: v), abs(d) <= Double(Float.greatestFiniteMagnitude) else { return nil }
         self = Float(d)
     }
 }
 extension FixedWidthInteger {
-    init?(logInteger v: JSONValue) {
+    init?(logInteger v: LogValue) {
         switch v {
         case .int(let i): self.init(exactly: i)
         case .double(let d): self.init(exactly: d)
@@ -82,24 +110,24 @@ extension FixedWidthInteger {
         }
     }
 }
-extension Int: LogScalarDecodable { init?(logValue v: JSONValue) { self.init(logInteger: v) } }
-extension Int8: LogScalarDecodable { init?(logValue v: JSONValue) { self.init(logInteger: v) } }
-extension Int16: LogScalarDecodable { init?(logValue v: JSONValue) { self.init(logInteger: v) } }
-extension Int32: LogScalarDecodable { init?(logValue v: JSONValue) { self.init(logInteger: v) } }
-extension Int64: LogScalarDecodable { init?(logValue v: JSONValue) { self.init(logInteger: v) } }
-extension UInt: LogScalarDecodable { init?(logValue v: JSONValue) { self.init(logInteger: v) } }
-extension UInt8: LogScalarDecodable { init?(logValue v: JSONValue) { self.init(logInteger: v) } }
-extension UInt16: LogScalarDecodable { init?(logValue v: JSONValue) { self.init(logInteger: v) } }
-extension UInt32: LogScalarDecodable { init?(logValue v: JSONValue) { self.init(logInteger: v) } }
-extension UInt64: LogScalarDecodable { init?(logValue v: JSONValue) { self.init(logInteger: v) } }
+extension Int: LogScalarDecodable { init?(logValue v: LogValue) { self.init(logInteger: v) } }
+extension Int8: LogScalarDecodable { init?(logValue v: LogValue) { self.init(logInteger: v) } }
+extension Int16: LogScalarDecodable { init?(logValue v: LogValue) { self.init(logInteger: v) } }
+extension Int32: LogScalarDecodable { init?(logValue v: LogValue) { self.init(logInteger: v) } }
+extension Int64: LogScalarDecodable { init?(logValue v: LogValue) { self.init(logInteger: v) } }
+extension UInt: LogScalarDecodable { init?(logValue v: LogValue) { self.init(logInteger: v) } }
+extension UInt8: LogScalarDecodable { init?(logValue v: LogValue) { self.init(logInteger: v) } }
+extension UInt16: LogScalarDecodable { init?(logValue v: LogValue) { self.init(logInteger: v) } }
+extension UInt32: LogScalarDecodable { init?(logValue v: LogValue) { self.init(logInteger: v) } }
+extension UInt64: LogScalarDecodable { init?(logValue v: LogValue) { self.init(logInteger: v) } }
 
 struct LogFieldDecoder: Decoder {
-    let value: JSONValue
+    let value: LogValue
     let codingPath: [CodingKey]
     var userInfo: [CodingUserInfoKey: Any] { [:] }
 
     /// `T` from `value`: a scalar directly, anything else through its own `init(from:)`.
-    static func decode<T: Decodable>(_ type: T.Type, from value: JSONValue, at path: [CodingKey]) throws -> T {
+    static func decode<T: Decodable>(_ type: T.Type, from value: LogValue, at path: [CodingKey]) throws -> T {
         guard let scalar = T.self as? LogScalarDecodable.Type else { return try T(from: LogFieldDecoder(value: value, codingPath: path)) }
         if let v = scalar.init(logValue: value) as? T { return v }
         let context = DecodingError.Context(codingPath: path, debugDescription: "expected \(T.self), found \(value.kind)")
@@ -124,28 +152,14 @@ struct LogFieldDecoder: Decoder {
     }
 }
 
-extension JSONValue {
-    /// What a value is, for error messages.
-    var kind: String {
-        switch self {
-        case .int, .double: return "a number"
-        case .string: return "a string"
-        case .bool: return "a bool"
-        case .null: return "null"
-        case .array: return "an array"
-        case .object: return "an object"
-        }
-    }
-}
-
 struct KeyedLogFields<Key: CodingKey>: KeyedDecodingContainerProtocol {
     let codingPath: [CodingKey]
-    /// By the key in the log (a key given twice: the last).
-    private let fields: [String: JSONValue]
+    /// By the key in the log.
+    private let fields: [String: LogValue]
     private let verbatim = Key.self is any LogVerbatimKey.Type
 
-    init(fields: [(String, JSONValue)], codingPath: [CodingKey]) {
-        self.fields = Dictionary(fields, uniquingKeysWith: { _, last in last })
+    init(fields: [String: LogValue], codingPath: [CodingKey]) {
+        self.fields = fields
         self.codingPath = codingPath
     }
 
@@ -164,7 +178,7 @@ struct KeyedLogFields<Key: CodingKey>: KeyedDecodingContainerProtocol {
 
     func contains(_ key: Key) -> Bool { fields[name(key)] != nil }
 
-    private func field(_ key: Key) throws -> JSONValue {
+    private func field(_ key: Key) throws -> LogValue {
         guard let v = fields[name(key)] else {
             throw DecodingError.keyNotFound(key, .init(codingPath: codingPath, debugDescription: "no \"\(name(key))\""))
         }
@@ -201,15 +215,15 @@ func camelCase(_ key: String) -> String {
 }
 
 struct UnkeyedLogFields: UnkeyedDecodingContainer {
-    let items: [JSONValue]
+    let items: [LogValue]
     let codingPath: [CodingKey]
     private(set) var currentIndex = 0
     var count: Int? { items.count }
     var isAtEnd: Bool { currentIndex >= items.count }
 
-    init(items: [JSONValue], codingPath: [CodingKey]) { self.items = items; self.codingPath = codingPath }
+    init(items: [LogValue], codingPath: [CodingKey]) { self.items = items; self.codingPath = codingPath }
 
-    private mutating func next(_ type: Any.Type) throws -> (JSONValue, [CodingKey]) {
+    private mutating func next(_ type: Any.Type) throws -> (LogValue, [CodingKey]) {
         let path = codingPath + [AnyLogKey(intValue: currentIndex)]
         guard !isAtEnd else { throw DecodingError.valueNotFound(type, .init(codingPath: path, debugDescription: "the array ends")) }
         currentIndex += 1
@@ -244,7 +258,7 @@ struct UnkeyedLogFields: UnkeyedDecodingContainer {
 }
 
 struct SingleLogField: SingleValueDecodingContainer {
-    let value: JSONValue
+    let value: LogValue
     let codingPath: [CodingKey]
 
     func decodeNil() -> Bool {

@@ -143,15 +143,19 @@ final class RunLogKeyTests: XCTestCase {
 
     /// The key strategy on the names that a plain snake_case reversal gets
     /// wrong, and the reader's conversions (JSONDecoder's): a number read as
-    /// the type of its field, -0.0 keeping its sign, a wrong type refused.
+    /// the type of its field, -0.0 keeping its sign, a wrong type refused,
+    /// a number beyond Double's range refused only where a record reads it.
     func testTheKeyStrategyAndTheReadersConversions() throws {
         XCTAssertEqual(["fp32Bytes", "rowIdBytes", "peakRSSBytes", "paramsDigest", "samplesPerS", "auc", "exp_avg_sq", "URLPath"].map(logKey),
                        ["fp32_bytes", "row_id_bytes", "peak_rss_bytes", "params_digest", "samples_per_s", "auc", "exp_avg_sq", "url_path"])
-        let line = #"{"v":1,"event":"scale","t":2,"step":3.0,"from":-0.0,"to":4,"why":"growth"}"#
+        let line = #"{"v":1,"event":"scale","t":2,"step":3.0,"from":-0.0,"to":4,"why":"growth","x":[1e400,{"y":-1e400}]}"#
         let read = try XCTUnwrap(LogFile(data: Data(line.utf8), source: .server).records(ScaleRecord.self).first)
         XCTAssertEqual(read, ScaleRecord(step: 3, from: 0, to: 4, why: "growth"))
         XCTAssertEqual(read.from.sign, .minus)
         let wrong = #"{"v":1,"event":"scale","t":2,"step":3.5,"from":1,"to":4,"why":"growth"}"#
-        XCTAssertEqual(LogFile(data: Data(wrong.utf8), source: .server).unreadableLines, [1])
+            + "\n" + #"{"v":1,"event":"scale","t":2,"step":3,"from":1e400,"to":4,"why":"growth"}"#
+        let file = LogFile(data: Data(wrong.utf8), source: .server)
+        XCTAssertEqual(file.unreadableLines, [1, 2])
+        XCTAssertEqual(file.badLines, [])
     }
 }
