@@ -18,6 +18,9 @@
 //   PSLaunch       the launcher: the mpirun plan, running and restarting a job, Ctrl-C, the watchdog, mpirun's failures in plain words
 //   PSInspect      reading a run directory back (pstrain inspect)
 //   pstrain-server, pstrain-worker, pstrain, pstrain-bench   the executables
+//   PSTestSupport  for tests only (no executable links it): the in-process transport and whole
+//                  worlds on threads, the checkpoint fixture, the shared test configuration
+//   PSCoreTests, IntegrationTests   the test targets (scripts/test runs them in tiers)
 import PackageDescription
 import Foundation
 
@@ -41,6 +44,8 @@ let package = Package(
         // Everything but MPI, for the fuzz package (fuzz/) and other tools.
         .library(name: "PSCore", targets: ["PSSupport", "PSNumerics", "PSCodec", "PSData", "PSConfig", "PSCheckpoint", "PSRunLog", "PSProtocol"]),
         .library(name: "PSInspect", targets: ["PSInspect"]),
+        // For the fuzz package's manifest harness (the checkpoint fixture); no executable uses it.
+        .library(name: "PSTestSupport", targets: ["PSTestSupport"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -85,8 +90,14 @@ let package = Package(
                           swiftSettings: release),
         .executableTarget(name: "pstrain-bench", dependencies: ["CBLAS", "CPSKernels", "CXXHash", "PSSupport", "PSNumerics", "PSCodec", "PSConfig",
                                                                "PSCheckpoint", "PSRunLog", "PSProtocol"], swiftSettings: release),
-        .testTarget(name: "PSCoreTests", dependencies: ["PSProtocol", "PSLaunch", "CXXHash"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["PSProtocol", "PSInspect"]),
+        // The NIOEmbedded idea: what tests share (the in-process transport, world builders, fixtures)
+        // is a module of its own, built on the public API of the modules below it.
+        .target(name: "PSTestSupport", dependencies: ["PSSupport", "PSNumerics", "PSConfig", "PSCheckpoint", "PSRunLog", "PSProtocol"],
+                swiftSettings: release),
+        .testTarget(name: "PSCoreTests", dependencies: ["CPSKernels", "CXXHash", "CZlib", "PSSupport", "PSNumerics", "PSCodec", "PSData",
+                                                        "PSConfig", "PSCheckpoint", "PSRunLog", "PSProtocol", "PSLaunch", "PSTestSupport"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["PSSupport", "PSNumerics", "PSCodec", "PSData", "PSConfig", "PSCheckpoint",
+                                                             "PSRunLog", "PSProtocol", "PSInspect", "PSTestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

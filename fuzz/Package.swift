@@ -9,9 +9,10 @@
 // executable's main to its top-level code, so libFuzzer's main is not used).
 import PackageDescription
 
-func harness(_ name: String, _ module: String, inspect: Bool = false) -> Target {
+func harness(_ name: String, _ module: String, inspect: Bool = false, testSupport: Bool = false) -> Target {
     .executableTarget(name: module, dependencies: ["FuzzSupport", .product(name: "PSCore", package: "pstrain")]
-                          + (inspect ? [.product(name: "PSInspect", package: "pstrain")] : []),
+                          + (inspect ? [.product(name: "PSInspect", package: "pstrain")] : [])
+                          + (testSupport ? [.product(name: "PSTestSupport", package: "pstrain")] : []),
                       path: "Sources/\(module)")
 }
 
@@ -34,7 +35,7 @@ let package = Package(
         .target(name: "FuzzSupport", dependencies: [.product(name: "PSCore", package: "pstrain")], path: "Sources/FuzzSupport"),
         harness("fuzz-frame", "FuzzFrame"),
         harness("fuzz-safetensors", "FuzzSafetensors"),
-        harness("fuzz-manifest", "FuzzManifest"),
+        harness("fuzz-manifest", "FuzzManifest", testSupport: true),   // the checkpoint fixture
         harness("fuzz-config", "FuzzConfig"),
         harness("fuzz-idx", "FuzzIDX"),
         harness("fuzz-data", "FuzzData"),

@@ -13,7 +13,7 @@
 // The matrices come from the interpolation points 0, 1, -1 (F(2,3)),
 // 0, 1, -1, 2, -2 (F(2,5)) and 0, 1, -1, 2, -2, 1/2, -1/2 (F(4,5)), and
 // infinity; B^T is integer (each row divided by its entries' common
-// factor), A^T has powers of two, G carries the other fractions. LayerTests
+// factor), A^T has powers of two, G carries the other fractions. LayerReleaseTests
 // checks every variant against im2col.
 //
 // Layouts. Samples are processed in chunks of g (a multiple of 8): tile t of

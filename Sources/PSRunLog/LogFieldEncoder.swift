@@ -11,7 +11,8 @@ import Foundation
 // `write(into:)` formats them as the log always has: Double in its shortest
 // round-trip form with ".0" on integers and null when not finite, Float
 // widened to Double, integers as integers, optionals absent when nil
-// (`encodeIfPresent`). Reading uses JSONDecoder (LogFile.swift).
+// (`encodeIfPresent`), keys snake_case (the key strategy of LogKeys.swift:
+// `fp32Bytes` is written `fp32_bytes`). Reading is LogFieldDecoder.swift.
 // ---------------------------------------------------------------------------
 
 enum LogFieldEncoder {
@@ -140,21 +141,25 @@ struct FieldEncoder: Encoder {
 struct KeyedFields<Key: CodingKey>: KeyedEncodingContainerProtocol {
     let node: FieldNode
     let codingPath: [CodingKey]
+    /// Keys written as they are (`LogVerbatimKey`); the others through the key strategy (LogKeys.swift).
+    private let verbatim = Key.self is any LogVerbatimKey.Type
 
-    mutating func encodeNil(forKey key: Key) throws { node.set(key.stringValue, FieldNode(.null)) }
+    private func name(_ key: Key) -> String { logKey(key, verbatim: verbatim) }
+
+    mutating func encodeNil(forKey key: Key) throws { node.set(name(key), FieldNode(.null)) }
 
     mutating func encode<T: Encodable>(_ value: T, forKey key: Key) throws {
-        node.set(key.stringValue, try FieldNode.encoding(value, at: codingPath + [key]))
+        node.set(name(key), try FieldNode.encoding(value, at: codingPath + [key]))
     }
 
     // The scalar types every record is made of, written straight away: the
     // generic path above casts and builds a coding path per field, which made
     // a step record cost about 18 us (pstrain-bench runlog).
-    mutating func encode(_ value: Int, forKey key: Key) throws { node.set(key.stringValue, FieldNode(.int(value))) }
-    mutating func encode(_ value: Double, forKey key: Key) throws { node.set(key.stringValue, FieldNode(.double(value))) }
-    mutating func encode(_ value: Float, forKey key: Key) throws { node.set(key.stringValue, FieldNode(.double(Double(value)))) }
-    mutating func encode(_ value: Bool, forKey key: Key) throws { node.set(key.stringValue, FieldNode(.bool(value))) }
-    mutating func encode(_ value: String, forKey key: Key) throws { node.set(key.stringValue, FieldNode(.string(value))) }
+    mutating func encode(_ value: Int, forKey key: Key) throws { node.set(name(key), FieldNode(.int(value))) }
+    mutating func encode(_ value: Double, forKey key: Key) throws { node.set(name(key), FieldNode(.double(value))) }
+    mutating func encode(_ value: Float, forKey key: Key) throws { node.set(name(key), FieldNode(.double(Double(value)))) }
+    mutating func encode(_ value: Bool, forKey key: Key) throws { node.set(name(key), FieldNode(.bool(value))) }
+    mutating func encode(_ value: String, forKey key: Key) throws { node.set(name(key), FieldNode(.string(value))) }
     mutating func encodeIfPresent(_ value: Int?, forKey key: Key) throws { if let value { try encode(value, forKey: key) } }
     mutating func encodeIfPresent(_ value: Double?, forKey key: Key) throws { if let value { try encode(value, forKey: key) } }
     mutating func encodeIfPresent(_ value: Bool?, forKey key: Key) throws { if let value { try encode(value, forKey: key) } }
@@ -163,19 +168,19 @@ struct KeyedFields<Key: CodingKey>: KeyedEncodingContainerProtocol {
     mutating func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type, forKey key: Key) -> KeyedEncodingContainer<NestedKey> {
         let child = FieldNode()
         child.becomeObject()
-        node.set(key.stringValue, child)
+        node.set(name(key), child)
         return KeyedEncodingContainer(KeyedFields<NestedKey>(node: child, codingPath: codingPath + [key]))
     }
 
     mutating func nestedUnkeyedContainer(forKey key: Key) -> UnkeyedEncodingContainer {
         let child = FieldNode()
         child.becomeArray()
-        node.set(key.stringValue, child)
+        node.set(name(key), child)
         return UnkeyedFields(node: child, codingPath: codingPath + [key])
     }
 
     mutating func superEncoder() -> Encoder { superEncoder(named: "super") }
-    mutating func superEncoder(forKey key: Key) -> Encoder { superEncoder(named: key.stringValue) }
+    mutating func superEncoder(forKey key: Key) -> Encoder { superEncoder(named: name(key)) }
 
     private func superEncoder(named name: String) -> Encoder {
         let child = FieldNode()

@@ -2,8 +2,9 @@ import Foundation
 
 // ---------------------------------------------------------------------------
 // Reading a log back into the record types it was written from: each line
-// through JSONDecoder, first as a `LogEnvelope` (any JSON object is one) for
-// its event, then as the type of that event for the log's source. A line
+// parsed once by JSONDecoder (`LogLine`), then read by LogFieldDecoder, first
+// as a `LogEnvelope` (any JSON object is one) for its event, then as the type
+// of that event for the log's source. A line
 // that is not a JSON object (a crash can truncate the last one) is counted,
 // not fatal; so is a record of a known event whose fields do not fit its
 // type; an event this version does not know is kept with its envelope only.
@@ -81,11 +82,13 @@ public struct LogFile: Sendable {
         let decoder = JSONDecoder()
         for (i, line) in data.split(separator: 0x0A, omittingEmptySubsequences: true).enumerated() {
             lineCount += 1
-            let bytes = Data(line)
-            guard let envelope = try? decoder.decode(LogEnvelope.self, from: bytes) else { badLines.append(i + 1); continue }
+            guard let fields = try? decoder.decode(LogLine.self, from: Data(line)), let envelope = try? fields.decode(LogEnvelope.self) else {
+                badLines.append(i + 1)
+                continue
+            }
             var record: (any LogRecord)?
             if let event = envelope.event, let type = Self.source(of: envelope, in: source)?.recordTypes[event] {
-                record = try? Self.decode(type, from: bytes, decoder)
+                record = try? fields.decode(type)
                 if record == nil { unreadableLines.append(i + 1) }
             }
             entries.append(LogEntry(line: i + 1, envelope: envelope, record: record))
@@ -99,10 +102,6 @@ public struct LogFile: Sendable {
         case "worker": return .worker
         default: return file
         }
-    }
-
-    static func decode<R: LogRecord>(_ type: R.Type, from data: Data, _ decoder: JSONDecoder) throws -> any LogRecord {
-        try decoder.decode(type, from: data)
     }
 
     /// Every record that reads as `R`, in file order: a record type

@@ -6,7 +6,9 @@ import Foundation
 /// (`RankStamp`, `LauncherStamp`) are the envelope `RunLog` writes around
 /// it. Fields are written in the order `encode(to:)` encodes them (the
 /// declaration order of the synthesized conformances), optionals only when
-/// set; see LogFieldEncoder.swift for why and how.
+/// set, under the snake_case keys of their camelCase names (LogKeys.swift):
+/// see LogFieldEncoder.swift for why and how. Write and read records only
+/// through `RunLog` and `LogFile`: JSONEncoder would write the Swift names.
 public protocol LogRecord: Codable, Sendable {
     /// The record's `event`.
     static var event: String { get }

@@ -26,10 +26,6 @@ public struct HelloRecord: LogRecord, Equatable {
     public var servers: Int
     public var workers: Int
 
-    enum CodingKeys: String, CodingKey {
-        case blasCore = "blas_core", ranksOnNode = "ranks_on_node", address, configHash = "config_hash", build, host, pid, servers, workers
-    }
-
     public init(blasCore: String, ranksOnNode: Int, address: String, configHash: String, build: String, host: String, pid: Int,
                 servers: Int, workers: Int) {
         self.blasCore = blasCore; self.ranksOnNode = ranksOnNode; self.address = address; self.configHash = configHash
@@ -56,7 +52,6 @@ public struct ErrorRecord: LogRecord, Equatable {
 public struct LogGapRecord: LogRecord, Equatable {
     public static let event = "log_gap"
     public var droppedRecords: Int
-    enum CodingKeys: String, CodingKey { case droppedRecords = "dropped_records" }
 
     public init(droppedRecords: Int) {
         self.droppedRecords = droppedRecords
@@ -73,7 +68,6 @@ public struct RankResumedRecord: LogRecord, Equatable {
     public var paramsDigest: String
     public var lossScale: Double
     public var skipped: Int
-    enum CodingKeys: String, CodingKey { case step, from, paramsDigest = "params_digest", lossScale = "loss_scale", skipped }
 
     public init(step: Int, from: String, paramsDigest: String, lossScale: Double, skipped: Int) {
         self.step = step; self.from = from; self.paramsDigest = paramsDigest; self.lossScale = lossScale; self.skipped = skipped

@@ -22,10 +22,6 @@ public struct ServerStartRecord: LogRecord, Equatable {
     /// Of the run.
     public var steps: Int
     public var stepsPerEpoch: Int
-    enum CodingKeys: String, CodingKey {
-        case servers, workers, shardLo = "shard_lo", shardHi = "shard_hi", pieces, precision, compression, lossScale = "loss_scale",
-             steps, stepsPerEpoch = "steps_per_epoch"
-    }
 
     public init(servers: Int, workers: Int, shardLo: Int, shardHi: Int, pieces: Int, precision: String, compression: String,
                 lossScale: Double, steps: Int, stepsPerEpoch: Int) {
@@ -77,14 +73,6 @@ public struct ServerStepRecord: StepRecord, Equatable {
     /// worker's pull).
     public var worker: Int?
     public var staleness: Int?
-    enum CodingKeys: String, CodingKey {
-        case step, epoch, loss, fp32Bytes = "fp32_bytes", encodeS = "encode_s", decodeS = "decode_s", lr, lossScale = "loss_scale",
-             skipped, overflow, samples, stepS = "step_s", waitS = "wait_s", applyS = "apply_s", bytesRecv = "bytes_recv",
-             bytesSent = "bytes_sent", samplesPerS = "samples_per_s", paramsDigest = "params_digest", gradNorm = "grad_norm"
-        case rowsServed = "rows_served", rowBytesRecv = "row_bytes_recv", rowBytesSent = "row_bytes_sent", tableRows = "table_rows",
-             tableBytes = "table_bytes"
-        case worker, staleness
-    }
 
     public init(step: Int, epoch: Int, loss: Double?, fp32Bytes: Int, encodeS: Double, decodeS: Double, lr: Double, lossScale: Double,
                 skipped: Int, overflow: Bool, samples: Int, stepS: Double, waitS: Double, applyS: Double, bytesRecv: Int, bytesSent: Int,
@@ -104,7 +92,6 @@ public struct OverflowRecord: LogRecord, Equatable {
     public var seenBy: [String]
     public var lossScale: Double
     public var newLossScale: Double
-    enum CodingKeys: String, CodingKey { case step, seenBy = "seen_by", lossScale = "loss_scale", newLossScale = "new_loss_scale" }
 
     public init(step: Int, seenBy: [String], lossScale: Double, newLossScale: Double) {
         self.step = step; self.seenBy = seenBy; self.lossScale = lossScale; self.newLossScale = newLossScale
@@ -146,11 +133,6 @@ public struct EvalRecord: LogRecord, Equatable {
     /// With model.loss = "bce": the test set's AUC and log loss (its mean binary cross-entropy).
     public var auc: Double?
     public var logloss: Double?
-    enum CodingKeys: String, CodingKey {
-        case step, epoch, testAccuracy = "test_accuracy", testLoss = "test_loss", testSamples = "test_samples"
-        case validationAccuracy = "validation_accuracy", validationLoss = "validation_loss", validationSamples = "validation_samples"
-        case auc, logloss
-    }
 
     public init(step: Int, epoch: Int, testAccuracy: Double, testLoss: Double?, testSamples: Int,
                 validationAccuracy: Double? = nil, validationLoss: Double? = nil, validationSamples: Int? = nil) {
@@ -210,12 +192,12 @@ public struct ServerDoneRecord: DoneRecord, Equatable {
 
     public func stateDigest(_ name: String) -> String? { stateDigests.first { $0.name == name }?.digest }
 
-    enum CodingKeys: String, CodingKey {
-        case steps, wallS = "wall_s", peakRSSBytes = "peak_rss_bytes", skipped, lossScale = "loss_scale", paramsDigest = "params_digest"
-    }
+    /// The fixed fields, for the hand-written coding below (their keys: the key strategy's, LogKeys.swift).
+    enum CodingKeys: String, CodingKey { case steps, wallS, peakRSSBytes, skipped, lossScale, paramsDigest }
 
-    /// The keys of the state digests, made from the state names.
-    struct StateKey: CodingKey {
+    /// The keys of the state digests, made from the state names and
+    /// written as they are (PyTorch's names, `exp_avg_sq`: not converted).
+    struct StateKey: LogVerbatimKey {
         let stringValue: String
         var intValue: Int? { nil }
         init(_ s: String) { stringValue = s }
@@ -252,7 +234,7 @@ public struct ServerDoneRecord: DoneRecord, Equatable {
         paramsDigest = try c.decode(String.self, forKey: .paramsDigest)
         let states = try decoder.container(keyedBy: StateKey.self)
         stateDigests = try states.allKeys
-            .filter { $0.stringValue.hasSuffix(StateKey.suffix) && $0.stringValue != CodingKeys.paramsDigest.stringValue }
+            .filter { $0.stringValue.hasSuffix(StateKey.suffix) && $0.stringValue != logKey(CodingKeys.paramsDigest.stringValue) }
             .sorted { $0.stringValue < $1.stringValue }
             .map { key in
                 StateDigest(name: String(key.stringValue.dropLast(StateKey.suffix.count)), digest: try states.decode(String.self, forKey: key))

@@ -20,10 +20,6 @@ public struct WorkerStartRecord: LogRecord, Equatable {
     public var pieces: Int
     public var steps: Int
     public var stepsPerEpoch: Int
-    enum CodingKeys: String, CodingKey {
-        case servers, workers, microbatch, trainSamples = "train_samples", testSamples = "test_samples", precision, compression, pieces,
-             steps, stepsPerEpoch = "steps_per_epoch"
-    }
 
     public init(servers: Int, workers: Int, microbatch: Int, trainSamples: Int, testSamples: Int, precision: String, compression: String,
                 pieces: Int, steps: Int, stepsPerEpoch: Int) {
@@ -65,13 +61,6 @@ public struct WorkerStepRecord: StepRecord, Equatable {
     public var rowBytesSent: Int?
     public var rowBytesRecv: Int?
     public var rowWaitS: Double?
-    enum CodingKeys: String, CodingKey {
-        case step, epoch, loss, fp32Bytes = "fp32_bytes", encodeS = "encode_s", decodeS = "decode_s", lossScale = "loss_scale",
-             overflow, skipped, samples, stepS = "step_s", computeS = "compute_s", waitS = "wait_s", bytesSent = "bytes_sent",
-             bytesRecv = "bytes_recv", samplesPerS = "samples_per_s"
-        case rowsPulled = "rows_pulled", rowIdBytes = "row_id_bytes", rowBytesSent = "row_bytes_sent", rowBytesRecv = "row_bytes_recv",
-             rowWaitS = "row_wait_s"
-    }
 
     public init(step: Int, epoch: Int, loss: Double?, fp32Bytes: Int, encodeS: Double, decodeS: Double, lossScale: Double, overflow: Bool,
                 skipped: Int, samples: Int, stepS: Double, computeS: Double, waitS: Double, bytesSent: Int, bytesRecv: Int,
@@ -95,10 +84,6 @@ public struct EvalPartRecord: LogRecord, Equatable {
     public var validationCorrect: Int?
     public var validationSamples: Int?
     public var validationLossSum: Double?
-    enum CodingKeys: String, CodingKey {
-        case step, epoch, correct, testSamples = "test_samples", testLossSum = "test_loss_sum"
-        case validationCorrect = "validation_correct", validationSamples = "validation_samples", validationLossSum = "validation_loss_sum"
-    }
 
     public init(step: Int, epoch: Int, correct: Int, testSamples: Int, testLossSum: Double?,
                 validationCorrect: Int? = nil, validationSamples: Int? = nil, validationLossSum: Double? = nil) {
@@ -113,7 +98,6 @@ public struct WorkerCheckpointRecord: CheckpointRecord, Equatable {
     public var step: Int
     /// Of the parameters at that step.
     public var paramsDigest: String
-    enum CodingKeys: String, CodingKey { case step, paramsDigest = "params_digest" }
 
     public init(step: Int, paramsDigest: String) {
         self.step = step; self.paramsDigest = paramsDigest
@@ -128,9 +112,6 @@ public struct WorkerDoneRecord: DoneRecord, Equatable {
     public var paramsDigest: String
     /// XXH64 of the top-k error-feedback residual (of nothing without top-k).
     public var residualDigest: String
-    enum CodingKeys: String, CodingKey {
-        case steps, peakRSSBytes = "peak_rss_bytes", paramsDigest = "params_digest", residualDigest = "residual_digest"
-    }
 
     public init(steps: Int, peakRSSBytes: Int, paramsDigest: String, residualDigest: String) {
         self.steps = steps; self.peakRSSBytes = peakRSSBytes; self.paramsDigest = paramsDigest; self.residualDigest = residualDigest
@@ -148,7 +129,6 @@ public struct StalenessRecord: LogRecord, Equatable {
     public var epoch: Int
     public var counts: [Int]
     public var maxLead: Int
-    enum CodingKeys: String, CodingKey { case step, epoch, counts, maxLead = "max_lead" }
 
     public init(step: Int, epoch: Int, counts: [Int], maxLead: Int) {
         self.step = step; self.epoch = epoch; self.counts = counts; self.maxLead = maxLead

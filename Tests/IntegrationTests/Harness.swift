@@ -8,6 +8,7 @@ import PSCheckpoint
 import PSRunLog
 import PSProtocol
 import XCTest
+import PSTestSupport
 
 /// Runs real executables (the launcher, mpirun, the ranks) as child
 /// processes. MPI never starts inside the test runner (it forks daemons that
@@ -41,11 +42,7 @@ enum Harness {
         return p
     }
 
-    static func tempDir(_ tag: String) -> String {
-        let d = NSTemporaryDirectory() + "pstrain-it-\(tag)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        try! FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
-        return d
-    }
+    static func tempDir(_ tag: String) -> String { temporaryFolder("it-\(tag)") }
 
     static func which(_ cmd: String) -> String? {
         for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":") {

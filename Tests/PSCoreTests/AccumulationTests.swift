@@ -4,11 +4,12 @@ import XCTest
 @testable import PSConfig
 @testable import PSProtocol
 @testable import PSRunLog
+import PSTestSupport
 
 /// Gradient accumulation: train.accumulate = N sends one push per N
 /// microbatches, and the result is bit-identical to a run with an N times
 /// larger batch cut into the same microbatches (train.microbatch).
-final class AccumulationTests: XCTestCase {
+final class AccumulationReleaseTests: XCTestCase {
     func config(_ extra: [String]) throws -> Config {
         var c = Config()
         try c.apply(overrides: ["data.kind=synthetic", "data.synthetic_train=1024", "data.synthetic_test=256", "model.input=[1, 8, 8]",
@@ -19,8 +20,7 @@ final class AccumulationTests: XCTestCase {
     }
 
     func run(_ c: Config, workers: Int) throws -> [LogFile] {
-        let d = DataSplit.synthetic(train: c.data.syntheticTrain, test: c.data.syntheticTest, features: c.model.inputSize, classes: 10, seed: 7)
-        return try runInProcess(config: c, servers: 2, workers: workers, data: d)
+        try runInProcess(config: c, servers: 2, workers: workers, data: syntheticData(c))
     }
 
     func digests(_ logs: [LogFile]) -> [String] {

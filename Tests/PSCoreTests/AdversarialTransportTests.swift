@@ -8,13 +8,14 @@ import XCTest
 @testable import PSRunLog
 @testable import PSProtocol
 @testable import PSLaunch
+import PSTestSupport
 
 /// Whole worlds over the adversarial in-process transport: sends are read
 /// only when the matching receive completes, requests complete late and in
 /// shuffled order, and any buffer written or released before its request
 /// completed is reported (InProcessMode.adversarial). The runs must also
 /// reach the same bits as the eager transport.
-final class AdversarialTransportTests: XCTestCase {
+final class AdversarialTransportReleaseTests: XCTestCase {
     func config(epochs: Int = 2, extra: [String] = []) throws -> Config {
         var c = Config()
         for o in ["data.kind=synthetic", "data.synthetic_train=384", "data.synthetic_test=96", "model.input=48",
@@ -36,7 +37,7 @@ final class AdversarialTransportTests: XCTestCase {
         let shapes = [(1, 1), (2, 1), (3, 2), (4, 4), (8, 2), (8, 4), (12, 4), (5, 8), (16, 8)]
         for (i, (w, s)) in shapes.enumerated() {
             let c = try config(epochs: 1)
-            let d = DataSplit.synthetic(train: c.data.syntheticTrain, test: c.data.syntheticTest, features: c.model.inputSize, classes: 10, seed: 3)
+            let d = syntheticData(c, seed: 3)
             let eager = try runInProcess(config: c, servers: s, workers: w, data: d, checkpoints: true)
             let adv = try runInProcess(config: c, servers: s, workers: w, data: d, mode: .adversarial(seed: UInt64(100 + i)), checkpoints: true)
             XCTAssertEqual(digests(adv, ranks: s + w), digests(eager, ranks: s + w), "W=\(w) S=\(s): final parameters")
@@ -50,7 +51,7 @@ final class AdversarialTransportTests: XCTestCase {
     /// under several seeds.
     func testCompressedHalfPrecisionUnderTheAdversary() throws {
         let c = try config(extra: ["train.precision=fp16", "compression.topk=0.1", "compression.adaptive=false"])
-        let d = DataSplit.synthetic(train: c.data.syntheticTrain, test: c.data.syntheticTest, features: c.model.inputSize, classes: 10, seed: 5)
+        let d = syntheticData(c, seed: 5)
         let eager = try runInProcess(config: c, servers: 3, workers: 6, data: d, checkpoints: true)
         for seed in 1...3 as ClosedRange<UInt64> {
             let adv = try runInProcess(config: c, servers: 3, workers: 6, data: d, mode: .adversarial(seed: seed), checkpoints: true)
@@ -116,14 +117,14 @@ final class AdversarialTransportTests: XCTestCase {
     }
 }
 
-final class AdversarialDefaultShapeTests: XCTestCase {
+final class AdversarialDefaultShapeReleaseTests: XCTestCase {
     /// The default model's shape (784-256-128-10, chunk 65536), where S=4
     /// makes each of servers 0-2 send one 235 KB piece.
     func testDefaultModelW8S4() throws {
         var c = Config()
         for o in ["data.kind=synthetic", "data.synthetic_train=384", "data.synthetic_test=64", "train.epochs=1",
                   "run.timeout_seconds=60", "train.batch_size=128", "checkpoint.every_steps=2"] { try c.apply(override: o) }
-        let d = DataSplit.synthetic(train: c.data.syntheticTrain, test: c.data.syntheticTest, features: c.model.inputSize, classes: 10, seed: 3)
+        let d = syntheticData(c, seed: 3)
         for seed in 1...2 as ClosedRange<UInt64> {
             let adv = try runInProcess(config: c, servers: 4, workers: 8, data: d, mode: .adversarial(seed: seed), checkpoints: true)
             XCTAssertEqual(records(adv, rank: 0, ServerDoneRecord.self).count, 1)

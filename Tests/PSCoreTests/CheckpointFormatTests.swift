@@ -8,6 +8,7 @@ import XCTest
 @testable import PSRunLog
 @testable import PSProtocol
 @testable import PSLaunch
+import PSTestSupport
 
 final class SHA256Tests: XCTestCase {
     /// FIPS 180-4 example vectors.

@@ -30,7 +30,7 @@ func realGradients(steps: Int = 20) throws -> [Float] {
     return grads.array
 }
 
-final class CodecRoundTripTests: XCTestCase {
+final class CodecRoundTripReleaseTests: XCTestCase {
     /// Encodes and decodes; returns the decoded values and the encoded size.
     func roundTrip(_ v: [Float], _ p: Precision, shuffle: Bool, zstd: Int, topk: Double = 0) throws -> ([Float], Int, CodecStages) {
         var cs = CodecSettings()
@@ -127,7 +127,7 @@ final class CodecRoundTripTests: XCTestCase {
 }
 
 /// A damaged payload gives a clear error: no crash, no large allocation, no hang.
-final class CodecCorruptionTests: XCTestCase {
+final class CodecCorruptionReleaseTests: XCTestCase {
     func encoded(_ p: Precision, topk: Double) throws -> (PieceCodec, [UInt8], CodecStages, Int) {
         var cs = CodecSettings(); cs.adaptiveBypass = false; cs.topk = topk
         let n = 4096

@@ -13,7 +13,7 @@ import XCTest
 /// Tolerance: |analytic - numeric| <= 2e-3 + 2e-2 * |numeric|, with central
 /// differences of step 1e-2 evaluated in Float (whose rounding bounds what
 /// can be asked of the comparison).
-final class GradientCheckTests: XCTestCase {
+final class GradientCheckReleaseTests: XCTestCase {
     let atol: Float = 2e-3, rtol: Float = 2e-2
 
     func randomBuffer(_ n: Int, seed: UInt64, scale: Float = 1) -> FloatBuffer {

@@ -14,7 +14,7 @@ import CPSKernels
 /// Swift's own Float16 conversion and with the plain C build, on special
 /// values, ties, subnormals and a large random sample; lengths that are not a
 /// multiple of the vector width.
-final class ConvertTests: XCTestCase {
+final class ConvertReleaseTests: XCTestCase {
     static func specials() -> [Float] {
         var v: [Float] = [0, -0, 1, -1, .infinity, -.infinity, .nan, -.nan, Float(bitPattern: 0x7f80_0001),
                           65504, 65519.99, 65520, 65536, -65520, 1e-8, 5.96e-8, 2.98e-8, 2.9802322e-8, 6.1e-5, 6.103515625e-5,

@@ -6,6 +6,7 @@ import XCTest
 @testable import PSCheckpoint
 @testable import PSRunLog
 @testable import PSProtocol
+import PSTestSupport
 
 /// The [data] keys of the formats, the validation results on the wire and
 /// in the log, and the standardisation numbers in a checkpoint.
@@ -115,13 +116,8 @@ final class DataConfigTests: XCTestCase {
     /// With a validation set every epoch's eval record carries its accuracy,
     /// loss and size (the sum of the workers' slices); without, none of it.
     func testValidationIsEvaluatedEachEpoch() throws {
-        var c = Config()
-        for o in ["data.kind=synthetic", "data.synthetic_train=512", "data.synthetic_test=128", "model.input=64",
-                  "model.layers=[{type=\"dense\",units=32},{type=\"relu\"},{type=\"dense\",units=10}]",
-                  "train.batch_size=32", "train.epochs=2", "train.lr=0.05"] {
-            try c.apply(override: o)
-        }
-        let syn = DataSplit.synthetic(train: 512, test: 128, features: 64, classes: 10, seed: 7)
+        let c = try mlpConfig(["data.synthetic_test=128"])
+        let syn = syntheticData(c)
         let s = syn.train.samples
         let split = DataSplit(train: Dataset(samples: s, rows: 0..<448, classes: 10, normalization: .fashionMNIST), test: syn.test,
                               validation: Dataset(samples: s, rows: 448..<512, classes: 10, normalization: .fashionMNIST))

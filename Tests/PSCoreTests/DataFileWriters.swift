@@ -3,6 +3,7 @@ import CZlib
 import XCTest
 @testable import PSNumerics
 @testable import PSData
+import PSTestSupport
 
 /// Small data-set files written from Swift, byte by byte, so that tests can
 /// also write what numpy never would (truncated, mislabelled, ragged).
@@ -75,11 +76,7 @@ enum TestFiles {
     }
 
     /// A fresh temporary folder, removed by the caller.
-    static func tempDir(_ tag: String) -> String {
-        let d = NSTemporaryDirectory() + "pstrain-\(tag)-\(getpid())-\(UUID().uuidString)"
-        try! FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
-        return d
-    }
+    static func tempDir(_ tag: String) -> String { temporaryFolder(tag) }
 
     /// The message of the error `body` throws ("" when it throws none).
     static func message(_ body: () throws -> Void) -> String {

@@ -8,7 +8,7 @@ import XCTest
 /// The pieces of embedding tables: hashing, the row-id wire coding, bags
 /// forward and backward, the sparse optimizers, a server's table shard, the
 /// AUC histogram and binary cross-entropy.
-final class EmbeddingTests: XCTestCase {
+final class EmbeddingReleaseTests: XCTestCase {
     /// The hash of docs/models.md, against values computed by an
     /// independent implementation (Python integers, mod 2^64).
     func testBucketIsTheDocumentedHash() {

@@ -10,7 +10,7 @@ import CXXHash
 @testable import PSProtocol
 @testable import PSLaunch
 
-final class FrameTests: XCTestCase {
+final class FrameReleaseTests: XCTestCase {
     func testXXH64KnownValues() {
         // Reference values of the public xxHash XXH64 specification.
         XCTAssertEqual(xxh64(UnsafeRawBufferPointer(start: nil, count: 0)), 0xEF46_DB37_51D8_E999)
@@ -66,7 +66,7 @@ final class FrameTests: XCTestCase {
     }
 }
 
-final class ChecksumTests: XCTestCase {
+final class ChecksumReleaseTests: XCTestCase {
     /// The frame checksum is what docs/formats.md says: XXH3-64 of the
     /// payload seeded with XXH64 of header bytes 0..<56, stored little-endian
     /// at offset 56 (computed here with libxxhash's plain entry points, the

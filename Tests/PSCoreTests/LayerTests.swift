@@ -68,7 +68,7 @@ struct LayerCase {
 
 /// Every layer kind against finite differences of its own forward pass and
 /// against PyTorch's module of the same name given the same weights.
-final class LayerTests: XCTestCase {
+final class LayerReleaseTests: XCTestCase {
     static let cases: [LayerCase] = [
         LayerCase(type: "dense", options: ["units": 5], input: [7], batch: 3),
         LayerCase(type: "conv2d", options: ["channels": 4, "kernel": 3, "padding": 1], input: [3, 6, 6], batch: 2),
@@ -96,14 +96,14 @@ final class LayerTests: XCTestCase {
 
     /// Finite differences: for L = sum(y * r), dL/dx and dL/d(trained
     /// tensors). Tolerance |analytic - numeric| <= 2e-3 + 2e-2 |numeric|,
-    /// central differences of step 1e-2 in Float (as GradientCheckTests).
+    /// central differences of step 1e-2 in Float (as GradientCheckReleaseTests).
     func testEveryLayerAgainstFiniteDifferences() throws {
         var kinds = Set<String>()
         for c in Self.cases + [LayerCase(type: "dropout", options: ["p": 0.4], input: [12], batch: 3)] where c.training {
             kinds.insert(c.type)
             try finiteDifferences(c)
         }
-        XCTAssertEqual(kinds, Set(LayerKinds.types.filter { $0 != "relu" }), "every kind but relu (GradientCheckTests) is checked")
+        XCTAssertEqual(kinds, Set(LayerKinds.types.filter { $0 != "relu" }), "every kind but relu (GradientCheckReleaseTests) is checked")
     }
 
     func finiteDifferences(_ c: LayerCase) throws {

@@ -9,8 +9,9 @@ import CPSKernels
 @testable import PSRunLog
 @testable import PSProtocol
 @testable import PSLaunch
+import PSTestSupport
 
-final class LossScalerTests: XCTestCase {
+final class LossScalerReleaseTests: XCTestCase {
     func settings() -> LossScaler.Settings {
         var s = LossScaler.Settings()
         s.initialScale = 1024; s.growthInterval = 3; s.hysteresis = 2; s.minScale = 256; s.maxScale = 4096; s.maxSkipsAtMin = 3
@@ -116,18 +117,9 @@ final class SkipSummaryTests: XCTestCase {
     }
 }
 
-final class MixedPrecisionTrainingTests: XCTestCase {
+final class MixedPrecisionTrainingReleaseTests: XCTestCase {
     func config(_ precision: String, extra: [String] = []) throws -> Config {
-        var c = Config()
-        for o in ["data.kind=synthetic", "data.synthetic_train=512", "data.synthetic_test=256", "model.input=64",
-                  "model.layers=[{type=\"dense\",units=32},{type=\"relu\"},{type=\"dense\",units=10}]",
-                  "train.batch_size=32", "train.epochs=1", "train.precision=\(precision)"] + extra {
-            try c.apply(override: o)
-        }
-        return c
-    }
-    func data(_ c: Config) -> DataSplit {
-        DataSplit.synthetic(train: c.data.syntheticTrain, test: c.data.syntheticTest, features: c.model.inputSize, classes: 10, seed: 7)
+        try mlpConfig(["train.epochs=1", "train.precision=\(precision)"] + extra)
     }
 
     func testHalfPrecisionsTrainAndHalveTheWire() throws {
@@ -135,7 +127,7 @@ final class MixedPrecisionTrainingTests: XCTestCase {
         var accuracy: [String: Double] = [:]
         for p in ["fp32", "fp16", "bf16"] {
             let c = try config(p, extra: ["train.epochs=3"])
-            let recs = try runInProcess(config: c, servers: 2, workers: 2, data: data(c))
+            let recs = try runInProcess(config: c, servers: 2, workers: 2, data: syntheticData(c))
             let acc = records(recs, rank: 0, EvalRecord.self).last!.testAccuracy
             accuracy[p] = acc
             // Tolerance: half precision may cost at most 3 points on this small set.
@@ -155,7 +147,7 @@ final class MixedPrecisionTrainingTests: XCTestCase {
     func testInjectedOverflowIsSkippedByEveryServer() throws {
         let c = try config("fp16", extra: ["debug.overflow_step=5", "debug.overflow_worker=1", "debug.overflow_steps=2",
                                            "debug.digest_every_step=true"])
-        let recs = try runInProcess(config: c, servers: 2, workers: 2, data: data(c))
+        let recs = try runInProcess(config: c, servers: 2, workers: 2, data: syntheticData(c))
         for s in 0..<2 {
             let steps = records(recs, rank: s, ServerStepRecord.self)
             let d = steps.map { $0.paramsDigest! }
@@ -178,7 +170,7 @@ final class MixedPrecisionTrainingTests: XCTestCase {
         let c = try config("fp16", extra: ["debug.overflow_step=3", "debug.overflow_steps=1000", "scaler.initial=2",
                                            "scaler.min=1", "scaler.hysteresis=1", "scaler.max_skips_at_min=5",
                                            "run.timeout_seconds=1"])
-        XCTAssertThrowsError(try runInProcess(config: c, servers: 1, workers: 1, data: data(c))) { e in
+        XCTAssertThrowsError(try runInProcess(config: c, servers: 1, workers: 1, data: syntheticData(c))) { e in
             let m = "\(e)"
             XCTAssertTrue(m.contains("training diverged"), m)
             XCTAssertTrue(m.contains("the last step with finite gradients was 2"), m)

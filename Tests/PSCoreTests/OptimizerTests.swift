@@ -8,7 +8,7 @@ import CPSKernels
 /// The servers' optimizers (Sources/PSNumerics/Optimizers/): each against a
 /// double-precision transcription of PyTorch's update, and against
 /// torch.optim itself on the same inputs (Debian's python3-torch).
-final class OptimizerTests: XCTestCase {
+final class OptimizerReleaseTests: XCTestCase {
     /// One optimizer to check: ours, and the torch.optim call that should
     /// give the same numbers (`p` is the parameter; its state keys in our
     /// `stateNames` order).
@@ -203,7 +203,7 @@ final class OptimizerTests: XCTestCase {
     /// The C element loops (CPSKernels/optim.c) give the same bits in the
     /// vectorised build this machine runs and in the plain C build.
     func testEveryKernelBuildGivesTheSameBits() {
-        print("OptimizerTests: optimizer kernels: \(String(cString: pst_optim_variant()))")
+        print("OptimizerReleaseTests: optimizer kernels: \(String(cString: pst_optim_variant()))")
         for (decoupled, l2) in [(Int32(0), Float(0.01)), (0, 0), (1, 0)] {
             var outs: [[Float]] = []
             for generic in [false, true] {
@@ -292,7 +292,7 @@ final class OptimizerTests: XCTestCase {
             for (k, name) in (["weights"] + c.optimizer.stateNames).enumerated() {
                 let want = torch[at..<(at + Self.n)].map { Double($0) }
                 let differ = assertClose(got[k], want, rtol: 1e-6, "\(c.name) \(name) against torch.optim")
-                print("OptimizerTests: \(c.name) \(name): \(differ) of \(Self.n) elements differ from torch.optim in any bit")
+                print("OptimizerReleaseTests: \(c.name) \(name): \(differ) of \(Self.n) elements differ from torch.optim in any bit")
                 at += Self.n
             }
         }

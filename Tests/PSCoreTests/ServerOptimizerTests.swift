@@ -6,24 +6,13 @@ import XCTest
 @testable import PSCheckpoint
 @testable import PSRunLog
 @testable import PSProtocol
+import PSTestSupport
 
 /// The optimizer as the servers run it, whole worlds over the in-process
 /// transport: global gradient-norm clipping agreed among the servers, and
 /// the update count Adam's bias correction takes.
-final class ServerOptimizerTests: XCTestCase {
-    func config(_ extra: [String]) throws -> Config {
-        var c = Config()
-        for o in ["data.kind=synthetic", "data.synthetic_train=512", "data.synthetic_test=256", "model.input=64",
-                  "model.layers=[{type=\"dense\",units=32},{type=\"relu\"},{type=\"dense\",units=10}]",
-                  "train.batch_size=32", "train.epochs=1", "train.lr=0.05"] + extra {
-            try c.apply(override: o)
-        }
-        return c
-    }
-
-    func data(_ c: Config) -> DataSplit {
-        DataSplit.synthetic(train: c.data.syntheticTrain, test: c.data.syntheticTest, features: c.model.inputSize, classes: 10, seed: 7)
-    }
+final class ServerOptimizerReleaseTests: XCTestCase {
+    func config(_ extra: [String]) throws -> Config { try mlpConfig(["train.epochs=1"] + extra) }
 
     /// The servers' final FP32 weights, their shards put end to end.
     final class Weights: @unchecked Sendable {
@@ -38,7 +27,7 @@ final class ServerOptimizerTests: XCTestCase {
 
     func run(_ c: Config, servers: Int, workers: Int) throws -> (logs: [LogFile], weights: [Float]) {
         let box = Weights()
-        let logs = try runInProcess(config: c, servers: servers, workers: workers, data: data(c), finished: { box.keep($0, $1) })
+        let logs = try runInProcess(config: c, servers: servers, workers: workers, data: syntheticData(c), finished: { box.keep($0, $1) })
         return (logs, box.all)
     }
 
@@ -90,9 +79,9 @@ final class ServerOptimizerTests: XCTestCase {
     /// model alone (W=1, so the same FP32 gradient), within 1e-9 relative.
     func testTheNormIsTheGradientsNorm() throws {
         let c = try config(["train.clip_norm=1e9"])
-        let logs = try runInProcess(config: c, servers: 2, workers: 1, data: data(c))
+        let logs = try runInProcess(config: c, servers: 2, workers: 1, data: syntheticData(c))
         let logged = try XCTUnwrap(records(logs, rank: 1, ServerStepRecord.self).first?.gradNorm)
-        let d = data(c), batch = c.train.batchSize
+        let d = syntheticData(c), batch = c.train.batchSize
         let model = try Model(c.model, capacity: batch)
         let n = model.layout.totalCount
         let params = FloatBuffer(count: n), grads = FloatBuffer(count: n)

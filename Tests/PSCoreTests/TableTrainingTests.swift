@@ -5,12 +5,13 @@ import XCTest
 @testable import PSConfig
 @testable import PSProtocol
 @testable import PSRunLog
+import PSTestSupport
 
 /// Whole worlds (threads over the in-process transport) training a
 /// click-through-rate model with embedding tables on the servers: sparse
 /// pull and push, reproducible bits, the adversarial transport, FP16 skips,
 /// and the configuration's checks.
-final class TableTrainingTests: XCTestCase {
+final class TableTrainingReleaseTests: XCTestCase {
     static let tables = "model.tables=[{type=\"embedding_bag\",rows=400,dim=4},{type=\"embedding_bag\",rows=30,dim=4,mode=\"mean\"},"
         + "{type=\"embedding_bag\",rows=100000,dim=4,hash=true}]"
 

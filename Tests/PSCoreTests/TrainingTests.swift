@@ -8,91 +8,15 @@ import XCTest
 @testable import PSRunLog
 @testable import PSProtocol
 @testable import PSLaunch
+import PSTestSupport
 
-/// Runs a whole world (S servers, W workers) on threads over the in-process
-/// transport and returns each rank's log, read back (index: rank).
-/// `finished` sees each server (index, role) after its run, on its thread.
-func runInProcess(config: Config, servers: Int, workers: Int, data: DataSplit, mode: InProcessMode = .eager,
-                  checkpoints: Bool = false, finished: (@Sendable (Int, ServerRole) -> Void)? = nil) throws -> [LogFile] {
-    try runInProcess(config: config, servers: servers, workers: workers, workerData: .dense(data), mode: mode, checkpoints: checkpoints,
-                     finished: finished)
-}
-
-/// The same, for any kind of worker data (a click log for a model with
-/// tables); `worker` runs a worker in place of the native one.
-func runInProcess(config: Config, servers: Int, workers: Int, workerData data: WorkerData, mode: InProcessMode = .eager,
-                  checkpoints: Bool = false, finished: (@Sendable (Int, ServerRole) -> Void)? = nil,
-                  worker: (@Sendable (RankContext, WorkerData) throws -> Void)? = nil) throws -> [LogFile] {
-    let size = servers + workers
-    let hub = InProcessHub(size: size, mode: mode)
-    let dir = NSTemporaryDirectory() + "pstrain-inproc-\(UUID().uuidString)"
-    defer { try? FileManager.default.removeItem(atPath: dir) }
-    let hellos = (0..<size).map {
-        RankHello(role: $0 < servers ? .server : .worker, configHash: config.hash, buildHash: 0, pid: 0, configLength: 0,
-                  host: "test", runDir: dir, error: "", trainCount: data.trainCount)
-    }
-    let world = World(hellos: hellos)
-    let layout = try Model(config.model, capacity: 1).layout
-    final class Errors: @unchecked Sendable { var list = [String?](); let lock = NSLock() }
-    let errors = Errors()
-    errors.list = Array(repeating: nil, count: size)
-    let threads = (0..<size).map { r in
-        Thread {
-            do {
-                let log = try RunLog(path: "\(dir)/logs/rank-\(r).jsonl",
-                                     fixed: RankStamp(run: "inproc", rank: r, role: r < servers ? "server" : "worker", index: r < servers ? r : r - servers))
-                let t = hub.transport(rank: r)
-                let ctx = RankContext(config: config, world: world, transport: t, log: log, say: { _ in }, runDir: checkpoints ? dir : "")
-                if r < servers {
-                    let server = try ServerRole(context: ctx, layout: layout, trainCount: data.trainCount)
-                    try server.run()
-                    finished?(r, server)
-                } else if let worker {
-                    try worker(ctx, data)
-                } else {
-                    try WorkerRole(context: ctx, data: data).run()
-                }
-                t.finish(world.describe(r))
-                log.flush()
-            } catch {
-                errors.lock.lock(); errors.list[r] = "\(error)"; errors.lock.unlock()
-            }
-        }
-    }
-    for t in threads { t.stackSize = 8 << 20; t.start() }
-    while threads.contains(where: { !$0.isFinished }) { usleep(2000) }
-    if !hub.violations.isEmpty { throw PSError("the adversarial transport caught \(hub.violations.count) misuse(s):\n" + hub.violations.prefix(8).joined(separator: "\n")) }
-    let failed = errors.list.compactMap { $0 }
-    if !failed.isEmpty { throw PSError("in-process run failed: " + failed.joined(separator: "; ")) }
-    return try (0..<size).map { r in
-        try XCTUnwrap(LogFile(path: "\(dir)/logs/rank-\(r).jsonl"), "rank \(r)'s log")
-    }
-}
-
-/// Rank `rank`'s records of a type (or of a protocol: `(any DoneRecord).self`).
-func records<R>(_ logs: [LogFile], rank: Int, _ type: R.Type) -> [R] { logs[rank].records(type) }
-
-final class InProcessTrainingTests: XCTestCase {
-    func smallConfig() throws -> Config {
-        var c = Config()
-        for o in ["data.kind=synthetic", "data.synthetic_train=512", "data.synthetic_test=256", "model.input=64",
-                  "model.layers=[{type=\"dense\",units=32},{type=\"relu\"},{type=\"dense\",units=10}]",
-                  "train.batch_size=32", "train.epochs=2", "train.lr=0.05"] {
-            try c.apply(override: o)
-        }
-        return c
-    }
-
-    func data(_ c: Config) -> DataSplit {
-        DataSplit.synthetic(train: c.data.syntheticTrain, test: c.data.syntheticTest, features: c.model.inputSize, classes: 10, seed: 7)
-    }
-
+final class InProcessTrainingReleaseTests: XCTestCase {
     /// Synchronous data parallelism is the computation of one process on the
     /// global batch: W=2 S=2 and W=1 S=1 give the same losses.
     /// Tolerance: 1e-4 relative (only the order of float sums differs).
     func testDataParallelEqualsSingleProcess() throws {
-        let c = try smallConfig()
-        let d = data(c)
+        let c = try mlpConfig()
+        let d = syntheticData(c)
         let one = try runInProcess(config: c, servers: 1, workers: 1, data: d)
         let two = try runInProcess(config: c, servers: 2, workers: 2, data: d)
         let l1 = records(one, rank: 0, ServerStepRecord.self).map { $0.loss! }
@@ -108,8 +32,8 @@ final class InProcessTrainingTests: XCTestCase {
     }
 
     func testIdenticalRunsGiveIdenticalBits() throws {
-        let c = try smallConfig()
-        let d = data(c)
+        let c = try mlpConfig()
+        let d = syntheticData(c)
         let a = try runInProcess(config: c, servers: 2, workers: 3, data: d)
         let b = try runInProcess(config: c, servers: 2, workers: 3, data: d)
         for r in 0..<5 {
@@ -128,7 +52,7 @@ final class InProcessTrainingTests: XCTestCase {
     }
 
     func testASilentRankIsNamedAtTheDeadline() throws {
-        var c = try smallConfig()
+        var c = try mlpConfig()
         try c.apply(override: "run.timeout_seconds=0.5")
         let hub = InProcessHub(size: 2)
         let hellos = [RankHello(role: .server, configHash: 0, buildHash: 0, pid: 0, configLength: 0, host: "", runDir: "", error: "", trainCount: 512),
@@ -143,15 +67,15 @@ final class InProcessTrainingTests: XCTestCase {
     }
 }
 
-extension InProcessTrainingTests {
+extension InProcessTrainingReleaseTests {
     /// A cascade: worker 1 never runs, server 0 waits for its gradients and
     /// worker 0 waits for server 0's parameters. Both deadlines fire; both
     /// ranks must name worker 1, the rank that is really silent, never server 0.
     func testACascadeOfTimeoutsNamesTheSilentRank() throws {
-        var config = try smallConfig()
+        var config = try mlpConfig()
         try config.apply(override: "run.timeout_seconds=1")
         let c = config
-        let d = data(c)
+        let d = syntheticData(c)
         let dir = NSTemporaryDirectory() + "pstrain-blame-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let hub = InProcessHub(size: 3)

@@ -347,7 +347,7 @@ def main():
                            intact=lambda: open(keep, "rb").read() == b"the user's file\n"))
     not_replayable.append(("2", "RowAnnounce of 2^28 rows / 2e9 bytes to a server",
                            "not replayable from the CLI (a worker's message; unit test "
-                           "TableTrainingTests.testRowAnnouncementsAreBoundedByTheServersLimit, fuzz target rows)"))
+                           "TableTrainingReleaseTests.testRowAnnouncementsAreBoundedByTheServersLimit, fuzz target rows)"))
 
     # 3. The TOML that made toml++ assert: a file, --set, a checkpoint's manifest.
     cfg = os.path.join(WORK, "crafted.toml")

@@ -15,7 +15,7 @@ import CPSKernels
 /// The FP32 operations are PyTorch's, in its order, with a fused
 /// multiply-add where its vectorised CPU kernels use one (`add_` with
 /// alpha, `addcmul_`): on an AVX2/AVX-512 machine the results are PyTorch's
-/// bit for bit (OptimizerTests checks them against torch.optim). The element
+/// bit for bit (OptimizerReleaseTests checks them against torch.optim). The element
 /// loop is C (`pst_adam` in CPSKernels/optim.c, vectorised, the same bits
 /// in every build); the scalars are computed here.
 public struct Adam: Optimizer, Equatable {

@@ -19,6 +19,7 @@ import FuzzSupport
 @testable import PSCheckpoint
 @testable import PSRunLog
 @testable import PSProtocol
+import PSTestSupport
 
 let root = makeTempDir("manifest")
 let dir = CheckpointStore.folder(root) + "/step-5"

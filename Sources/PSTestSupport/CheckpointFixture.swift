@@ -1,10 +1,10 @@
-import Foundation
+import PSCheckpoint
 
 /// A small, valid checkpoint `step-5` of a two-tensor model (`w` [2, 3] cut
 /// over two servers, `b` [2] on server 1) with one worker's residual: the
 /// fixture the checkpoint tests and the manifest fuzzer craft their inputs
 /// from. `weights`, `momentum` and `residual` hold 8 values each (w then b).
-func writeExampleCheckpoint(runDir: String, weights p: [Float], momentum v: [Float], residual: [Float], build: String) throws {
+public func writeExampleCheckpoint(runDir: String, weights p: [Float], momentum v: [Float], residual: [Float], build: String) throws {
     precondition(p.count == 8 && v.count == 8 && residual.count == 8)
     func tensor(_ name: String, _ values: ArraySlice<Float>, _ shape: [Int]) -> Safetensors.Tensor {
         Array(values).withUnsafeBufferPointer { Safetensors.Tensor(name: name, shape: shape, floats: $0) }
