@@ -4,6 +4,7 @@ import XCTest
 @testable import PSConfig
 @testable import PSRunLog
 @testable import PSProtocol
+import PSTestSupport
 
 /// The worker session as a library: an engine other than the native one
 /// drives it through the same calls, and its misuse is refused by name.
