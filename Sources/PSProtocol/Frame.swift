@@ -43,6 +43,17 @@ extension FrameKind: CustomStringConvertible {
         case .assignment: return "assign"
         }
     }
+
+    /// What the header's index holds for this kind, as messages name it.
+    public var indexName: String {
+        switch self {
+        case .parameterPiece, .gradientPiece: return "piece"
+        case .rowAnnounce, .rowRequest, .rowValues, .rowGrads: return "round"
+        case .overflowVote: return "server"
+        case .checkpointReport: return "rank"
+        default: return "index"
+        }
+    }
 }
 
 /// The header's flags byte.
@@ -152,7 +163,7 @@ public enum Frame {
     public static func open(buffer: UnsafeRawPointer, length: Int, expect e: FrameExpectation,
                             sender: String) throws -> FrameHeader {
         func bad(_ why: String) -> FrameError {
-            .badFrame(sender: sender, expected: "\(e.kind) of step \(e.step), index \(e.index)", length: length, problem: why)
+            .badFrame(sender: sender, expected: "\(e.kind) of step \(e.step), \(e.kind.indexName) \(e.index)", length: length, problem: why)
         }
         guard length >= FrameHeader.size else { throw bad("only \(length) bytes, shorter than the 64-byte header") }
         let b = buffer
@@ -171,7 +182,7 @@ public enum Frame {
         let step = UInt64(littleEndian: b.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
         guard step == e.step else { throw bad("step \(step)") }
         let index = UInt32(littleEndian: b.loadUnaligned(fromByteOffset: 16, as: UInt32.self))
-        guard index == e.index else { throw bad("index \(index), expected index \(e.index)") }
+        guard index == e.index else { throw bad("\(e.kind.indexName) \(index), expected \(e.index)") }
         guard let et = ElementType(rawValue: b.load(fromByteOffset: 20, as: UInt8.self)) else {
             throw bad("unknown element type \(b.load(fromByteOffset: 20, as: UInt8.self))")
         }
