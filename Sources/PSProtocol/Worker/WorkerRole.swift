@@ -45,7 +45,7 @@ public final class WorkerRole: ComputeEngine {
         let cfg = context.config, world = context.world
         index = world.index(ofRank: context.rank)
         let rows = WorkerSession.microbatchRows(cfg, workers: world.workers)
-        let m = try Model(cfg.model, capacity: max(rows, Model.minimumCapacity))
+        let m = try Model(cfg.model, capacity: WorkerSession.evaluationRows(cfg, workers: world.workers))
         m.storage = cfg.train.precision
         let counts: WorkerSession.DataCounts
         switch source {

@@ -64,8 +64,7 @@ public final class WorkerSession {
     /// The step in progress, and what `parametersReady` said of it.
     var plan: StepPlan?
     var readiness: Readiness?
-    /// ssp and async: the step's rows were asked for with the pull.
-    var rowsAsked = false
+    /// Tables: this step's row gradients are pushed.
     var rowsPushed = false
     /// bsp: the step after which the workers evaluate next.
     var evaluationDue: Int?
@@ -178,7 +177,7 @@ public final class WorkerSession {
         let p = StepPlan(step: step, slice: s, rows: rows, parts: parts, globalBatch: ctx.config.train.stepBatch, seed: ctx.config.train.seed,
                          layerByLayer: !asynchronous && self.rows == nil)
         plan = p
-        readiness = nil; rowsAsked = false; rowsPushed = false
+        readiness = nil; rowsPushed = false
         return p
     }
 
@@ -208,7 +207,6 @@ public final class WorkerSession {
             // Unless the step is a barrier (where the servers may say stop and serve none).
             if asynchronous && !schedule.isBarrier(plan.step) {
                 try rows.ask(step: plan.step, round: 0)
-                rowsAsked = true
             }
         }
         hooks.straggle(worker: index)
@@ -246,7 +244,7 @@ public final class WorkerSession {
             source = .assignments(work)
         }
         if let rows {
-            if !rowsAsked { try rows.ask(step: step, round: 0) }
+            if rows.asked == nil { try rows.ask(step: step, round: 0) }
             try rows.receive()
             if !asynchronous { exchange.syncResidual() }
         }
